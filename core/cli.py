@@ -1,0 +1,71 @@
+"""`segbalance` command line: one sub-command per module in core/commands/.
+
+User errors (bad files, bad options) print one line and exit 2; --debug shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from core import __version__
+from core.errors import Cancelled, SegbalanceError
+
+# Each module exposes register(subparsers); its parser sets `func(args) -> int`.
+COMMAND_MODULES = [
+    "core.commands.sample_data",
+    "core.commands.stats",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="segbalance",
+        description="Balance the class distribution of a semantic-segmentation dataset with generated pairs.",
+    )
+    parser.add_argument("--version", action="version", version=f"segbalance {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("SEGBALANCE_DEBUG") == "1"
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except SegbalanceError as exc:
+        if debug:
+            raise
+        print(f"segbalance {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except (Cancelled, KeyboardInterrupt):
+        if debug:
+            raise
+        print(f"segbalance {args.command}: cancelled", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        # disk full, permission denied, ...: name the file, no traceback
+        if debug:
+            raise
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"segbalance {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,102 @@
+"""PNG and file I/O with the checks and atomic writes every command relies on."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core.errors import DataError
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_IEND = b"IEND\xaeB`\x82"
+
+
+def png_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) from a PNG header, without decoding; raises DataError on a non-PNG or truncated file."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(24)
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 12))
+            tail = fh.read(12)
+    except OSError as exc:
+        raise DataError(f"cannot read ({exc.strerror})", path) from None
+    if len(head) < 24 or head[:8] != PNG_SIGNATURE or head[12:16] != b"IHDR":
+        raise DataError("not a PNG file (bad signature or header)", path)
+    if not tail.endswith(PNG_IEND):
+        raise DataError("truncated PNG (no IEND chunk at the end)", path)
+    width, height = struct.unpack(">II", head[16:24])
+    return int(height), int(width)
+
+
+def read_png(path: str | Path, *, color: bool = False) -> np.ndarray:
+    """Decode a PNG; color=True gives RGB uint8, otherwise the stored array unchanged."""
+    path = str(path)
+    flags = cv2.IMREAD_COLOR if color else cv2.IMREAD_UNCHANGED
+    try:
+        arr = cv2.imread(path, flags)
+    except cv2.error as exc:  # pragma: no cover - libpng errors normally give None
+        raise DataError(f"cannot decode PNG ({exc})", path) from None
+    if arr is None:
+        if not os.path.exists(path):
+            raise DataError("file not found", path)
+        raise DataError("corrupt or truncated PNG (cannot decode)", path)
+    if color:
+        return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+    return arr
+
+
+def read_label_png(path: str | Path) -> np.ndarray:
+    """Decode a single-channel label PNG (uint8 or uint16); a header check catches truncation libpng forgives."""
+    png_size(path)
+    arr = read_png(path)
+    if arr.ndim != 2:
+        raise DataError(f"expected a single-channel label map, got {arr.shape[2]} channels", path)
+    return arr
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_png(path: str | Path, arr: np.ndarray, *, rgb: bool = False, compression: int = 1) -> None:
+    """Atomically write a PNG (temporary name, fsync, rename); rgb=True takes an RGB array."""
+    if rgb:
+        arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".png", arr, [cv2.IMWRITE_PNG_COMPRESSION, compression])
+    if not ok:
+        raise DataError("cannot encode PNG", path)
+    atomic_write_bytes(path, buf.tobytes())
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write bytes so readers see either the old file or the whole new one."""
+    _atomic_write_bytes(Path(path), data)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    _atomic_write_bytes(Path(path), text.encode())
+
+
+def atomic_write_json(path: str | Path, obj: object) -> None:
+    _atomic_write_bytes(Path(path), (json.dumps(obj, indent=2) + "\n").encode())

@@ -1,0 +1,112 @@
+"""A workspace: a folder with segbalance.db plus the files jobs produce."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from core.datasets import Dataset as DatasetReader
+from core.errors import WorkspaceError
+from db import DB_NAME, SchemaError, make_engine, session_factory
+from db import models as m
+
+
+class Workspace:
+    """Opens (or creates) a workspace folder and its database."""
+
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+        self.path = Path(path).resolve()
+        db_path = self.path / DB_NAME
+        if not self.path.exists():
+            if not create:
+                raise WorkspaceError("workspace folder not found", self.path)
+            try:
+                self.path.mkdir(parents=True)
+            except OSError as exc:
+                raise WorkspaceError(f"cannot create workspace ({exc.strerror})", self.path) from None
+        elif not self.path.is_dir():
+            raise WorkspaceError("not a folder", self.path)
+        if not db_path.exists():
+            if not create:
+                raise WorkspaceError(f"not a segbalance workspace (no {DB_NAME})", self.path)
+            if any(self.path.iterdir()) and not os.access(self.path, os.W_OK):
+                raise WorkspaceError("workspace folder is read-only", self.path)
+        try:
+            self.engine = make_engine(db_path, create=create)
+        except SchemaError as exc:
+            raise WorkspaceError(str(exc)) from None
+        except OSError as exc:
+            raise WorkspaceError(f"cannot open database ({exc})", db_path) from None
+        self.sessions = session_factory(self.engine)
+
+    @property
+    def db_path(self) -> Path:
+        return self.path / DB_NAME
+
+    def session(self) -> Session:
+        return self.sessions()
+
+    def subdir(self, *parts: str) -> Path:
+        """A folder inside the workspace, created on demand."""
+        p = self.path.joinpath(*parts)
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def rel(self, path: str | Path) -> str:
+        """Path relative to the workspace, as stored in the DB."""
+        return str(Path(path).resolve().relative_to(self.path))
+
+    def abs(self, rel: str | Path) -> Path:
+        return self.path / rel
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- datasets ----------------------------------------------------------------------
+    def register_dataset(self, ds: DatasetReader) -> int:
+        """Record a dataset and its sample list (kept in sync with disk); returns the dataset row id."""
+        with self.sessions() as s, s.begin():
+            row = s.scalar(select(m.Dataset).where(m.Dataset.path == str(ds.root)))
+            if row is None:
+                row = m.Dataset(path=str(ds.root), format=ds.format, label_set=ds.label_set.to_dict())
+                s.add(row)
+                s.flush()
+            row.format = ds.format
+            row.label_set = ds.label_set.to_dict()
+            row.fingerprint = ds.fingerprint()
+            existing = {
+                (r.split, r.name): r for r in s.scalars(select(m.Sample).where(m.Sample.dataset_id == row.id))
+            }
+            seen = set()
+            for ref in ds.samples():
+                key = (ref.split, ref.id)
+                seen.add(key)
+                paths = dict(
+                    image_path=str(ref.image_path) if ref.image_path else None,
+                    label_path=str(ref.label_path),
+                    instance_path=str(ref.instance_path) if ref.instance_path else None,
+                )
+                r = existing.get(key)
+                if r is None:
+                    s.add(m.Sample(dataset_id=row.id, split=ref.split, name=ref.id, **paths))
+                else:
+                    for k, v in paths.items():
+                        if getattr(r, k) != v:
+                            setattr(r, k, v)
+            gone = [r.id for k, r in existing.items() if k not in seen]
+            if gone:
+                s.execute(delete(m.Sample).where(m.Sample.id.in_(gone)))
+            return row.id
+
+    def dataset_row(self, ds: DatasetReader) -> m.Dataset | None:
+        with self.sessions() as s:
+            return s.scalar(select(m.Dataset).where(m.Dataset.path == str(ds.root)))
