@@ -24,8 +24,16 @@ import numpy as np
 
 from core.errors import Cancelled, DataError, SegbalanceError
 from core.labels import LabelSet
-from core.recombine.compose import STRATEGIES, Placement, Recipe, Rules, compose, recon_background, rules_for, \
-    sort_layers
+from core.recombine.compose import (
+    STRATEGIES,
+    Placement,
+    Recipe,
+    Rules,
+    compose,
+    recon_background,
+    rules_for,
+    sort_layers,
+)
 from core.recombine.layers import LayerBank
 
 Progress = Callable[[int, int], None]
@@ -333,7 +341,7 @@ class _Sim:
             chosen = [needy[int(i)] for i in sorted(idx)]
             per = [int(rng.integers(1, 4)) for _ in chosen]
         picks: list[int] = []
-        for cid, n in zip(chosen, per):
+        for cid, n in zip(chosen, per, strict=True):
             rows = self.by_class[cid]
             picks += [int(rows[int(rng.integers(rows.size))]) for _ in range(n)]
         if strategy == "recon" and self.fillers:
@@ -441,7 +449,7 @@ def plan_balance(stats, bank: LayerBank, target: str | dict, budget: int, strate
         if not needy_mask.any():
             needy_mask[:] = True
             gap = np.ones_like(gap)
-        needy = [i for i, k in zip(ids, needy_mask) if k]
+        needy = [i for i, k in zip(ids, needy_mask, strict=True) if k]
         w = gap[needy_mask] + 1e-3
         best = None
         for _ in range(candidates):

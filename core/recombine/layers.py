@@ -91,7 +91,7 @@ def decompose(label: np.ndarray, instance: np.ndarray | None, ls: LabelSet, min_
             vals, ys, xs = vals[order], ys[order], xs[order]
             starts = np.flatnonzero(np.r_[True, vals[1:] != vals[:-1]])
             ends = np.r_[starts[1:], vals.size]
-            for s, e in zip(starts, ends):
+            for s, e in zip(starts, ends, strict=True):
                 iid = int(vals[s])
                 cid = iid // 1000
                 if cid > 255 or lut[cid] == 255 or not ls.by_id.get(cid) or not ls.by_id[cid].has_instances:
@@ -181,7 +181,7 @@ class LayerBank:
 
     def layer_counts(self) -> dict[int, int]:
         ids, n = np.unique(self.cols["class_id"], return_counts=True)
-        return {int(i): int(k) for i, k in zip(ids, n)}
+        return {int(i): int(k) for i, k in zip(ids, n, strict=True)}
 
 
 _COLS = ("sample_idx", "key", "class_id", "instance_id", "x", "y", "w", "h", "area", "bottom", "offset", "nbytes")
@@ -312,7 +312,7 @@ def build_layer_bank(ds: Dataset, workspace, progress: Progress | None = None, c
         bid = bank.id
         s.execute(insert(m.LayerSample), [dict(bank_id=bid, idx=i, **d) for i, d in enumerate(samples)])
         for j in range(0, len(rows), 20000):
-            s.execute(insert(m.Layer), [dict(bank_id=bid, **dict(zip(_COLS, r))) for r in rows[j : j + 20000]])
+            s.execute(insert(m.Layer), [dict(bank_id=bid, **dict(zip(_COLS, r, strict=True))) for r in rows[j : j + 20000]])
     # drop shard folders of older banks of this dataset split
     for d in root.parent.glob(f"{ds.fingerprint()}-{split}-*"):
         if d != root and d.is_dir():
