@@ -312,7 +312,8 @@ def build_layer_bank(ds: Dataset, workspace, progress: Progress | None = None, c
         bid = bank.id
         s.execute(insert(m.LayerSample), [dict(bank_id=bid, idx=i, **d) for i, d in enumerate(samples)])
         for j in range(0, len(rows), 20000):
-            s.execute(insert(m.Layer), [dict(bank_id=bid, **dict(zip(_COLS, r, strict=True))) for r in rows[j : j + 20000]])
+            chunk = rows[j : j + 20000]
+            s.execute(insert(m.Layer), [dict(bank_id=bid, **dict(zip(_COLS, r, strict=True))) for r in chunk])
     # drop shard folders of older banks of this dataset split
     for d in root.parent.glob(f"{ds.fingerprint()}-{split}-*"):
         if d != root and d.is_dir():
