@@ -6,7 +6,8 @@ N = sum_c n_c and s_c = n_c / N, the planner minimises, over the targeted classe
     J = sum_{c in T} ((s_c - t_c) / t_c) ** 2
 
 (squared relative error, so a rare class at 0.1 % counts as much as a common one at 10 %),
-subject to at most `budget` recipes. It is greedy: each step draws a few candidate recipes
+subject to at most `budget` recipes and to no targeted class ending farther from its target than
+it started (|s_c - t_c| never exceeds its initial value). It is greedy: each step draws a few candidate recipes
 (strategy, base map, layers, placement) from a seeded RNG, predicts each candidate's pixel counts
 by compositing it on the bank's thumbnails with the very compositor `recombine` uses, and keeps
 the candidate that lowers J most; it stops early when no candidate lowers J (more maps would only
@@ -160,12 +161,14 @@ class Plan:
     strategy: str = "auto"
     seed: int = 0
     objective: dict[str, float] = field(default_factory=dict)
+    split: str = "train"  # the layer bank's split the recipes draw from
+    skipped: list[str] = field(default_factory=list)  # preset classes left out: no layers to paste
 
     def to_dict(self) -> dict:
         return {"version": PLAN_VERSION, "dataset": {"path": self.dataset, "fingerprint": self.fingerprint,
-                                                     "label_set": self.label_set},
+                                                     "label_set": self.label_set, "split": self.split},
                 "budget": self.budget, "strategy": self.strategy, "seed": self.seed, "target": self.target,
-                "before": self.before, "after": self.after, "objective": self.objective,
+                "before": self.before, "after": self.after, "objective": self.objective, "skipped": self.skipped,
                 "recipes": [r.to_dict() for r in self.recipes]}
 
     def to_json(self) -> str:
@@ -198,9 +201,13 @@ class Plan:
             if not isinstance(v, dict) or not all(isinstance(x, (int, float)) for x in v.values()):
                 raise DataError(f"'{k}' must map class names to shares", source)
             shares[k] = {str(a): float(b) for a, b in v.items()}
-        return cls(recipes, shares["before"], shares["after"], shares["target"], dsd["fingerprint"],
-                   str(dsd.get("path", "")), str(dsd.get("label_set", "")), int(data.get("budget", 0)),
-                   str(data.get("strategy", "auto")), int(data.get("seed", 0)), dict(data.get("objective", {})))
+        try:
+            return cls(recipes, shares["before"], shares["after"], shares["target"], dsd["fingerprint"],
+                       str(dsd.get("path", "")), str(dsd.get("label_set", "")), int(data.get("budget", 0)),
+                       str(data.get("strategy", "auto")), int(data.get("seed", 0)),
+                       dict(data.get("objective", {})), str(dsd.get("split", "train")))
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"malformed plan field ({exc})", source) from None
 
     def save(self, path: str | Path) -> None:
         from core.io import atomic_write_text
@@ -438,6 +445,7 @@ def plan_balance(stats, bank: LayerBank, target: str | dict, budget: int, strate
 
     n = n0.copy()
     j0 = cur = objective(n)
+    dist0 = np.abs(n[tids] / n.sum() - tv)
     recipes: list[Recipe] = []
     stale = 0
     while len(recipes) < budget:
@@ -457,7 +465,10 @@ def plan_balance(stats, bank: LayerBank, target: str | dict, budget: int, strate
             cand = sim.candidate(strat, needy, w, int(rng.integers(2**31 - 1)))
             if cand is None:
                 continue
-            val = objective(n + cand[1])
+            n2 = n + cand[1]
+            if (np.abs(n2[tids] / n2.sum() - tv) > dist0 + 1e-12).any():
+                continue  # never leave a targeted class farther from its target than it started
+            val = objective(n2)
             if best is None or val < best[0]:
                 best = (val, cand)
         if best is None or best[0] >= cur - 1e-12:
@@ -475,7 +486,7 @@ def plan_balance(stats, bank: LayerBank, target: str | dict, budget: int, strate
         progress(budget, budget)
     return Plan(recipes, before, shares_of(n, ls), tgt, bank.fingerprint, "", ls.name, budget,
                 strategy if isinstance(strategy, str) else ",".join(f"{k}={v}" for k, v in mix.items()), seed,
-                {"before": j0, "after": cur})
+                {"before": j0, "after": cur}, bank.split, sorted(empty))
 
 
 __all__ = ["Plan", "PlaceOptions", "PRESETS", "parse_strategy", "parse_target_spec", "plan_balance",
