@@ -312,7 +312,7 @@ class _Sim:
         if xa >= xb or ya >= yb:
             return False
         mm = m[ya - y0 : yb - y0, xa - x0 : xb - x0]
-        under = thumb[ya:yb, xa:xb][mm]
+        under = thumb[ya:yb, xa:xb][mm.view(bool)]
         n = max(1, int(m.sum()))
         if under.size == 0:
             return False
