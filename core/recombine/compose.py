@@ -208,7 +208,7 @@ def recon_background(label: np.ndarray, rules: Rules, step: int = 4) -> np.ndarr
     # nearest up-sampling: full-resolution pixel (y, x) reads low-resolution cell (y // step, x // step)
     if step > 1:
         # only the rows holding things need the up-sampled fill
-        rows = np.flatnonzero(cv2.reduce(removed, 1, cv2.REDUCE_MAX).ravel())
+        rows = np.flatnonzero(removed.view(bool).any(axis=1))
         y0, y1 = int(rows[0]) // step * step, int(rows[-1]) + 1
         part = fill_lr[y0 // step : (y1 + step - 1) // step]
         fill = np.repeat(np.repeat(part, step, axis=0), step, axis=1)[: y1 - y0, :W]
