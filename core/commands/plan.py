@@ -25,6 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same plan)")
     p.add_argument("--split", default=None, help="split to balance (default: train, or all if none)")
     p.add_argument("--candidates", type=int, default=8, help="candidate recipes tried per step (default 8)")
+    p.add_argument("--scale-range", default="0.6,1.4", metavar="MIN,MAX",
+                   help="perspective scale range of pasted layers (default 0.6,1.4)")
+    p.add_argument("--horizon", type=float, default=0.4,
+                   help="horizon row as a fraction of the height; layers shrink toward it (default 0.4)")
     p.add_argument("--out", required=True, help="plan file to write (JSON)")
     p.add_argument("--json", action="store_true", help="print one JSON object with the predicted shares")
     p.set_defaults(func=run)
@@ -44,6 +48,17 @@ def run(args: argparse.Namespace) -> int:
         raise SegbalanceError("--candidates must be at least 1")
     from core.balance import PRESETS, parse_strategy, parse_target_spec
 
+    from core.balance import PlaceOptions
+
+    try:
+        smin, smax = (float(v) for v in args.scale_range.split(","))
+    except ValueError:
+        raise SegbalanceError(f"--scale-range must be MIN,MAX (got {args.scale_range!r})") from None
+    if not 0 < smin <= smax:
+        raise SegbalanceError(f"--scale-range needs 0 < MIN <= MAX (got {args.scale_range!r})")
+    if not 0 <= args.horizon < 1:
+        raise SegbalanceError(f"--horizon must be in [0, 1) (got {args.horizon})")
+    opts = PlaceOptions(horizon=args.horizon, scale_min=smin, scale_max=smax)
     ds = open_dataset(args.dataset)
     # cheap checks first: a typo should not wait for the layer bank
     parse_strategy(args.strategy)
@@ -63,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
             stats = dataset_stats(ds, split, workspace=ws, progress=progress)
         with cli_progress("planning", "recipe") as progress:
             plan = plan_balance(stats, bank, args.target or args.preset, args.budget, args.strategy, classes,
-                                args.seed, candidates=args.candidates, progress=progress)
+                                args.seed, candidates=args.candidates, options=opts, progress=progress)
     plan.dataset = str(ds.root)
     plan.save(args.out)
     if args.json:
