@@ -46,9 +46,7 @@ def run(args: argparse.Namespace) -> int:
         raise SegbalanceError(f"--budget must be at least 1 (got {args.budget})")
     if args.candidates <= 0:
         raise SegbalanceError("--candidates must be at least 1")
-    from core.balance import PRESETS, parse_strategy, parse_target_spec
-
-    from core.balance import PlaceOptions
+    from core.balance import PRESETS, PlaceOptions, parse_strategy, parse_target_spec
 
     try:
         smin, smax = (float(v) for v in args.scale_range.split(","))
