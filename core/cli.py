@@ -18,6 +18,10 @@ COMMAND_MODULES = [
     "core.commands.stats",
     "core.commands.plan",
     "core.commands.recombine",
+    "core.commands.generate",
+    "core.commands.pairs",
+    "core.commands.review",
+    "core.commands.export",
 ]
 
 

@@ -119,6 +119,7 @@ class GeneratedPair(Base):
     instance_path: Mapped[str | None] = mapped_column(Text)
     image_sha256: Mapped[str | None] = mapped_column(String(64))
     label_sha256: Mapped[str | None] = mapped_column(String(64))
+    instance_sha256: Mapped[str | None] = mapped_column(String(64))
     renderer: Mapped[str] = mapped_column(String(32))
     checkpoint_sha256: Mapped[str | None] = mapped_column(String(64))
     seed: Mapped[int | None] = mapped_column(BigInteger)

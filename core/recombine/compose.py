@@ -124,6 +124,10 @@ class Recipe:
         return sorted({p.class_id for p in self.layers})
 
 
+# called after each layer with (placement, (y0, y1, x0, x1), uint8 mask of the pixels it painted there)
+WriteHook = Callable[[Placement, tuple[int, int, int, int], np.ndarray], None]
+
+
 def _is_int(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -242,7 +246,7 @@ def _thing_ids_in_use(inst: np.ndarray) -> np.ndarray:
 
 def compose(label: np.ndarray, inst: np.ndarray | None, layers: list[Placement],
             get_mask: Callable[[Placement], np.ndarray], rules: Rules, f: int = 1, *,
-            inst_has_things: bool = True) -> None:
+            inst_has_things: bool = True, on_write: WriteHook | None = None) -> None:
     """Paste layers (already in paste order) into label (uint8) and inst (int32) in place.
 
     A layer paints only pixels its class may cover (occlusion rank, protected ego-vehicle/out-of-roi,
@@ -264,6 +268,8 @@ def compose(label: np.ndarray, inst: np.ndarray | None, layers: list[Placement],
         # OpenCV's LUT/and/copyTo work in place on these views and are far faster than numpy masking
         write = cv2.bitwise_and(np.ascontiguousarray(m), cv2.LUT(sub, rules.allow_u8(cid)))
         cv2.copyTo(np.full(sub.shape, cid, np.uint8), write, sub)
+        if on_write is not None:
+            on_write(p, (ya, yb, xa, xb), write)
         if inst is not None:
             if rules.has_inst[cid]:
                 if hist is None:
@@ -320,16 +326,20 @@ def load_base(recipe: Recipe, ds: Dataset, rules: Rules, *, background: bool = T
     return label, inst
 
 
-def apply_recipe(recipe: Recipe, ds: Dataset, bank) -> tuple[np.ndarray, np.ndarray]:
-    """(label uint8, instance int32) of a recipe at full resolution; the same recipe always gives the same maps."""
+def apply_recipe(recipe: Recipe, ds: Dataset, bank, *, on_write: WriteHook | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(label uint8, instance int32) of a recipe at full resolution; the same recipe always gives the same maps.
+
+    `on_write` sees every layer's painted pixels (the copy-paste renderer blends exactly those).
+    """
     check_sources(recipe, ds)
     rules = rules_for(ds.label_set, recipe.order)
     label, inst = load_base(recipe, ds, rules, background=False)
-    return compose_recipe(recipe, label, inst, bank, rules)
+    return compose_recipe(recipe, label, inst, bank, rules, on_write=on_write)
 
 
-def compose_recipe(recipe: Recipe, label: np.ndarray, inst: np.ndarray, bank, rules: Rules
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def compose_recipe(recipe: Recipe, label: np.ndarray, inst: np.ndarray, bank, rules: Rules, *,
+                   on_write: WriteHook | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The compositing half of apply_recipe on an already decoded base (modified in place unless recon)."""
     if recipe.strategy == "recon":
         label = recon_background(label, rules)
@@ -337,7 +347,7 @@ def compose_recipe(recipe: Recipe, label: np.ndarray, inst: np.ndarray, bank, ru
     layers = sort_layers(recipe.layers, rules)
     rows = {id(p): _checked_row(bank, p) for p in layers}
     compose(label, inst, layers, lambda p: bank.mask(rows[id(p)]), rules,
-            inst_has_things=recipe.strategy != "recon")
+            inst_has_things=recipe.strategy != "recon", on_write=on_write)
     return label, inst
 
 

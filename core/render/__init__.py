@@ -1,0 +1,1 @@
+"""Renderers: label maps -> RGB images behind one interface (core.render.base)."""
