@@ -14,9 +14,12 @@ import errno
 import hashlib
 import json
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -373,6 +376,8 @@ def _generate(ws, ds, plan, bank, rend, scorer, ctx: JobContext, job_id: int, re
     res = GenerateResult(job_id, n, len(good), 0, pairs_dir=pairs_dir, resumed=resumed)
     names = {c.id: c.name for c in ds.label_set.classes if 0 <= c.id <= 255}
     delay = float(os.environ.get("SEGBALANCE_JOB_DELAY", "0") or 0)  # testing aid: slow each pair down
+    done0 = len(good)
+    writer = _PairWriter()
     try:
         pos = 0
         while pos < len(todo):
@@ -397,15 +402,15 @@ def _generate(ws, ds, plan, bank, rend, scorer, ctx: JobContext, job_id: int, re
             _seed_generators(seed, batch[0][0])
             try:
                 images = rend.render([it for _, it in batch])
-            except MissingSourceError as exc:  # an image vanished: render one by one to isolate it
+            except MissingSourceError:  # an image vanished: render one by one to isolate it
                 images = []
                 for i, it in batch:
                     try:
                         images.append(rend.render([it])[0])
-                    except MissingSourceError:
+                    except MissingSourceError as one:
                         images.append(None)
-                        res.failed.append((i, str(exc)))
-                        ctx.log(f"recipe {i} failed: {exc}", "error")
+                        res.failed.append((i, str(one)))
+                        ctx.log(f"recipe {i} failed: {one}", "error")
             for (i, item), img in zip(batch, images, strict=True):
                 if img is None:
                     continue
@@ -413,19 +418,19 @@ def _generate(ws, ds, plan, bank, rend, scorer, ctx: JobContext, job_id: int, re
                     time.sleep(delay)
                 quality = float(scorer.score(img, item.label)) if scorer is not None else None
                 status = "rejected" if quality is not None and quality < min_quality else "pending"
-                _store_pair(ws, job_id, i, plan.recipes[i], item, img, pairs_dir, rend, seed, quality, status,
-                            names, rows.get(i))
-                res.new += 1
-                res.done += 1
-                res.rejected += status == "rejected"
-                ctx.report(res.done)
+                writer.put(partial(_store_pair, ws, job_id, i, plan.recipes[i], item, img, pairs_dir, rend, seed,
+                                   quality, status, names, rows.get(i)), status == "rejected")
+                ctx.report(done0 + writer.committed)
                 if ctx.stop_requested():
                     raise Cancelled()
-    except Cancelled:
+        writer.close()
+    except (Cancelled, KeyboardInterrupt):
+        _settle(writer, res, done0, quiet=True)
         ctx.log(f"cancelled after {res.done} of {n} pairs")
         ctx.finish("cancelled", f"cancelled at {res.done}/{n}")
-        raise
+        raise Cancelled() from None
     except BaseException as exc:
+        _settle(writer, res, done0, quiet=True)
         msg = str(exc) or type(exc).__name__
         try:
             ctx.log(f"failed: {msg}", "error")
@@ -433,6 +438,7 @@ def _generate(ws, ds, plan, bank, rend, scorer, ctx: JobContext, job_id: int, re
         except Exception:  # the DB itself may be the problem; the original error matters more
             pass
         raise
+    _settle(writer, res, done0)
     ctx.report(res.done, force=True)
     if res.failed:
         ctx.finish("failed", f"{len(res.failed)} recipe(s) failed (missing source files); {res.done}/{n} done")
@@ -440,6 +446,64 @@ def _generate(ws, ds, plan, bank, rend, scorer, ctx: JobContext, job_id: int, re
         ctx.finish("done", f"{res.done} pairs" + (f", {res.rejected} rejected by the quality gate"
                                                    if res.rejected else ""))
     return res
+
+
+class _PairWriter:
+    """Encodes, writes and commits pairs on one worker thread, so fsync and DB latency overlap rendering.
+
+    Tasks run in order; the first error stops further writes and is raised in the caller's thread at
+    its next put() or at close(). A killed process loses only queued pairs, which have no row yet.
+    """
+
+    def __init__(self, depth: int = 3) -> None:
+        self._q: queue.Queue = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.committed = 0
+        self.rejected = 0
+        self._th = threading.Thread(target=self._run, name="pair-writer", daemon=True)
+        self._th.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            task, rejected = item
+            if self.error is None:
+                try:
+                    task()
+                    self.committed += 1
+                    self.rejected += rejected
+                except BaseException as exc:  # handed to the caller's thread
+                    self.error = exc
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            err, self.error = self.error, None
+            raise err
+
+    def put(self, task: Callable[[], None], rejected: bool = False) -> None:
+        self._raise()
+        self._q.put((task, rejected))
+
+    def close(self) -> None:
+        if self._th.is_alive():
+            self._q.put(None)
+            self._th.join()
+        self._raise()
+
+
+def _settle(writer: _PairWriter, res: GenerateResult, done0: int, quiet: bool = False) -> None:
+    """Let queued pairs finish (they are complete) and count them; a writer error is raised unless quiet."""
+    try:
+        writer.close()
+    except BaseException:
+        if not quiet:
+            raise
+    finally:
+        res.new = writer.committed
+        res.done = done0 + writer.committed
+        res.rejected = writer.rejected
 
 
 def _seed_generators(seed: int | None, index: int) -> None:
