@@ -258,8 +258,12 @@ def test_disk_full_removes_partial_pair_and_job_resumes(setup, monkeypatch, caps
                "--renderer", "copypaste"])
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert rc == 2 and "disk full" in err
-    files = list((ws / "pairs").rglob("*.png"))
-    assert len(files) == 3, "only the first, complete pair is on disk"
+    with Workspace(ws) as w, w.session() as s:
+        rows = list(s.scalars(select(m.GeneratedPair)))
+        on_disk = sorted(str(p.relative_to(ws)) for p in (ws / "pairs").rglob("*") if p.is_file())
+        recorded = sorted(p for r in rows for p in (r.image_path, r.label_path, r.instance_path))
+        assert on_disk == recorded, "no partial pair, no file without its row"
+        assert len(rows) < 6 and s.scalar(select(m.Job.status)) == "failed"
     monkeypatch.setattr(core.io, "atomic_write_bytes", real)
     assert main(["generate", "--workspace", str(ws), "--dataset", str(root), "--plan", str(plan),
                  "--renderer", "copypaste"]) == 0
