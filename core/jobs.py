@@ -43,15 +43,23 @@ INSTANCE_SUFFIX = "_gtFine_instanceIds.png"
 
 
 # -- the job row -----------------------------------------------------------------------------------
+def db_error(exc: OperationalError) -> SegbalanceError:
+    """A user-facing one-liner for SQLite's operational errors (lock held too long, read-only media)."""
+    msg = str(exc.orig if getattr(exc, "orig", None) else exc)
+    if "locked" in msg:
+        return SegbalanceError("workspace database is locked by another writer (waited 15 s); "
+                               "try again when it is done")
+    if "readonly" in msg or "read-only" in msg:
+        return SegbalanceError("workspace database is read-only; use a writable workspace")
+    return SegbalanceError(f"workspace database error: {msg}")
+
+
 def _db_call(fn, *a, **kw):
-    """Run a DB step; a writer holding the lock past the busy timeout becomes a clear user error."""
+    """Run a DB step; SQLite's lock/read-only failures become clear user errors."""
     try:
         return fn(*a, **kw)
     except OperationalError as exc:
-        if "locked" in str(exc.orig if getattr(exc, "orig", None) else exc):
-            raise SegbalanceError("workspace database is locked by another writer (waited 15 s); "
-                                  "try again when it is done") from None
-        raise
+        raise db_error(exc) from None
 
 
 def create_job(ws, kind: str, params: dict) -> int:
@@ -297,6 +305,15 @@ def run_generate(workspace, dataset, plan, renderer: str = "copypaste", *, check
     the same job. Cancel (callback or request_cancel from elsewhere) stops between pairs and raises
     Cancelled after marking the job cancelled; nothing half-written is left.
     """
+    try:
+        return _run_generate(workspace, dataset, plan, renderer, checkpoint, device, blend, min_quality, seed,
+                             batch_size, plan_source, progress, cancel, log)
+    except OperationalError as exc:  # a DB step outside the job loop (registering the dataset, the bank)
+        raise db_error(exc) from None
+
+
+def _run_generate(workspace, dataset, plan, renderer, checkpoint, device, blend, min_quality, seed, batch_size,
+                  plan_source, progress, cancel, log) -> GenerateResult:
     from core.balance import Plan
     from core.datasets import Dataset, open_dataset
     from core.recombine import build_layer_bank
