@@ -191,6 +191,7 @@ class LayerSample(Base):
     height: Mapped[int] = mapped_column(Integer)
     width: Mapped[int] = mapped_column(Integer)
     thumb_offset: Mapped[int] = mapped_column(BigInteger)
+    thumb_nbytes: Mapped[int] = mapped_column(Integer)  # zlib-compressed thumbnail
     thumb_h: Mapped[int] = mapped_column(Integer)
     thumb_w: Mapped[int] = mapped_column(Integer)
 

@@ -30,7 +30,7 @@ from core.labels import LabelSet
 Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
 
-BANK_VERSION = 1
+BANK_VERSION = 2
 MIN_AREA_FRAC = 2e-5  # smaller regions (a few pixels of label noise) are not worth a layer
 PLAN_LONG_SIDE = 512  # thumbnails (and the planner's simulation) work at about this width
 
@@ -137,7 +137,7 @@ class LayerBank:
         self.split = split
         self.factor = factor
         self.bank_id = bank_id
-        self.samples = samples  # [{name, height, width, thumb_offset, thumb_h, thumb_w}] in idx order
+        self.samples = samples  # [{name, height, width, thumb_offset, thumb_nbytes, thumb_h, thumb_w}] by idx
         self.sample_index = {s["name"]: i for i, s in enumerate(samples)}
         self.cols = cols
         mpath, tpath = root / "masks.bin", root / "thumbs.bin"
@@ -168,9 +168,11 @@ class LayerBank:
         return unpack_mask(self._masks[o : o + n].tobytes(), int(c["h"][r]), int(c["w"][r]))
 
     def thumb(self, si: int) -> np.ndarray:
+        """The planner's low-resolution copy of a source map (nearest-neighbour, factor `self.factor`)."""
         s = self.samples[si]
         o = s["thumb_offset"]
-        return np.asarray(self._thumbs[o : o + s["thumb_h"] * s["thumb_w"]]).reshape(s["thumb_h"], s["thumb_w"])
+        raw = zlib.decompress(self._thumbs[o : o + s["thumb_nbytes"]].tobytes())
+        return np.frombuffer(raw, np.uint8).reshape(s["thumb_h"], s["thumb_w"])
 
     def rows_of_class(self, class_id: int, min_area: int = 0) -> np.ndarray:
         c = self.cols
@@ -222,7 +224,8 @@ def _cut_sample(ref: SampleRef) -> tuple[str, int, int, bytes, int, int, list[_C
     f = plan_factor(W, H)
     th = thumbnail(label, f)
     min_area = max(4, int(MIN_AREA_FRAC * H * W))
-    return (ref.id, H, W, th.tobytes(), th.shape[0], th.shape[1], decompose(label, inst, ds.label_set, min_area))
+    blob = zlib.compress(th.tobytes(), 1)
+    return (ref.id, H, W, blob, th.shape[0], th.shape[1], decompose(label, inst, ds.label_set, min_area))
 
 
 def _bank_split(ds: Dataset, split: str | None) -> str:
@@ -273,7 +276,8 @@ def build_layer_bank(ds: Dataset, workspace, progress: Progress | None = None, c
                     continue
                 name, H, W, th, th_h, th_w, cuts = res
                 si = len(samples)
-                samples.append(dict(name=name, height=H, width=W, thumb_offset=toff, thumb_h=th_h, thumb_w=th_w))
+                samples.append(dict(name=name, height=H, width=W, thumb_offset=toff, thumb_nbytes=len(th),
+                                    thumb_h=th_h, thumb_w=th_w))
                 tf.write(th)
                 toff += len(th)
                 for c in cuts:
@@ -359,7 +363,7 @@ def load_layer_bank(workspace, bank_id: int, label_set: LabelSet) -> LayerBank:
         if bank is None or bank.status != "ready":
             raise DataError(f"layer bank #{bank_id} is not built", workspace.path)
         samples = [dict(name=r.name, height=r.height, width=r.width, thumb_offset=r.thumb_offset,
-                        thumb_h=r.thumb_h, thumb_w=r.thumb_w)
+                        thumb_nbytes=r.thumb_nbytes, thumb_h=r.thumb_h, thumb_w=r.thumb_w)
                    for r in s.scalars(select(m.LayerSample).where(m.LayerSample.bank_id == bank_id)
                                       .order_by(m.LayerSample.idx))]
         q = select(*[getattr(m.Layer, k) for k in _COLS]).where(m.Layer.bank_id == bank_id)
