@@ -48,12 +48,31 @@ def synthetic(root: Path, n: int = 8) -> Path:
     return big
 
 
+def bank_scale(tmp: Path, n: int) -> None:
+    root = synthetic(tmp, n)
+    ds = open_dataset(root)
+    rss0 = rss_mb()
+    with Workspace(tmp / "ws") as ws:
+        t = time.perf_counter()
+        bank = build_layer_bank(ds, ws, workers=2)
+        dt = time.perf_counter() - t
+        disk = sum(p.stat().st_size for p in bank.root.iterdir())
+    print(f"layer bank of {n} maps at 2048x1024: {len(bank)} layers, {dt:.1f} s ({dt / n * 1000:.0f} ms/map, 2 "
+          f"workers), shards {disk / 1e6:.1f} MB ({disk / n / 1e3:.0f} kB/map); peak RSS {rss_mb():.0f} MB "
+          f"(before {rss0:.0f} MB)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--recipes", type=int, default=500)
+    ap.add_argument("--bank-maps", type=int, default=0,
+                    help="only measure building a layer bank of N synthetic 2048x1024 maps (RSS, disk, time)")
     args = ap.parse_args()
     cv2.setNumThreads(1)
     tmp = Path(tempfile.mkdtemp(prefix="bench_recombine_"))
+    if args.bank_maps:
+        bank_scale(tmp, args.bank_maps)
+        return
     src = os.environ.get("SEGBALANCE_CITYSCAPES_SAMPLE")
     root = Path(src) if src and Path(src).is_dir() else synthetic(tmp)
     ds = open_dataset(root)
