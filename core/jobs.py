@@ -334,7 +334,7 @@ def _run_generate(workspace, dataset, plan, renderer, checkpoint, device, blend,
         if min_quality is not None and not 0 <= min_quality <= 1:
             raise SegbalanceError(f"--min-quality must be between 0 and 1 (got {min_quality})")
         scorer = load_quality_scorer(ws, device) if min_quality is not None else None
-        bank = build_layer_bank(ds, ws, split=plan.split)
+        bank = build_layer_bank(ds, ws, cancel=cancel, split=plan.split)
         try:
             check_recipes(plan.recipes, bank)
         except DataError as exc:
