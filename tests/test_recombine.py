@@ -416,3 +416,25 @@ def test_bank_build_cancel_leaves_nothing(synth, tmp_path):
 
 
 _ = (BUILDING, SKY, Path)
+
+
+@st.composite
+def recipes(draw):
+    n = draw(st.integers(0, 5))
+    layers = [Placement(draw(st.text("abc_0123456789", min_size=1, max_size=12)), draw(st.integers(0, 500)),
+                        draw(st.sampled_from(sorted(VALID))),
+                        (draw(st.integers(0, 2000)), draw(st.integers(0, 1000)), draw(st.integers(1, 500)),
+                         draw(st.integers(1, 500))),
+                        draw(st.integers(-500, 2000)), draw(st.integers(-500, 1000)), draw(st.integers(1, 900)),
+                        draw(st.integers(1, 900)), draw(st.booleans())) for _ in range(n)]
+    order = draw(st.none() | st.just({"human": 9, "vehicle": 8}))
+    return Recipe(draw(st.sampled_from(["single", "multi", "recon"])), draw(st.text("xyz_09", min_size=1)),
+                  (draw(st.integers(1, 2048)), draw(st.integers(1, 2048))), layers, draw(st.integers(0, 2**40)),
+                  order)
+
+
+@settings(max_examples=60, deadline=None)
+@given(recipes())
+def test_recipe_json_roundtrip(r):
+    again = Recipe.from_dict(json.loads(json.dumps(r.to_dict())))
+    assert again == r
