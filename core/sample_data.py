@@ -139,17 +139,17 @@ def _street(s: _Scene) -> dict:
     rng = s.rng
     lanes_l = int(rng.integers(1, 4))
     lanes_r = int(rng.integers(0, 2))
-    lane = rng.uniform(3.0, 3.6)
+    lane = rng.uniform(3.2, 3.8)
     road_l = -(lanes_l * lane - rng.uniform(1.0, 2.2))
     road_r = lanes_r * lane + rng.uniform(1.0, 2.2)
     st: dict = {"lane": lane, "road": (road_l, road_r), "tram": rng.random() < 0.04}
     for side, edge in ((-1, road_l), (1, road_r)):
-        walk = rng.uniform(1.5, 3.2)
-        grass = rng.uniform(1.0, 3.5) if rng.random() < 0.22 else 0.0
+        walk = rng.uniform(1.3, 2.8)
+        grass = rng.uniform(1.0, 3.5) if rng.random() < 0.18 else 0.0
         kind = rng.choice(["building", "park"], p=[0.87, 0.13])
         facade = edge + side * (walk + grass + rng.uniform(0.0, 0.4))
         st[side] = {"edge": edge, "walk": edge + side * walk, "grass": grass, "facade": facade, "kind": kind,
-                    "wall": rng.random() < 0.14, "fence": rng.random() < 0.16}
+                    "wall": rng.random() < 0.18, "fence": rng.random() < 0.2}
     st["z_end"] = rng.uniform(60, 220)
     return st
 
@@ -214,7 +214,7 @@ def _facades(s: _Scene, st: dict) -> None:
         if d["fence"]:
             z0 = rng.uniform(3, 20)
             z1 = z0 + rng.uniform(15, 80)
-            fh = rng.uniform(1.0, 2.0)
+            fh = rng.uniform(1.1, 2.2)
             xw = d["walk"] + side * 0.05
             zw = (s.f * xw / dxc).astype(np.float32)
             hw = s.dy * (-xw / dxc)
@@ -259,7 +259,7 @@ def _side_objects(s: _Scene, st: dict, side: int) -> None:
     d = st[side]
     edge, walk = d["edge"], d["walk"]
     # trees along the kerb
-    if rng.random() < 0.65:
+    if rng.random() < 0.55:
         z = rng.uniform(4, 14)
         step = rng.uniform(7, 16)
         while z < min(st["z_end"], 120):
@@ -278,10 +278,15 @@ def _side_objects(s: _Scene, st: dict, side: int) -> None:
         zz = rng.uniform(4, 50)
         if s.visible(x, zz):
             _person(s, x, zz, PERSON)
+    # a parked motorcycle
+    if rng.random() < 0.03:
+        zz = rng.uniform(5, 30)
+        x = edge + side * rng.uniform(0.5, 1.0)
+        s.paint_polys([s.box_poly(x - 0.35, x + 0.35, 0, 1.1, zz, zz + 2.0)], zz, MOTORCYCLE, s.instance_id(MOTORCYCLE))
     # parked bicycles
-    if rng.random() < 0.2:
+    if rng.random() < 0.25:
         zz = rng.uniform(5, 25)
-        for _ in range(int(rng.integers(1, 4))):
+        for _ in range(int(rng.integers(1, 6))):
             _bicycle(s, edge + side * rng.uniform(0.4, 1.2), zz, side_view=True)
             zz += rng.uniform(0.7, 1.2)
 
@@ -291,7 +296,7 @@ def _tree(s: _Scene, x: float, z: float) -> None:
     th = rng.uniform(2.0, 3.5)
     tw = rng.uniform(0.2, 0.4)
     s.paint_polys([s.box_poly(x - tw / 2, x + tw / 2, 0, th + 0.5, z, z)], z, VEGETATION)
-    r = rng.uniform(1.8, 3.6)
+    r = rng.uniform(1.8, 3.2)
     blobs = [s.ellipse_poly(x + rng.normal(0, r * 0.4), th + r * rng.uniform(0.5, 1.1), z,
                             r * rng.uniform(0.6, 1.0), r * rng.uniform(0.6, 1.0)) for _ in range(4)]
     s.paint_polys(blobs, z - 0.01, VEGETATION)
@@ -300,7 +305,7 @@ def _tree(s: _Scene, x: float, z: float) -> None:
 def _pole(s: _Scene, x: float, z: float, side: int) -> None:
     rng = s.rng
     kind = rng.choice(["lamp", "sign", "light", "light_sign"], p=[0.35, 0.35, 0.15, 0.15])
-    pw = rng.uniform(0.1, 0.16)
+    pw = rng.uniform(0.09, 0.14)
     ph = {"lamp": rng.uniform(6, 9), "sign": rng.uniform(2.5, 3.5)}.get(str(kind), rng.uniform(3.5, 5.5))
     s.paint_polys([s.box_poly(x - pw / 2, x + pw / 2, 0, ph, z, z)], z, POLE)
     if kind in ("sign", "light_sign"):
@@ -351,13 +356,9 @@ def _bicycle(s: _Scene, x: float, z: float, side_view: bool, rider: bool = False
     """Wheels as rings and a frame as thick lines; with rider=True a rider sits on it."""
     inst = s.instance_id(BICYCLE)
     r = 0.34
-    polys = []
     if side_view:
         za, zb = z, z + 1.05
-        for zc in (za, zb):
-            for rr in (r, r * 0.72):
-                polys.append((zc, rr))
-        # rings: outer minus inner drawn as separate masks at the wheel depth
+        # annotators outline the whole wheel, spokes included: filled wheels
         for zc in (za, zb):
             outer = _ring(s, x, r, zc, r)
             s.paint_polys([outer], zc, BICYCLE, inst)
@@ -429,7 +430,7 @@ def _road_objects(s: _Scene, st: dict) -> None:
             z = rng.uniform(6, 14)
             while z < min(st["z_end"], 90):
                 if rng.random() < 0.6:
-                    cls = CAR if rng.random() < 0.985 else TRUCK
+                    cls = CAR if rng.random() < 0.985 or z < 15 else TRUCK
                     x = edge - side * 1.1
                     _vehicle(s, cls, x, z)
                     placed.append((x, z))
@@ -437,18 +438,19 @@ def _road_objects(s: _Scene, st: dict) -> None:
     # traffic in the lanes
     n = int(rng.poisson(2.2))
     for _ in range(n):
-        cls = rng.choice([CAR, TRUCK, BUS, MOTORCYCLE], p=[0.83, 0.04, 0.04, 0.09])
+        cls = rng.choice([CAR, TRUCK, BUS, MOTORCYCLE], p=[0.81, 0.04, 0.06, 0.09])
         x = rng.uniform(road_l + 1.5, road_r - 1.5) if road_r - road_l > 3 else 0.0
-        z = rng.uniform(8, 70)
+        z = rng.uniform(8, 70) if cls in (CAR, MOTORCYCLE) else rng.uniform(12, 60)
         if free(x, z, 6) and s.visible(x, z):
             _vehicle(s, int(cls), x, z)
             placed.append((x, z))
     # cyclists
-    if rng.random() < 0.3:
+    for _ in range(int(rng.random() < 0.35) + int(rng.random() < 0.1)):
         x = road_r - 1.3 if rng.random() < 0.5 else road_l + 1.3
         z = rng.uniform(5, 35)
         if free(x, z, 3):
             _bicycle(s, x, z, side_view=False, rider=True)
+            placed.append((x, z))
     # a pedestrian crossing
     if rng.random() < 0.15:
         z = rng.uniform(6, 25)
@@ -539,11 +541,11 @@ def _shade(base: np.ndarray, field: np.ndarray, lo: float, hi: float) -> np.ndar
 def _r_road(c: _Canvas, m: np.ndarray, cls: int) -> None:
     rng = c.rng
     base = _jitter(rng, (0.36, 0.35, 0.37) if cls == ROAD else (0.42, 0.38, 0.38), 0.04)
-    tex = 0.6 * c.noise(max(2.0, c.w / 12)) + 0.4 * rng.random((c.h, c.w), dtype=np.float32)
+    tex = 0.35 * c.noise(max(2.0, c.w / 12)) + 0.25 * c.noise(1.5, 1) + 0.4 * rng.random((c.h, c.w), dtype=np.float32)
     col = _shade(base, tex, 0.8, 1.15)
-    # dark tyre tracks and patches
-    patches = c.noise(max(3.0, c.w / 20), 2) > 0.68
-    col[patches] *= 0.85
+    # repaired patches and oil stains: soft-edged darker areas
+    patches = np.clip((c.noise(max(3.0, c.w / 20), 2) - 0.6) * 8, 0, 1)
+    col *= (1 - rng.uniform(0.05, 0.18) * patches)[..., None]
     c.fill(m, col)
     if cls != ROAD:
         return
@@ -595,11 +597,13 @@ def _r_building(c: _Canvas, m: np.ndarray, cls: int) -> None:
     base = cols[band % 16]
     tex = 0.6 + 0.4 * (0.5 * c.noise(max(2.0, c.w / 20)) + 0.5 * rng.random((c.h, c.w), dtype=np.float32))
     col = base * tex[..., None]
-    # window grid: rows of windows per floor, columns per bay, in the facade's perspective
-    height = (c.yh - c.yy) / dxa * c.w * 0.12
-    fl = rng.uniform(0.9, 1.3)
-    win = ((height * fl) % 1.0 > 0.35) & ((height * fl) % 1.0 < 0.8) & ((along * rng.uniform(2.0, 3.5)) % 1.0 < 0.55)
-    win &= c.yy < c.yh + 0.3 * dxa * 0.1  # no windows at street level next to the camera
+    # window grid in the facade's perspective: a floor is ~3 m, i.e. ~0.37*|dx| pixels high on a
+    # facade ~8 m from the camera axis; bays ~3.5 m along the street
+    floors = (c.yh - c.yy) / dxa * rng.uniform(2.3, 3.3) + rng.uniform(0, 1)
+    bays = along * rng.uniform(1.4, 2.2)
+    fh, fw = floors % 1.0, bays % 1.0
+    win = (fh > 0.3) & (fh < rng.uniform(0.7, 0.85)) & (fw > 0.2) & (fw < rng.uniform(0.65, 0.8))
+    win &= floors > 1.0  # shop fronts / doors at street level, not windows
     glass = _pick(rng, [(0.2, 0.24, 0.3), (0.35, 0.4, 0.45), (0.15, 0.15, 0.18), (0.55, 0.5, 0.35)], 0.04)
     gl = _shade(glass, rng.random((c.h, c.w), dtype=np.float32), 0.7, 1.2)
     col[win] = gl[win]
@@ -802,10 +806,16 @@ def _r_human(c: _Canvas, m: np.ndarray, cls: int) -> None:
 def _r_bicycle(c: _Canvas, m: np.ndarray, cls: int) -> None:
     rng = c.rng
     for cm, (x, y, w, h) in _instances(c, m):
-        frame = _pick(rng, [(0.1, 0.1, 0.1), (0.6, 0.1, 0.1), (0.1, 0.3, 0.6), (0.7, 0.7, 0.7)])
-        tyre = np.array([0.05, 0.05, 0.05], np.float32)
-        mix = rng.random((h, w, 1), dtype=np.float32) < 0.5
-        patch = np.where(mix, frame, tyre) * (0.8 + 0.4 * rng.random((h, w, 1), dtype=np.float32))
+        frame = _pick(rng, [(0.1, 0.1, 0.1), (0.6, 0.1, 0.1), (0.1, 0.3, 0.6), (0.7, 0.7, 0.7), (0.2, 0.45, 0.3)])
+        tyre = np.array([0.04, 0.04, 0.05], np.float32)
+        # see-through between the spokes: a dim, noisy grey; tyres on the outline; frame tubes as diagonals
+        patch = _jitter(rng, (0.3, 0.3, 0.3), 0.05) * (0.6 + 0.6 * rng.random((h, w, 1), dtype=np.float32))
+        yy, xx = np.mgrid[0:h, 0:w]
+        p = max(3, min(w, h) // 3)
+        tubes = ((xx + yy) % p == 0) | ((xx - yy) % p == 0) | (yy == h // 3)
+        patch[tubes] = frame
+        edge = cm & ~cv2.erode(cm.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        patch[edge] = tyre
         sub = c.img[y : y + h, x : x + w]
         sub[cm] = patch[cm]
 
