@@ -53,7 +53,7 @@ class _Scene:
         self.rng = rng
         self.f = 1.1 * w  # Cityscapes' focal length relative to the image width
         self.hc = 1.3  # camera height (m)
-        self.yh = h * rng.uniform(0.36, 0.46)  # horizon row
+        self.yh = h * rng.uniform(0.34, 0.44)  # horizon row
         self.vx = w * rng.uniform(0.42, 0.58)  # vanishing point column
         self.label = np.full((h, w), SKY, np.uint8)
         self.inst = np.full((h, w), SKY, np.int32)
@@ -142,14 +142,14 @@ def _street(s: _Scene) -> dict:
     lane = rng.uniform(3.2, 3.8)
     road_l = -(lanes_l * lane - rng.uniform(1.0, 2.2))
     road_r = lanes_r * lane + rng.uniform(1.0, 2.2)
-    st: dict = {"lane": lane, "road": (road_l, road_r), "tram": rng.random() < 0.04}
+    st: dict = {"lane": lane, "road": (road_l, road_r), "tram": rng.random() < 0.05}
     for side, edge in ((-1, road_l), (1, road_r)):
-        walk = rng.uniform(1.3, 2.8)
+        walk = rng.uniform(1.2, 2.6)
         grass = rng.uniform(1.0, 3.5) if rng.random() < 0.18 else 0.0
         kind = rng.choice(["building", "park"], p=[0.87, 0.13])
         facade = edge + side * (walk + grass + rng.uniform(0.0, 0.4))
         st[side] = {"edge": edge, "walk": edge + side * walk, "grass": grass, "facade": facade, "kind": kind,
-                    "wall": rng.random() < 0.18, "fence": rng.random() < 0.2}
+                    "wall": rng.random() < 0.24, "fence": rng.random() < 0.15}
     st["z_end"] = rng.uniform(60, 220)
     return st
 
@@ -259,7 +259,7 @@ def _side_objects(s: _Scene, st: dict, side: int) -> None:
     d = st[side]
     edge, walk = d["edge"], d["walk"]
     # trees along the kerb
-    if rng.random() < 0.55:
+    if rng.random() < 0.5:
         z = rng.uniform(4, 14)
         step = rng.uniform(7, 16)
         while z < min(st["z_end"], 120):
@@ -270,7 +270,7 @@ def _side_objects(s: _Scene, st: dict, side: int) -> None:
     z = rng.uniform(4, 20)
     while z < min(st["z_end"], 90):
         _pole(s, edge + side * rng.uniform(0.3, 0.7), z, side)
-        z += rng.uniform(10, 35)
+        z += rng.uniform(12, 38)
     # pedestrians
     n = int(rng.poisson(1.6))
     for _ in range(n):
@@ -279,12 +279,12 @@ def _side_objects(s: _Scene, st: dict, side: int) -> None:
         if s.visible(x, zz):
             _person(s, x, zz, PERSON)
     # a parked motorcycle
-    if rng.random() < 0.03:
+    if rng.random() < 0.04:
         zz = rng.uniform(5, 30)
         x = edge + side * rng.uniform(0.5, 1.0)
         s.paint_polys([s.box_poly(x - 0.35, x + 0.35, 0, 1.1, zz, zz + 2.0)], zz, MOTORCYCLE, s.instance_id(MOTORCYCLE))
     # parked bicycles
-    if rng.random() < 0.25:
+    if rng.random() < 0.38:
         zz = rng.uniform(5, 25)
         for _ in range(int(rng.integers(1, 6))):
             _bicycle(s, edge + side * rng.uniform(0.4, 1.2), zz, side_view=True)
@@ -422,7 +422,7 @@ def _road_objects(s: _Scene, st: dict) -> None:
         return all(abs(x - px_) > 2.2 or not (z - ln < pz < z + ln) for px_, pz in placed)
 
     if st["tram"]:
-        _vehicle(s, TRAIN, lane * 0.2, rng.uniform(12, 40))
+        _vehicle(s, TRAIN, lane * 0.2, rng.uniform(14, 30))
         placed.append((lane * 0.2, 30.0))
     # parked cars along both kerbs
     for side, edge in ((-1, road_l), (1, road_r)):
@@ -435,17 +435,21 @@ def _road_objects(s: _Scene, st: dict) -> None:
                     _vehicle(s, cls, x, z)
                     placed.append((x, z))
                 z += rng.uniform(5.0, 7.5)
-    # traffic in the lanes
-    n = int(rng.poisson(2.2))
-    for _ in range(n):
-        cls = rng.choice([CAR, TRUCK, BUS, MOTORCYCLE], p=[0.81, 0.04, 0.06, 0.09])
-        x = rng.uniform(road_l + 1.5, road_r - 1.5) if road_r - road_l > 3 else 0.0
-        z = rng.uniform(8, 70) if cls in (CAR, MOTORCYCLE) else rng.uniform(12, 60)
+    # traffic in the lanes: rare large vehicles first (their own draws keep their share steady), then cars
+    lanes_x = lambda: rng.uniform(road_l + 1.5, road_r - 1.5) if road_r - road_l > 3 else 0.0  # noqa: E731
+    for cls, p, z0, z1 in ((BUS, 0.09, 16, 38), (TRUCK, 0.1, 16, 40), (MOTORCYCLE, 0.12, 8, 35)):
+        if rng.random() < p:
+            x, z = lanes_x(), rng.uniform(z0, z1)
+            if free(x, z, 6) and s.visible(x, z):
+                _vehicle(s, cls, x, z)
+                placed.append((x, z))
+    for _ in range(int(rng.poisson(2.0))):
+        x, z = lanes_x(), rng.uniform(8, 70)
         if free(x, z, 6) and s.visible(x, z):
-            _vehicle(s, int(cls), x, z)
+            _vehicle(s, CAR, x, z)
             placed.append((x, z))
     # cyclists
-    for _ in range(int(rng.random() < 0.35) + int(rng.random() < 0.1)):
+    for _ in range(int(rng.random() < 0.28) + int(rng.random() < 0.08)):
         x = road_r - 1.3 if rng.random() < 0.5 else road_l + 1.3
         z = rng.uniform(5, 35)
         if free(x, z, 3):
