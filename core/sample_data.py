@@ -11,6 +11,7 @@ from (seed, split, index), so sample i does not depend on how many samples are g
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -514,6 +515,8 @@ class _Canvas:
     def __init__(self, label: np.ndarray, inst: np.ndarray, rng: np.random.Generator) -> None:
         self.label, self.inst, self.rng = label, inst, rng
         self.h, self.w = label.shape
+        self.H, self.W = label.shape  # full image size: texture scales use it, crops keep it
+        self.k = self.W / 256.0
         self.img = np.zeros((self.h, self.w, 3), np.float32)
         self.yy, self.xx = np.mgrid[0 : self.h, 0 : self.w].astype(np.float32)
         ground = np.isin(label, (ROAD, SIDEWALK, TERRAIN, 9, 6))
@@ -530,11 +533,26 @@ class _Canvas:
         self.gz = (self.h / dyg).astype(np.float32)  # ground depth (relative units)
         self.gx = ((self.xx - self.vx) / dyg).astype(np.float32)  # ground lateral position
 
+    def crop(self, y0: int, y1: int, x0: int, x1: int) -> _Canvas:
+        """A view of one region (textures are computed only where a class is); writes reach the image."""
+        v = copy.copy(self)
+        for name in ("img", "label", "inst", "yy", "xx", "gz", "gx"):
+            setattr(v, name, getattr(self, name)[y0:y1, x0:x1])
+        v.h, v.w = y1 - y0, x1 - x0
+        return v
+
     def fill(self, m: np.ndarray, rgb: np.ndarray) -> None:
         self.img[m] = rgb[m] if rgb.ndim == 3 else rgb
 
     def noise(self, cell: float, octaves: int = 3) -> np.ndarray:
-        return _fractal(self.rng, self.h, self.w, cell, octaves)
+        """Value noise of this region; `cell` is in pixels of a 256-wide image, so textures scale with size."""
+        return _fractal(self.rng, self.h, self.w, max(1.0, cell * self.k), octaves)
+
+    def grain(self) -> np.ndarray:
+        """Per-pixel grain (coarser on big images so it survives downscaling)."""
+        if self.k <= 1.5:
+            return self.rng.random((self.h, self.w), dtype=np.float32)
+        return _fractal(self.rng, self.h, self.w, self.k, 1)
 
 
 def _shade(base: np.ndarray, field: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -545,10 +563,10 @@ def _shade(base: np.ndarray, field: np.ndarray, lo: float, hi: float) -> np.ndar
 def _r_road(c: _Canvas, m: np.ndarray, cls: int) -> None:
     rng = c.rng
     base = _jitter(rng, (0.36, 0.35, 0.37) if cls == ROAD else (0.42, 0.38, 0.38), 0.04)
-    tex = 0.35 * c.noise(max(2.0, c.w / 12)) + 0.25 * c.noise(1.5, 1) + 0.4 * rng.random((c.h, c.w), dtype=np.float32)
+    tex = 0.35 * c.noise(21) + 0.25 * c.noise(1.5, 1) + 0.4 * c.grain()
     col = _shade(base, tex, 0.8, 1.15)
     # repaired patches and oil stains: soft-edged darker areas
-    patches = np.clip((c.noise(max(3.0, c.w / 20), 2) - 0.6) * 8, 0, 1)
+    patches = np.clip((c.noise(13, 2) - 0.6) * 8, 0, 1)
     col *= (1 - rng.uniform(0.05, 0.18) * patches)[..., None]
     c.fill(m, col)
     if cls != ROAD:
@@ -569,10 +587,10 @@ def _r_road(c: _Canvas, m: np.ndarray, cls: int) -> None:
         lw = max(1, int(round(width * 0.012)))
         dash = (c.gz[y, 0] * dash_period) % 1.0 < 0.5
         if dash:
-            cx = int(round(x0 + width * (0.5 + offset * min(1.0, width / c.w))))
+            cx = int(round(x0 + width * (0.5 + offset * min(1.0, width / c.W))))
             sl = slice(max(x0, cx - lw // 2), min(x1, cx + lw // 2 + 1))
             c.img[y, sl] = mark
-        if width > c.w * 0.25 and rng.random() < 0.97:
+        if width > c.W * 0.25 and rng.random() < 0.97:
             c.img[y, x0 + lw : x0 + 2 * lw] = mark * 0.95
             c.img[y, max(x0, x1 - 2 * lw) : x1 - lw] = mark * 0.95
 
@@ -580,7 +598,7 @@ def _r_road(c: _Canvas, m: np.ndarray, cls: int) -> None:
 def _r_sidewalk(c: _Canvas, m: np.ndarray, cls: int) -> None:
     rng = c.rng
     base = _pick(rng, [(0.62, 0.6, 0.58), (0.7, 0.62, 0.55), (0.55, 0.52, 0.5), (0.66, 0.5, 0.45)])
-    col = _shade(base, 0.5 * c.noise(max(2.0, c.w / 16)) + 0.5 * rng.random((c.h, c.w), dtype=np.float32),
+    col = _shade(base, 0.5 * c.noise(16) + 0.5 * c.grain(),
                  0.85, 1.1)
     k = rng.uniform(1.5, 3.0)
     joints = ((c.gz * k) % 1.0 < 0.12) | ((c.gx * k * 2.5) % 1.0 < 0.1)
@@ -594,12 +612,12 @@ def _r_building(c: _Canvas, m: np.ndarray, cls: int) -> None:
                (0.72, 0.6, 0.45), (0.5, 0.55, 0.6)]
     # facades change colour from house to house: hash of a coarse column band
     dx = c.xx - c.vx
-    dxa = np.maximum(np.abs(dx), c.w * 0.06)
-    along = c.w * 1.5 / dxa  # distance along the street for facades seen at the side
+    dxa = np.maximum(np.abs(dx), c.W * 0.06)
+    along = c.W * 1.5 / dxa  # distance along the street for facades seen at the side
     band = np.floor(along / rng.uniform(1.5, 3.0)).astype(np.int64) + (dx > 0) * 1000
     cols = np.array([_pick(rng, palette, 0.06) for _ in range(16)], np.float32)
     base = cols[band % 16]
-    tex = 0.6 + 0.4 * (0.5 * c.noise(max(2.0, c.w / 20)) + 0.5 * rng.random((c.h, c.w), dtype=np.float32))
+    tex = 0.6 + 0.4 * (0.5 * c.noise(13) + 0.5 * c.grain())
     col = base * tex[..., None]
     # window grid in the facade's perspective: a floor is ~3 m, i.e. ~0.37*|dx| pixels high on a
     # facade ~8 m from the camera axis; bays ~3.5 m along the street
@@ -609,7 +627,7 @@ def _r_building(c: _Canvas, m: np.ndarray, cls: int) -> None:
     win = (fh > 0.3) & (fh < rng.uniform(0.7, 0.85)) & (fw > 0.2) & (fw < rng.uniform(0.65, 0.8))
     win &= floors > 1.0  # shop fronts / doors at street level, not windows
     glass = _pick(rng, [(0.2, 0.24, 0.3), (0.35, 0.4, 0.45), (0.15, 0.15, 0.18), (0.55, 0.5, 0.35)], 0.04)
-    gl = _shade(glass, rng.random((c.h, c.w), dtype=np.float32), 0.7, 1.2)
+    gl = _shade(glass, c.grain(), 0.7, 1.2)
     col[win] = gl[win]
     c.fill(m, col)
 
@@ -617,8 +635,8 @@ def _r_building(c: _Canvas, m: np.ndarray, cls: int) -> None:
 def _r_wall(c: _Canvas, m: np.ndarray, cls: int) -> None:
     rng = c.rng
     base = _pick(rng, [(0.62, 0.6, 0.55), (0.58, 0.35, 0.28), (0.5, 0.5, 0.52)])
-    col = _shade(base, 0.5 * c.noise(4) + 0.5 * rng.random((c.h, c.w), dtype=np.float32), 0.75, 1.1)
-    ph = max(2, c.h // 48)
+    col = _shade(base, 0.5 * c.noise(4) + 0.5 * c.grain(), 0.75, 1.1)
+    ph = max(2, c.H // 48)
     row = (c.yy // ph).astype(np.int64)
     mortar = (c.yy % ph < 1) | (((c.xx + (row % 2) * ph) % (2 * ph)) < 1)
     col[mortar] *= 0.7
@@ -629,11 +647,11 @@ def _r_fence(c: _Canvas, m: np.ndarray, cls: int) -> None:
     rng = c.rng
     metal = _pick(rng, [(0.55, 0.5, 0.45), (0.35, 0.4, 0.35), (0.6, 0.6, 0.62), (0.5, 0.38, 0.25)])
     behind = _shade(_jitter(rng, (0.3, 0.35, 0.28)), c.noise(3), 0.4, 0.9)
-    p = max(3, c.w // 64)
+    p = max(3, c.W // 64)
     lattice = ((c.xx + c.yy) % p < 1.2) | ((c.xx - c.yy) % p < 1.2)
     if rng.random() < 0.5:  # vertical bars instead of a mesh
         lattice = (c.xx % p < 1.3) | (c.yy % (4 * p) < 1)
-    col = np.where(lattice[..., None], _shade(metal, rng.random((c.h, c.w), dtype=np.float32), 0.85, 1.1), behind)
+    col = np.where(lattice[..., None], _shade(metal, c.grain(), 0.85, 1.1), behind)
     c.fill(m, col)
 
 
@@ -647,7 +665,7 @@ def _r_sky(c: _Canvas, m: np.ndarray, cls: int) -> None:
     }[str(kind)]
     t = np.clip(c.yy / max(1.0, c.yh), 0, 1)[..., None]
     col = _jitter(rng, top, 0.04) * (1 - t) + _jitter(rng, bot, 0.03) * t
-    clouds = np.clip((c.noise(max(4.0, c.w / 6), 4) - rng.uniform(0.45, 0.6)) * 4, 0, 1)[..., None]
+    clouds = np.clip((c.noise(43, 4) - rng.uniform(0.45, 0.6)) * 4, 0, 1)[..., None]
     col = col * (1 - clouds) + np.float32(rng.uniform(0.85, 1.0)) * clouds
     c.fill(m, col.astype(np.float32))
 
@@ -656,9 +674,9 @@ def _r_vegetation(c: _Canvas, m: np.ndarray, cls: int) -> None:
     rng = c.rng
     base = _pick(rng, [(0.25, 0.38, 0.15), (0.3, 0.42, 0.2), (0.2, 0.3, 0.12), (0.38, 0.42, 0.2)])
     leaves = c.noise(1.5, 2)
-    clumps = c.noise(max(2.0, c.w / 24), 3)
+    clumps = c.noise(11, 3)
     col = _shade(base, 0.55 * leaves + 0.45 * clumps, 0.45, 1.45)
-    hue = c.noise(max(3.0, c.w / 10), 1)[..., None]
+    hue = c.noise(26, 1)[..., None]
     col = col * (1 - 0.3 * hue) + col[..., [1, 1, 0]] * 0.3 * hue  # yellower patches
     col[(leaves < 0.25)] *= 0.5  # dark gaps between leaves
     c.fill(m, col)
@@ -667,9 +685,9 @@ def _r_vegetation(c: _Canvas, m: np.ndarray, cls: int) -> None:
 def _r_terrain(c: _Canvas, m: np.ndarray, cls: int) -> None:
     rng = c.rng
     base = _pick(rng, [(0.45, 0.5, 0.28), (0.52, 0.5, 0.32), (0.4, 0.48, 0.25), (0.5, 0.42, 0.3)])
-    streak = cv2.resize(rng.random((c.h, max(2, c.w // 3)), dtype=np.float32), (c.w, c.h),
+    streak = cv2.resize(rng.random((c.h, max(2, int(c.w / (3 * c.k)))), dtype=np.float32), (c.w, c.h),
                         interpolation=cv2.INTER_LINEAR)
-    col = _shade(base, 0.4 * rng.random((c.h, c.w), dtype=np.float32) + 0.3 * streak + 0.3 * c.noise(5), 0.7, 1.2)
+    col = _shade(base, 0.4 * c.grain() + 0.3 * streak + 0.3 * c.noise(5), 0.7, 1.2)
     c.fill(m, col)
 
 
@@ -678,7 +696,7 @@ def _r_pole(c: _Canvas, m: np.ndarray, cls: int) -> None:
     base = _pick(rng, [(0.45, 0.45, 0.47), (0.3, 0.32, 0.3), (0.55, 0.55, 0.5)])
     # round poles catch light on one side
     lit = m & ~np.roll(m, 1, axis=1)
-    col = _shade(base, rng.random((c.h, c.w), dtype=np.float32), 0.85, 1.1)
+    col = _shade(base, c.grain(), 0.85, 1.1)
     col[lit] *= 1.35
     c.fill(m, col)
 
@@ -827,14 +845,14 @@ def _r_bicycle(c: _Canvas, m: np.ndarray, cls: int) -> None:
 def _r_flat(rgb: tuple[float, float, float], grain: float = 0.15) -> Callable[[_Canvas, np.ndarray, int], None]:
     def render(c: _Canvas, m: np.ndarray, cls: int) -> None:
         base = _jitter(c.rng, rgb, 0.04)
-        c.fill(m, _shade(base, 0.5 * c.noise(4) + 0.5 * c.rng.random((c.h, c.w), dtype=np.float32),
+        c.fill(m, _shade(base, 0.5 * c.noise(4) + 0.5 * c.grain(),
                          1 - grain, 1 + grain))
     return render
 
 
 def _r_ego(c: _Canvas, m: np.ndarray, cls: int) -> None:
     base = _pick(c.rng, [(0.1, 0.1, 0.12), (0.7, 0.7, 0.72), (0.2, 0.2, 0.35)])
-    t = np.clip((c.yy - c.h * 0.85) / (c.h * 0.15), 0, 1)
+    t = np.clip((c.yy - c.H * 0.85) / (c.H * 0.15), 0, 1)
     col = base[None, None, :] * (0.7 + 0.6 * (1 - t))[..., None]
     c.fill(m, col.astype(np.float32))
 
@@ -901,17 +919,19 @@ def render_scene(label: np.ndarray, instance: np.ndarray | None = None, seed: in
     present = np.flatnonzero(np.bincount(label.ravel(), minlength=256))
     for cid in present:
         m = label == cid
+        rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+        y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
         fn = _RENDERERS.get(int(cid))
         if fn is None:
             pal = CITYSCAPES.palette[int(cid)].astype(np.float32) / 255
             fn = _r_flat(tuple(pal), 0.3)  # type: ignore[arg-type]
-        fn(c, m, int(cid))
+        fn(c.crop(y0, y1, x0, x1), m[y0:y1, x0:x1], int(cid))
     img = c.img
     # scene lighting: global brightness, colour temperature, soft shadows, sensor noise
     gain = rng.uniform(0.7, 1.25)
     temp = rng.uniform(-1, 1)
     wb = np.array([1 + 0.08 * temp, 1.0, 1 - 0.1 * temp], np.float32)
-    shadow = 1 - rng.uniform(0.0, 0.3) * np.clip((c.noise(max(4.0, c.w / 5), 2) - 0.45) * 4, 0, 1)
+    shadow = 1 - rng.uniform(0.0, 0.3) * np.clip((c.noise(51, 2) - 0.45) * 4, 0, 1)
     img = img * (gain * wb)[None, None, :] * shadow[..., None]
     if rng.random() < 0.5:
         img = cv2.GaussianBlur(img, (3, 3), rng.uniform(0.3, 0.7))
