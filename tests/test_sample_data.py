@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -81,7 +82,8 @@ def test_layout_is_a_readable_cityscapes_dataset_with_consistent_instances(sampl
 @pytest.fixture(scope="module")
 def stats_200(tmp_path_factory: pytest.TempPathFactory):
     # the default 200-image train set, at half size to keep the test quick
-    root = make_sample_dataset(tmp_path_factory.mktemp("s200") / "s", n_train=200, n_val=0, size=(128, 64))
+    root = make_sample_dataset(tmp_path_factory.mktemp("s200") / "s", n_train=200, n_val=0, size=(128, 64),
+                               color=False)
     return dataset_stats(open_dataset(root), "train", workers=1)
 
 
@@ -168,3 +170,17 @@ def test_cli_bad_size_is_a_one_line_error(tmp_path: Path, capsys: pytest.Capture
     assert err.startswith("segbalance sample-data: error:") and "--size" in err
     assert len(err.splitlines()) == 1
     assert not (tmp_path / "x").exists()
+
+
+def test_render_handles_a_real_cityscapes_map(cityscapes_sample: Path) -> None:
+    # the oracle experiment renders recombined real maps: irregular shapes, void ids, real instance ids
+    ds = open_dataset(cityscapes_sample)
+    ref = ds.samples("train")[0]
+    lab = cv2.resize(ds.load_label(ref), (512, 256), interpolation=cv2.INTER_NEAREST)
+    inst = cv2.resize(ds.load_instance(ref), (512, 256), interpolation=cv2.INTER_NEAREST)
+    img = render_scene(lab, inst, 0)
+    assert img.shape == (256, 512, 3)
+    for cid in np.unique(lab):
+        m = lab == cid
+        if m.sum() > 500 and cid not in (1, 2, 3):  # ego vehicle and borders are near-uniform dark on purpose
+            assert img[m].std(axis=0).max() > 1.0, f"class {cid} rendered flat"
