@@ -49,6 +49,8 @@ def main() -> None:
             c = pixel_counts(ds.load_label(ref))
             counts += c
             images += c > 0
+        if args.n_val:
+            print(_colour_lookup(ds))
         # the renderer alone, on the generated maps
         ref = ds.samples("train")[0]
         lab, inst = ds.load_label(ref), ds.load_instance(ref)
@@ -64,6 +66,29 @@ def main() -> None:
         share = counts[c.id] / max(total, 1) * 100
         target = CITYSCAPES_SHARES[c.name]
         print(f"{c.name:<15}{share:>10.2f}{target:>14.2f}{share / target:>8.2f}{int(images[c.id]):>8}")
+
+
+def _colour_lookup(ds) -> str:
+    """How far a pure colour lookup gets: majority train id per quantised RGB (4096 bins), learned on train."""
+    lut = CITYSCAPES.id_to_train_lut
+
+    def load(split: str) -> tuple[np.ndarray, np.ndarray]:
+        xs, ys = [], []
+        for ref in ds.samples(split):
+            xs.append(ds.load_image(ref).reshape(-1, 3))
+            ys.append(lut[ds.load_label(ref)].ravel())
+        x, y = np.concatenate(xs), np.concatenate(ys)
+        keep = y < 19
+        return (x[keep] // 16).astype(np.int64) @ np.array([256, 16, 1]), y[keep]
+
+    qt, yt = load("train")
+    qv, yv = load("val")
+    table = np.zeros((4096, 19), np.int64)
+    np.add.at(table, (qt, yt), 1)
+    pred = table.argmax(1)[qv]
+    ious = [((pred == c) & (yv == c)).sum() / ((pred == c) | (yv == c)).sum() for c in range(19) if (yv == c).any()]
+    return (f"colour-lookup baseline on val: pixel accuracy {(pred == yv).mean():.3f}, mIoU {np.mean(ious):.3f} "
+            f"(always-road: {(yv == 0).mean():.3f})")
 
 
 if __name__ == "__main__":

@@ -354,14 +354,14 @@ def _person(s: _Scene, x: float, z: float, cls: int) -> None:
 
 
 def _bicycle(s: _Scene, x: float, z: float, side_view: bool, rider: bool = False) -> None:
-    """Wheels as rings and a frame as thick lines; with rider=True a rider sits on it."""
+    """Filled wheels (annotators outline the whole wheel) and a frame of thin boxes; rider=True seats a rider."""
     inst = s.instance_id(BICYCLE)
     r = 0.34
     if side_view:
         za, zb = z, z + 1.05
         # annotators outline the whole wheel, spokes included: filled wheels
         for zc in (za, zb):
-            outer = _ring(s, x, r, zc, r)
+            outer = _wheel(s, x, r, zc, r)
             s.paint_polys([outer], zc, BICYCLE, inst)
         frame = [s.box_poly(x - 0.03, x + 0.03, r, r + 0.5, za + 0.2, zb - 0.2),
                  s.box_poly(x - 0.03, x + 0.03, r, r + 0.08, za, zb)]
@@ -375,7 +375,7 @@ def _bicycle(s: _Scene, x: float, z: float, side_view: bool, rider: bool = False
                       s.instance_id(RIDER))
 
 
-def _ring(s: _Scene, x: float, cy: float, z: float, r: float) -> np.ndarray:
+def _wheel(s: _Scene, x: float, cy: float, z: float, r: float) -> np.ndarray:
     # a side-view wheel lies in the plane x = const, so it projects to a thin ellipse
     t = np.linspace(0, 2 * np.pi, 20, endpoint=False)
     pts = [s.px(x + 0.04 * np.cos(a), cy + r * np.sin(a), z + r * np.cos(a)) for a in t]
