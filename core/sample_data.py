@@ -562,7 +562,10 @@ def _shade(base: np.ndarray, field: np.ndarray, lo: float, hi: float) -> np.ndar
 
 def _r_road(c: _Canvas, m: np.ndarray, cls: int) -> None:
     rng = c.rng
-    base = _jitter(rng, (0.36, 0.35, 0.37) if cls == ROAD else (0.42, 0.38, 0.38), 0.04)
+    # asphalt is grey: vary its brightness a lot and its tint only a little
+    tint = (1.0, 0.98, 1.02) if cls == ROAD else (1.1, 1.0, 1.0)
+    base = np.clip(rng.uniform(0.27, 0.46) * np.array(tint, np.float32) * (1 + rng.normal(0, 0.025, 3)), 0, 1)
+    base = base.astype(np.float32)
     tex = 0.35 * c.noise(21) + 0.25 * c.noise(1.5, 1) + 0.4 * c.grain()
     col = _shade(base, tex, 0.8, 1.15)
     # repaired patches and oil stains: soft-edged darker areas
