@@ -6,8 +6,10 @@ N = sum_c n_c and s_c = n_c / N, the planner minimises, over the targeted classe
     J = sum_{c in T} ((s_c - t_c) / t_c) ** 2
 
 (squared relative error, so a rare class at 0.1 % counts as much as a common one at 10 %),
-subject to at most `budget` recipes and to no targeted class ending farther from its target than
-it started (|s_c - t_c| never exceeds its initial value). It is greedy: each step draws a few candidate recipes
+subject to at most `budget` recipes and, in strict mode (targets of up to 4 classes by default), to
+no targeted class ending farther from its target than it started (|s_c - t_c| never exceeds its
+initial value) unless no candidate can raise that class (sky, say, which pasting can hardly add).
+It is greedy: each step draws a few candidate recipes
 (strategy, base map, layers, placement) from a seeded RNG, predicts each candidate's pixel counts
 by compositing it on the bank's thumbnails with the very compositor `recombine` uses, and keeps
 the candidate that lowers J most; it stops early when no candidate lowers J (more maps would only
@@ -41,6 +43,7 @@ Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
 
 PLAN_VERSION = 1
+STRICT_MAX_CLASSES = 4
 PRESETS = {"raise-rare": 0.01, "inverse-frequency": 2.0, "uniform-capped": 5.0}
 PRESET_HELP = ("raise-rare[:SHARE] lifts every class below SHARE (default 0.01) to it; "
                "inverse-frequency[:T] targets shares proportional to share**(1/T) (T>=1, default 2; "
@@ -343,7 +346,9 @@ class _Sim:
             chosen = [needy[int(rng.choice(len(needy), p=p))]]
             per = [int(rng.integers(2, 7))]
         else:
-            k = min(len(needy), int(rng.integers(2, 6)))
+            # half the time every class still short of its target: a map that holds them all raises them
+            # all, where a map with only some would dilute the others
+            k = len(needy) if rng.random() < 0.5 else min(len(needy), int(rng.integers(2, 6)))
             idx = rng.choice(len(needy), size=k, replace=False, p=p)
             chosen = [needy[int(i)] for i in sorted(idx)]
             per = [int(rng.integers(1, 4)) for _ in chosen]
@@ -407,12 +412,15 @@ def shares_of(counts: np.ndarray, ls: LabelSet) -> dict[str, float]:
 
 def plan_balance(stats, bank: LayerBank, target: str | dict, budget: int, strategy: str | dict = "auto",
                  classes: list[str] | None = None, seed: int = 0, *, candidates: int = 8,
-                 options: PlaceOptions | None = None, progress: Progress | None = None,
-                 cancel: CancelCheck | None = None) -> Plan:
+                 options: PlaceOptions | None = None, strict: bool | None = None,
+                 progress: Progress | None = None, cancel: CancelCheck | None = None) -> Plan:
     """Greedy plan of at most `budget` recipes minimising the squared relative error to the target shares.
 
     `stats` is a DatasetStats (current pixel counts), `target` a spec/preset string or {class: share};
-    `classes` limits which classes are targeted and pasted. Raises DataError on unusable input.
+    `classes` limits which classes are targeted and pasted. `strict` (default: on for targets of up to
+    STRICT_MAX_CLASSES classes) keeps every targeted class from ending farther from its target than it
+    started; presets over many classes rarely allow that at every step, so there J alone decides.
+    Raises DataError on unusable input.
     """
     ls = bank.label_set
     if not isinstance(budget, int) or budget <= 0:
@@ -436,6 +444,8 @@ def plan_balance(stats, bank: LayerBank, target: str | dict, budget: int, strate
     tids = np.array([names[n].train_id for n in tgt])
     tv = np.array([tgt[n] for n in tgt])
     sim = _Sim(bank, opts, ids)
+    if strict is None:
+        strict = len(ids) <= STRICT_MAX_CLASSES
     rng = np.random.default_rng(seed)
     strategies = list(mix)
     sp = np.array([mix[s] for s in strategies])
@@ -459,21 +469,29 @@ def plan_balance(stats, bank: LayerBank, target: str | dict, budget: int, strate
             gap = np.ones_like(gap)
         needy = [i for i, k in zip(ids, needy_mask, strict=True) if k]
         w = gap[needy_mask] + 1e-3
-        best = None
+        cands = []
+        raisable: set[int] = set()  # targeted classes some candidate of this round can raise
         for _ in range(candidates):
             strat = strategies[int(rng.choice(len(strategies), p=sp))]
             cand = sim.candidate(strat, needy, w, int(rng.integers(2**31 - 1)))
             if cand is None:
                 continue
-            n2 = n + cand[1]
-            if (np.abs(n2[tids] / n2.sum() - tv) > dist0 + 1e-12).any():
-                continue  # never leave a targeted class farther from its target than it started
-            val = objective(n2)
-            if best is None or val < best[0]:
-                best = (val, cand)
+            d = cand[1]
+            n2 = n + d
+            raisable.update(np.flatnonzero(d[tids] / max(d.sum(), 1.0) > share).tolist())
+            worse = np.flatnonzero(np.abs(n2[tids] / n2.sum() - tv) > dist0 + 1e-12)
+            cands.append((objective(n2), cand, worse))
+        # never leave a targeted class farther from its target than it started, unless no candidate could
+        # raise it this round (e.g. sky, which pasting can hardly add): then it may be left behind
+        feasible = [c for c in cands if c[2].size == 0]
+        if not feasible:
+            feasible = [c for c in cands if not set(c[2].tolist()) & raisable]
+        if not feasible and not strict:
+            feasible = cands
+        best = min(feasible, key=lambda c: c[0]) if feasible else None
         if best is None or best[0] >= cur - 1e-12:
             stale += 1
-            if stale >= 3:
+            if stale >= 4:
                 break
             continue
         stale = 0

@@ -47,8 +47,9 @@ def _plan(ds_root: Path, ws_path: Path, out: Path, budget: int = 6, seed: int = 
 
 
 @pytest.fixture()
-def setup(tmp_path):
-    root = make_dataset(tmp_path / "ds", n=6, h=128, w=256)
+def setup(tmp_path, sample_dataset):
+    """The built-in sample dataset (read only here), a fresh workspace and a 6-recipe plan."""
+    root = sample_dataset
     ws = tmp_path / "ws"
     plan = _plan(root, ws, tmp_path / "plan.json")
     return root, ws, plan

@@ -270,6 +270,32 @@ def test_realised_shares_match_prediction(synth, tmp_path):
         assert realised > plan.before[name]
 
 
+def test_sample_dataset_plan_recombine_realises_prediction(sample_dataset, tmp_path):
+    """The built-in sample dataset, through the CLI: preset and explicit targets, all three strategies."""
+    ws = tmp_path / "ws"
+    for target, strategy in ((["--preset", "raise-rare:0.01"], "auto"),
+                             (["--target", "wall=0.03,fence=0.03,bus=0.01"], "single=0.4,multi=0.3,recon=0.3")):
+        plan_file = tmp_path / "plan.json"
+        out = tmp_path / f"maps_{strategy[:4]}"
+        assert main(["plan", str(sample_dataset), "--workspace", str(ws), *target, "--budget", "16",
+                     "--strategy", strategy, "--out", str(plan_file)]) == 0
+        assert main(["recombine", str(plan_file), "--workspace", str(ws), "--out", str(out)]) == 0
+        plan = Plan.load(plan_file)
+        assert 0 < len(plan.recipes) <= 16
+        stats = dataset_stats(open_dataset(sample_dataset), "train", workers=1)
+        counts = stats.pixels.copy()
+        from core.io import read_label_png
+
+        for p in sorted(out.glob("*_gtFine_labelIds.png")):
+            counts += pixel_counts(read_label_png(p))
+        lut = LS.id_to_train_lut
+        train = np.bincount(lut[lut != 255], weights=counts[lut != 255], minlength=19)
+        for name in plan.target:
+            realised = train[LS.class_named(name).train_id] / train.sum()
+            assert realised == pytest.approx(plan.after[name], rel=0.10), name
+            assert abs(realised - plan.target[name]) < abs(plan.before[name] - plan.target[name]), name
+
+
 # -- CLI errors -------------------------------------------------------------------------------------
 def _last_line(err: str) -> str:
     """The error line (progress bars on stderr end with carriage returns, never newlines)."""
