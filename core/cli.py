@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "core.commands.pairs",
     "core.commands.review",
     "core.commands.export",
+    "core.commands.jobs",
 ]
 
 

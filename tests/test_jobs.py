@@ -344,3 +344,22 @@ def test_locked_database_gives_a_clear_error(setup, monkeypatch):
     finally:
         con.rollback()
         con.close()
+
+
+def test_jobs_command_follows_and_cancels(setup, capsys, monkeypatch):
+    root, ws, plan = setup
+    monkeypatch.setenv("SEGBALANCE_JOB_DELAY", "0.2")
+
+    def progress(done, total):
+        if done == 1:  # a second CLI asks the running job to stop
+            assert main(["jobs", "--workspace", str(ws), "1", "--cancel"]) == 0
+
+    with pytest.raises(Cancelled):
+        run_generate(ws, root, plan, "copypaste", progress=progress)
+    capsys.readouterr()
+    assert main(["jobs", "--workspace", str(ws), "--json"]) == 0
+    jobs = json.loads(capsys.readouterr().out)
+    assert [(j["id"], j["kind"], j["status"]) for j in jobs] == [(1, "generate", "cancelled")]
+    assert main(["jobs", "--workspace", str(ws), "1"]) == 0
+    out = capsys.readouterr().out
+    assert "job #1 generate: cancelled" in out and "cancelled after" in out
