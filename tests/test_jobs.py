@@ -363,3 +363,13 @@ def test_jobs_command_follows_and_cancels(setup, capsys, monkeypatch):
     assert main(["jobs", "--workspace", str(ws), "1"]) == 0
     out = capsys.readouterr().out
     assert "job #1 generate: cancelled" in out and "cancelled after" in out
+
+
+@pytest.mark.parametrize("blend", ["poisson", "none"])
+def test_copypaste_blends(setup, blend):
+    root, ws, plan = setup
+    res = run_generate(ws, root, plan, "copypaste", blend=blend)
+    rows = _check_rows(ws, res.job_id, 6)
+    with Workspace(ws) as w:
+        imgs = [read_png(w.abs(r.image_path), color=True) for r in rows]
+    assert all(im.dtype == np.uint8 and im.std() > 5 for im in imgs)
