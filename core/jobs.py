@@ -259,15 +259,34 @@ def generate_key(plan, fingerprint: str, renderer: str, checkpoint_sha: str | No
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
-def load_quality_scorer(ws, device: str = "auto"):
-    """The quality gate's scorer (a segmentation model); a clear error until one exists."""
+def find_seg_checkpoint(ws) -> str | None:
+    """The newest finished segmentation training run of the workspace (its run folder), if any."""
+    with ws.session() as s:
+        run = s.scalar(select(m.TrainingRun).where(m.TrainingRun.kind == "seg", m.TrainingRun.status == "done")
+                       .order_by(m.TrainingRun.finished_at.desc(), m.TrainingRun.id.desc()))
+        return run.out_dir if run is not None else None
+
+
+def load_quality_scorer(ws, device: str = "auto", checkpoint: str | None = None):
+    """The quality gate's scorer (a trained segmentation model); a clear error until one exists."""
     try:
-        from core.seg import quality  # type: ignore[attr-defined]
+        from core.seg import quality
     except ImportError:
-        raise SegbalanceError("--min-quality: no segmentation model yet; the quality gate needs a trained "
-                              "segmentation checkpoint (segmentation training is not available in this build)") \
-            from None
-    return quality.load_scorer(ws, device=device)
+        quality = None
+    ckpt = checkpoint or find_seg_checkpoint(ws)
+    if quality is None or not ckpt:
+        raise SegbalanceError("--min-quality: no segmentation model yet; train one (segbalance train-seg) or "
+                              "pass --seg-checkpoint, then re-run")
+    return quality.load_scorer(ckpt, device=device)
+
+
+def _score(scorer, images: list[np.ndarray], labels: list[np.ndarray]) -> list[float | None]:
+    """mIoU over the classes present per pair; None where no evaluated class is present (NaN)."""
+    if hasattr(scorer, "score_batch"):
+        raw = scorer.score_batch(images, labels)
+    else:
+        raw = [scorer.score(im, lab) for im, lab in zip(images, labels, strict=True)]
+    return [None if v is None or v != v else float(v) for v in raw]
 
 
 def _cleanup(ws, job_id: int, pairs_dir: Path, ctx: JobContext) -> dict[int, m.GeneratedPair]:
@@ -297,8 +316,8 @@ def _cleanup(ws, job_id: int, pairs_dir: Path, ctx: JobContext) -> dict[int, m.G
 def run_generate(workspace, dataset, plan, renderer: str = "copypaste", *, checkpoint: str | None = None,
                  device: str = "auto", blend: str = "feather", min_quality: float | None = None,
                  seed: int | None = None, batch_size: int | None = None, plan_source: str | Path = "plan",
-                 progress: Progress | None = None, cancel: CancelCheck | None = None,
-                 log: LogFn | None = None) -> GenerateResult:
+                 seg_checkpoint: str | None = None, progress: Progress | None = None,
+                 cancel: CancelCheck | None = None, log: LogFn | None = None) -> GenerateResult:
     """Turn every recipe of a plan into a pair (label, instance, RGB) logged in the workspace DB.
 
     `workspace`, `dataset`, `plan` may be objects or paths. Re-running with the same inputs resumes
@@ -307,13 +326,13 @@ def run_generate(workspace, dataset, plan, renderer: str = "copypaste", *, check
     """
     try:
         return _run_generate(workspace, dataset, plan, renderer, checkpoint, device, blend, min_quality, seed,
-                             batch_size, plan_source, progress, cancel, log)
+                             batch_size, plan_source, seg_checkpoint, progress, cancel, log)
     except OperationalError as exc:  # a DB step outside the job loop (registering the dataset, the bank)
         raise db_error(exc) from None
 
 
 def _run_generate(workspace, dataset, plan, renderer, checkpoint, device, blend, min_quality, seed, batch_size,
-                  plan_source, progress, cancel, log) -> GenerateResult:
+                  plan_source, seg_checkpoint, progress, cancel, log) -> GenerateResult:
     from core.balance import Plan
     from core.datasets import Dataset, open_dataset
     from core.recombine import build_layer_bank
@@ -333,7 +352,7 @@ def _run_generate(workspace, dataset, plan, renderer, checkpoint, device, blend,
             raise DataError("plan has no recipes", plan_source)
         if min_quality is not None and not 0 <= min_quality <= 1:
             raise SegbalanceError(f"--min-quality must be between 0 and 1 (got {min_quality})")
-        scorer = load_quality_scorer(ws, device) if min_quality is not None else None
+        scorer = load_quality_scorer(ws, device, seg_checkpoint) if min_quality is not None else None
         bank = build_layer_bank(ds, ws, cancel=cancel, split=plan.split)
         try:
             check_recipes(plan.recipes, bank)
@@ -416,7 +435,7 @@ def _generate(ws, ds, plan, bank, rend, scorer, ctx: JobContext, job_id: int, re
                 batch.append((i, RenderItem(label, inst, recipe, writes)))
             if not batch:
                 continue
-            _seed_generators(seed, batch[0][0])
+            rend.reseed(int(seed) * 1_000_003 + batch[0][0] if seed is not None else batch[0][1].recipe.seed)
             try:
                 images = rend.render([it for _, it in batch])
             except MissingSourceError:  # an image vanished: render one by one to isolate it
@@ -428,12 +447,12 @@ def _generate(ws, ds, plan, bank, rend, scorer, ctx: JobContext, job_id: int, re
                         images.append(None)
                         res.failed.append((i, str(one)))
                         ctx.log(f"recipe {i} failed: {one}", "error")
-            for (i, item), img in zip(batch, images, strict=True):
-                if img is None:
-                    continue
+            keep = [(b, img) for b, img in zip(batch, images, strict=True) if img is not None]
+            scores = (_score(scorer, [img for _, img in keep], [b[1].label for b, _ in keep]) if scorer is not None
+                      else [None] * len(keep))
+            for ((i, item), img), quality in zip(keep, scores, strict=True):
                 if delay:
                     time.sleep(delay)
-                quality = float(scorer.score(img, item.label)) if scorer is not None else None
                 status = "rejected" if quality is not None and quality < min_quality else "pending"
                 writer.put(partial(_store_pair, ws, job_id, i, plan.recipes[i], item, img, pairs_dir, rend, seed,
                                    quality, status, names, rows.get(i)), status == "rejected")
@@ -532,15 +551,6 @@ def _settle(writer: _PairWriter, res: GenerateResult, done0: int, quiet: bool = 
         res.new = writer.committed
         res.done = done0 + writer.committed
         res.rejected = writer.rejected
-
-
-def _seed_generators(seed: int | None, index: int) -> None:
-    if seed is None:
-        return
-    import sys
-
-    if "torch" in sys.modules:
-        sys.modules["torch"].manual_seed(int(seed) * 1_000_003 + index)
 
 
 def _store_pair(ws, job_id: int, i: int, recipe, item, img: np.ndarray, pairs_dir: Path, rend, seed, quality,

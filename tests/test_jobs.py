@@ -373,3 +373,38 @@ def test_copypaste_blends(setup, blend):
     with Workspace(ws) as w:
         imgs = [read_png(w.abs(r.image_path), color=True) for r in rows]
     assert all(im.dtype == np.uint8 and im.std() > 5 for im in imgs)
+
+
+def test_quality_gate_marks_low_scores_rejected(setup, monkeypatch, tmp_path):
+    """The gate with a stand-in scorer (same interface as core.seg.quality) and a finished seg run in the DB."""
+    root, ws, plan = setup
+    seen: dict = {}
+
+    class Scorer:
+        def score_batch(self, images, labels):
+            # a deterministic stand-in: alternate high and low by the label's first pixel rows
+            return [0.9 if int(lab[:4].sum()) % 2 == 0 else 0.1 for lab in labels]
+
+    quality = types.ModuleType("core.seg.quality")
+
+    def load_scorer(ckpt, device="auto"):
+        seen["ckpt"] = ckpt
+        return Scorer()
+
+    quality.load_scorer = load_scorer
+    seg = types.ModuleType("core.seg")
+    seg.quality = quality
+    monkeypatch.setitem(sys.modules, "core.seg", seg)
+    monkeypatch.setitem(sys.modules, "core.seg.quality", quality)
+    with pytest.raises(SegbalanceError, match="no segmentation model yet"):
+        run_generate(ws, root, plan, "copypaste", min_quality=0.5)
+    with Workspace(ws) as w, w.session() as s, s.begin():
+        s.add(m.TrainingRun(kind="seg", name="r", out_dir=str(tmp_path / "segrun"), status="done"))
+    res = run_generate(ws, root, plan, "copypaste", min_quality=0.5)
+    assert seen["ckpt"] == str(tmp_path / "segrun")
+    with Workspace(ws) as w:
+        pairs = list_pairs(w)
+    assert len(pairs) == 6 and res.rejected == sum(p["status"] == "rejected" for p in pairs)
+    for p in pairs:
+        assert p["quality"] in (0.9, 0.1)
+        assert p["status"] == ("rejected" if p["quality"] < 0.5 else "pending")

@@ -16,6 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda:N (default auto)")
     p.add_argument("--min-quality", type=float, default=None, metavar="Q",
                    help="mark pairs whose segmentation mIoU is below Q (0..1) as rejected")
+    p.add_argument("--seg-checkpoint", help="segmentation run folder or checkpoint for --min-quality "
+                   "(default: the newest finished train-seg run of the workspace)")
     p.add_argument("--blend", default="feather", choices=["feather", "poisson", "none"],
                    help="copypaste edge blending (default feather)")
     p.add_argument("--seed", type=int, default=None, help="generator seed (default: each recipe's seed)")
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     with cli_progress("generating", "pair") as progress:
         res = run_generate(args.workspace, args.dataset, args.plan, args.renderer, checkpoint=args.checkpoint,
                            device=args.device, blend=args.blend, min_quality=args.min_quality, seed=args.seed,
-                           batch_size=args.batch_size, progress=progress)
+                           batch_size=args.batch_size, seg_checkpoint=args.seg_checkpoint, progress=progress)
     what = "resumed" if res.resumed else "job"
     print(f"{what} #{res.job_id}: {res.new} new pair(s), {res.done}/{res.total} done"
           + (f", {res.rejected} rejected by the quality gate" if res.rejected else "")

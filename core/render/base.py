@@ -49,6 +49,10 @@ class Renderer(ABC):
         """Free what the renderer holds (GPU memory, file caches)."""
         return None
 
+    def reseed(self, seed: int) -> None:
+        """Make the next batch's randomness depend only on `seed` (resumed jobs repeat their pairs)."""
+        return None
+
 
 class GeneratorRenderer(Renderer):
     """Adapts a label-to-image generator (render_batch(labels, instances) -> RGB list) to the interface."""
@@ -60,9 +64,26 @@ class GeneratorRenderer(Renderer):
         self.checkpoint_sha256 = getattr(model, "checkpoint_sha256", None)
         self.label_nc = getattr(model, "label_nc", None)
 
+    def reseed(self, seed: int) -> None:
+        import torch
+
+        torch.manual_seed(seed)
+        if hasattr(self.model, "rng"):  # feature sampling of instance-wise generators
+            self.model.rng = np.random.default_rng(seed)
+
     def render(self, items: list[RenderItem]) -> list[np.ndarray]:
         out = self.model.render_batch([it.label for it in items], [it.instance for it in items])
         return [np.asarray(o, dtype=np.uint8) for o in out]
+
+
+def _file_sha256(path: str) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def load_renderer(kind: str, *, ds=None, checkpoint: str | None = None, device: str = "auto",
@@ -86,6 +107,8 @@ def load_renderer(kind: str, *, ds=None, checkpoint: str | None = None, device: 
             raise SegbalanceError("the pix2pixhd renderer is not available in this build; use --renderer "
                                   "copypaste") from None
         model = pix2pixhd.load_renderer(checkpoint, device=device)
+        if getattr(model, "checkpoint_sha256", None) is None:
+            model.checkpoint_sha256 = _file_sha256(checkpoint)
         r = GeneratorRenderer(model, "pix2pixhd", batch_size)
         if ds is not None and r.label_nc is not None and int(r.label_nc) < ds.label_set.label_nc:
             raise SegbalanceError(
