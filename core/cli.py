@@ -17,6 +17,7 @@ from core.errors import Cancelled, SegbalanceError
 COMMAND_MODULES = [
     "core.commands.sample_data",
     "core.commands.stats",
+    "core.commands.demo",
 ]
 
 
