@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "core.commands.review",
     "core.commands.export",
     "core.commands.jobs",
+    "core.commands.demo",
 ]
 
 
