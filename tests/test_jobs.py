@@ -408,3 +408,37 @@ def test_quality_gate_marks_low_scores_rejected(setup, monkeypatch, tmp_path):
     for p in pairs:
         assert p["quality"] in (0.9, 0.1)
         assert p["status"] == ("rejected" if p["quality"] < 0.5 else "pending")
+
+
+def _tiny_generator(path: Path, label_nc: int = 35) -> Path:
+    torch = pytest.importorskip("torch")
+    nets = pytest.importorskip("core.render.pix2pixhd_nets")
+    torch.manual_seed(0)
+    g = nets.build_generator(nets.Pix2PixHDConfig(label_nc=label_nc, ngf=8, n_downsample_global=2, n_blocks_global=1))
+    torch.save(g.state_dict(), path)
+    return path
+
+
+def test_real_pix2pixhd_renderer_job(setup, tmp_path, capsys):
+    """The real generator module (tiny untrained weights): rows, hashes, checkpoint SHA, label_nc check."""
+    pytest.importorskip("core.render.pix2pixhd")
+    import torch
+
+    torch.set_num_threads(2)
+    root, ws, plan = setup
+    ckpt = _tiny_generator(tmp_path / "latest_net_G.pth")
+    argv = ["generate", "--workspace", str(ws), "--dataset", str(root), "--plan", str(plan), "--renderer",
+            "pix2pixhd", "--checkpoint", str(ckpt), "--device", "cpu", "--seed", "3"]
+    assert main(argv) == 0
+    rows = _check_rows(ws, 1, 6)
+    assert {r.checkpoint_sha256 for r in rows} == {_sha(ckpt)} and {r.renderer for r in rows} == {"pix2pixhd"}
+    # same plan, checkpoint and seed in another workspace: the same images
+    argv2 = [a if a != str(ws) else str(tmp_path / "ws2") for a in argv]
+    assert main(argv2) == 0
+    with Workspace(tmp_path / "ws2") as w2, w2.session() as s:
+        assert {p.recipe_index: p.image_sha256 for p in s.scalars(select(m.GeneratedPair))} == \
+            {r.recipe_index: r.image_sha256 for r in rows}
+    small = _tiny_generator(tmp_path / "small_G.pth", label_nc=20)
+    capsys.readouterr()
+    assert main(argv[:-4] + ["--checkpoint", str(small), "--device", "cpu"]) == 2
+    assert "label_nc 20" in capsys.readouterr().err
