@@ -211,12 +211,14 @@ def recon_background(label: np.ndarray, rules: Rules, step: int = 4) -> np.ndarr
     fill_lr = src_vals[idx - 1]
     # nearest up-sampling: full-resolution pixel (y, x) reads low-resolution cell (y // step, x // step)
     if step > 1:
-        # only the rows holding things need the up-sampled fill
-        rows = np.flatnonzero(removed.view(bool).any(axis=1))
-        y0, y1 = int(rows[0]) // step * step, int(rows[-1]) + 1
-        part = fill_lr[y0 // step : (y1 + step - 1) // step]
-        fill = np.repeat(np.repeat(part, step, axis=0), step, axis=1)[: y1 - y0, :W]
-        cv2.copyTo(np.ascontiguousarray(fill), removed[y0:y1], out[y0:y1])
+        # only the box holding things needs the up-sampled fill; grid-aligned so cell (y//step, x//step) is read
+        x, y, w, h = cv2.boundingRect(removed)
+        x0, y0 = x // step * step, y // step * step
+        x1, y1 = min(W, x + w), min(H, y + h)
+        cy1, cx1 = (y1 + step - 1) // step, (x1 + step - 1) // step
+        part = np.ascontiguousarray(fill_lr[y0 // step : cy1, x0 // step : cx1])
+        fill = cv2.resize(part, (part.shape[1] * step, part.shape[0] * step), interpolation=cv2.INTER_NEAREST)
+        cv2.copyTo(fill[: y1 - y0, : x1 - x0], removed[y0:y1, x0:x1], out[y0:y1, x0:x1])
     else:
         cv2.copyTo(fill_lr, removed, out)
     return out
