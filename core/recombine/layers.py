@@ -259,7 +259,7 @@ def build_layer_bank(ds: Dataset, workspace, progress: Progress | None = None, c
                     and tp.stat().st_size == row.thumb_bytes:
                 return load_layer_bank(workspace, row.id, ds.label_set)
     root = workspace.subdir("layers", f"{ds.fingerprint()}-{split}-{ckey[:8]}")
-    mtmp, ttmp = root / "masks.bin.tmp", root / "thumbs.bin.tmp"
+    mtmp, ttmp = root / f"masks.bin.{os.getpid()}.tmp", root / f"thumbs.bin.{os.getpid()}.tmp"
     samples: list[dict] = []
     rows: list[tuple] = []
     bad: list[str] = []
