@@ -9,9 +9,14 @@ import sys
 from core.errors import SegbalanceError
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    from core.balance import PRESET_HELP
+# kept here (not imported from core.balance) so `segbalance --help` loads neither numpy nor OpenCV
+PRESET_HELP = ("raise-rare[:SHARE] lifts every class below SHARE (default 0.01) to it; "
+               "inverse-frequency[:T] targets shares proportional to share**(1/T) (T>=1, default 2; "
+               "larger T is flatter); uniform-capped[:CAP] lifts classes toward a uniform share but at most "
+               "CAP times (default 5) their current share")
 
+
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plan", help="plan recombined maps that balance the class distribution")
     p.add_argument("dataset", help="dataset folder")
     p.add_argument("--workspace", required=True, help="workspace folder (holds the layer bank and stats cache)")
