@@ -8,7 +8,6 @@ import sys
 
 from core.errors import SegbalanceError
 
-
 # kept here (not imported from core.balance) so `segbalance --help` loads neither numpy nor OpenCV
 PRESET_HELP = ("raise-rare[:SHARE] lifts every class below SHARE (default 0.01) to it; "
                "inverse-frequency[:T] targets shares proportional to share**(1/T) (T>=1, default 2; "
