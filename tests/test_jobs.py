@@ -442,3 +442,14 @@ def test_real_pix2pixhd_renderer_job(setup, tmp_path, capsys):
     capsys.readouterr()
     assert main(argv[:-4] + ["--checkpoint", str(small), "--device", "cpu"]) == 2
     assert "label_nc 20" in capsys.readouterr().err
+
+
+def test_procedural_renderer_job(setup):
+    root, ws, plan = setup
+    res = run_generate(ws, root, plan, "procedural", seed=1)
+    rows = _check_rows(ws, res.job_id, 6)
+    assert {r.renderer for r in rows} == {"procedural"}
+    again = run_generate(ws.parent / "ws_b", root, plan, "procedural", seed=1)
+    with Workspace(ws.parent / "ws_b") as w, w.session() as s:
+        assert {p.recipe_index: p.image_sha256 for p in s.scalars(select(m.GeneratedPair))} == \
+            {r.recipe_index: r.image_sha256 for r in rows} and again.new == 6

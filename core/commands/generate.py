@@ -11,7 +11,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workspace", required=True, help="workspace folder (pairs go to WS/pairs/<job-id>/)")
     p.add_argument("--dataset", required=True, help="dataset folder the plan was made on")
     p.add_argument("--plan", required=True, help="plan file written by `segbalance plan`")
-    p.add_argument("--renderer", required=True, choices=["pix2pixhd", "copypaste"], help="how to make the RGB")
+    p.add_argument("--renderer", required=True, choices=["pix2pixhd", "copypaste", "procedural"],
+                   help="how to make the RGB (procedural: the sample data's painter, an oracle for sample data)")
     p.add_argument("--checkpoint", help="generator checkpoint (pix2pixhd)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda:N (default auto)")
     p.add_argument("--min-quality", type=float, default=None, metavar="Q",

@@ -14,7 +14,7 @@ import numpy as np
 
 from core.errors import SegbalanceError
 
-RENDERERS = ("copypaste", "pix2pixhd")
+RENDERERS = ("copypaste", "pix2pixhd", "procedural")
 
 
 @dataclass
@@ -76,6 +76,27 @@ class GeneratorRenderer(Renderer):
         return [np.asarray(o, dtype=np.uint8) for o in out]
 
 
+class ProceduralRenderer(Renderer):
+    """The sample dataset's own painter (core.sample_data.render_scene): the experiments' "oracle" renderer.
+
+    It draws any Cityscapes label map in the look of the built-in sample data, so pairs made this way
+    match the sample dataset's image distribution exactly, an upper bound for a learned generator.
+    """
+
+    name = "procedural"
+
+    def __init__(self) -> None:
+        self._seed = 0
+
+    def reseed(self, seed: int) -> None:
+        self._seed = int(seed)
+
+    def render(self, items: list[RenderItem]) -> list[np.ndarray]:
+        from core.sample_data import render_scene
+
+        return [render_scene(it.label, it.instance, seed=self._seed + k) for k, it in enumerate(items)]
+
+
 def _file_sha256(path: str) -> str:
     import hashlib
 
@@ -88,7 +109,7 @@ def _file_sha256(path: str) -> str:
 
 def load_renderer(kind: str, *, ds=None, checkpoint: str | None = None, device: str = "auto",
                   blend: str = "feather", batch_size: int = 4) -> Renderer:
-    """A renderer by name: 'copypaste' (needs the dataset) or 'pix2pixhd' (needs a checkpoint).
+    """A renderer by name: 'copypaste' (needs the dataset), 'pix2pixhd' (needs a checkpoint) or 'procedural'.
 
     A generator whose label_nc cannot hold the dataset's label ids is refused here, before any work.
     """
@@ -115,4 +136,6 @@ def load_renderer(kind: str, *, ds=None, checkpoint: str | None = None, device: 
                 f"generator has label_nc {r.label_nc}, but label set {ds.label_set.name!r} uses ids up to "
                 f"{ds.label_set.label_nc - 1} (needs label_nc >= {ds.label_set.label_nc})", checkpoint)
         return r
+    if kind == "procedural":
+        return ProceduralRenderer()
     raise SegbalanceError(f"unknown renderer {kind!r}; choose one of {', '.join(RENDERERS)}")
