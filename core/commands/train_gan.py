@@ -60,8 +60,6 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    warnings.simplefilter("always", UserWarning)
-    warnings.formatwarning = lambda msg, *a, **k: f"segbalance train-gan: warning: {msg}\n"
     ds = open_dataset(args.dataset)
     label_nc = args.label_nc or (35 if ds.label_set.name == "cityscapes" else ds.label_set.label_nc)
     for name in ("iters", "epochs", "batch", "save_every"):
@@ -92,8 +90,14 @@ def run(args: argparse.Namespace) -> int:
                              "D": f"{0.5 * (losses['loss_D_real'] + losses['loss_D_fake']):.3f}",
                              "L1": f"{losses['l1']:.3f}"}, refresh=False)
 
+    def show(message, *_args, **_kw) -> None:
+        print(f"segbalance train-gan: warning: {message}", file=sys.stderr)
+
     try:
-        res = train_gan(ds, args.workspace, args.out, cfg, resume=args.resume, progress=progress, log=log)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", UserWarning)
+            warnings.showwarning = show
+            res = train_gan(ds, args.workspace, args.out, cfg, resume=args.resume, progress=progress, log=log)
     finally:
         if bar is not None:
             bar.close()

@@ -169,7 +169,9 @@ class PairSource:
 
     def get_batch(self, iteration: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(label ids B,H,W long; instance ids B,H,W; image B,3,H,W in [-1, 1])."""
-        flips = np.random.default_rng([self.seed, iteration, self.rank]).random(self.batch) < 0.5
+        # one draw per global batch slot: N processes x batch B sees exactly what one process x N*B would
+        slots = np.random.default_rng([self.seed, iteration]).random(self.per_iter) < 0.5
+        flips = slots[self.rank * self.batch:(self.rank + 1) * self.batch]
         labs, insts, imgs = [], [], []
         for i, f in zip(self.indices(iteration), flips, strict=True):
             lab, inst, img = self.load(i)
