@@ -11,6 +11,7 @@ training step time at 256x128; peak RSS.
 from __future__ import annotations
 
 import argparse
+import copy
 import resource
 import sys
 import time
@@ -54,8 +55,8 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def time_renderer(r: Renderer, lab: np.ndarray, inst: np.ndarray, reps: int) -> tuple[float, float]:
-    """(first call seconds, median seconds per image over reps after it)."""
+def time_renderer(r: Renderer, lab: np.ndarray, inst: np.ndarray, reps: int) -> tuple[float, float, float]:
+    """(first call seconds, median and best seconds per image over reps after it)."""
     t = time.perf_counter()
     r.render(lab, inst)
     first = time.perf_counter() - t
@@ -64,7 +65,7 @@ def time_renderer(r: Renderer, lab: np.ndarray, inst: np.ndarray, reps: int) -> 
         t = time.perf_counter()
         r.render(lab, inst)
         times.append(time.perf_counter() - t)
-    return first, float(np.median(times))
+    return first, float(np.median(times)), float(np.min(times))
 
 
 def raw_output(g: torch.nn.Module, x: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
@@ -98,24 +99,22 @@ def main() -> None:
         x = label_input(torch.from_numpy(lab)[None].long(), torch.from_numpy(inst)[None], arch)
         x = x.contiguous(memory_format=torch.channels_last)
         rows = []
-        r32 = Renderer(g, arch, (w, h), cpu, "-", amp="off")
-        first, t32 = time_renderer(r32, lab, inst, args.reps)
-        rows.append(("fp32 eager", first, t32))
-        rbf = Renderer(g, arch, (w, h), cpu, "-", amp="bf16")
-        first, tbf = time_renderer(rbf, lab, inst, args.reps)
-        rows.append(("bf16 eager", first, tbf))
+        r32 = Renderer(copy.deepcopy(g), arch, (w, h), cpu, "-", amp="off")
+        rows.append(("fp32 eager", *time_renderer(r32, lab, inst, args.reps)))
+        rbf = Renderer(copy.deepcopy(g), arch, (w, h), cpu, "-", amp="bf16")
+        rows.append(("bf16 eager", *time_renderer(rbf, lab, inst, args.reps)))
         y32 = raw_output(r32.generator, x, None)
         ybf = raw_output(rbf.generator, x, torch.bfloat16)
         diffs = {"bf16 eager": (ybf - y32).abs().mean().item()}
         if not args.no_compile:
-            rc = Renderer(g, arch, (w, h), cpu, "-", amp="bf16", compile=True)
-            first, tc = time_renderer(rc, lab, inst, args.reps)
-            rows.append(("bf16 compiled", first, tc))
+            rc = Renderer(copy.deepcopy(g), arch, (w, h), cpu, "-", amp="bf16", compile=True)
+            rows.append(("bf16 compiled", *time_renderer(rc, lab, inst, args.reps)))
             diffs["bf16 compiled"] = (raw_output(rc._forward, x, torch.bfloat16) - y32).abs().mean().item()
         print(f"512p G at {h}x{w} (HxW), batch 1, whole render() incl. one-hot/edges/uint8:")
-        for name, first, t in rows:
+        for name, first, t, best in rows:
             d = f"  mean|diff| vs fp32 {diffs[name]:.4f}" if name in diffs else ""
-            print(f"  {name:<14} {t:7.3f} s/img  {1 / t:6.2f} img/s   first call (warm-up) {first:7.2f} s{d}")
+            print(f"  {name:<14} median {t:7.3f} s/img ({1 / t:5.2f} img/s), best {best:7.3f} s/img;"
+                  f"  first call (warm-up) {first:7.2f} s{d}")
         print(f"  peak RSS so far {rss_mb():.0f} MB\n")
 
     # tiny preset inference at 256x128
@@ -124,8 +123,8 @@ def main() -> None:
     init_weights(gt)
     lab, inst = street_label(128, 256)
     for amp in ("off", "bf16"):
-        r = Renderer(gt, tiny.arch, (256, 128), cpu, "-", amp=amp)
-        _, t = time_renderer(r, lab, inst, max(5, args.reps))
+        r = Renderer(copy.deepcopy(gt), tiny.arch, (256, 128), cpu, "-", amp=amp)
+        _, t, _ = time_renderer(r, lab, inst, max(5, args.reps))
         labs = [lab] * 8
         t0 = time.perf_counter()
         r.render_batch(labs, [inst] * 8)
@@ -152,7 +151,7 @@ def main() -> None:
             if i >= 2:
                 times.append(time.perf_counter() - t0)
         print(f"tiny preset training step at 128x256 (G {PRESETS['tiny']['ngf']} ngf + D, batch 1, amp {amp}): "
-              f"{np.median(times):.3f} s/step ({1 / np.median(times):.2f} it/s)")
+              f"median {np.median(times):.3f} s/step ({1 / np.median(times):.2f} it/s), best {np.min(times):.3f} s")
     print(f"\npeak RSS {rss_mb():.0f} MB")
 
 

@@ -153,3 +153,15 @@ def test_ddp_two_gloo_processes_match_one_process_with_twice_the_batch(gan_datas
         assert diff < 0.01 * update, (net, diff, update)
     with Workspace(tmp_path / "ws") as ws, ws.session() as s:
         assert len(s.scalars(select(m.TrainingRun)).all()) == 1  # only rank 0 records the run
+
+
+def test_vgg_loss_turns_on_with_a_weights_file_and_bf16_amp_trains(gan_dataset, tmp_path):
+    from core.render.gan_losses import VGG19Features
+
+    torch.manual_seed(0)
+    vgg = tmp_path / "vgg19.pth"
+    torch.save({k: v * 0.1 for k, v in VGG19Features().state_dict().items()}, vgg)
+    res = train_gan(gan_dataset, None, tmp_path / "v", _cfg(iters=2, vgg_weights=str(vgg), amp="bf16"))
+    assert all(h["loss_G_VGG"] > 0 and np.isfinite(h["loss_G_GAN"]) for h in res.history)
+    res = train_gan(gan_dataset, None, tmp_path / "nv", _cfg(iters=1))
+    assert res.history[0]["loss_G_VGG"] == 0
