@@ -236,3 +236,14 @@ def test_mismatched_checkpoint_is_a_one_line_error_naming_keys(tiny_state_dict, 
     # the good case through the CLI
     rc = main(["render", str(labels), "--checkpoint", str(path), "--out", str(tmp_path / "o"), "--size", "64x32"])
     assert rc == 0 and (tmp_path / "o" / "a.png").exists()
+
+
+def test_bare_local_enhancer_state_dict_is_recognised(tmp_path):
+    cfg = Pix2PixHDConfig(**{**TINY, "netG": "local", "n_blocks_local": 2})
+    torch.manual_seed(0)
+    p = tmp_path / "latest_net_G.pth"
+    torch.save(build_generator(cfg).state_dict(), p)
+    r = load_renderer(p, "cpu", size=(64, 32), amp="off")
+    assert (r.arch.netG, r.arch.ngf, r.arch.n_local_enhancers, r.arch.n_blocks_local) == ("local", 8, 1, 2)
+    assert (r.arch.n_downsample_global, r.arch.n_blocks_global, r.label_nc) == (2, 1, 35)
+    assert r.render(np.zeros((32, 64), np.uint8)).shape == (32, 64, 3)

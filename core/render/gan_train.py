@@ -316,7 +316,8 @@ def train_gan(dataset: str | Path | Dataset, workspace, out_dir: str | Path, con
     out_dir = Path(out_dir).resolve()
     rank, local_rank, world = ddp_env()
     ddp = world > 1
-    if ddp and not torch.distributed.is_initialized():
+    own_group = ddp and not torch.distributed.is_initialized()
+    if own_group:
         backend = "nccl" if torch.cuda.is_available() and config.device != "cpu" else "gloo"
         torch.distributed.init_process_group(backend)
     master = rank == 0
@@ -467,14 +468,16 @@ def train_gan(dataset: str | Path | Dataset, workspace, out_dir: str | Path, con
             clusters = feature_clusters(E_raw, src, arch.label_nc, cfg.kmeans_clusters, device, cfg.seed)
         save(n_iters, clusters)
         status = "finished"
+        if ddp:
+            torch.distributed.barrier()  # the other ranks wait for rank 0's final checkpoint
     finally:
         if run is not None:
             result = {k: v for k, v in history[-1].items()} if history else None
             _finish_run(run[0], run[1], status, {"iteration": it, "last_losses": result} if result else None)
             if run[0] is not workspace:
                 run[0].close()
-        if ddp and torch.distributed.is_initialized():
-            torch.distributed.barrier()
+        if own_group and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
     return GANTrainResult(n_iters, ckpt_path, out_dir / "latest_net_G.pth", run[1] if run else None, history)
 
 
