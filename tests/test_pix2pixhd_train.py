@@ -165,3 +165,36 @@ def test_vgg_loss_turns_on_with_a_weights_file_and_bf16_amp_trains(gan_dataset, 
     assert all(h["loss_G_VGG"] > 0 and np.isfinite(h["loss_G_GAN"]) for h in res.history)
     res = train_gan(gan_dataset, None, tmp_path / "nv", _cfg(iters=1))
     assert res.history[0]["loss_G_VGG"] == 0
+
+
+def test_sigterm_stops_the_cli_with_a_checkpoint_and_a_cancelled_run(gan_dataset, tmp_path):
+    import signal
+    import sqlite3
+    import time
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "train-gan", str(gan_dataset), "--workspace",
+                             str(tmp_path / "ws"), "--out", str(tmp_path / "o"), "--size", "64x32", "--iters", "100000",
+                             "--threads", "1", "--quiet"], env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:  # wait until the first loss points reach the database
+            time.sleep(1)
+            db = tmp_path / "ws" / "segbalance.db"
+            if db.exists():
+                with sqlite3.connect(db) as con:
+                    try:
+                        if con.execute("select count(*) from metric_point").fetchone()[0]:
+                            break
+                    except sqlite3.OperationalError:
+                        pass
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "cancelled" in err
+    it = read_checkpoint(tmp_path / "o" / "ckpt.pt")["iteration"]
+    assert it >= 10
+    with Workspace(tmp_path / "ws") as ws, ws.session() as s:
+        assert s.scalars(select(m.TrainingRun.status)).one() == "cancelled"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 
@@ -94,12 +95,25 @@ def run(args: argparse.Namespace) -> int:
     def show(message, *_args, **_kw) -> None:
         print(f"segbalance train-gan: warning: {message}", file=sys.stderr)
 
+    # SIGTERM (the desktop app's cancel) and a first Ctrl-C stop after the current step with a checkpoint saved;
+    # a second Ctrl-C stops at once
+    stop = []
+
+    def on_signal(signum, _frame) -> None:
+        if stop:
+            raise KeyboardInterrupt
+        stop.append(signum)
+
+    old_handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always", UserWarning)
             warnings.showwarning = show
-            res = train_gan(ds, args.workspace, args.out, cfg, resume=args.resume, progress=progress, log=log)
+            res = train_gan(ds, args.workspace, args.out, cfg, resume=args.resume, progress=progress, log=log,
+                            cancel=lambda: bool(stop))
     finally:
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
         if bar is not None:
             bar.close()
     if master:

@@ -470,6 +470,9 @@ def train_gan(dataset: str | Path | Dataset, workspace, out_dir: str | Path, con
         status = "finished"
         if ddp:
             torch.distributed.barrier()  # the other ranks wait for rank 0's final checkpoint
+    except KeyboardInterrupt:
+        status = "cancelled"
+        raise
     finally:
         if run is not None:
             result = {k: v for k, v in history[-1].items()} if history else None
