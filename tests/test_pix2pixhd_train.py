@@ -129,6 +129,11 @@ def test_train_gan_cli_and_bad_dataset(gan_dataset, tmp_path, capsys):
                "--size", "64x32", "--iters", "2", "--device", "cpu", "--quiet"])
     assert rc == 0 and (tmp_path / "o" / "latest_net_G.pth").exists()
     assert "VGG19 perceptual loss is off" in capsys.readouterr().err
+    # a second run into the same folder must not silently overwrite it
+    rc = main(["train-gan", str(gan_dataset), "--workspace", str(tmp_path / "ws"), "--out", str(tmp_path / "o"),
+               "--size", "64x32", "--iters", "2", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and "already holds a training checkpoint; pass --resume" in err[-1]
 
 
 def test_ddp_two_gloo_processes_match_one_process_with_twice_the_batch(gan_dataset, tmp_path):

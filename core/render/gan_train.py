@@ -336,6 +336,9 @@ def train_gan(dataset: str | Path | Dataset, workspace, out_dir: str | Path, con
             saved.iters, saved.epochs = config.iters, config.epochs
         saved.device = config.device
         config = saved
+    elif ckpt_path.exists():
+        raise SegbalanceError("already holds a training checkpoint; pass --resume to continue it or choose "
+                              "another --out", out_dir)
     elif resume and master:
         warnings.warn(f"{ckpt_path}: no checkpoint to resume from; starting a new run", stacklevel=2)
     cfg = config
