@@ -258,15 +258,20 @@ class Renderer:
             # same bf16 weights either way, and autocast still runs the norms in fp32. The module is ours to change.
             generator = generator.to(self.dtype)
         self.generator = generator.to(memory_format=torch.channels_last)
-        if compile:
-            # freezing folds the weights into the graph so oneDNN can pre-pack them (inference only)
-            import torch._inductor.config as inductor_config
-
-            inductor_config.freezing = True
         self._forward = torch.compile(self.generator, dynamic=False) if compile else self.generator
+        self._compiled = compile
         m = arch.size_multiple
         if self.size[0] % m or self.size[1] % m:
             raise SegbalanceError(f"render size {self.size[0]}x{self.size[1]} must be a multiple of {m}")
+
+    def _compile_options(self):
+        """Inductor freezing while (re)compiling: weights become constants oneDNN can pre-pack. Scoped, because
+        frozen weights must never change, which only holds for this renderer's private generator."""
+        if not self._compiled:
+            return nullcontext()
+        import torch._inductor.config as inductor_config
+
+        return inductor_config.patch(freezing=True)
 
     @property
     def label_nc(self) -> int:
@@ -305,7 +310,7 @@ class Renderer:
                                      self.arch.feat_num, self.rng) for p in prepared]
             x = torch.cat([x, torch.from_numpy(np.stack(feats)).to(self.device)], 1)
         x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), autocast_context(self.device, self.dtype):
+        with torch.inference_mode(), autocast_context(self.device, self.dtype), self._compile_options():
             y = self._forward(x)
         imgs = ((y.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         out = []
