@@ -60,7 +60,7 @@ def test_tiny_training_lowers_l1_to_real_images(gan_dataset, tmp_path):
     before = _l1_to_real(Renderer(g0, cfg.arch, SIZE, torch.device("cpu"), "-", amp="off"), ds)
     res = train_gan(ds, tmp_path / "ws", tmp_path / "ckpt", cfg)
     after = _l1_to_real(load_renderer(res.checkpoint, "cpu", amp="off"), ds)
-    assert after < 0.75 * before, (before, after)
+    assert after < 0.85 * before, (before, after)  # measured: 0.40 -> 0.28
     # the plain G state dict renders the same as the full checkpoint
     plain = load_renderer(res.generator, "cpu", size=SIZE, amp="off")
     assert _l1_to_real(plain, ds) == pytest.approx(after)
