@@ -247,3 +247,14 @@ def test_bare_local_enhancer_state_dict_is_recognised(tmp_path):
     assert (r.arch.netG, r.arch.ngf, r.arch.n_local_enhancers, r.arch.n_blocks_local) == ("local", 8, 1, 2)
     assert (r.arch.n_downsample_global, r.arch.n_blocks_global, r.label_nc) == (2, 1, 35)
     assert r.render(np.zeros((32, 64), np.uint8)).shape == (32, 64, 3)
+
+
+def test_legacy_non_zip_state_dict_loads(tmp_path):
+    """The official checkpoints predate PyTorch's zip format."""
+    torch.manual_seed(0)
+    g = build_generator(Pix2PixHDConfig(**TINY))
+    p = tmp_path / "latest_net_G.pth"
+    torch.save(g.state_dict(), p, _use_new_zipfile_serialization=False)
+    assert p.read_bytes()[:1] == b"\x80"
+    r = load_renderer(p, "cpu", size=(64, 32), amp="off")
+    assert torch.equal(r.generator.state_dict()["model.1.weight"], g.state_dict()["model.1.weight"])
