@@ -25,6 +25,8 @@ COMMAND_MODULES = [
     "core.commands.export",
     "core.commands.jobs",
     "core.commands.demo",
+    "core.commands.train_gan",
+    "core.commands.render",
 ]
 
 
