@@ -16,6 +16,9 @@ from core.errors import Cancelled, SegbalanceError
 # Each module exposes register(subparsers); its parser sets `func(args) -> int`.
 COMMAND_MODULES = [
     "core.commands.stats",
+    "core.commands.train_seg",
+    "core.commands.evaluate",
+    "core.commands.compare",
 ]
 
 

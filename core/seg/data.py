@@ -86,9 +86,25 @@ def workspace_pairs(workspace, statuses: list[str], label_set: LabelSet) -> Pair
 
 
 def _label_set_from(d: dict) -> LabelSet:
-    from core.labels import label_set_from_dict
+    return label_set_from_stored(d)
 
-    return label_set_from_dict(d)
+
+def label_set_from_stored(d: dict) -> LabelSet:
+    """Rebuild a label set saved with to_dict() (checkpoints, job params).
+
+    A built-in set (Cityscapes) comes back as itself when its classes are unchanged; classes with ids
+    outside 0..255 (Cityscapes' "license plate", id -1) cannot appear in a label map and are dropped
+    before LabelSet.from_dict, which refuses them.
+    """
+    from core.labels import BUILTIN, LabelSet
+
+    if not isinstance(d, dict):
+        raise DataError("stored label set is not an object")
+    builtin = BUILTIN.get(d.get("name"))
+    if builtin is not None and ("classes" not in d or builtin.to_dict() == d):
+        return builtin
+    classes = [c for c in d.get("classes", []) if isinstance(c, dict) and 0 <= int(c.get("id", -1)) <= 255]
+    return LabelSet.from_dict({**d, "classes": classes})
 
 
 def train_class_names(ls: LabelSet) -> list[str]:

@@ -11,8 +11,8 @@ import torch
 
 from core.datasets import Dataset, open_dataset
 from core.errors import Cancelled, DataError
-from core.labels import LabelSet, label_set_from_dict
-from core.seg.data import check_same_classes, normalize, train_class_names
+from core.labels import LabelSet
+from core.seg.data import check_same_classes, label_set_from_stored, normalize, train_class_names
 from core.seg.metrics import confusion_matrix, summarize
 from core.seg.model import PSPNet, PSPNetConfig
 from core.seg.runtime import autocast, resolve_amp, resolve_device
@@ -52,7 +52,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[PS
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     model.to(dev).eval()
     info = {k: v for k, v in ck.items() if k not in ("model", "optimizer", "scheduler", "scaler", "rng")}
-    return model, label_set_from_dict(ck["label_set"]), info
+    return model, label_set_from_stored(ck["label_set"]), info
 
 
 @torch.no_grad()

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -29,11 +30,13 @@ import torch.nn.functional as F
 from core.datasets import Dataset, open_dataset
 from core.errors import SegbalanceError
 from core.io import atomic_write_bytes, atomic_write_json
-from core.labels import IGNORE, label_set_from_dict
+from core.labels import IGNORE
 from core.seg import data as sd
 from core.seg.evaluate import CHECKPOINT_FORMAT, CHECKPOINT_NAME, evaluate, read_checkpoint
 from core.seg.model import BACKBONES, PSPNet, PSPNetConfig, load_backbone_weights
 from core.seg.runtime import autocast, resolve_amp, resolve_device
+
+T = TypeVar("T")
 
 
 class TrainingDiverged(SegbalanceError):
@@ -137,6 +140,18 @@ def setup_ddp(device_kind: str) -> DDPInfo:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device_kind == "cuda" else "gloo")
     return DDPInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def in_rank_order(ddp: DDPInfo, fn: Callable[[], T]) -> T:
+    """Run `fn` on rank 0 first (it creates the DB / fills the stats cache), then on the other ranks."""
+    if not ddp.enabled:
+        return fn()
+    if ddp.master:
+        res = fn()
+        dist.barrier()
+        return res
+    dist.barrier()
+    return fn()
 
 
 def segmentation_loss(out: torch.Tensor, aux: torch.Tensor | None, target: torch.Tensor,
@@ -393,12 +408,12 @@ def train_seg(config: SegTrainConfig, progress: Callable[[int, int], None] | Non
     ds = open_dataset(cfg.dataset)
     ls = ds.label_set
     if resume_ck is not None:
-        sd.check_same_classes(label_set_from_dict(resume_ck["label_set"]), ls, ds.root)
+        sd.check_same_classes(sd.label_set_from_stored(resume_ck["label_set"]), ls, ds.root)
     workspace = None
     if cfg.workspace:
         from core.workspace import Workspace
 
-        workspace = Workspace(cfg.workspace)
+        workspace = in_rank_order(ddp, lambda: Workspace(cfg.workspace))
     log = RunLog(cfg, ddp.master)
     status, result, message = "failed", None, None
     try:
@@ -408,10 +423,10 @@ def train_seg(config: SegTrainConfig, progress: Callable[[int, int], None] | Non
         log.open(workspace, cfg.to_dict(), resume=resume_ck is not None)
         if ddp.master:
             ds.samples(cfg.val_split)  # a missing val split is an error now, not after training
-        items, counts, areas = build_training_items(cfg, ds, workspace, log)
+        items, counts, areas = in_rank_order(ddp, lambda: build_training_items(cfg, ds, workspace, log))
         h0, w0 = sd.SegTrainSet(items, ls, cfg.crop).load(0)[1].shape
         if cfg.crop[0] > h0 or cfg.crop[1] > w0:
-            log.note(f"crop {cfg.crop[1]}x{cfg.crop[0]} is larger than the images ({w0}x{h0}): "
+            log.note(f"crop {cfg.crop[0]}x{cfg.crop[1]} (HxW) is larger than the images ({h0}x{w0}): "
                      "crops are padded with ignore, as in the reference")
         start = int(resume_ck["iteration"]) if resume_ck is not None else 0
         trainset = sd.SegTrainSet(items, ls, cfg.crop, cfg.scale, cfg.augment)
