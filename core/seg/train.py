@@ -514,6 +514,13 @@ def train_seg(config: SegTrainConfig, progress: Callable[[int, int], None] | Non
             batches = iter(loader)
             while it < cfg.iters:
                 want_stop = stop.requested or bool(cancel and cancel())
+                if ddp.enabled:  # every rank must agree to stop, or the others hang in the next all-reduce
+                    flag = torch.tensor([float(want_stop)])
+                    dist.all_reduce(flag)
+                    want_stop = flag.item() > 0
+                if want_stop:
+                    status = "stopped"
+                    break
                 t0 = time.perf_counter()
                 images, labels = next(batches)
                 data_wait += time.perf_counter() - t0
@@ -526,15 +533,11 @@ def train_seg(config: SegTrainConfig, progress: Callable[[int, int], None] | Non
                 main, aux = outs if isinstance(outs, tuple) else (outs, None)
                 loss = segmentation_loss(main, aux, y, cfg.aux_weight)
                 loss_val = float(loss.detach())
-                if ddp.enabled:  # every rank must agree to stop or to skip a NaN step, or DDP hangs
-                    flags = torch.tensor([0.0 if math.isfinite(loss_val) else 1.0, float(want_stop)])
-                    dist.all_reduce(flags)
-                    diverged, want_stop = flags[0].item() > 0, flags[1].item() > 0
-                else:
-                    diverged = not math.isfinite(loss_val)
-                if want_stop:
-                    status = "stopped"
-                    break
+                diverged = not math.isfinite(loss_val)
+                if ddp.enabled:  # a NaN on one rank stops all of them
+                    flag = torch.tensor([float(diverged)])
+                    dist.all_reduce(flag)
+                    diverged = flag.item() > 0
                 if diverged:
                     message = (f"loss became {loss_val} at iteration {it + 1}; stopped. Last good checkpoint kept: "
                                f"{ckpt_path} (iteration {good_iter})" if good_iter > 0 or resume_ck is not None
