@@ -61,8 +61,15 @@ def seg_ds(request, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def trained(seg_ds, tmp_path_factory):
     """One short resnet18 run (workers in subprocesses, periodic eval) shared by several tests."""
+    import cv2
+
     from core.seg.train import train_seg
 
+    # regression: OpenCV's thread pool used in this process before the loader starts (as a GUI or a
+    # full-size image load does) used to deadlock forked workers
+    big = np.zeros((1024, 2048, 3), np.uint8)
+    for _ in range(2):
+        cv2.resize(cv2.cvtColor(big, cv2.COLOR_RGB2BGR), (1000, 500))
     base = tmp_path_factory.mktemp("run")
     cfg = tiny_cfg(seg_ds, base / "run", base / "ws", iters=40, workers=1, log_interval=10, eval_interval=20,
                    max_val_images=2, stdout_json=True)
@@ -315,7 +322,8 @@ def test_extra_pairs_from_the_workspace_db(seg_ds, tmp_path, capsys):
                                   renderer="copy", image_path=f"pairs/{i}_img.png", label_path=f"pairs/{i}_lab.png",
                                   status="accepted" if i < 2 else "pending"))
     common = [str(seg_ds), "--workspace", str(ws_path), "--backbone", "resnet18", "--crop", CROP_ARG,
-              "--iters", "2", "--batch", "2", "--workers", "0", "--device", "cpu", "--no-json", "--amp", "off", "--threads", "1"]
+              "--iters", "2", "--batch", "2", "--workers", "0", "--device", "cpu", "--no-json", "--amp", "off",
+              "--threads", "1"]
     rc, _, err = cli(["train-seg", *common, "--out", str(tmp_path / "r1"), "--extra", "pairs",
                       "--extra-status", "accepted,pending", "--sampler", "rare-class"], capsys)
     assert rc == 0, err

@@ -324,8 +324,16 @@ def _worker_init(_: int) -> None:
 
 def make_loader(dataset: SegTrainSet, sampler: StreamSampler, workers: int, *, pin_memory: bool = False) -> DataLoader:
     """DataLoader over the stream; worker processes decode/augment while the main process trains."""
+    import multiprocessing as mp
+
+    # Not fork: a parent that already ran OpenCV (or torch) thread pools leaves their locks held in a
+    # forked child, and the worker hangs on its first cv2 call. forkserver children start clean.
+    ctx = None
+    if workers:
+        ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
     return DataLoader(
         dataset,
+        multiprocessing_context=ctx,
         batch_sampler=sampler,
         num_workers=workers,
         pin_memory=pin_memory,
