@@ -415,3 +415,18 @@ def test_ddp_two_processes_on_cpu(seg_ds, tmp_path):
     assert [e["world_size"] for e in events if e["event"] == "start"] == [2]  # rank 0 alone reports
     res = json.loads((tmp_path / "run" / "result.json").read_text())
     assert res["world_size"] == 2 and res["status"] == "done" and res["miou"] is not None
+
+
+def test_pretrained_file_decides_the_stem_and_is_logged(seg_ds, tmp_path, capsys):
+    from core.seg.evaluate import read_checkpoint
+
+    weights = tmp_path / "deep18.pth"
+    torch.save(ResNet("resnet18", deep_stem=True).state_dict(), weights)
+    rc, _, err = cli(["train-seg", str(seg_ds), "--workspace", str(tmp_path / "ws"), "--out", str(tmp_path / "r"),
+                      "--backbone", "resnet18", "--pretrained", str(weights), "--crop", CROP_ARG, "--iters", "1",
+                      "--batch", "2", "--workers", "0", "--device", "cpu", "--no-json", "--threads", "1"], capsys)
+    assert rc == 0, err
+    ck = read_checkpoint(tmp_path / "r")
+    assert ck["model_config"]["deep_stem"] is True
+    notes = json.loads((tmp_path / "r" / "result.json").read_text())["notes"]
+    assert any("deep 3x3 stem" in n and str(weights) in n for n in notes)

@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backbone", choices=["resnet18", "resnet34", "resnet50", "resnet101"], default="resnet50")
     p.add_argument("--pretrained", metavar="FILE", help="local ImageNet backbone weights (deep-stem reference "
                    "layout for resnet50/101, torchvision layout for resnet18/34); without: from scratch")
+    p.add_argument("--stem", choices=["auto", "deep", "plain"], default="auto",
+                   help="ResNet stem: deep (three 3x3, reference PSPNet) or plain 7x7 (torchvision); auto follows "
+                   "the --pretrained file, else deep for resnet50/101 and plain for resnet18/34")
     p.add_argument("--crop", default="256x512", help="training crop HEIGHTxWIDTH (default 256x512); larger "
                    "than the images is padded with ignore")
     p.add_argument("--iters", type=int, default=1000, help="training iterations (default 1000)")
@@ -75,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         sampler=args.sampler,
         backbone=args.backbone,
         pretrained=args.pretrained,
+        stem=args.stem,
         crop=parse_size(args.crop),
         augment=args.augment,
         iters=args.iters,

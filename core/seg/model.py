@@ -216,14 +216,13 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def load_backbone_weights(model: PSPNet, path: str | Path) -> dict:
-    """Load ImageNet weights into the backbone from a local file; returns {"loaded": n, "skipped": [...]}.
+def weights_layout(path: str | Path) -> str:
+    """"deep" or "plain": the stem layout of a backbone weights file (so the model can be built to fit it)."""
+    sd = _read_backbone_file(Path(path))
+    return "deep" if "conv3.weight" in sd and "conv2.weight" in sd else "plain"
 
-    Accepts the reference deep-stem layout (conv1..3/bn1..3) and torchvision's plain layout (7x7 conv1),
-    bare or wrapped ({"state_dict": ...}) and with "module."/"backbone." prefixes; the classifier (fc.*)
-    is dropped. A file whose stem layout differs from the model's is an error, not a silent partial load.
-    """
-    path = Path(path)
+
+def _read_backbone_file(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise DataError("backbone weights file not found", path)
     try:
@@ -244,9 +243,21 @@ def load_backbone_weights(model: PSPNet, path: str | Path) -> dict:
         if k.startswith("fc.") or not torch.is_tensor(v):
             continue
         sd[k] = v
-    file_deep = "conv3.weight" in sd and "conv2.weight" in sd
     if "conv1.weight" not in sd or "layer4.0.conv1.weight" not in sd:
         raise DataError("not a ResNet state dict (no conv1/layer4 weights)", path)
+    return sd
+
+
+def load_backbone_weights(model: PSPNet, path: str | Path) -> dict:
+    """Load ImageNet weights into the backbone from a local file; returns {"loaded": n, "skipped": [...]}.
+
+    Accepts the reference deep-stem layout (conv1..3/bn1..3) and torchvision's plain layout (7x7 conv1),
+    bare or wrapped ({"state_dict": ...}) and with "module."/"backbone." prefixes; the classifier (fc.*)
+    is dropped. A file whose stem layout differs from the model's is an error, not a silent partial load.
+    """
+    path = Path(path)
+    sd = _read_backbone_file(path)
+    file_deep = "conv3.weight" in sd and "conv2.weight" in sd
     bb = model.backbone
     if file_deep != bb.deep_stem:
         want = "deep-stem (conv1..3)" if bb.deep_stem else "plain 7x7-stem (torchvision)"

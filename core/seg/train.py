@@ -28,12 +28,12 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from core.datasets import Dataset, open_dataset
-from core.errors import SegbalanceError
+from core.errors import Cancelled, SegbalanceError
 from core.io import atomic_write_bytes, atomic_write_json
 from core.labels import IGNORE
 from core.seg import data as sd
 from core.seg.evaluate import CHECKPOINT_FORMAT, CHECKPOINT_NAME, evaluate, read_checkpoint
-from core.seg.model import BACKBONES, PSPNet, PSPNetConfig, load_backbone_weights
+from core.seg.model import BACKBONES, PSPNet, PSPNetConfig, load_backbone_weights, weights_layout
 from core.seg.runtime import autocast, resolve_amp, resolve_device
 
 T = TypeVar("T")
@@ -57,6 +57,7 @@ class SegTrainConfig:
     sampler: str = "uniform"  # uniform | rare-class
     backbone: str = "resnet50"
     pretrained: str | None = None  # local ImageNet backbone weights
+    stem: str = "auto"  # deep | plain | auto (the weights file's layout, else deep for 50/101, plain for 18/34)
     crop: tuple[int, int] = (256, 512)  # (h, w)
     scale: tuple[float, float] = (0.5, 2.0)
     augment: str = "standard"  # name in core.seg.data.AUGMENTATIONS
@@ -97,6 +98,8 @@ class SegTrainConfig:
             raise SegbalanceError(f"crop {self.crop} too small (need at least 8x8)")
         if self.iters < 1 or self.batch < 1:
             raise SegbalanceError("iters and batch must be positive")
+        if self.stem not in ("auto", "deep", "plain"):
+            raise SegbalanceError(f"unknown stem {self.stem!r}; choose auto, deep or plain")
         if self.sampler not in ("uniform", "rare-class"):
             raise SegbalanceError(f"unknown sampler {self.sampler!r}; choose uniform or rare-class")
         if self.augment not in sd.AUGMENTATIONS:
@@ -416,6 +419,12 @@ def train_seg(config: SegTrainConfig, progress: Callable[[int, int], None] | Non
         workspace = in_rank_order(ddp, lambda: Workspace(cfg.workspace))
     log = RunLog(cfg, ddp.master)
     status, result, message = "failed", None, None
+    # SIGTERM/SIGINT stop the run at the next iteration boundary (or interrupt the final evaluation)
+    stop = _StopFlag().__enter__()
+
+    def should_stop() -> bool:
+        return stop.requested or bool(cancel and cancel())
+
     try:
         if ddp.master:
             out.mkdir(parents=True, exist_ok=True)
@@ -436,12 +445,21 @@ def train_seg(config: SegTrainConfig, progress: Callable[[int, int], None] | Non
         loader = sd.make_loader(trainset, sampler, cfg.workers, pin_memory=dev.type == "cuda")
 
         # model
-        model = PSPNet(PSPNetConfig(num_classes=ls.num_train_classes, backbone=cfg.backbone))
         if resume_ck is not None:
+            mc = resume_ck["model_config"]
+            model = PSPNet(PSPNetConfig(**{**mc, "bins": tuple(mc["bins"])}))
             model.load_state_dict(resume_ck["model"])
+        else:
+            deep = {"deep": True, "plain": False}.get(cfg.stem)
+            if deep is None and cfg.pretrained:
+                deep = weights_layout(cfg.pretrained) == "deep"
+            model = PSPNet(PSPNetConfig(num_classes=ls.num_train_classes, backbone=cfg.backbone, deep_stem=deep))
+        if resume_ck is not None:
+            pass  # weights came with the checkpoint
         elif cfg.pretrained:
             info = load_backbone_weights(model, cfg.pretrained)
-            log.note(f"backbone weights: {info['loaded']} tensors from {cfg.pretrained}")
+            stem = "deep 3x3 stem" if model.config.deep_stem else "plain 7x7 stem"
+            log.note(f"backbone weights: {info['loaded']} tensors from {cfg.pretrained} ({stem})")
         else:
             log.note("no backbone weights given (--pretrained): training from scratch; expect a much lower "
                      "mIoU than ImageNet-initialised PSPNet")
@@ -495,7 +513,8 @@ def train_seg(config: SegTrainConfig, progress: Callable[[int, int], None] | Non
             if not ddp.master:
                 return None
             res = evaluate(raw, ds, cfg.val_split, mode=cfg.eval_mode, crop=cfg.crop, device=dev, amp=amp,
-                           label_set=ls, max_images=max_images, cancel=cancel)
+                           label_set=ls, max_images=max_images,
+                           cancel=None if ddp.enabled else should_stop)  # DDP ranks wait in a barrier
             res.pop("confusion", None)
             log.metric(iteration, "val_miou", res["miou"], {"per_class": res["per_class"],
                                                            "pixel_acc": res["pixel_acc"]})
@@ -510,69 +529,79 @@ def train_seg(config: SegTrainConfig, progress: Callable[[int, int], None] | Non
         t_start = time.perf_counter()
         data_wait = 0.0
         model.train()
-        with _StopFlag() as stop:
-            batches = iter(loader)
-            while it < cfg.iters:
-                want_stop = stop.requested or bool(cancel and cancel())
-                if ddp.enabled:  # every rank must agree to stop, or the others hang in the next all-reduce
-                    flag = torch.tensor([float(want_stop)])
-                    dist.all_reduce(flag)
-                    want_stop = flag.item() > 0
-                if want_stop:
+        batches = iter(loader)
+        while it < cfg.iters:
+            want_stop = should_stop()
+            if ddp.enabled:  # every rank must agree to stop, or the others hang in the next all-reduce
+                flag = torch.tensor([float(want_stop)])
+                dist.all_reduce(flag)
+                want_stop = flag.item() > 0
+            if want_stop:
+                status = "stopped"
+                break
+            t0 = time.perf_counter()
+            images, labels = next(batches)
+            data_wait += time.perf_counter() - t0
+            x = sd.normalize(images.to(dev, non_blocking=True))
+            y = labels.to(dev, non_blocking=True).long()
+            # dropout masks depend on (seed, rank, iteration) only: exact resume under DDP too
+            torch.manual_seed(cfg.seed * 1_000_003 + ddp.rank * 7919 + it)
+            with autocast(dev, amp):
+                outs = model(x)
+            main, aux = outs if isinstance(outs, tuple) else (outs, None)
+            loss = segmentation_loss(main, aux, y, cfg.aux_weight)
+            loss_val = float(loss.detach())
+            diverged = not math.isfinite(loss_val)
+            if ddp.enabled:  # a NaN on one rank stops all of them
+                flag = torch.tensor([float(diverged)])
+                dist.all_reduce(flag)
+                diverged = flag.item() > 0
+            if diverged:
+                message = (f"loss became {loss_val} at iteration {it + 1}; stopped. Last good checkpoint kept: "
+                           f"{ckpt_path} (iteration {good_iter})" if good_iter > 0 or resume_ck is not None
+                           else f"loss became {loss_val} at iteration {it + 1}; stopped (no checkpoint yet)")
+                raise TrainingDiverged(message)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            it += 1
+            loss_sum += loss_val
+            loss_n += 1
+            if it % cfg.log_interval == 0 or it == cfg.iters:
+                now = time.perf_counter()
+                rate = loss_n * cfg.batch / max(now - t_log, 1e-9)
+                lr = optimizer.param_groups[0]["lr"]
+                log.metric(it, "loss", loss_sum / loss_n)
+                log.metric(it, "lr", lr)
+                log.emit("train", iteration=it, loss=loss_sum / loss_n, lr=lr, img_per_s=round(rate, 2))
+                log.flush(it, cfg.iters, rate / cfg.batch)
+                loss_sum, loss_n, t_log = 0.0, 0, now
+            if cfg.eval_interval and it % cfg.eval_interval == 0 and it < cfg.iters:
+                try:
+                    last_metrics = validate(it, cfg.max_val_images) or last_metrics
+                except Cancelled:  # stop requested mid-evaluation: the weights are still a clean state
                     status = "stopped"
                     break
-                t0 = time.perf_counter()
-                images, labels = next(batches)
-                data_wait += time.perf_counter() - t0
-                x = sd.normalize(images.to(dev, non_blocking=True))
-                y = labels.to(dev, non_blocking=True).long()
-                # dropout masks depend on (seed, rank, iteration) only: exact resume under DDP too
-                torch.manual_seed(cfg.seed * 1_000_003 + ddp.rank * 7919 + it)
-                with autocast(dev, amp):
-                    outs = model(x)
-                main, aux = outs if isinstance(outs, tuple) else (outs, None)
-                loss = segmentation_loss(main, aux, y, cfg.aux_weight)
-                loss_val = float(loss.detach())
-                diverged = not math.isfinite(loss_val)
-                if ddp.enabled:  # a NaN on one rank stops all of them
-                    flag = torch.tensor([float(diverged)])
-                    dist.all_reduce(flag)
-                    diverged = flag.item() > 0
-                if diverged:
-                    message = (f"loss became {loss_val} at iteration {it + 1}; stopped. Last good checkpoint kept: "
-                               f"{ckpt_path} (iteration {good_iter})" if good_iter > 0 or resume_ck is not None
-                               else f"loss became {loss_val} at iteration {it + 1}; stopped (no checkpoint yet)")
-                    raise TrainingDiverged(message)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                it += 1
-                loss_sum += loss_val
-                loss_n += 1
-                if it % cfg.log_interval == 0 or it == cfg.iters:
-                    now = time.perf_counter()
-                    rate = loss_n * cfg.batch / max(now - t_log, 1e-9)
-                    lr = optimizer.param_groups[0]["lr"]
-                    log.metric(it, "loss", loss_sum / loss_n)
-                    log.metric(it, "lr", lr)
-                    log.emit("train", iteration=it, loss=loss_sum / loss_n, lr=lr, img_per_s=round(rate, 2))
-                    log.flush(it, cfg.iters, rate / cfg.batch)
-                    loss_sum, loss_n, t_log = 0.0, 0, now
-                if cfg.eval_interval and it % cfg.eval_interval == 0 and it < cfg.iters:
-                    last_metrics = validate(it, cfg.max_val_images) or last_metrics
-                    log.flush(it, cfg.iters, None)
-                    t_log = time.perf_counter()
-                if it % ckpt_every == 0 and it < cfg.iters:
-                    checkpoint(it)
-                    good_iter = it
-                if ddp.enabled and (cfg.eval_interval and it % cfg.eval_interval == 0):
-                    dist.barrier()
-                if progress:
-                    progress(it, cfg.iters)
-            del batches
+                log.flush(it, cfg.iters, None)
+                t_log = time.perf_counter()
+            if it % ckpt_every == 0 and it < cfg.iters:
+                checkpoint(it)
+                good_iter = it
+            if ddp.enabled and (cfg.eval_interval and it % cfg.eval_interval == 0):
+                dist.barrier()
+            if progress:
+                progress(it, cfg.iters)
+        del batches
         train_time = time.perf_counter() - t_start
+        final = None
+        if status != "stopped":
+            checkpoint(it)
+            try:
+                final = validate(it, None)
+            except Cancelled:
+                status = "stopped"
         if status == "stopped":
             checkpoint(it)
             message = f"stopped at iteration {it} of {cfg.iters}; checkpoint kept: {ckpt_path}"
@@ -581,8 +610,6 @@ def train_seg(config: SegTrainConfig, progress: Callable[[int, int], None] | Non
                       **({"miou": last_metrics.get("miou"), "per_class": last_metrics.get("per_class")}
                          if last_metrics else {})}
         else:
-            checkpoint(it)
-            final = validate(it, None)
             if ddp.master:
                 last_metrics = final
                 checkpoint(it)
@@ -616,6 +643,7 @@ def train_seg(config: SegTrainConfig, progress: Callable[[int, int], None] | Non
                 print(f"warning: could not record the failure: {db_exc}", file=sys.stderr)
         raise
     finally:
+        stop.__exit__()
         if workspace is not None:
             workspace.close()
         if ddp.enabled and dist.is_initialized():
