@@ -334,6 +334,10 @@ def test_extra_pairs_from_the_workspace_db(seg_ds, tmp_path, capsys):
     write_png(ws_path / "pairs" / "0_lab.png", np.full((8, 8), 200, np.uint8))
     rc, _, err = cli(["train-seg", *common, "--out", str(tmp_path / "r2"), "--extra", "pairs"], capsys)
     assert rc == 2 and "0_lab.png" in err and "label ids [200]" in err and len(err.strip().splitlines()) == 1
+    write_png(ws_path / "pairs" / "0_lab.png", np.full((8, 8), 7, np.uint8))
+    rc, _, err = cli(["train-seg", *common, "--out", str(tmp_path / "r3"), "--extra", "pairs"], capsys)
+    assert rc == 2 and "0_img.png" in err and "but its label map 0_lab.png is 8x8" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def _other_label_set_dataset(root: Path) -> Path:

@@ -28,8 +28,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from core.datasets import Dataset, open_dataset
-from core.errors import Cancelled, SegbalanceError
-from core.io import atomic_write_bytes, atomic_write_json
+from core.errors import Cancelled, DataError, SegbalanceError
+from core.io import atomic_write_bytes, atomic_write_json, png_size
 from core.labels import IGNORE
 from core.seg import data as sd
 from core.seg.evaluate import CHECKPOINT_FORMAT, CHECKPOINT_NAME, evaluate, read_checkpoint
@@ -363,6 +363,10 @@ def build_training_items(cfg: SegTrainConfig, ds: Dataset, workspace, log: RunLo
                 ar.append(s.height * s.width)
         for src, ref in items[len(ds.samples(cfg.split)):]:
             lab = src.load_label(ref)  # checks ids against the label set
+            if ref.image_path is not None and png_size(ref.image_path) != lab.shape:
+                h, w = png_size(ref.image_path)
+                raise DataError(f"image is {w}x{h} but its label map {Path(ref.label_path).name} is "
+                                f"{lab.shape[1]}x{lab.shape[0]}", ref.image_path)
             rows.append(_train_counts(pixel_counts(lab), lut, n_cls))
             ar.append(lab.size)
         if scan_all:
@@ -540,7 +544,11 @@ def train_seg(config: SegTrainConfig, progress: Callable[[int, int], None] | Non
                 status = "stopped"
                 break
             t0 = time.perf_counter()
-            images, labels = next(batches)
+            try:
+                images, labels = next(batches)
+            except SegbalanceError as exc:
+                # a worker's error arrives with its traceback in the message: keep the user's one line
+                raise type(exc)(str(exc).strip().splitlines()[-1].split(": ", 1)[-1]) from None
             data_wait += time.perf_counter() - t0
             x = sd.normalize(images.to(dev, non_blocking=True))
             y = labels.to(dev, non_blocking=True).long()
