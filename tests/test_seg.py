@@ -32,13 +32,12 @@ from core.seg.metrics import (
 )
 from core.seg.model import PSPNet, PSPNetConfig, ResNet, count_parameters, load_backbone_weights
 from db import models as m
-from tests.seg_synth import make_synth_cityscapes
 
 torch.set_num_threads(1)  # the machine is shared: one thread beats two oversubscribed ones
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
-CROP = (32, 64)
-CROP_ARG = "32x64"
+CROP = (48, 96)
+CROP_ARG = "48x96"
 
 
 def tiny_cfg(ds: Path, out: Path, ws: Path, **kw):
@@ -50,12 +49,11 @@ def tiny_cfg(ds: Path, out: Path, ws: Path, **kw):
 
 
 @pytest.fixture(scope="module")
-def seg_ds(request, tmp_path_factory) -> Path:
-    """The built-in sample dataset when available, else a tiny synthetic Cityscapes-layout set."""
-    try:
-        return Path(request.getfixturevalue("sample_dataset"))
-    except pytest.FixtureLookupError:
-        return make_synth_cityscapes(tmp_path_factory.mktemp("synth") / "ds", n_train=8, n_val=4, size=(64, 32))
+def seg_ds(tmp_path_factory) -> Path:
+    """The built-in procedural sample dataset, at 96x48 so that a CPU run learns it in seconds."""
+    from core.sample_data import make_sample_dataset
+
+    return make_sample_dataset(tmp_path_factory.mktemp("sample") / "ds", n_train=16, n_val=4, size=(96, 48), seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +69,8 @@ def trained(seg_ds, tmp_path_factory):
     for _ in range(2):
         cv2.resize(cv2.cvtColor(big, cv2.COLOR_RGB2BGR), (1000, 500))
     base = tmp_path_factory.mktemp("run")
-    cfg = tiny_cfg(seg_ds, base / "run", base / "ws", iters=40, workers=1, log_interval=10, eval_interval=20,
-                   max_val_images=2, stdout_json=True)
+    cfg = tiny_cfg(seg_ds, base / "run", base / "ws", iters=30, workers=1, log_interval=10, eval_interval=15,
+                   max_val_images=2, stdout_json=True, lr=0.02, scale=(0.75, 1.5))
     return cfg, train_seg(cfg)
 
 
@@ -186,13 +184,19 @@ def test_rare_class_sampling_favours_rare_classes():
 
 
 # -- training ------------------------------------------------------------------------------------------
-def test_resnet18_run_learns_and_streams_metrics(trained, capsys):
+def test_resnet18_run_learns_and_streams_metrics(trained, seg_ds):
+    from core.datasets import open_dataset
+
     cfg, res = trained
-    assert res["status"] == "done" and res["iteration"] == 40
-    present = [v for v in res["per_class"].values() if v is not None]
-    # chance: uniform guessing over the 19 classes scores under 1/19 IoU per present class
-    assert res["miou"] > 0.3, res
-    assert len(present) >= 4
+    assert res["status"] == "done" and res["iteration"] == 30
+    # chance level: predicting the most frequent training class everywhere
+    ds = open_dataset(seg_ds)
+    train = np.concatenate([ds.load_train_ids(r).ravel() for r in ds.samples("train")])
+    major = np.bincount(train[train != 255], minlength=19).argmax()
+    conf = sum(confusion_matrix(np.full(t.shape, major), t, 19)
+               for t in (ds.load_train_ids(r) for r in ds.samples("val")))
+    assert res["miou"] > 3 * mean_iou(conf), (res["miou"], mean_iou(conf))
+    assert res["pixel_acc"] > pixel_accuracy(conf) + 0.15
     from core.workspace import Workspace
 
     with Workspace(cfg.workspace) as ws, ws.session() as s:
@@ -201,7 +205,7 @@ def test_resnet18_run_learns_and_streams_metrics(trained, capsys):
         assert run.result["miou"] == pytest.approx(res["miou"])
         pts = s.scalars(select(m.MetricPoint).where(m.MetricPoint.run_id == run.id)).all()
     names = [p.name for p in pts]
-    assert names.count("loss") == 4 and names.count("lr") == 4 and names.count("val_miou") == 2
+    assert names.count("loss") == 3 and names.count("lr") == 3 and names.count("val_miou") == 2
     losses = [p.value for p in pts if p.name == "loss"]
     assert losses[-1] < losses[0]
     val = [p for p in pts if p.name == "val_miou"][-1]
@@ -224,9 +228,13 @@ def test_evaluate_cli_json_and_label_id_predictions(trained, seg_ds, tmp_path, c
 
     ids = np.unique(read_label_png(pngs[0]))
     assert set(ids.tolist()) <= {c.id for c in CITYSCAPES.train_classes}  # label ids, not train ids
+    # one window covering the image is the whole-image prediction; smaller windows still cover every pixel
     rc, out, _ = cli(["evaluate", cfg.out_dir, "--dataset", str(seg_ds), "--json", "--mode", "slide",
-                      "--crop", "24x32", "--device", "cpu"], capsys)
-    assert rc == 0 and json.loads(out)["miou"] > 0.2
+                      "--device", "cpu"], capsys)
+    assert rc == 0 and json.loads(out)["miou"] == pytest.approx(res["miou"])
+    rc, out, _ = cli(["evaluate", cfg.out_dir, "--dataset", str(seg_ds), "--json", "--mode", "slide",
+                      "--crop", "32x64", "--device", "cpu"], capsys)
+    assert rc == 0 and json.loads(out)["pixel_acc"] > 0.3
 
 
 def test_quality_scorer_prefers_the_real_image(trained, seg_ds):
@@ -235,13 +243,16 @@ def test_quality_scorer_prefers_the_real_image(trained, seg_ds):
 
     cfg, _ = trained
     ds = open_dataset(seg_ds)
-    refs = ds.samples("val")[:2]
+    refs = ds.samples("val")
     scorer = load_scorer(cfg.out_dir, device="cpu")
     ims, labs = [ds.load_image(r) for r in refs], [ds.load_label(r) for r in refs]
     real = scorer.score_batch(ims, labs)
+    assert len(real) == len(refs) and all(0 <= v <= 1 for v in real)
+    assert scorer.score(ims[0], labs[0]) == pytest.approx(real[0])
+    # a weak 30-iteration model, but an image that does not show its label map still scores lower
+    swapped = scorer.score_batch(ims[1:] + ims[:1], labs)
     noise = scorer.score_batch([np.random.default_rng(0).integers(0, 255, im.shape, np.uint8) for im in ims], labs)
-    assert len(real) == 2 and all(0 <= v <= 1 for v in real)
-    assert np.mean(real) > np.mean(noise) + 0.1
+    assert np.mean(real) > max(np.mean(swapped), np.mean(noise))
     assert math.isnan(scorer.score(ims[0], np.zeros_like(labs[0])))  # nothing evaluated in an all-void map
 
 
