@@ -364,7 +364,7 @@ def _other_label_set_dataset(root: Path) -> Path:
 def test_cli_bad_inputs_exit_2_with_one_line(trained, seg_ds, tmp_path, capsys):
     cfg, _ = trained
     other = _other_label_set_dataset(tmp_path / "other")
-    base = ["--workspace", str(tmp_path / "ws"), "--backbone", "resnet18", "--iters", "1", "--batch", "1",
+    base = ["--workspace", str(tmp_path / "ws"), "--backbone", "resnet18", "--iters", "1", "--batch", "2",
             "--workers", "0", "--device", "cpu", "--no-json", "--threads", "1"]
     cases = [
         (["train-seg", str(tmp_path / "nope"), "--out", str(tmp_path / "o1"), *base], "dataset folder not found"),
@@ -376,6 +376,7 @@ def test_cli_bad_inputs_exit_2_with_one_line(trained, seg_ds, tmp_path, capsys):
         (["train-seg", str(seg_ds), "--out", str(tmp_path / "o5"), "--resume", *base], "nothing to resume"),
         (["train-seg", str(seg_ds), "--out", str(tmp_path / "o6"), "--extra", "pairs", *base],
          "no generated pairs"),
+        (["train-seg", str(seg_ds), "--out", str(tmp_path / "o7"), *base, "--batch", "1"], "at least 2"),
         (["evaluate", cfg.out_dir, "--dataset", str(other), "--split", "train"], "does not match"),
         (["evaluate", str(tmp_path), "--dataset", str(seg_ds)], "checkpoint not found"),
         (["compare", str(tmp_path), cfg.out_dir], "no result.json"),

@@ -404,6 +404,10 @@ def train_seg(config: SegTrainConfig, progress: Callable[[int, int], None] | Non
         torch.cuda.set_device(dev)
     if cfg.batch % ddp.world:
         raise SegbalanceError(f"--batch {cfg.batch} is not divisible by the {ddp.world} DDP processes")
+    if cfg.batch // ddp.world < 2:
+        # the 1x1 pyramid-pooling branch has one value per channel and image: BatchNorm needs two images
+        raise SegbalanceError(f"--batch {cfg.batch} gives {cfg.batch // ddp.world} image(s) per process; "
+                              "BatchNorm training needs at least 2")
     amp = resolve_amp(cfg.amp, dev)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
