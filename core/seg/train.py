@@ -535,7 +535,8 @@ def train_seg(config: SegTrainConfig, progress: Callable[[int, int], None] | Non
         good_iter = start
         loss_sum, loss_n, t_log = 0.0, 0, time.perf_counter()
         t_start = time.perf_counter()
-        data_wait = 0.0
+        data_wait = compute_time = 0.0  # model step time vs everything else the loop does
+        first_batch: float | None = None
         model.train()
         batches = iter(loader)
         while it < cfg.iters:
@@ -554,6 +555,9 @@ def train_seg(config: SegTrainConfig, progress: Callable[[int, int], None] | Non
                 # a worker's error arrives with its traceback in the message: keep the user's one line
                 raise type(exc)(str(exc).strip().splitlines()[-1].split(": ", 1)[-1]) from None
             data_wait += time.perf_counter() - t0
+            if first_batch is None:
+                first_batch = time.perf_counter() - t_start  # worker start-up + first decode
+            t_c = time.perf_counter()
             x = sd.normalize(images.to(dev, non_blocking=True))
             y = labels.to(dev, non_blocking=True).long()
             # dropout masks depend on (seed, rank, iteration) only: exact resume under DDP too
@@ -578,6 +582,7 @@ def train_seg(config: SegTrainConfig, progress: Callable[[int, int], None] | Non
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
+            compute_time += time.perf_counter() - t_c
             it += 1
             loss_sum += loss_val
             loss_n += 1
@@ -634,6 +639,8 @@ def train_seg(config: SegTrainConfig, progress: Callable[[int, int], None] | Non
                 "train_time_s": round(train_time, 3),
                 "img_per_s": round(done_imgs / max(train_time, 1e-9), 3),
                 "data_wait_s": round(data_wait, 3),
+                "step_time_s": round(compute_time, 3),
+                "first_batch_s": round(first_batch or 0.0, 3),
                 "world_size": ddp.world,
                 "notes": log.notes,
             }
