@@ -25,8 +25,10 @@ from core.seg.runtime import autocast, resolve_amp, resolve_device
 class SegScorer:
     """A loaded PSPNet that scores (image, label-id map) pairs; NaN when the map has no evaluated class."""
 
-    def __init__(self, model: torch.nn.Module, label_set: LabelSet, device: torch.device, amp: str = "off") -> None:
+    def __init__(self, model: torch.nn.Module, label_set: LabelSet, device: torch.device, amp: str = "off",
+                 batch_size: int = 4) -> None:
         self.model = model.eval()
+        self.batch_size = max(1, batch_size)  # images per forward pass (memory bound on full-size frames)
         self.label_set = label_set
         self.device = device
         self.amp = amp
@@ -41,13 +43,15 @@ class SegScorer:
             if im.ndim != 3 or im.shape[2] != 3 or im.dtype != np.uint8:
                 raise DataError(f"image #{i}: expected an RGB uint8 HxWx3 array, got {im.dtype} {im.shape}")
             by_size.setdefault(im.shape[:2], []).append(i)
-        for idx in by_size.values():
-            batch = torch.from_numpy(np.stack([images[i] for i in idx]).transpose(0, 3, 1, 2).copy())
-            with autocast(self.device, self.amp):
-                logits = self.model(normalize(batch.to(self.device)))
-            pred = logits.argmax(1).to(torch.uint8).cpu().numpy()
-            for j, i in enumerate(idx):
-                out[i] = pred[j]
+        for same in by_size.values():
+            for k in range(0, len(same), self.batch_size):
+                idx = same[k : k + self.batch_size]
+                batch = torch.from_numpy(np.stack([images[i] for i in idx]).transpose(0, 3, 1, 2).copy())
+                with autocast(self.device, self.amp):
+                    logits = self.model(normalize(batch.to(self.device)))
+                pred = logits.argmax(1).to(torch.uint8).cpu().numpy()
+                for j, i in enumerate(idx):
+                    out[i] = pred[j]
         return out  # type: ignore[return-value]
 
     def score(self, image_rgb: np.ndarray, label_ids: np.ndarray) -> float:
@@ -69,8 +73,8 @@ class SegScorer:
         return scores
 
 
-def load_scorer(checkpoint: str | Path, device: str = "auto", amp: str = "off") -> SegScorer:
+def load_scorer(checkpoint: str | Path, device: str = "auto", amp: str = "off", batch_size: int = 4) -> SegScorer:
     """A SegScorer from a train-seg run folder or checkpoint file."""
     dev = resolve_device(device)
     model, ls, _ = load_model(checkpoint, dev)
-    return SegScorer(model, ls, dev, resolve_amp(amp, dev))
+    return SegScorer(model, ls, dev, resolve_amp(amp, dev), batch_size)
