@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "core.commands.train_seg",
     "core.commands.evaluate",
     "core.commands.compare",
+    "core.commands.demo",
 ]
 
 
