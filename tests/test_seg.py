@@ -163,6 +163,29 @@ def test_crop_larger_than_image_is_padded_with_ignore(seg_ds):
     assert torch.equal(tset[(0, 5, -1, 0)][1], tset[(0, 5, -1, 0)][1])
 
 
+@pytest.mark.parametrize("augment", ["standard", "strong", "style"])
+def test_augmentations_keep_labels_aligned_and_replay_from_the_seed(seg_ds, augment):
+    from core.datasets import open_dataset
+
+    ds = open_dataset(seg_ds)
+    tset = sd.SegTrainSet([(ds, r) for r in ds.samples("train")[:4]], ds.label_set, crop=CROP, augment=augment)
+    labels_in = set(np.unique(ds.load_train_ids(ds.samples("train")[0])).tolist())
+    for seed in range(6):
+        img, lab = tset[(0, seed, -1, 0)]
+        assert img.shape == (3, *CROP) and img.dtype == torch.uint8 and lab.shape == CROP
+        assert set(np.unique(lab.numpy()).tolist()) <= labels_in | {255}
+        again = tset[(0, seed, -1, 0)]
+        assert torch.equal(img, again[0]) and torch.equal(lab, again[1])
+
+
+def test_colour_transfer_takes_the_style_image_statistics():
+    rng = np.random.default_rng(0)
+    src = rng.integers(0, 120, (32, 32, 3), dtype=np.uint8)
+    style = np.clip(rng.normal((200, 60, 60), 10, (32, 32, 3)), 0, 255).astype(np.uint8)
+    out = sd.color_transfer(src, style)
+    assert np.abs(out.reshape(-1, 3).mean(0) - style.reshape(-1, 3).mean(0)).max() < 12
+
+
 def test_stream_is_the_same_split_over_ranks_and_resumes_mid_way():
     one = list(sd.StreamSampler(10, 4, 6, seed=3))
     r0 = list(sd.StreamSampler(10, 2, 6, seed=3, rank=0, world=2))
@@ -326,6 +349,7 @@ def test_extra_pairs_from_the_workspace_db(seg_ds, tmp_path, capsys):
         job = m.Job(kind="generate", params={"label_set": CITYSCAPES.to_dict()})
         s.add(job)
         s.flush()
+        job_id = job.id
         for i, ref in enumerate(ds.samples("train")[:3]):
             for kind, arr in (("img", ds.load_image(ref)), ("lab", ds.load_label(ref))):
                 write_png(ws.subdir("pairs") / f"{i}_{kind}.png", arr, rgb=kind == "img")
@@ -335,12 +359,15 @@ def test_extra_pairs_from_the_workspace_db(seg_ds, tmp_path, capsys):
     common = [str(seg_ds), "--workspace", str(ws_path), "--backbone", "resnet18", "--crop", CROP_ARG,
               "--iters", "2", "--batch", "2", "--workers", "0", "--device", "cpu", "--no-json", "--amp", "off",
               "--threads", "1"]
-    rc, _, err = cli(["train-seg", *common, "--out", str(tmp_path / "r1"), "--extra", "pairs",
+    rc, _, err = cli(["train-seg", *common, "--out", str(tmp_path / "r1"), "--extra", f"pairs:{job_id}",
                       "--extra-status", "accepted,pending", "--sampler", "rare-class"], capsys)
     assert rc == 0, err
     res = json.loads((tmp_path / "r1" / "result.json").read_text())
     n_train = len(ds.samples("train"))
-    assert f"training on {n_train + 3} images (3 extra from pairs)" in res["notes"]
+    assert f"training on {n_train + 3} images (3 extra from pairs:{job_id})" in res["notes"]
+    rc, _, err = cli(["train-seg", *common, "--out", str(tmp_path / "r0"), "--extra", f"pairs:{job_id + 1}"],
+                     capsys)
+    assert rc == 2 and "no generated pairs" in err  # another job's pairs only
     # a pair whose label map uses ids outside the label set: one-line error, exit 2
     write_png(ws_path / "pairs" / "0_lab.png", np.full((8, 8), 200, np.uint8))
     rc, _, err = cli(["train-seg", *common, "--out", str(tmp_path / "r2"), "--extra", "pairs"], capsys)

@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workspace", required=True, help="workspace folder: the run and its metrics go to its DB")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder (checkpoint.pt, result.json)")
     p.add_argument("--extra", metavar="pairs|EXPORT_DIR",
-                   help="mix in generated pairs: 'pairs' (workspace DB) or an exported Cityscapes-layout folder")
+                   help="mix in generated pairs: 'pairs' (workspace DB; 'pairs:JOB_ID[,JOB_ID]' for given "
+                   "generation jobs) or an exported Cityscapes-layout folder")
     p.add_argument("--extra-status", default="accepted", help="pair statuses to use with --extra pairs "
                    "(comma list of accepted, pending, rejected; default: accepted)")
     p.add_argument("--sampler", choices=["uniform", "rare-class"], default="uniform",
@@ -42,7 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--iters", type=int, default=1000, help="training iterations (default 1000)")
     p.add_argument("--batch", type=int, default=8, help="global batch size (default 8)")
     p.add_argument("--lr", type=float, default=0.01, help="base learning rate (head: 10x; default 0.01)")
-    p.add_argument("--augment", default="standard", help="augmentation pipeline (default: standard)")
+    p.add_argument("--augment", choices=["standard", "strong", "style", "none"], default="standard",
+                   help="standard (scale, crop, flip); strong (+ rotation, colour jitter, blur); style (+ colour "
+                   "statistics of another training image); none (crop only)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda:N")
     p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], default="auto",
                    help="mixed precision (auto: bf16/fp16 on CUDA, off on CPU)")

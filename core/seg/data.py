@@ -59,19 +59,23 @@ class PairSet:
         return lab
 
 
-def workspace_pairs(workspace, statuses: list[str], label_set: LabelSet) -> PairSet:
-    """Generated pairs of the workspace DB with one of `statuses`, checked to exist and to fit `label_set`."""
+def workspace_pairs(workspace, statuses: list[str], label_set: LabelSet, job_ids: list[int] | None = None) -> PairSet:
+    """Generated pairs of the workspace DB with one of `statuses` (of the given generation jobs, if any),
+    checked to exist and to fit `label_set`."""
     from sqlalchemy import select
 
     from db import models as m
 
+    q = (
+        select(m.GeneratedPair, m.Job.params)
+        .outerjoin(m.Job, m.Job.id == m.GeneratedPair.job_id)
+        .where(m.GeneratedPair.status.in_(statuses))
+        .order_by(m.GeneratedPair.id)
+    )
+    if job_ids:
+        q = q.where(m.GeneratedPair.job_id.in_(job_ids))
     with workspace.session() as s:
-        rows = s.execute(
-            select(m.GeneratedPair, m.Job.params)
-            .outerjoin(m.Job, m.Job.id == m.GeneratedPair.job_id)
-            .where(m.GeneratedPair.status.in_(statuses))
-            .order_by(m.GeneratedPair.id)
-        ).all()
+        rows = s.execute(q).all()
     refs = []
     for pair, params in rows:
         ls_info = (params or {}).get("label_set") if isinstance(params, dict) else None
@@ -132,6 +136,7 @@ class AugmentContext:
     rng: np.random.Generator
     focus_class: int = -1  # rare-class sampling: train id the crop should contain (-1: any)
     focus_pixels: int = 0
+    other_image: Callable[[], np.ndarray] | None = None  # a random other training image (style augmentations)
 
 
 Augment = Callable[[np.ndarray, np.ndarray, AugmentContext], tuple[np.ndarray, np.ndarray]]
@@ -195,6 +200,66 @@ def standard_augment(img: np.ndarray, lab: np.ndarray, ctx: AugmentContext) -> t
     return random_flip(img, lab, ctx)
 
 
+def photometric_jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Brightness, contrast, saturation and hue jitter (each with probability 0.8), then maybe a blur."""
+    out = img.astype(np.float32)
+    if rng.random() < 0.8:
+        out = out * rng.uniform(0.7, 1.3) + rng.uniform(-20, 20)  # contrast-ish gain, brightness offset
+    if rng.random() < 0.8:
+        grey = out.mean(axis=2, keepdims=True)
+        out = grey + (out - grey) * rng.uniform(0.6, 1.4)  # saturation
+    out = np.clip(out, 0, 255).astype(np.uint8)
+    if rng.random() < 0.5:
+        hsv = cv2.cvtColor(out, cv2.COLOR_RGB2HSV)
+        hsv[..., 0] = ((hsv[..., 0].astype(np.int16) + int(rng.integers(-9, 10))) % 180).astype(np.uint8)
+        out = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    if rng.random() < 0.3:
+        out = cv2.GaussianBlur(out, (5, 5), float(rng.uniform(0.1, 1.5)))
+    return out
+
+
+def random_rotate(img: np.ndarray, lab: np.ndarray, rng: np.random.Generator,
+                  max_deg: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+    """Rotate by up to +-max_deg; uncovered corners become the mean colour / ignore."""
+    h, w = lab.shape
+    mat = cv2.getRotationMatrix2D((w / 2, h / 2), float(rng.uniform(-max_deg, max_deg)), 1.0)
+    img = cv2.warpAffine(img, mat, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                         borderValue=[round(v) for v in MEAN])
+    lab = cv2.warpAffine(lab, mat, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                         borderValue=IGNORE)
+    return img, lab
+
+
+def color_transfer(img: np.ndarray, style: np.ndarray) -> np.ndarray:
+    """Reinhard et al. (2001) colour transfer: match per-channel mean/std in CIE Lab to a style image."""
+    src = cv2.cvtColor(img, cv2.COLOR_RGB2LAB).astype(np.float32)
+    ref = cv2.cvtColor(style, cv2.COLOR_RGB2LAB).astype(np.float32)
+    s_mean, s_std = src.reshape(-1, 3).mean(0), src.reshape(-1, 3).std(0) + 1e-6
+    r_mean, r_std = ref.reshape(-1, 3).mean(0), ref.reshape(-1, 3).std(0) + 1e-6
+    out = (src - s_mean) * (r_std / s_std) + r_mean
+    return cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+
+
+@register_augmentation("strong")
+def strong_augment(img: np.ndarray, lab: np.ndarray, ctx: AugmentContext) -> tuple[np.ndarray, np.ndarray]:
+    """"Traditional" augmentation comparator: standard + rotation +-10 deg + photometric jitter and blur."""
+    img, lab = random_scale(img, lab, ctx)
+    if ctx.rng.random() < 0.5:
+        img, lab = random_rotate(img, lab, ctx.rng)
+    img, lab = random_crop(img, lab, ctx)
+    img, lab = random_flip(img, lab, ctx)
+    return photometric_jitter(np.ascontiguousarray(img), ctx.rng), lab
+
+
+@register_augmentation("style")
+def style_augment(img: np.ndarray, lab: np.ndarray, ctx: AugmentContext) -> tuple[np.ndarray, np.ndarray]:
+    """Style-transfer comparator: standard + (p=0.5) the colour statistics of another training image."""
+    img, lab = standard_augment(img, lab, ctx)
+    if ctx.other_image is not None and ctx.rng.random() < 0.5:
+        img = color_transfer(np.ascontiguousarray(img), ctx.other_image())
+    return img, lab
+
+
 @register_augmentation("none")
 def crop_only(img: np.ndarray, lab: np.ndarray, ctx: AugmentContext) -> tuple[np.ndarray, np.ndarray]:
     """Pad + random crop only (for ablations and overfitting checks)."""
@@ -230,10 +295,16 @@ class SegTrainSet(torch.utils.data.Dataset):
                             f"{lab.shape[1]}x{lab.shape[0]}", ref.image_path)
         return img, lab
 
+    def _image(self, index: int) -> np.ndarray:
+        src, ref = self.items[index]
+        return src.load_image(ref)
+
     def __getitem__(self, item: tuple[int, int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         index, seed, focus, focus_px = item
         img, lab = self.load(index)
-        ctx = AugmentContext(self.crop, self.scale, np.random.default_rng(seed), focus, focus_px)
+        rng = np.random.default_rng(seed)
+        ctx = AugmentContext(self.crop, self.scale, rng, focus, focus_px,
+                             other_image=lambda: self._image(int(rng.integers(len(self.items)))))
         img, lab = AUGMENTATIONS[self.augment](img, lab, ctx)
         img_t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
         return img_t, torch.from_numpy(np.ascontiguousarray(lab))

@@ -327,10 +327,15 @@ def build_training_items(cfg: SegTrainConfig, ds: Dataset, workspace, log: RunLo
     ls = ds.label_set
     items: list[tuple] = [(ds, r) for r in ds.samples(cfg.split)]
     extra_src = None
-    if cfg.extra == "pairs":
+    is_pairs = bool(cfg.extra) and (cfg.extra == "pairs" or cfg.extra.startswith("pairs:"))
+    if is_pairs:
         if workspace is None:
             raise SegbalanceError("--extra pairs needs --workspace (the pairs are rows of its database)")
-        extra_src = sd.workspace_pairs(workspace, list(cfg.extra_status), ls)
+        try:
+            job_ids = [int(v) for v in cfg.extra[6:].split(",") if v.strip()] if ":" in cfg.extra else None
+        except ValueError:
+            raise SegbalanceError(f"bad --extra {cfg.extra!r}; use pairs, pairs:JOB_ID[,JOB_ID] or a folder") from None
+        extra_src = sd.workspace_pairs(workspace, list(cfg.extra_status), ls, job_ids)
         if not extra_src.refs:
             raise SegbalanceError(f"--extra pairs: the workspace has no generated pairs with status "
                                   f"{','.join(cfg.extra_status)}", workspace.path)
@@ -340,7 +345,7 @@ def build_training_items(cfg: SegTrainConfig, ds: Dataset, workspace, log: RunLo
         splits = extra_src.splits()
         extra_refs = extra_src.samples("train" if "train" in splits else None)
         items += [(extra_src, r) for r in extra_refs]
-    if extra_src is not None and cfg.extra == "pairs":
+    if extra_src is not None and is_pairs:
         items += [(extra_src, r) for r in extra_src.refs]
     n_extra = len(items) - len(ds.samples(cfg.split))
     log.note(f"training on {len(items)} images ({n_extra} extra from {cfg.extra})" if cfg.extra
