@@ -113,10 +113,6 @@ def load_renderer(kind: str, *, ds=None, checkpoint: str | None = None, device: 
 
     A generator whose label_nc cannot hold the dataset's label ids is refused here, before any work.
     """
-    if kind == "procedural":  # the sample dataset's own scene renderer (oracle experiments)
-        from core.render.procedural import ProceduralRenderer
-
-        return ProceduralRenderer()
     if kind == "copypaste":
         if ds is None:
             raise SegbalanceError("the copypaste renderer needs the dataset the plan was made on")
