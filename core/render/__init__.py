@@ -1,1 +1,1 @@
-"""Renderers: turn (recombined) label maps into photos (pix2pixHD in pix2pixhd.py, copy-paste in copypaste.py)."""
+"""Renderers: label maps -> RGB images behind one interface (core.render.base)."""
