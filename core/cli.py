@@ -28,10 +28,7 @@ COMMAND_MODULES = [
     "core.commands.evaluate",
     "core.commands.compare",
     "core.commands.demo",
-<<<<<<< HEAD
     "core.commands.experiment",
-=======
->>>>>>> gan
     "core.commands.train_gan",
     "core.commands.render",
 ]
