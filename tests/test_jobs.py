@@ -125,7 +125,10 @@ def _fake_pix2pixhd(monkeypatch, label_nc: int = 35, calls: list | None = None):
                     for lab, inst in zip(labels, instances, strict=True)]
 
     mod.load_renderer = lambda checkpoint, device="auto", **kw: Model()
+    import core.render
+
     monkeypatch.setitem(sys.modules, "core.render.pix2pixhd", mod)
+    monkeypatch.setattr(core.render, "pix2pixhd", mod, raising=False)  # the real one may be imported already
 
 
 def test_generator_renderer_job(setup, monkeypatch, tmp_path):
