@@ -55,6 +55,7 @@ class LabelCanvas(QWidget):
         self.paste_pos = (0, 0)
         self.paste_scale = 1.0
         self._paste_grab: tuple[int, int] | None = None
+        self._user_view = False  # once the user zooms or pans, resizes stop re-fitting
 
     # -- content ---------------------------------------------------------------------------
     def set_edit(self, edit: LabelEdit, image: np.ndarray | None = None) -> None:
@@ -106,10 +107,12 @@ class LabelCanvas(QWidget):
     def set_view(self, scale: float, offset: tuple[float, float] = (0.0, 0.0)) -> None:
         self.scale = float(scale)
         self.offset = QPointF(*offset)
+        self._user_view = True
         self.update()
         self.viewChanged.emit()
 
     def zoom_at(self, factor: float, pos: QPointF) -> None:
+        self._user_view = True
         new = min(max(self.scale * factor, 0.05), 40.0)
         f = new / self.scale
         self.offset = pos - (pos - self.offset) * f
@@ -129,7 +132,7 @@ class LabelCanvas(QWidget):
 
     def resizeEvent(self, ev) -> None:  # noqa: N802
         super().resizeEvent(ev)
-        if self.edit is not None and not getattr(self, "_user_view", False):
+        if self.edit is not None and not self._user_view:
             self.fit()
 
     # -- painting ----------------------------------------------------------------------------
