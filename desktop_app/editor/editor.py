@@ -99,7 +99,8 @@ class LabelEditor(QWidget):
         self.tool_actions: dict[str, QAction] = {}
         group = QActionGroup(self)
         for tool, key in TOOL_KEYS.items():
-            a = QAction(tool.capitalize(), self, checkable=True)
+            a = QAction(tool.capitalize(), self)
+            a.setCheckable(True)
             a.setShortcut(QKeySequence(key))
             a.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             a.setToolTip(f"{tool} ({key})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -40,7 +41,14 @@ def main(argv: list[str] | None = None) -> int:
             app.quit()
 
         QTimer.singleShot(1500, snap)
-    return app.exec()
+    rc = app.exec()
+    w.close()
+    ws.close()
+    # PySide6 6.12 + pyqtgraph can abort while the interpreter garbage-collects Qt wrappers at exit
+    # (bool_dealloc); everything is saved by now, so leave the way pyqtgraph's pg.exit() does.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
 
 
 if __name__ == "__main__":

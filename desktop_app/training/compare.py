@@ -17,12 +17,15 @@ class RunCompare(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.title = QLabel("Select two runs in the list and press Compare")
+        pg.setConfigOptions(exitCleanup=False)  # see curves.py
         self.plot = pg.PlotWidget(title="per-class IoU (%)")
+        self.plot.setBackground("w")
         self.plot.showGrid(y=True, alpha=0.3)
         self.plot.addLegend()
         self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["class", "A (%)", "B (%)", "B − A"])
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         split = QSplitter(Qt.Orientation.Horizontal)

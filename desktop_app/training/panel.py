@@ -89,7 +89,8 @@ class TrainingPanel(QWidget):
     def _build(self) -> None:
         form_box = QGroupBox("New PSPNet run")
         form = QFormLayout(form_box)
-        self.dataset_box = QComboBox(editable=True)
+        self.dataset_box = QComboBox()
+        self.dataset_box.setEditable(True)
         self.dataset_box.setToolTip("dataset folder (Cityscapes layout or images/ + masks/ + classes.json)")
         browse = QPushButton("…")
         browse.setFixedWidth(28)
@@ -105,7 +106,7 @@ class TrainingPanel(QWidget):
         for c in self.status_checks.values():
             c.setEnabled(False)
             prow.addWidget(c)
-        self.pairs_check.toggled.connect(lambda on: [c.setEnabled(on) for c in self.status_checks.values()])
+        self.pairs_check.toggled.connect(self._pairs_toggled)
         form.addRow(self.pairs_check)
         form.addRow("", prow)
         self.sampler_box = QComboBox()
@@ -124,7 +125,8 @@ class TrainingPanel(QWidget):
         self.eval_spin = QSpinBox(minimum=0, maximum=10_000_000, value=200, singleStep=50)
         self.eval_spin.setToolTip("validate every N iterations (0: only at the end)")
         form.addRow("Validate every", self.eval_spin)
-        self.device_box = QComboBox(editable=True)
+        self.device_box = QComboBox()
+        self.device_box.setEditable(True)
         self.device_box.addItems(["auto", "cpu", "cuda:0"])
         form.addRow("Device", self.device_box)
         self.name_edit = QLineEdit(placeholderText="run name (default: generated)")
@@ -146,7 +148,9 @@ class TrainingPanel(QWidget):
         runs_box = QGroupBox("Runs")
         self.runs_table = QTableWidget(0, 5)
         self.runs_table.setHorizontalHeaderLabels(["id", "name", "status", "iter", "mIoU (%)"])
-        self.runs_table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        hdr = self.runs_table.horizontalHeader()
+        hdr.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        hdr.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.runs_table.verticalHeader().setVisible(False)
         self.runs_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.runs_table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
@@ -165,9 +169,11 @@ class TrainingPanel(QWidget):
 
         self.curves = RunCurves()
         self.compare = RunCompare()
-        self.log = QPlainTextEdit(readOnly=True)
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(2000)
-        self.error_box = QPlainTextEdit(readOnly=True)
+        self.error_box = QPlainTextEdit()
+        self.error_box.setReadOnly(True)
         self.error_box.setStyleSheet("color:#c0392b")
         self.error_box.setMaximumHeight(160)
         self.error_box.hide()
@@ -189,6 +195,10 @@ class TrainingPanel(QWidget):
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(split)
         self._fill_datasets()
+
+    def _pairs_toggled(self, on: bool) -> None:
+        for c in self.status_checks.values():
+            c.setEnabled(on)
 
     def _fill_datasets(self) -> None:
         with self.workspace.session() as s:
