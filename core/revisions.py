@@ -12,6 +12,8 @@ import hashlib
 import json
 import re
 import shutil
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from sqlalchemy import func, select
 
 from core.datasets.base import Dataset as DatasetReader
 from core.datasets.base import SampleRef
-from core.errors import DataError, WorkspaceError
+from core.errors import DataError, SegbalanceError, WorkspaceError
 from core.io import atomic_write_json, read_label_png, write_png
 from core.stats import pixel_counts
 from core.workspace import Workspace
@@ -174,6 +176,55 @@ def load_working(ws: Workspace, src: EditSource) -> tuple[np.ndarray, np.ndarray
 
 def discard_working(ws: Workspace, src: EditSource) -> None:
     shutil.rmtree(working_dir(ws, src), ignore_errors=True)
+
+
+class Autosaver:
+    """Autosaves off the caller's thread, latest state wins: a full-size save takes ~150 ms, a stroke
+    should not wait for it. `submit` snapshots the maps (a copy); `flush` waits until the newest is on disk."""
+
+    def __init__(self, ws: Workspace, src: EditSource) -> None:
+        self.ws, self.src = ws, src
+        self._lock = threading.Lock()
+        self._snap: tuple[int, np.ndarray, np.ndarray | None] | None = None
+        self._gen = 0
+        self.saved_gen = 0
+        self.error: str | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="autosave")
+        self._futures: list[Future] = []
+
+    def submit(self, label: np.ndarray, instance: np.ndarray | None) -> None:
+        with self._lock:
+            self._gen += 1
+            self._snap = (self._gen, label.copy(), None if instance is None else instance.copy())
+        self._futures = [f for f in self._futures if not f.done()]
+        self._futures.append(self._pool.submit(self._save_latest))
+
+    def _save_latest(self) -> None:
+        with self._lock:
+            snap, self._snap = self._snap, None
+        if snap is None or snap[0] <= self.saved_gen:
+            return  # a later job already saved a newer state
+        try:
+            save_working(self.ws, self.src, snap[1], snap[2])
+            self.saved_gen = snap[0]
+            self.error = None
+        except (SegbalanceError, OSError) as exc:
+            self.error = str(exc)
+
+    def flush(self, timeout: float | None = 30.0) -> bool:
+        """Wait for pending saves; True when the newest submitted state is on disk."""
+        for f in list(self._futures):
+            f.result(timeout=timeout)
+        return self.saved_gen == self._gen
+
+    def discard(self) -> None:
+        """Forget pending saves (after a revision save consumed the working copy)."""
+        with self._lock:
+            self._snap = None
+            self.saved_gen = self._gen
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
 
 
 # -- revisions -----------------------------------------------------------------------------

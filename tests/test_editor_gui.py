@@ -77,6 +77,7 @@ def test_brush_stroke_changes_exactly_the_expected_pixels_and_autosaves(setup, q
     expected[38:43, 18:48] = CAR
     assert np.array_equal(ed.edit.label, expected)
     assert len(ed.edit.undo_stack) == 1
+    assert ed.flush_autosave()
     saved = load_working(ws, ed.source)
     assert saved is not None and np.array_equal(saved[0], expected)  # autosaved after the stroke
 

@@ -31,7 +31,7 @@ from core.errors import SegbalanceError
 from core.io import read_png
 from core.labels import LabelSet
 from core.manual import add_manual_pair
-from core.revisions import EditSource, export_revisions, load_for_edit, save_revision, save_working
+from core.revisions import Autosaver, EditSource, export_revisions, load_for_edit, save_revision
 from core.workspace import Workspace
 from desktop_app.editor.canvas import LabelCanvas
 from desktop_app.editor.palette import HOTKEYS, ClassPalette
@@ -56,6 +56,7 @@ class LabelEditor(QWidget):
         self.origin = ""
         self._original_label: np.ndarray | None = None
         self.autosave = True
+        self._autosaver: Autosaver | None = None
         self.last_error = ""
 
         self.canvas = LabelCanvas()
@@ -182,7 +183,9 @@ class LabelEditor(QWidget):
         if bad.size:
             raise SegbalanceError(f"label ids {bad[:8].tolist()} are not in label set {self.label_set.name!r}",
                                   src.label_path)
+        self.close_autosave()
         self.source, self.origin = src, origin
+        self._autosaver = Autosaver(self.workspace, src)
         self.edit = LabelEdit(label, self.label_set, inst)
         try:
             from core.io import read_label_png
@@ -240,11 +243,10 @@ class LabelEditor(QWidget):
     def _after_stroke(self) -> None:
         if self.edit is None or self.source is None:
             return
-        if self.autosave:
-            try:
-                save_working(self.workspace, self.source, self.edit.label, self.edit.instance)
-            except (SegbalanceError, OSError) as exc:
-                self._error(f"autosave failed: {exc}")
+        if self.autosave and self._autosaver is not None:
+            if self._autosaver.error:
+                self._error(f"autosave failed: {self._autosaver.error}")
+            self._autosaver.submit(self.edit.label, self.edit.instance)
         self._request_render()
         self._update_status()
 
@@ -258,6 +260,9 @@ class LabelEditor(QWidget):
         if self.edit is None or self.source is None:
             return None
         try:
+            if self._autosaver is not None:  # a late autosave must not resurrect the working copy
+                self._autosaver.flush()
+                self._autosaver.discard()
             rev = save_revision(self.workspace, self.source, self.edit.label, self.edit.instance, note=note or None)
         except (SegbalanceError, OSError) as exc:
             self._error(f"save failed: {exc}")
@@ -377,10 +382,21 @@ class LabelEditor(QWidget):
         if self.isVisible() and not _quiet():
             QMessageBox.warning(self, "Label-map editor", msg)
 
+    def flush_autosave(self) -> bool:
+        """Wait until the latest stroke is on disk."""
+        return self._autosaver.flush() if self._autosaver is not None else True
+
+    def close_autosave(self) -> None:
+        if self._autosaver is not None:
+            self._autosaver.flush()
+            self._autosaver.close()
+            self._autosaver = None
+
     def closeEvent(self, ev) -> None:  # noqa: N802
         if self.edit is not None and self.edit.in_stroke:
             self.edit.end_stroke()
             self._after_stroke()
+        self.close_autosave()
         super().closeEvent(ev)
 
 
