@@ -219,3 +219,44 @@ def test_unreadable_checkpoint_is_explained(setup, qtbot, tmp_path):
     junk.write_bytes(b"not a checkpoint")
     ed.render_pane.load_checkpoint(junk)
     qtbot.waitUntil(lambda: "Cannot render" in ed.render_pane.message, timeout=20000)
+
+
+def test_paste_layer_move_scale_then_drop(setup, qtbot):
+    ed, _ws, _ds, _ref = setup
+    before = ed.edit.label.copy()
+    mask = np.zeros((6, 4), bool)
+    mask[1:5, 1:3] = True  # a 4x2 region inside a 6x4 crop
+    ed.start_paste(mask, PERSON)
+    assert ed.canvas.tool == "paste" and "Enter drops" in ed.status.text()
+    x0, y0 = ed.canvas.paste_pos
+    drag(ed.canvas, [(x0 + 1, y0 + 1), (x0 + 6, y0 + 11), (x0 + 11, y0 + 21)])  # move by (+10, +20)
+    assert ed.canvas.paste_pos == (x0 + 10, y0 + 20)
+    assert (ed.edit.label == before).all()  # nothing written before the drop
+    qtbot.keyClick(ed.canvas, Qt.Key.Key_Plus)
+    ed.canvas.set_paste_scale(2.0)
+    qtbot.keyClick(ed.canvas, Qt.Key.Key_Return)
+    expected = before.copy()
+    expected[y0 + 20 + 2 : y0 + 20 + 10, x0 + 10 + 2 : x0 + 10 + 6] = PERSON
+    assert np.array_equal(ed.edit.label, expected)
+    assert np.unique(ed.edit.instance[ed.edit.label == PERSON]).tolist() == [PERSON * 1000]
+    ed.canvas.undo()
+    assert np.array_equal(ed.edit.label, before)
+
+
+def test_edit_a_generated_pair_as_a_revision(setup, qtbot):
+    ed, ws, _ds, _ref = setup
+    from core.manual import add_manual_pair
+
+    lab = np.full((32, 48), ROAD, np.uint8)
+    pid = add_manual_pair(ws, lab, CITYSCAPES.palette[lab])
+    ed.open_pair(pid)
+    ed.canvas.set_view(1.0, (0, 0))
+    ed.set_class(CAR)
+    ed.set_tool("rect")
+    drag(ed.canvas, [(2, 2), (5, 5)])
+    rid = ed.save_revision()
+    with ws.session() as s:
+        rev = s.get(m.Revision, rid)
+        pair = s.get(m.GeneratedPair, pid)
+    assert rev.pair_id == pid and rev.changed_pixels == 16
+    assert (read_label_png(ws.abs(pair.label_path)) == ROAD).all()  # the pair's own file is untouched

@@ -52,6 +52,7 @@ class LabelEditor(QWidget):
         self.workspace = workspace
         self.label_set = label_set
         self.source: EditSource | None = None
+        self.dataset_root: str | None = None  # the layer bank comes from this dataset
         self.edit: LabelEdit | None = None
         self.origin = ""
         self._original_label: np.ndarray | None = None
@@ -165,6 +166,7 @@ class LabelEditor(QWidget):
     # -- opening ------------------------------------------------------------------------------
     def open_sample(self, ds: DatasetReader, ref: SampleRef) -> None:
         src = EditSource.from_sample(self.workspace, ds, ref)
+        self.dataset_root = str(ds.root)
         image = ds.load_image(ref) if ref.image_path else None
         self.open_source(src, image)
 
@@ -317,10 +319,10 @@ class LabelEditor(QWidget):
 
         if self.edit is None:
             return
-        picker = LayerPicker(self.workspace, self.label_set, self)
+        picker = LayerPicker(self.workspace, self.label_set, self.dataset_root, self)
         picker.layerChosen.connect(self.start_paste)
         picker.show()
-        self._picker = picker
+        self.picker = picker
 
     def start_paste(self, mask: np.ndarray, class_id: int) -> None:
         """Place a layer mask of `class_id` on the map; move/scale it, Enter drops it."""
