@@ -315,7 +315,8 @@ class LabelCanvas(QWidget):
         x, y = self.map_pos(pos)
         self._cursor = (x, y)
         h, w = self.edit.shape
-        self.cursorMoved.emit(x, y) if 0 <= x < w and 0 <= y < h else self.cursorMoved.emit(-1, -1)
+        inside = 0 <= x < w and 0 <= y < h
+        self.cursorMoved.emit(x if inside else -1, y if inside else -1)
         if ev.buttons() & Qt.MouseButton.LeftButton:
             if self.tool in ("brush", "eraser") and self.edit.in_stroke and self._last is not None:
                 self._apply(stroke_mask([self._last, (x, y)], self.brush_size, self.brush_shape, self.edit.shape))

@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QLabel,
-    QMessageBox,
     QSlider,
     QSpinBox,
     QSplitter,
@@ -373,16 +372,17 @@ class LabelEditor(QWidget):
             self.size_spin.setValue(self.canvas.brush_size)
             self.size_spin.blockSignals(False)
         text = "  |  ".join(parts)
+        self.status.setStyleSheet("")
         self.status.setText(text)
         if under:
             self.statusMessage.emit(under)
 
     def _error(self, msg: str) -> None:
+        """Problems go to the status line (and the main window's status bar), never a modal dialog mid-stroke."""
         self.last_error = msg
         self.status.setText(msg)
+        self.status.setStyleSheet("color:#c0392b")
         self.statusMessage.emit(msg)
-        if self.isVisible() and not _quiet():
-            QMessageBox.warning(self, "Label-map editor", msg)
 
     def flush_autosave(self) -> bool:
         """Wait until the latest stroke is on disk."""
@@ -400,10 +400,4 @@ class LabelEditor(QWidget):
             self._after_stroke()
         self.close_autosave()
         super().closeEvent(ev)
-
-
-def _quiet() -> bool:
-    import os
-
-    return os.environ.get("QT_QPA_PLATFORM") == "offscreen"
 
