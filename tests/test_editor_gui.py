@@ -260,3 +260,21 @@ def test_edit_a_generated_pair_as_a_revision(setup, qtbot):
         pair = s.get(m.GeneratedPair, pid)
     assert rev.pair_id == pid and rev.changed_pixels == 16
     assert (read_label_png(ws.abs(pair.label_path)) == ROAD).all()  # the pair's own file is untouched
+
+
+def test_long_sessions_survive_this_pyside_builds_refcount_leak(tmp_path):
+    """200k void Qt calls (a long editing session) must not abort the interpreter ("deallocating None")."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import desktop_app\n"
+        "from PySide6.QtWidgets import QApplication, QWidget\n"
+        "app = QApplication([]); w = QWidget()\n"
+        "for _ in range(200_000): w.update()\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-500:]
