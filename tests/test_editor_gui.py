@@ -278,3 +278,21 @@ def test_long_sessions_survive_this_pyside_builds_refcount_leak(tmp_path):
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-500:]
+
+
+def test_render_overtaken_by_a_newer_request_is_dropped(qtbot):
+    from desktop_app.editor.render_pane import RenderPane
+
+    pane = RenderPane(CITYSCAPES)
+    qtbot.addWidget(pane)
+    slow = FakeRenderer(delay=0.4)
+    pane.set_renderer(slow, "slow")
+    a = np.full((16, 16), ROAD, np.uint8)
+    b = np.full((16, 16), CAR, np.uint8)
+    pane.request(a, None, 1)
+    qtbot.waitUntil(lambda: pane._running, timeout=3000)  # A is rendering
+    pane.request(b, None, 2)  # B arrives meanwhile
+    qtbot.waitUntil(lambda: pane.renders_done == 1 and not pane._running, timeout=5000)
+    assert pane.stale_dropped == 1 and slow.calls == 2
+    assert pane.last_revision == 2 and (pane.last_image == CITYSCAPES.palette[CAR]).all()
+    assert pane.is_current()
