@@ -312,7 +312,24 @@ class TrainingPanel(QWidget):
         if self.series is not None:
             if read_new_points(self.workspace, self.series):
                 self._redraw()
+        if self.process.running and self.current_run is not None:
+            self._show_progress(self.current_run)
         self.refresh_runs()
+
+    def _show_progress(self, run_id: int) -> None:
+        """Iteration, speed and ETA of the running run, from its Job row (train-seg keeps it current)."""
+        with self.workspace.session() as s:
+            run = s.get(m.TrainingRun, run_id)
+            job = s.get(m.Job, run.job_id) if run is not None and run.job_id else None
+        if job is None or not job.total:
+            return
+        text = f"running: iteration {job.done}/{job.total}"
+        if job.rate:
+            text += f" · {job.rate:.2f} it/s"
+        if job.eta_s is not None:
+            mins, secs = divmod(int(job.eta_s), 60)
+            text += f" · ETA {mins}m{secs:02d}s"
+        self.run_state.setText(text)
 
     def _redraw(self) -> None:
         run = next((r for r in self._runs if r.id == self.series.run_id), None)
