@@ -189,3 +189,13 @@ def test_train_seg_command_line():
     joined = " ".join(args)
     assert "--extra pairs --extra-status accepted,pending" in joined
     assert "--sampler rare-class" in joined and "--backbone resnet18" in joined and "--iters 50" in joined
+
+
+def test_bad_form_input_is_refused_with_a_reason(env):
+    panel, _ws, _script, root = env
+    panel.dataset_box.setCurrentText(str(root / "nope"))
+    assert not panel.start_run() and "dataset folder not found" in panel.run_state.text()
+    panel.dataset_box.setCurrentText(str(root))
+    panel.crop_edit.setText("256by512")
+    assert not panel.start_run() and "bad crop" in panel.run_state.text()
+    assert not panel.process.running

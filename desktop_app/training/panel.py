@@ -244,6 +244,12 @@ class TrainingPanel(QWidget):
             if not req.dataset:
                 self._say("choose a dataset folder first")
                 return False
+            if not Path(req.dataset).is_dir():
+                self._say(f"{req.dataset}: dataset folder not found")
+                return False
+            if not re.fullmatch(r"\d+x\d+", req.crop):
+                self._say(f"bad crop {req.crop!r}; expected HEIGHTxWIDTH, e.g. 256x512")
+                return False
             if req.use_pairs and not req.pair_statuses:
                 self._say("tick at least one pair status, or untick 'mix in generated pairs'")
                 return False
