@@ -8,7 +8,6 @@ keyed by (path, size, mtime_ns).
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -185,10 +184,12 @@ def _scan(
             if progress:
                 progress(i + 1, n)
         return results
-    # fork is fast, but not safe once other threads (e.g. a GUI) exist
-    method = "fork" if threading.active_count() == 1 and os.name == "posix" else "spawn"
+    # never plain fork: OpenCV's (or Qt's) threads in this process would deadlock the children
+    ctx = get_context("forkserver" if os.name == "posix" else "spawn")
+    if os.name == "posix":
+        ctx.set_forkserver_preload(["core.stats"])
     chunk = max(1, min(32, n // (workers * 8)))
-    with ProcessPoolExecutor(workers, mp_context=get_context(method), initializer=_init_worker,
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(ds,)) as pool:
         try:
             for i, res in enumerate(pool.map(_work, refs, chunksize=chunk)):
