@@ -175,7 +175,8 @@ def _scan(
 ) -> list[SampleCount | BadSample]:
     results: list[SampleCount | BadSample] = []
     n = len(refs)
-    if workers <= 1 or n < 8:
+    # a pool costs ~1 s to start (fresh interpreters importing cv2): not worth it for small scans
+    if workers <= 1 or n < 64:
         _init_worker(ds)
         for i, ref in enumerate(refs):
             if cancel and cancel():
