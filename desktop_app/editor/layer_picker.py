@@ -3,6 +3,8 @@ to the editor to place (manual recombination). The bank is built/loaded off the 
 
 from __future__ import annotations
 
+import threading
+
 import cv2
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
@@ -47,6 +49,9 @@ def layer_thumbnail(mask: np.ndarray, color: tuple[int, int, int], size: int = T
 def _load_bank(ws: Workspace, root: str):
     from core.recombine.layers import build_layer_bank
 
+    # Register this Qt pool thread with `threading`: the bank builder forks worker processes only when it
+    # sees a single thread, and forking beside Qt's threads deadlocks the children; seen, it spawns instead.
+    threading.current_thread()
     if root not in _BANKS:
         _BANKS[root] = build_layer_bank(open_dataset(root), ws)
     return _BANKS[root]
