@@ -113,15 +113,15 @@ def _use_fake(panel, script, root, iters, sleep, mode="ok"):
 
 def test_panel_shows_metric_points_as_the_subprocess_writes_them(env, qtbot):
     panel, ws, script, root = env
-    _use_fake(panel, script, root, iters=12, sleep=0.25)
+    _use_fake(panel, script, root, iters=8, sleep=0.2)
     assert panel.start_run()
     qtbot.waitUntil(lambda: panel.curves.point_count("loss") >= 2, timeout=20000)
     seen_while_running = panel.curves.point_count("loss")
     assert panel.process.running  # the curve filled while the run was still going
     qtbot.waitUntil(lambda: not panel.process.running, timeout=30000)
     panel.poll()
-    assert panel.curves.point_count("loss") == 12 > seen_while_running
-    assert panel.curves.point_count("val_miou") == 6 and panel.curves.point_count("lr") == 12
+    assert panel.curves.point_count("loss") == 8 > seen_while_running
+    assert panel.curves.point_count("val_miou") == 4 and panel.curves.point_count("lr") == 8
     names = [panel.curves.table.item(r, 0).text() for r in range(panel.curves.table.rowCount())]
     assert names == ["road", "car", "sky"]
     assert panel.curves.table.item(1, 1).text() == "5.0"  # car IoU (%) at the last validation
@@ -199,3 +199,36 @@ def test_bad_form_input_is_refused_with_a_reason(env):
     panel.crop_edit.setText("256by512")
     assert not panel.start_run() and "bad crop" in panel.run_state.text()
     assert not panel.process.running
+
+
+def test_a_short_real_train_seg_run_streams_into_the_panel(tmp_path, qtbot):
+    """The real `segbalance train-seg` subprocess (resnet18, 6 iterations on 64x32 maps)."""
+    pytest.importorskip("core.seg.train")
+    from core.sample_data import make_sample_dataset
+
+    root = make_sample_dataset(tmp_path / "ds", n_train=6, n_val=2, size=(64, 32), seed=1)
+    ws = Workspace(tmp_path / "ws")
+    panel = TrainingPanel(ws, poll_ms=100)
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.dataset_box.setCurrentText(str(root))
+    panel.backbone_box.setCurrentText("resnet18")
+    panel.iters_spin.setValue(6)
+    panel.batch_spin.setValue(2)
+    panel.crop_edit.setText("32x64")
+    panel.eval_spin.setValue(3)
+    panel.device_box.setCurrentText("cpu")
+    panel.name_edit.setText("tiny real run")
+    panel.extra_args = ["--log-interval", "1", "--workers", "0", "--threads", "1"]
+    with qtbot.waitSignal(panel.runFinished, timeout=120000) as done:
+        assert panel.start_run()
+    assert done.args[0] == 0, "\n".join(panel.process.stderr_lines)
+    panel.poll()
+    assert panel.curves.point_count("loss") == 6 and panel.curves.point_count("val_miou") == 2
+    table = panel.curves.table
+    names = {table.item(r, 0).text() for r in range(table.rowCount())}
+    assert {"road", "car", "bicycle"} <= names
+    assert [panel.runs_table.item(0, c).text() for c in (1, 2)] == ["tiny real run", "done"]
+    assert (Path(panel.request().out_dir).parent / "tiny_real_run" / "checkpoint.pt").exists()
+    panel.close()
+    ws.close()

@@ -75,6 +75,7 @@ class TrainingPanel(QWidget):
         self._runs: list[RunSummary] = []
         self._shares_cache: dict[str, tuple[dict, set]] = {}
         self.command_override: tuple[str, list[str]] | None = None  # tests/demo: run this instead of train-seg
+        self.extra_args: list[str] = []  # appended to train-seg's arguments (e.g. --workers 0 --threads 1)
 
         self._build()
         self.process.output.connect(self._on_output)
@@ -232,6 +233,7 @@ class TrainingPanel(QWidget):
             crop=self.crop_edit.text().strip() or "256x512",
             eval_interval=self.eval_spin.value(),
             device=self.device_box.currentText().strip() or "auto",
+            extra_args=list(self.extra_args),
         )
 
     def start_run(self) -> bool:
