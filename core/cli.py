@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "core.commands.evaluate",
     "core.commands.compare",
     "core.commands.demo",
+    "core.commands.experiment",
     "core.commands.train_gan",
     "core.commands.render",
 ]

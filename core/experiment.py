@@ -57,9 +57,10 @@ class ExperimentConfig:
     backbone: str = "resnet18"
     seg_iters: int = 300
     seg_batch: int = 8
-    seg_crop: tuple[int, int] = (128, 256)  # (H, W)
+    seg_crop: tuple[int, int] = (96, 192)  # (H, W)
     seg_lr: float = 0.01
     device: str = "auto"
+    amp: str = "auto"  # auto: bf16 where the device runs it fast (AMX/AVX512-BF16 CPUs, recent GPUs), else off
     workers: int = 1  # data-loading processes per training run
     threads: int | None = None
     pretrained: str | None = None
@@ -71,7 +72,7 @@ class ExperimentConfig:
 
 PRESETS: dict[str, ExperimentConfig] = {
     # 2 CPU cores, at most 90 minutes for all arms x 3 seeds
-    "small": ExperimentConfig(),
+    "small": ExperimentConfig(gan_iters=1500, seg_iters=250),
     # the method's Cityscapes protocol (GPU): PSPNet-50, 512x1024 crops, full schedule
     "paper": ExperimentConfig(
         name="paper", n_train=0, n_val=0, size=(2048, 1024), arms=tuple(a for a in ALL_ARMS if a != "oracle"),
@@ -80,7 +81,7 @@ PRESETS: dict[str, ExperimentConfig] = {
     ),
     # a few minutes on 2 cores: the demo's two arms
     "demo": ExperimentConfig(
-        name="demo", arms=("baseline", "recon"), seeds=1, budget=100, gan_iters=1500, seg_iters=250,
+        name="demo", arms=("baseline", "recon"), seeds=1, budget=100, gan_iters=800, seg_iters=250,
     ),
     # tests and CI: every arm in a minute or two
     "ci": ExperimentConfig(
@@ -88,6 +89,15 @@ PRESETS: dict[str, ExperimentConfig] = {
         seg_iters=3, seg_batch=2, seg_crop=(64, 128), workers=0,
     ),
 }
+
+
+def fast_amp(cfg: ExperimentConfig) -> str:
+    """The precision both trainers use: bf16 where it is fast, else fp32."""
+    if cfg.amp != "auto":
+        return cfg.amp
+    from core.render.pix2pixhd import bf16_supported, resolve_device
+
+    return "bf16" if bf16_supported(resolve_device(cfg.device)) else "off"
 
 
 def preset(name: str, **overrides) -> ExperimentConfig:
@@ -135,9 +145,7 @@ def _plan(ctx: Context, kind: str):
 
     path = ctx.out / "plans" / f"{kind}.json"
     if path.exists():
-        plan = Plan.from_json(path.read_text()) if hasattr(Plan, "from_json") else None
-        if plan is not None:
-            return plan, path
+        return Plan.load(path), path
     if "bank" not in ctx.cache:
         with ctx.progress_factory("layer bank", "img") as progress:
             ctx.cache["bank"] = build_layer_bank(ctx.ds, ctx.ws, progress=progress, cancel=ctx.cancel)
@@ -162,14 +170,14 @@ def _plan(ctx: Context, kind: str):
     with ctx.progress_factory(f"plan {kind}", "recipe") as progress:
         plan = plan_balance(stats, bank, target, ctx.cfg.budget, strategy=strategy, classes=list(target),
                             seed=0, progress=progress, cancel=ctx.cancel)
-    plan_text = plan.to_json() if hasattr(plan, "to_json") else json.dumps(plan.to_dict())
-    atomic_write_text(path, plan_text if isinstance(plan_text, str) else json.dumps(plan_text))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plan.save(path)
     return plan, path
 
 
 def _generator(ctx: Context) -> Path:
     """Train (or reuse) the tiny pix2pixHD generator on the training split."""
-    from core.render.gan_train import make_config, train_gan
+    from core.render.gan_train import CKPT_NAME, make_config, train_gan
 
     out_dir = ctx.out / "gan"
     final = out_dir / "latest_net_G.pth"
@@ -177,14 +185,13 @@ def _generator(ctx: Context) -> Path:
     if final.exists() and done.exists():
         return final
     cfg = make_config(ctx.cfg.gan_preset, label_nc=35, iters=ctx.cfg.gan_iters, size=tuple(ctx.cfg.gan_size),
-                      device=ctx.cfg.device, seed=0)
-    resume = (out_dir / "checkpoint.pt").exists() or any(out_dir.glob("*.pt")) if out_dir.exists() else False
+                      device=ctx.cfg.device, seed=0, amp=fast_amp(ctx.cfg))
+    resume = (out_dir / CKPT_NAME).exists()
     ctx.say(f"training pix2pixHD ({ctx.cfg.gan_preset}, {ctx.cfg.gan_iters} iterations) -> {out_dir}")
     with ctx.progress_factory("pix2pixHD", "it") as progress:
         res = train_gan(ctx.ds, ctx.ws, out_dir, cfg, resume=resume, progress=progress, cancel=ctx.cancel)
-    g = Path(getattr(res, "generator_path", final))
     done.write_text("ok")
-    return g if g.exists() else final
+    return Path(res.generator)
 
 
 def _pairs(ctx: Context, arm: str) -> int:
@@ -203,12 +210,15 @@ def _pairs(ctx: Context, arm: str) -> int:
 
 def _train(ctx: Context, arm: str, seed: int, job_id: int | None) -> dict:
     """Train and evaluate one PSPNet run; a finished run is read back from its result file."""
+    from core.seg.train import CHECKPOINT_NAME as SEG_CKPT
     from core.seg.train import SegTrainConfig, train_seg
 
     run_dir = ctx.out / "runs" / f"{arm}-seed{seed}"
-    result_file = run_dir / "result.json"
+    result_file = run_dir / "result.json"  # written by train_seg when a run ends
     if result_file.exists():
-        return json.loads(result_file.read_text())
+        done = json.loads(result_file.read_text())
+        if done.get("status") == "done":
+            return done
     c = ctx.cfg
     cfg = SegTrainConfig(
         dataset=str(ctx.ds.root), out_dir=str(run_dir), workspace=str(ctx.ws.path),
@@ -216,14 +226,15 @@ def _train(ctx: Context, arm: str, seed: int, job_id: int | None) -> dict:
         sampler="rare-class" if arm == "rcs" else "uniform",
         augment={"traditional": "strong", "style": "style"}.get(arm, "standard"),
         backbone=c.backbone, pretrained=c.pretrained, crop=tuple(c.seg_crop), iters=c.seg_iters,
-        batch=c.seg_batch, lr=c.seg_lr, seed=seed, device=c.device, workers=c.workers, threads=c.threads,
-        name=f"{c.name}:{arm}:seed{seed}", stdout_json=False, resume=(run_dir / "checkpoint.pt").exists(),
+        batch=c.seg_batch, lr=c.seg_lr, seed=seed, device=c.device, amp=fast_amp(c), workers=c.workers,
+        threads=c.threads,
+        name=f"{c.name}:{arm}:seed{seed}", stdout_json=False, resume=(run_dir / SEG_CKPT).exists(),
     )
     with ctx.progress_factory(f"PSPNet {arm} s{seed}", "it") as progress:
         res = train_seg(cfg, progress=progress, cancel=ctx.cancel)
-    keep = {"miou": res["miou"], "pixel_acc": res.get("pixel_acc"), "per_class": res["per_class"]}
-    atomic_write_json(result_file, keep)
-    return keep
+    if res.get("status") != "done":
+        raise SegbalanceError(f"training run {run_dir} ended with status {res.get('status')}")
+    return res
 
 
 # -- the table ---------------------------------------------------------------------------------------
@@ -246,7 +257,7 @@ def summarize(results: dict[str, list[dict]], class_names: list[str]) -> dict:
         rows[arm] = {"miou": miou[0], "miou_std": miou[1], "seeds": len(runs), "per_class": per_class,
                      "runs": [r["miou"] * 100 for r in runs]}
     base = rows.get("baseline")
-    for arm, row in rows.items():
+    for row in rows.values():
         if base is None:
             row["delta"] = None
             row["delta_per_class"] = {}
@@ -315,7 +326,8 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, *, say: Say = print, 
         rare = [c for c in RARE if c in names]
         table = markdown_table(rows, rare)
         elapsed = time.time() - t0
-        header = (f"PSPNet-{cfg.backbone.replace('resnet', '')} on {'the built-in sample dataset' if not cfg.dataset else ds.root}"
+        where = "the built-in sample dataset" if not cfg.dataset else str(ds.root)
+        header = (f"PSPNet-{cfg.backbone.replace('resnet', '')} on {where}"
                   f" ({cfg.name}: {cfg.seeds} seed(s), {cfg.seg_iters} iterations, {cfg.budget} pairs per arm);"
                   f" IoU in %, rare-class columns show IoU (Δ vs baseline).\n\n")
         atomic_write_text(out / "results.md", header + table)
