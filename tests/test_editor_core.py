@@ -181,3 +181,18 @@ def test_100_strokes_on_full_size_map_stay_under_50mb_of_history():
     for _ in range(100):
         ed.undo()
     assert np.array_equal(ed.label, lab)
+
+
+def test_editor_engine_modules_do_not_import_qt():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, core.edit, core.revisions, core.manual, core.run_metrics;"
+        "bad=[m for m in sys.modules if m.startswith(('PySide6','pyqtgraph','shiboken6'))];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       cwd=Path(__file__).resolve().parents[1])
+    assert r.returncode == 0, r.stdout + r.stderr
