@@ -51,7 +51,11 @@ def main(argv: list[str] | None = None) -> int:
             w.grab().save(args.screenshot)
             app.quit()
 
-        QTimer.singleShot(1500, snap)
+        if args.checkpoint:  # wait for the first rendering (or give up after 60 s)
+            w.render_pane.rendered.connect(lambda *_: QTimer.singleShot(300, snap))
+            QTimer.singleShot(60_000, snap)
+        else:
+            QTimer.singleShot(1500, snap)
     return app.exec()
 
 
