@@ -173,9 +173,12 @@ def test_100_strokes_on_full_size_map_stay_under_50mb_of_history():
     lab[: h // 3] = SKY
     ed = LabelEdit(lab, CITYSCAPES, max_undo=200)
     rng = np.random.default_rng(1)
-    for i in range(100):
-        pts = [(int(rng.integers(0, w)), int(rng.integers(0, h))) for _ in range(6)]
-        ed.brush([CAR, PERSON, SKY][i % 3], pts, size=40, shape="round")
+    for i in range(100):  # drags of ~6 x 150 px with a 40 px brush, anywhere on the map
+        pts = [(int(rng.integers(0, w)), int(rng.integers(0, h)))]
+        for _ in range(5):
+            dx, dy = rng.integers(-150, 151, 2)
+            pts.append((int(np.clip(pts[-1][0] + dx, 0, w - 1)), int(np.clip(pts[-1][1] + dy, 0, h - 1))))
+        ed.brush([CAR, PERSON, 33][i % 3], pts, size=40, shape="round")  # ids absent from the map
     assert len(ed.undo_stack) == 100
     assert ed.undo_nbytes() < 50 * 2**20
     for _ in range(100):

@@ -202,7 +202,7 @@ def test_bad_form_input_is_refused_with_a_reason(env):
 
 
 def test_a_short_real_train_seg_run_streams_into_the_panel(tmp_path, qtbot):
-    """The real `segbalance train-seg` subprocess (resnet18, 6 iterations on 64x32 maps)."""
+    """The real `segbalance train-seg` subprocess (resnet18, 4 iterations on 64x32 maps)."""
     pytest.importorskip("core.seg.train")
     from core.sample_data import make_sample_dataset
 
@@ -213,10 +213,10 @@ def test_a_short_real_train_seg_run_streams_into_the_panel(tmp_path, qtbot):
     panel.show()
     panel.dataset_box.setCurrentText(str(root))
     panel.backbone_box.setCurrentText("resnet18")
-    panel.iters_spin.setValue(6)
+    panel.iters_spin.setValue(4)
     panel.batch_spin.setValue(2)
     panel.crop_edit.setText("32x64")
-    panel.eval_spin.setValue(3)
+    panel.eval_spin.setValue(2)
     panel.device_box.setCurrentText("cpu")
     panel.name_edit.setText("tiny real run")
     panel.extra_args = ["--log-interval", "1", "--workers", "0", "--threads", "1"]
@@ -224,7 +224,7 @@ def test_a_short_real_train_seg_run_streams_into_the_panel(tmp_path, qtbot):
         assert panel.start_run()
     assert done.args[0] == 0, "\n".join(panel.process.stderr_lines)
     panel.poll()
-    assert panel.curves.point_count("loss") == 6 and panel.curves.point_count("val_miou") == 2
+    assert panel.curves.point_count("loss") == 4 and panel.curves.point_count("val_miou") == 2
     table = panel.curves.table
     names = {table.item(r, 0).text() for r in range(table.rowCount())}
     assert {"road", "car", "bicycle"} <= names
