@@ -1,0 +1,356 @@
+"""The main window: only wires panels to the app state; every panel lives in its own module (widgets/)."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PySide6 import __version__ as PYSIDE_VERSION
+from PySide6.QtCore import Qt, qVersion
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QTabWidget,
+    QToolBar,
+    QWidget,
+)
+
+from core import __version__
+from desktop_app.resources import app_icon
+from desktop_app.settings import Settings
+from desktop_app.state import AppState
+from desktop_app.widgets.dataset_browser import DatasetBrowser
+from desktop_app.widgets.histogram import ClassHistogram
+from desktop_app.widgets.image_viewer import ImageViewer
+from desktop_app.widgets.log_view import LogView
+from desktop_app.widgets.status_bar import StatusBar
+from desktop_app.widgets.thumbnails import ThumbnailLoader
+
+
+# -- extra panels ------------------------------------------------------------------------------
+@dataclass
+class PanelSpec:
+    """A panel added by another part of the app: a central tab or a dock."""
+
+    title: str
+    widget: QWidget
+    area: str = "tab"  # "tab", "left", "right" or "bottom"
+
+
+# Panels built elsewhere (label editor in desktop_app/editor/, training in desktop_app/training/) register a
+# factory here: `PANEL_FACTORIES.append(lambda state: PanelSpec("Label editor", LabelEditor(state)))`.
+# Each gets the AppState (workspace, dataset, stats, signals) and nothing else of the window.
+PANEL_FACTORIES: list[Callable[[AppState], PanelSpec]] = []
+
+
+def _default_panel_factories() -> list[Callable[[AppState], PanelSpec]]:
+    """Issue 8's panels when their modules exist; a missing module leaves the window as it is."""
+    out = []
+    for module, attr in (("desktop_app.editor", "panel"), ("desktop_app.training", "panel")):
+        try:
+            mod = __import__(module, fromlist=[attr])
+        except ImportError:
+            continue
+        if callable(getattr(mod, attr, None)):
+            out.append(getattr(mod, attr))
+    return out
+
+
+# -- labelme-style named groups ----------------------------------------------------------------
+@dataclass
+class _Actions:
+    new_workspace: QAction
+    open_workspace: QAction
+    add_dataset: QAction
+    refresh_stats: QAction
+    export: QAction
+    quit: QAction
+    prev_sample: QAction
+    next_sample: QAction
+    fit: QAction
+    cancel_jobs: QAction
+    about: QAction
+
+
+@dataclass
+class _Menus:
+    file: QMenu
+    recent: QMenu
+    view: QMenu
+    sample: QMenu
+    jobs: QMenu
+    help: QMenu
+
+
+@dataclass
+class _Docks:
+    browser: QDockWidget
+    histogram: QDockWidget
+    log: QDockWidget
+    extra: list[QDockWidget] = field(default_factory=list)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("MainWindow")
+        self.setWindowTitle("segbalance")
+        self.setWindowIcon(app_icon())
+        self.settings = settings
+        self.state = AppState(settings, self)
+        self.errors: list[tuple[str, str]] = []  # every message shown to the user (tests read it)
+
+        # panels
+        self.thumbnails = ThumbnailLoader(parent=self)
+        self.browser = DatasetBrowser(self.thumbnails)
+        self.viewer = ImageViewer()
+        self.histogram = ClassHistogram()
+        self.log_view = LogView()
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.viewer, "Viewer")
+        self.setCentralWidget(self.tabs)
+        self.status = StatusBar()
+        self.setStatusBar(self.status)
+
+        self.docks = _Docks(
+            browser=self._dock("Dataset", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea),
+            histogram=self._dock("Classes", self.histogram, Qt.DockWidgetArea.RightDockWidgetArea),
+            log=self._dock("Log", self.log_view, Qt.DockWidgetArea.BottomDockWidgetArea),
+        )
+        self.actions = self._make_actions()
+        self.menus = self._make_menus()
+        self._make_toolbar()
+        self._add_extra_panels()
+        self._wire()
+        self.resize(1400, 900)
+        geometry, dock_state = settings.window_state()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if dock_state is not None:
+            self.restoreState(dock_state)
+        self._update_enabled()
+
+    # -- construction ---------------------------------------------------------------------
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{title.lower().replace(' ', '_')}")  # restoreState matches on names
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _action(self, text: str, slot: Callable, shortcut=None, tip: str = "") -> QAction:
+        a = QAction(text, self)
+        if shortcut is not None:
+            keys = shortcut if isinstance(shortcut, list) else [shortcut]
+            a.setShortcuts([QKeySequence(k) for k in keys])
+        a.setStatusTip(tip or text)
+        a.setToolTip(f"{tip or text} ({a.shortcut().toString()})" if shortcut else tip or text)
+        a.triggered.connect(lambda _checked=False: slot())
+        return a
+
+    def _make_actions(self) -> _Actions:
+        act = self._action
+        return _Actions(
+            new_workspace=act("&New workspace…", self.new_workspace_dialog, "Ctrl+N",
+                              "Create a workspace folder"),
+            open_workspace=act("&Open workspace…", self.open_workspace_dialog, "Ctrl+O",
+                               "Open a workspace folder"),
+            add_dataset=act("&Add dataset…", self.add_dataset_dialog, "Ctrl+D",
+                            "Add a dataset folder (Cityscapes or images/masks layout)"),
+            refresh_stats=act("Re&measure classes", self.state.compute_stats, "F5", "Recount class pixels"),
+            export=act("&Export augmented dataset…", self.export_dialog, "Ctrl+E",
+                       "Write the dataset plus the accepted pairs in the Cityscapes layout"),
+            quit=act("&Quit", self.close, "Ctrl+Q"),
+            prev_sample=act("&Previous sample", lambda: self.browser.step(-1), ["PgUp", "Ctrl+Left"]),
+            next_sample=act("&Next sample", lambda: self.browser.step(1), ["PgDown", "Ctrl+Right"]),
+            fit=act("&Fit to window", self.viewer.canvas.fit, "Ctrl+0"),
+            cancel_jobs=act("&Cancel all jobs", self.state.cancel_all, "Ctrl+Shift+X"),
+            about=act("&About segbalance", self.show_about),
+        )
+
+    def _make_menus(self) -> _Menus:
+        a, bar = self.actions, self.menuBar()
+        file = bar.addMenu("&File")
+        file.addActions([a.new_workspace, a.open_workspace])
+        recent = file.addMenu("Open &recent")
+        recent.aboutToShow.connect(self._fill_recent)
+        file.addSeparator()
+        file.addActions([a.add_dataset, a.refresh_stats, a.export])
+        file.addSeparator()
+        file.addAction(a.quit)
+        view = bar.addMenu("&View")
+        for d in (self.docks.browser, self.docks.histogram, self.docks.log):
+            view.addAction(d.toggleViewAction())
+        sample = bar.addMenu("&Sample")
+        sample.addActions([a.prev_sample, a.next_sample, a.fit])
+        jobs = bar.addMenu("&Jobs")
+        jobs.addAction(a.cancel_jobs)
+        help_ = bar.addMenu("&Help")
+        help_.addAction(a.about)
+        return _Menus(file, recent, view, sample, jobs, help_)
+
+    def _make_toolbar(self) -> None:
+        tb = QToolBar("Main")
+        tb.setObjectName("toolbar_main")
+        tb.setMovable(False)
+        a = self.actions
+        tb.addActions([a.open_workspace, a.add_dataset])
+        self.dataset_box = QComboBox()
+        self.dataset_box.setMinimumWidth(260)
+        self.dataset_box.setToolTip("Datasets of this workspace")
+        self.dataset_box.activated.connect(self._dataset_chosen)
+        tb.addWidget(self.dataset_box)
+        tb.addSeparator()
+        tb.addActions([a.prev_sample, a.next_sample, a.fit])
+        self.addToolBar(tb)
+        self.toolbar = tb
+
+    def add_panel(self, spec: PanelSpec) -> None:
+        """Add a tab or dock built outside this module (see PANEL_FACTORIES)."""
+        if spec.area == "tab":
+            self.tabs.addTab(spec.widget, spec.title)
+            return
+        area = {
+            "left": Qt.DockWidgetArea.LeftDockWidgetArea,
+            "right": Qt.DockWidgetArea.RightDockWidgetArea,
+            "bottom": Qt.DockWidgetArea.BottomDockWidgetArea,
+        }[spec.area]
+        dock = self._dock(spec.title, spec.widget, area)
+        self.docks.extra.append(dock)
+        self.menus.view.addAction(dock.toggleViewAction())
+
+    def _add_extra_panels(self) -> None:
+        for factory in [*_default_panel_factories(), *PANEL_FACTORIES]:
+            self.add_panel(factory(self.state))
+
+    def _wire(self) -> None:
+        s = self.state
+        s.error.connect(self.show_error)
+        s.log.connect(self.log_view.append_line)
+        s.jobsChanged.connect(lambda: self.status.set_jobs(s.running_jobs()))
+        s.workspaceChanged.connect(self._workspace_changed)
+        s.datasetChanged.connect(self.browser.set_dataset)
+        s.datasetChanged.connect(lambda ds: self.viewer.show_sample(ds, None) if ds is None else None)
+        s.datasetChanged.connect(lambda _ds: self._fill_datasets())
+        s.statsChanged.connect(lambda st: self.browser.set_stats(st))
+        s.statsChanged.connect(lambda _st: self.histogram.set_stats(s.stats_for(s.split)))
+        s.splitChanged.connect(lambda split: self.histogram.set_stats(s.stats_for(split)))
+        s.targetChanged.connect(self.histogram.set_target)
+        s.planChanged.connect(lambda plan: self.histogram.set_predicted(getattr(plan, "after", None)))
+        self.browser.splitChanged.connect(s.set_split)
+        self.browser.sampleSelected.connect(lambda ref: self.viewer.show_sample(s.dataset, ref))
+        self.viewer.nextRequested.connect(lambda: self.browser.step(1))
+        self.viewer.prevRequested.connect(lambda: self.browser.step(-1))
+        self.histogram.classClicked.connect(self.browser.set_class_filter)
+        self.histogram.classClicked.connect(lambda _name: self.docks.browser.raise_())
+
+    # -- workspace and datasets ----------------------------------------------------------
+    def open_workspace(self, path: str | Path, *, create: bool = False) -> bool:
+        return self.state.open_workspace(path, create=create)
+
+    def open_workspace_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open workspace", self.settings.last_workspace() or "")
+        if path:
+            self.open_workspace(path)
+
+    def new_workspace_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "New workspace (choose or create an empty folder)")
+        if path:
+            self.open_workspace(path, create=True)
+
+    def add_dataset(self, path: str | Path):
+        return self.state.add_dataset(path)
+
+    def add_dataset_dialog(self) -> None:
+        if self.state.workspace is None:
+            self.show_error("Add dataset", "open or create a workspace first (File > New workspace)")
+            return
+        path = QFileDialog.getExistingDirectory(self, "Add dataset folder")
+        if path:
+            self.add_dataset(path)
+
+    def export_dialog(self) -> None:
+        self.show_error("Export", "export needs the generation engine (core.export), not installed in this build")
+
+    def _fill_recent(self) -> None:
+        m = self.menus.recent
+        m.clear()
+        for p in self.settings.recent_workspaces():
+            m.addAction(p, lambda p=p: self.open_workspace(p))
+        if m.isEmpty():
+            m.addAction("(none)").setEnabled(False)
+
+    def _workspace_changed(self, ws) -> None:
+        self.setWindowTitle(f"segbalance — {ws.path}" if ws is not None else "segbalance")
+        self.thumbnails.set_cache_dir(ws.subdir("cache", "thumbnails") if ws is not None else None)
+        self._fill_datasets()
+        self._update_enabled()
+
+    def _fill_datasets(self) -> None:
+        self.dataset_box.clear()
+        for row in self.state.dataset_rows():
+            self.dataset_box.addItem(f"{Path(row.path).name}  ({row.format})", row.id)
+            self.dataset_box.setItemData(self.dataset_box.count() - 1, row.path, Qt.ItemDataRole.ToolTipRole)
+        i = self.dataset_box.findData(self.state.dataset_id)
+        self.dataset_box.setCurrentIndex(i)
+
+    def _dataset_chosen(self, index: int) -> None:
+        row_id = self.dataset_box.itemData(index)
+        if row_id is not None and row_id != self.state.dataset_id:
+            self.state.open_dataset_row(row_id)
+
+    def _update_enabled(self) -> None:
+        has_ws = self.state.workspace is not None
+        for a in (self.actions.add_dataset, self.actions.refresh_stats, self.actions.export):
+            a.setEnabled(has_ws)
+
+    # -- messages ------------------------------------------------------------------------
+    def show_error(self, title: str, message: str) -> None:
+        """A non-blocking message box: the app keeps running, and tests never hang on it."""
+        self.errors.append((title, message))
+        self.status.showMessage(f"{title}: {message}", 10_000)
+        box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setObjectName("error_box")
+        box.open()
+
+    def about_text(self) -> str:
+        torch_v = "not installed"
+        try:
+            import torch
+
+            torch_v = torch.__version__
+        except ImportError:
+            pass
+        return (
+            f"<h3>segbalance {__version__}</h3>"
+            "<p>Balance the class distribution of semantic-segmentation datasets with recombined, "
+            "rendered training pairs.</p>"
+            f"<p>Qt {qVersion()} · PySide6 {PYSIDE_VERSION}<br>torch {torch_v} · device: "
+            f"{self.status.device or 'detecting…'}<br>Python {platform.python_version()} on {sys.platform}</p>"
+        )
+
+    def show_about(self) -> None:
+        box = QMessageBox(QMessageBox.Icon.Information, "About segbalance", self.about_text(),
+                          QMessageBox.StandardButton.Ok, self)
+        box.setIconPixmap(app_icon().pixmap(64, 64))
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+
+    # -- closing ---------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.settings.save_window_state(self.saveGeometry(), self.saveState())
+        self.settings.sync()
+        self.state.close_workspace()
+        self.thumbnails.clear_queue()
+        self.thumbnails.wait_idle(5000)
+        super().closeEvent(event)

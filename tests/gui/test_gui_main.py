@@ -1,0 +1,102 @@
+"""Main window user stories: workspaces, datasets, bad input, persistence, status bar, About."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+
+from PySide6.QtWidgets import QMessageBox
+
+from desktop_app.settings import Settings
+from tests.gui.conftest import make_tiny_cityscapes, wait_for_stats
+
+
+def test_open_workspace_and_add_dataset_shows_samples(qtbot, window, tiny_dataset):
+    assert window.state.workspace is not None
+    assert str(window.state.workspace.path) in window.windowTitle()
+    window.add_dataset(tiny_dataset)
+    wait_for_stats(qtbot, window)
+    assert window.browser.visible_count() == 8
+    assert window.dataset_box.count() == 1 and "tiny_cityscapes" in window.dataset_box.currentText()
+    assert any("dataset" in line for line in window.log_view.toPlainText().splitlines())
+
+
+def test_bad_dataset_folder_shows_dialog_not_traceback(qtbot, window, tmp_path):
+    bad = tmp_path / "not_a_dataset"
+    bad.mkdir()
+    (bad / "readme.txt").write_text("hello")
+    window.add_dataset(bad)
+    qtbot.waitUntil(lambda: bool(window.errors), timeout=5000)
+    title, msg = window.errors[-1]
+    assert title == "Add dataset" and "unrecognised dataset layout" in msg and str(bad) in msg
+    assert window.findChild(QMessageBox, "error_box") is not None
+    assert window.state.dataset is None and window.isVisible()
+
+
+def test_non_workspace_folder_is_refused_and_app_keeps_running(qtbot, make_window, tmp_path):
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    w = make_window()
+    assert not w.open_workspace(plain)
+    assert "not a segbalance workspace" in w.errors[-1][1]
+    assert w.state.workspace is None and w.isVisible()
+    assert not (plain / "segbalance.db").exists()  # nothing created behind the user's back
+
+
+def test_newer_schema_workspace_is_refused_with_clear_message(qtbot, make_window, workspace_path):
+    con = sqlite3.connect(workspace_path / "segbalance.db")
+    con.execute("UPDATE meta SET value='999' WHERE key='schema_version'")
+    con.commit()
+    con.close()
+    w = make_window()
+    assert not w.open_workspace(workspace_path)
+    assert "newer than this segbalance supports" in w.errors[-1][1]
+    con = sqlite3.connect(workspace_path / "segbalance.db")
+    assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "999"
+    con.close()
+
+
+def test_vanished_dataset_path_is_reported_and_db_kept(qtbot, make_window, workspace_path, tmp_path):
+    data = tmp_path / "moving"
+    make_tiny_cityscapes(data, {"train": 2})
+    w = make_window(workspace_path)
+    w.add_dataset(data)
+    wait_for_stats(qtbot, w)
+    w.close()
+    shutil.rmtree(data)
+    w2 = make_window(workspace_path)
+    qtbot.waitUntil(lambda: bool(w2.errors), timeout=5000)
+    assert "dataset folder not found" in w2.errors[-1][1] and str(data) in w2.errors[-1][1]
+    assert w2.dataset_box.count() == 1  # the dataset row is still there
+    assert w2.browser.visible_count() == 0 and w2.isVisible()
+
+
+def test_last_workspace_and_layout_are_restored(qtbot, make_window, workspace_path, isolated_settings):
+    w = make_window(workspace_path)
+    w.docks.log.hide()
+    w.resize(1100, 700)
+    w.close()
+    s = Settings(isolated_settings)
+    assert s.last_workspace() == str(workspace_path)
+    assert s.recent_workspaces() == [str(workspace_path)]
+    w2 = make_window()  # no workspace given: reopens the last one
+    assert w2.state.workspace is not None and w2.state.workspace.path == workspace_path
+    assert not w2.docks.log.isVisible()
+    assert w2.size().height() == 700 and w2.size().width() < 1400  # not the 1400x900 default
+
+
+def test_status_bar_shows_device_and_about_shows_versions(qtbot, window):
+    qtbot.waitUntil(lambda: window.status.device != "", timeout=30_000)
+    assert window.status.device.startswith(("CPU", "CUDA"))
+    assert window.status.device in window.status.device_label.text()
+    text = window.about_text()
+    import torch
+    from PySide6.QtCore import qVersion
+
+    assert f"Qt {qVersion()}" in text and f"torch {torch.__version__}" in text and window.status.device in text
+
+
+def test_shortcuts_exist_for_main_actions(window):
+    a = window.actions
+    for action in (a.open_workspace, a.new_workspace, a.add_dataset, a.next_sample, a.prev_sample, a.quit):
+        assert not action.shortcut().isEmpty(), action.text()
