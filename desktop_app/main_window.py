@@ -31,7 +31,8 @@ from desktop_app.widgets.dataset_browser import DatasetBrowser
 from desktop_app.widgets.histogram import ClassHistogram
 from desktop_app.widgets.image_viewer import ImageViewer
 from desktop_app.widgets.log_view import LogView
-from desktop_app.widgets.status_bar import StatusBar
+from desktop_app.widgets.review_gallery import ReviewGallery
+from desktop_app.widgets.status_bar import StatusBar, torch_version
 from desktop_app.widgets.thumbnails import ThumbnailLoader
 
 
@@ -116,7 +117,9 @@ class MainWindow(QMainWindow):
         self.log_view = LogView()
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
+        self.gallery = ReviewGallery(self.thumbnails)
         self.tabs.addTab(self.viewer, "Viewer")
+        self.tabs.addTab(self.gallery, "Review")
         self.setCentralWidget(self.tabs)
         self.status = StatusBar()
         self.setStatusBar(self.status)
@@ -251,6 +254,10 @@ class MainWindow(QMainWindow):
         self.viewer.nextRequested.connect(lambda: self.browser.step(1))
         self.viewer.prevRequested.connect(lambda: self.browser.step(-1))
         self.histogram.classClicked.connect(self.browser.set_class_filter)
+        s.workspaceChanged.connect(self.gallery.set_workspace)
+        s.datasetChanged.connect(lambda ds: self.gallery.set_label_set(ds.label_set if ds is not None else None))
+        s.pairsChanged.connect(self.gallery.refresh)
+        self.gallery.exportRequested.connect(self.export_dialog)
         self.histogram.classClicked.connect(lambda _name: self.docks.browser.raise_())
 
     # -- workspace and datasets ----------------------------------------------------------
@@ -324,13 +331,7 @@ class MainWindow(QMainWindow):
         box.open()
 
     def about_text(self) -> str:
-        torch_v = "not installed"
-        try:
-            import torch
-
-            torch_v = torch.__version__
-        except ImportError:
-            pass
+        torch_v = torch_version()
         return (
             f"<h3>segbalance {__version__}</h3>"
             "<p>Balance the class distribution of semantic-segmentation datasets with recombined, "

@@ -63,31 +63,34 @@ class Worker(QRunnable):
         now = time.monotonic()
         if done >= total or now - self._last_emit >= PROGRESS_INTERVAL_S:
             self._last_emit = now
-            self.signals.progress.emit(int(done), int(total))
+            self._emit("progress", int(done), int(total))
 
     def is_cancelled(self) -> bool:
         return self._cancel.is_set()
 
-    def run(self) -> None:  # noqa: D401 - QRunnable API
+    def _emit(self, name: str, *args: Any) -> None:
+        try:
+            getattr(self.signals, name).emit(*args)
+        except RuntimeError:
+            pass  # the app is shutting down and took the receivers with it
+
+    def run(self) -> None:
         self.running = True
         try:
-            self.signals.started.emit()
+            self._emit("started")
             try:
                 result = self.fn(*self.args, **self.kwargs)
             except Cancelled:
-                self.signals.cancelled.emit()
+                self._emit("cancelled")
             except Exception as exc:  # noqa: BLE001 - every error goes to one place: errored
                 exc.__traceback_text__ = traceback.format_exc()  # type: ignore[attr-defined]
-                self.signals.errored.emit(exc)
+                self._emit("errored", exc)
             else:
-                if self._cancel.is_set():
-                    self.signals.cancelled.emit()
-                else:
-                    self.signals.returned.emit(result)
+                self._emit("cancelled") if self._cancel.is_set() else self._emit("returned", result)
         finally:
             self.running = False
             self.done.set()
-            self.signals.finished.emit()
+            self._emit("finished")
             with _ALIVE_LOCK:
                 _ALIVE.discard(self)
 

@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import threading
+
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
 from desktop_app.workers import create_worker
 
+_DEVICE_LOCK = threading.Lock()
+_DEVICE: str | None = None
+
 
 def detect_device() -> str:
-    """'CUDA: <name>' or 'CPU' (imports torch, so it runs off the UI thread)."""
-    import torch
+    """'CUDA: <name>' or 'CPU'. Imports torch (seconds), so it runs off the UI thread, once per process:
+    two threads importing torch at the same time break its operator registry."""
+    global _DEVICE
+    with _DEVICE_LOCK:
+        if _DEVICE is None:
+            import torch
 
-    if torch.cuda.is_available():
-        return f"CUDA: {torch.cuda.get_device_name(0)}"
-    return "CPU"
+            _DEVICE = f"CUDA: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "CPU"
+        return _DEVICE
+
+
+def torch_version() -> str:
+    with _DEVICE_LOCK:  # waits for a running detect_device() instead of importing torch alongside it
+        try:
+            import torch
+        except ImportError:
+            return "not installed"
+        return torch.__version__
 
 
 class StatusBar(QStatusBar):
