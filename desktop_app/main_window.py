@@ -24,16 +24,20 @@ from PySide6.QtWidgets import (
 )
 
 from core import __version__
+from desktop_app import engine
 from desktop_app.resources import app_icon
 from desktop_app.settings import Settings
 from desktop_app.state import AppState
+from desktop_app.widgets.balance_editor import BalanceEditor
 from desktop_app.widgets.dataset_browser import DatasetBrowser
+from desktop_app.widgets.generation_panel import GenerationPanel
 from desktop_app.widgets.histogram import ClassHistogram
 from desktop_app.widgets.image_viewer import ImageViewer
 from desktop_app.widgets.log_view import LogView
 from desktop_app.widgets.review_gallery import ReviewGallery
 from desktop_app.widgets.status_bar import StatusBar, torch_version
 from desktop_app.widgets.thumbnails import ThumbnailLoader
+from desktop_app.workers import create_worker
 
 
 # -- extra panels ------------------------------------------------------------------------------
@@ -95,6 +99,8 @@ class _Menus:
 class _Docks:
     browser: QDockWidget
     histogram: QDockWidget
+    balance: QDockWidget
+    generation: QDockWidget
     log: QDockWidget
     extra: list[QDockWidget] = field(default_factory=list)
 
@@ -114,6 +120,8 @@ class MainWindow(QMainWindow):
         self.browser = DatasetBrowser(self.thumbnails)
         self.viewer = ImageViewer()
         self.histogram = ClassHistogram()
+        self.balance = BalanceEditor(self.state)
+        self.generation = GenerationPanel(self.state)
         self.log_view = LogView()
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
@@ -127,8 +135,12 @@ class MainWindow(QMainWindow):
         self.docks = _Docks(
             browser=self._dock("Dataset", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea),
             histogram=self._dock("Classes", self.histogram, Qt.DockWidgetArea.RightDockWidgetArea),
+            balance=self._dock("Balance", self.balance, Qt.DockWidgetArea.RightDockWidgetArea),
+            generation=self._dock("Generate", self.generation, Qt.DockWidgetArea.BottomDockWidgetArea),
             log=self._dock("Log", self.log_view, Qt.DockWidgetArea.BottomDockWidgetArea),
         )
+        self.tabifyDockWidget(self.docks.generation, self.docks.log)
+        self.docks.generation.raise_()
         self.actions = self._make_actions()
         self.menus = self._make_menus()
         self._make_toolbar()
@@ -191,7 +203,8 @@ class MainWindow(QMainWindow):
         file.addSeparator()
         file.addAction(a.quit)
         view = bar.addMenu("&View")
-        for d in (self.docks.browser, self.docks.histogram, self.docks.log):
+        for d in (self.docks.browser, self.docks.histogram, self.docks.balance, self.docks.generation,
+                  self.docks.log):
             view.addAction(d.toggleViewAction())
         sample = bar.addMenu("&Sample")
         sample.addActions([a.prev_sample, a.next_sample, a.fit])
@@ -286,7 +299,24 @@ class MainWindow(QMainWindow):
             self.add_dataset(path)
 
     def export_dialog(self) -> None:
-        self.show_error("Export", "export needs the generation engine (core.export), not installed in this build")
+        missing = engine.export_missing()
+        if missing is not None:
+            self.show_error("Export", f"export unavailable: {missing}")
+            return
+        if self.state.workspace is None or self.state.dataset is None:
+            self.show_error("Export", "open a workspace and a dataset first")
+            return
+        out = QFileDialog.getExistingDirectory(self, "Export augmented dataset to (an empty folder)")
+        if out:
+            self.export_to(out)
+
+    def export_to(self, out: str | Path):
+        """Export the dataset plus accepted pairs in the background; returns the worker."""
+        s = self.state
+        w = create_worker(engine.export_dataset, s.workspace, s.dataset, out)
+        w.returned.connect(lambda _r: s.log.emit(f"exported to {out}"))
+        w.returned.connect(lambda _r: self.status.showMessage(f"Exported to {out}", 10_000))
+        return s.run("Export", w)
 
     def _fill_recent(self) -> None:
         m = self.menus.recent

@@ -53,6 +53,7 @@ class AppState(QObject):
         self.sample_split: dict[str, str] = {}
         self.split: str | None = None
         self.plan = None
+        self.plan_path: Path | None = None  # the saved plan file generation runs on
         self.target: dict[str, float] | None = None
         self.jobs: dict[Worker, str] = {}
         self._stats_worker: Worker | None = None
@@ -155,7 +156,7 @@ class AppState(QObject):
         if self._stats_worker is not None:
             self._stats_worker.cancel()
         self.dataset, self.dataset_id = ds, row_id
-        self.stats, self.plan, self.target = None, None, None
+        self.stats, self.plan, self.plan_path, self.target = None, None, None, None
         self.sample_split = {r.id: r.split for r in ds.samples()} if ds is not None else {}
         if ds is not None and self.workspace is not None:
             self.settings.set(f"workspace_dataset/{self.workspace.path}", row_id)

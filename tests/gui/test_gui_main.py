@@ -74,7 +74,8 @@ def test_vanished_dataset_path_is_reported_and_db_kept(qtbot, make_window, works
 def test_last_workspace_and_layout_are_restored(qtbot, make_window, workspace_path, isolated_settings):
     w = make_window(workspace_path)
     w.docks.log.hide()
-    w.resize(1100, 700)
+    w.resize(1250, 800)
+    size = w.size()  # (the docks' minimum sizes may have enlarged it)
     w.close()
     s = Settings(isolated_settings)
     assert s.last_workspace() == str(workspace_path)
@@ -82,7 +83,9 @@ def test_last_workspace_and_layout_are_restored(qtbot, make_window, workspace_pa
     w2 = make_window()  # no workspace given: reopens the last one
     assert w2.state.workspace is not None and w2.state.workspace.path == workspace_path
     assert not w2.docks.log.isVisible()
-    assert w2.size().height() == 700 and w2.size().width() < 1400  # not the 1400x900 default
+    # offscreen Qt restores geometry minus a platform-dependent frame margin: compare loosely
+    assert abs(w2.width() - size.width()) < 100 and abs(w2.height() - size.height()) < 100
+    assert (w2.width(), w2.height()) != (1400, 900)  # not the default size
 
 
 def test_status_bar_shows_device_and_about_shows_versions(qtbot, window):
