@@ -8,6 +8,8 @@ started, progress(done, total), returned(result), errored(exception), cancelled,
 from __future__ import annotations
 
 import inspect
+import os
+import sys
 import threading
 import time
 import traceback
@@ -76,6 +78,7 @@ class Worker(QRunnable):
 
     def run(self) -> None:
         self.running = True
+        lower_thread_priority()
         try:
             self._emit("started")
             try:
@@ -104,6 +107,16 @@ class Worker(QRunnable):
             _ALIVE.add(self)
         (pool or QThreadPool.globalInstance()).start(self)
         return self
+
+
+def lower_thread_priority(niceness: int = 10) -> None:
+    """Renice the calling worker thread (Linux schedules threads separately) so the UI thread wins the CPU."""
+    if hasattr(os, "setpriority") and sys.platform.startswith("linux"):
+        try:
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), niceness))
+        except OSError:
+            pass
 
 
 def create_worker(fn: Callable[..., Any], *args: Any, _start: bool = False, **kwargs: Any) -> Worker:

@@ -46,6 +46,9 @@ class _Drain(QRunnable):
         self.loader = loader
 
     def run(self) -> None:
+        from desktop_app.workers import lower_thread_priority
+
+        lower_thread_priority()
         self.loader._drain()
 
 
@@ -57,11 +60,12 @@ class ThumbnailLoader(QObject):
 
     ready = Signal(str)
 
-    def __init__(self, cache_dir: Path | None = None, threads: int = 2, parent: QObject | None = None) -> None:
+    def __init__(self, cache_dir: Path | None = None, threads: int | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.cache_dir = cache_dir
         self.pool = QThreadPool(self)
-        self.pool.setMaxThreadCount(threads)
+        # leave a core for the UI thread and the jobs
+        self.pool.setMaxThreadCount(threads or max(1, min(2, (os.cpu_count() or 2) - 1)))
         self._mem: OrderedDict[str, QImage] = OrderedDict()
         self._queue: OrderedDict[str, Callable[[], np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
