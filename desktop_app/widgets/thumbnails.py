@@ -60,7 +60,8 @@ class ThumbnailLoader(QObject):
 
     ready = Signal(str)
 
-    def __init__(self, cache_dir: Path | None = None, threads: int | None = None, parent: QObject | None = None) -> None:
+    def __init__(self, cache_dir: Path | None = None, threads: int | None = None,
+                 parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.cache_dir = cache_dir
         self.pool = QThreadPool(self)
