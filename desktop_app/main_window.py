@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from PySide6 import __version__ as PYSIDE_VERSION
-from PySide6.QtCore import Qt, qVersion
+from PySide6.QtCore import Qt, QTimer, qVersion
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QMessageBox,
+    QStyle,
     QTabWidget,
     QToolBar,
     QWidget,
@@ -141,17 +142,24 @@ class MainWindow(QMainWindow):
         )
         self.tabifyDockWidget(self.docks.generation, self.docks.log)
         self.docks.generation.raise_()
+        # side columns run the full height; the bottom docks sit under the viewer only
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.setDockOptions(self.dockOptions() | QMainWindow.DockOption.AllowTabbedDocks)
         self.actions = self._make_actions()
         self.menus = self._make_menus()
         self._make_toolbar()
         self._add_extra_panels()
         self._wire()
         self.resize(1400, 900)
+        self._default_dock_sizes()
         geometry, dock_state = settings.window_state()
         if geometry is not None:
             self.restoreGeometry(geometry)
         if dock_state is not None:
             self.restoreState(dock_state)
+        else:
+            QTimer.singleShot(0, self._default_dock_sizes)  # dock sizes only stick once the window is laid out
         self._update_enabled()
 
     # -- construction ---------------------------------------------------------------------
@@ -162,8 +170,18 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         return dock
 
-    def _action(self, text: str, slot: Callable, shortcut=None, tip: str = "") -> QAction:
+    def _default_dock_sizes(self) -> None:
+        """First-run layout: two thumbnail columns on the left, a tall histogram over the balance table."""
+        d = self.docks
+        self.resizeDocks([d.browser, d.histogram], [370, 430], Qt.Orientation.Horizontal)
+        self.resizeDocks([d.histogram, d.balance], [430, 420], Qt.Orientation.Vertical)
+        self.resizeDocks([d.generation], [190], Qt.Orientation.Vertical)
+
+    def _action(self, text: str, slot: Callable, shortcut=None, tip: str = "",
+                icon: QStyle.StandardPixmap | None = None) -> QAction:
         a = QAction(text, self)
+        if icon is not None:
+            a.setIcon(self.style().standardIcon(icon))
         if shortcut is not None:
             keys = shortcut if isinstance(shortcut, list) else [shortcut]
             a.setShortcuts([QKeySequence(k) for k in keys])
@@ -176,18 +194,22 @@ class MainWindow(QMainWindow):
         act = self._action
         return _Actions(
             new_workspace=act("&New workspace…", self.new_workspace_dialog, "Ctrl+N",
-                              "Create a workspace folder"),
+                              "Create a workspace folder", QStyle.StandardPixmap.SP_FileDialogNewFolder),
             open_workspace=act("&Open workspace…", self.open_workspace_dialog, "Ctrl+O",
-                               "Open a workspace folder"),
+                               "Open a workspace folder", QStyle.StandardPixmap.SP_DialogOpenButton),
             add_dataset=act("&Add dataset…", self.add_dataset_dialog, "Ctrl+D",
-                            "Add a dataset folder (Cityscapes or images/masks layout)"),
+                            "Add a dataset folder (Cityscapes or images/masks layout)",
+                            QStyle.StandardPixmap.SP_DirIcon),
             refresh_stats=act("Re&measure classes", self.state.compute_stats, "F5", "Recount class pixels"),
             export=act("&Export augmented dataset…", self.export_dialog, "Ctrl+E",
                        "Write the dataset plus the accepted pairs in the Cityscapes layout"),
             quit=act("&Quit", self.close, "Ctrl+Q"),
-            prev_sample=act("&Previous sample", lambda: self.browser.step(-1), ["PgUp", "Ctrl+Left"]),
-            next_sample=act("&Next sample", lambda: self.browser.step(1), ["PgDown", "Ctrl+Right"]),
-            fit=act("&Fit to window", self.viewer.canvas.fit, "Ctrl+0"),
+            prev_sample=act("&Previous sample", lambda: self.browser.step(-1), ["PgUp", "Ctrl+Left"],
+                        icon=QStyle.StandardPixmap.SP_ArrowBack),
+            next_sample=act("&Next sample", lambda: self.browser.step(1), ["PgDown", "Ctrl+Right"],
+                        icon=QStyle.StandardPixmap.SP_ArrowForward),
+            fit=act("&Fit to window", self.viewer.canvas.fit, "Ctrl+0",
+                    icon=QStyle.StandardPixmap.SP_TitleBarMaxButton),
             cancel_jobs=act("&Cancel all jobs", self.state.cancel_all, "Ctrl+Shift+X"),
             about=act("&About segbalance", self.show_about),
         )
@@ -218,6 +240,7 @@ class MainWindow(QMainWindow):
         tb = QToolBar("Main")
         tb.setObjectName("toolbar_main")
         tb.setMovable(False)
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         a = self.actions
         tb.addActions([a.open_workspace, a.add_dataset])
         self.dataset_box = QComboBox()

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from core.datasets import Dataset, SampleRef
 from core.stats import DatasetStats
-from desktop_app.widgets.thumbnails import THUMB_H, THUMB_W, ThumbnailLoader, file_key
+from desktop_app.widgets.thumbnails import THUMB_H, THUMB_W, ThumbnailLoader, file_key, placeholder
 
 ALL = "All"
 ANY_CLASS = "Any class"
@@ -107,7 +107,7 @@ class SampleListModel(QAbstractListModel):
             if img is None and self.dataset is not None:
                 ds, ref = self.dataset, it.ref
                 self.loader.request(it.key, lambda: sample_thumbnail(ds, ref))
-            return img
+            return img if img is not None else placeholder()
         if role == Qt.ItemDataRole.ToolTipRole:
             cls = ", ".join(sorted(it.classes)) if it.classes else "classes not measured yet"
             return f"{it.ref.id} ({it.ref.split})\n{cls}"
@@ -185,6 +185,8 @@ class DatasetBrowser(QWidget):
         self.view.setWordWrap(False)
         self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.view.setSelectionMode(QListView.SelectionMode.SingleSelection)
+        self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.view.setMinimumWidth(THUMB_W + 12 + self.view.verticalScrollBar().sizeHint().width() + 8)
         self.view.setModel(self.proxy)
         self.view.selectionModel().currentChanged.connect(self._current_changed)
 

@@ -67,16 +67,22 @@ class ClassHistogram(QWidget):
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
         self.plot.showGrid(x=True, y=False, alpha=0.25)
+        self.plot.getAxis("bottom").enableAutoSIPrefix(False)
+        for ax in ("left", "bottom"):
+            self.plot.getAxis(ax).setTextPen((40, 40, 40))
+            self.plot.getAxis(ax).setPen((120, 120, 120))
+        self.plot.setMinimumHeight(260)
         self.vb = self.plot.getPlotItem().getViewBox()
         self.vb.invertY(True)
         self.bars = pg.BarGraphItem(x0=[], y=[], width=[], height=BAR_HEIGHT)
         self.pred_bars = pg.BarGraphItem(x0=[], y=[], width=[], height=BAR_HEIGHT, brush=None,
                                          pen=pg.mkPen((20, 20, 20), width=2, style=Qt.PenStyle.DashLine))
-        self.target_marks = pg.ScatterPlotItem(symbol="|", size=20, pen=pg.mkPen((220, 0, 0), width=3))
-        self.legend = self.plot.addLegend(offset=(-8, 8), labelTextColor=(30, 30, 30))
+        self.target_marks = pg.ScatterPlotItem(symbol="|", size=14, pen=pg.mkPen((220, 0, 0), width=3))
         self.plot.addItem(self.bars)
-        self.plot.addItem(self.pred_bars, name="predicted after plan")
-        self.plot.addItem(self.target_marks, name="target")
+        self.plot.addItem(self.pred_bars)
+        self.plot.addItem(self.target_marks)
+        self.legend = QLabel()
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
         self.plot.scene().sigMouseMoved.connect(self._mouse_moved)
         self.plot.scene().sigMouseClicked.connect(self._mouse_clicked)
 
@@ -90,6 +96,7 @@ class ClassHistogram(QWidget):
         lay.addWidget(self.title)
         lay.addLayout(controls)
         lay.addWidget(self.plot, 1)
+        lay.addWidget(self.legend)
         lay.addWidget(self.info)
         for w in (self.mode, self.sort):
             w.currentIndexChanged.connect(self.redraw)
@@ -168,6 +175,12 @@ class ClassHistogram(QWidget):
             self.target_marks.setData(x=to_axis(target[ok]), y=y[ok])
         else:
             self.target_marks.setData(x=[], y=[])
+        parts = ["filled bars: current"]
+        if pred is not None:
+            parts.append("dashed: predicted after plan")
+        if target is not None:
+            parts.append('<span style="color:#dc0000">|</span> target')
+        self.legend.setText(" · ".join(parts) if self.rows else "")
         self.plot.getAxis("left").setTicks([[(float(i), self.rows[j].name) for i, j in enumerate(self.order)]])
         self.plot.setLabel("bottom", self.mode.currentText())
         if len(y):

@@ -37,7 +37,7 @@ from core.io import read_label_png, read_png
 from core.labels import CITYSCAPES, LabelSet
 from core.workspace import Workspace
 from db import models as m
-from desktop_app.widgets.thumbnails import ThumbnailLoader, file_key, fit_thumbnail, rgb_to_qimage
+from desktop_app.widgets.thumbnails import ThumbnailLoader, file_key, fit_thumbnail, placeholder, rgb_to_qimage
 
 STATUSES = ("pending", "accepted", "rejected", "failed")
 STATUS_COLORS = {"pending": "#fff8e1", "accepted": "#e8f5e9", "rejected": "#ffebee", "failed": "#eeeeee"}
@@ -131,7 +131,7 @@ class PairListModel(QAbstractListModel):
                 ls = self.label_set
                 self.loader.request(it.key, lambda: fit_thumbnail(pair_preview(it, ls), PAIR_THUMB.width(),
                                                                   PAIR_THUMB.height()))
-            return img
+            return img if img is not None else placeholder(PAIR_THUMB.width(), PAIR_THUMB.height())
         if role == Qt.ItemDataRole.BackgroundRole:
             return QBrush(QColor(STATUS_COLORS.get(it.status, "#ffffff")))
         if role == Qt.ItemDataRole.ToolTipRole:

@@ -32,6 +32,17 @@ def rgba_to_qimage(rgba: np.ndarray) -> QImage:
     return QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
 
 
+_PLACEHOLDERS: dict[tuple[int, int], QImage] = {}
+
+
+def placeholder(w: int = THUMB_W, h: int = THUMB_H) -> QImage:
+    """A grey tile shown until a thumbnail is ready (a uniform-size view measures its first item once)."""
+    img = _PLACEHOLDERS.get((w, h))
+    if img is None:
+        img = _PLACEHOLDERS[(w, h)] = rgb_to_qimage(np.full((h, w, 3), 200, np.uint8))
+    return img
+
+
 def fit_thumbnail(rgb: np.ndarray, w: int = THUMB_W, h: int = THUMB_H) -> np.ndarray:
     """Resize keeping the aspect ratio so the result fits in w x h."""
     ih, iw = rgb.shape[:2]
