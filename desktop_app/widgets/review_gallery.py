@@ -38,6 +38,7 @@ from core.labels import CITYSCAPES, LabelSet
 from core.workspace import Workspace
 from db import models as m
 from desktop_app.widgets.thumbnails import ThumbnailLoader, file_key, fit_thumbnail, placeholder, rgb_to_qimage
+from desktop_app.workers import Worker, create_worker, error_text
 
 STATUSES = ("pending", "accepted", "rejected", "failed")
 STATUS_COLORS = {"pending": "#fff8e1", "accepted": "#e8f5e9", "rejected": "#ffebee", "failed": "#eeeeee"}
@@ -184,6 +185,8 @@ class ReviewGallery(QWidget):
     def __init__(self, loader: ThumbnailLoader | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.workspace: Workspace | None = None
+        self._preview_request = 0
+        self.preview_worker: Worker | None = None
         self.loader = loader or ThumbnailLoader(parent=self)
         self.model = PairListModel(self.loader, self)
         self.proxy = PairFilter(self)
@@ -371,13 +374,14 @@ class ReviewGallery(QWidget):
             self.preview.setText("Select a pair")
             self.detail.clear()
             return
-        try:
-            rgb = pair_preview(it, self.model.label_set)
-            pm = QPixmap.fromImage(rgb_to_qimage(fit_thumbnail(rgb, max(200, self.preview.width()),
-                                                               max(100, self.preview.height()))))
-            self.preview.setPixmap(pm)
-        except Exception as exc:  # noqa: BLE001 - a pair whose files vanished is shown as such
-            self.preview.setText(f"cannot show pair #{it.id}: {exc}")
+        self._preview_request += 1
+        req, ls = self._preview_request, self.model.label_set
+        size = (max(200, self.preview.width()), max(100, self.preview.height()))
+        w = create_worker(lambda: rgb_to_qimage(fit_thumbnail(pair_preview(it, ls), *size)))
+        w.returned.connect(lambda img: req == self._preview_request and self.preview.setPixmap(QPixmap.fromImage(img)))
+        w.errored.connect(lambda exc: req == self._preview_request
+                          and self.preview.setText(f"cannot show pair #{it.id}: {error_text(exc)}"))
+        self.preview_worker = w.start()
         q = f"{it.quality:.3f}" if it.quality is not None else "not scored"
         self.detail.setText(
             f"<b>Pair #{it.id}</b> · job {it.job_id} · {it.strategy} · {it.renderer} · <b>{it.status}</b><br>"

@@ -59,7 +59,8 @@ def test_gallery_lists_pairs_with_details_and_thumbnails(qtbot, make_window, wor
     assert g.current_id() == ids[0]
     assert "Classes added: car" in g.detail.text() and "tiny_000000_000019" in g.detail.text()
     assert "Quality: 0.500" in g.detail.text()
-    assert g.preview.pixmap() is not None and not g.preview.pixmap().isNull()
+    qtbot.waitUntil(lambda: not g.preview.pixmap().isNull(), timeout=5000)  # rendered off the UI thread
+    assert g.preview.pixmap().width() >= 200
     qtbot.waitUntil(lambda: g.model.items[0].key is not None and g.loader.get(g.model.items[0].key) is not None,
                     timeout=10_000)
 
