@@ -97,20 +97,23 @@ def generation_missing() -> str | None:
 
 def run_generation(workspace: Workspace, ds: Dataset, plan_path: str | Path, renderer: str, *,
                    checkpoint: str | None = None, device: str = "auto", min_quality: float | None = None,
-                   progress: Progress = None, cancel: Cancel = None):
-    """Run a generation job (recombine -> render -> score -> pairs in the DB); returns the engine's result."""
+                   log: Callable[[str], None] | None = None, progress: Progress = None, cancel: Cancel = None):
+    """Run (or resume) a generation job: recombine -> render -> score -> pairs in the DB; returns its result."""
     from core.jobs import run_generate
 
-    return run_generate(workspace=workspace, dataset=ds, plan=plan_path, renderer=renderer, checkpoint=checkpoint,
-                        device=device, min_quality=min_quality, progress=progress, cancel=cancel)
+    return run_generate(workspace, ds, str(plan_path), renderer, checkpoint=checkpoint, device=device,
+                        min_quality=min_quality, plan_source=str(plan_path), log=log, progress=progress,
+                        cancel=cancel)
 
 
 def export_missing() -> str | None:
     return _missing(("core.export", "export_dataset"))
 
 
-def export_dataset(workspace: Workspace, ds: Dataset, out: str | Path, include: tuple[str, ...] = ("accepted",),
-                   *, progress: Progress = None, cancel: Cancel = None):
+def export_dataset(workspace: Workspace, ds: Dataset, out: str | Path,
+                   include: tuple[str, ...] = ("pending", "accepted"), *, progress: Progress = None,
+                   cancel: Cancel = None) -> dict:
+    """Write the dataset plus its generated pairs (not the rejected ones) in the Cityscapes layout."""
     from core.export import export_dataset as _export
 
-    return _export(workspace, ds, out, include=list(include), progress=progress, cancel=cancel)
+    return _export(workspace, ds, out, tuple(include), progress=progress, cancel=cancel)

@@ -196,9 +196,10 @@ class GenerationPanel(QWidget):
             return None
         w = create_worker(engine.run_generation, s.workspace, s.dataset, s.plan_path, renderer, checkpoint=ckpt,
                           device=self.device.currentText(),
-                          min_quality=self.min_quality.value() if self.use_quality.isChecked() else None)
+                          min_quality=self.min_quality.value() if self.use_quality.isChecked() else None,
+                          log=lambda text: s.log.emit(f"generate: {text}"))  # emitted from the worker: queued
         w.progress.connect(self._progress)
-        w.returned.connect(lambda _r: self._ended("done"))
+        w.returned.connect(self._returned)
         w.cancelled.connect(lambda: self._ended("cancelled"))
         w.errored.connect(self._failed)
         w.finished.connect(self._finished)
@@ -227,6 +228,14 @@ class GenerationPanel(QWidget):
         if now - self._last_refresh >= REFRESH_PAIRS_S:
             self._last_refresh = now
             self.state.pairsChanged.emit()
+
+    def _returned(self, result) -> None:
+        failed = getattr(result, "failed", None) or []
+        if failed:
+            idx, why = failed[0]
+            more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+            self.error_label.setText(f"{len(failed)} recipes failed; recipe {idx}: {why}{more}")
+        self._ended("done")
 
     def _ended(self, how: str) -> None:
         if how == "done":

@@ -21,7 +21,7 @@ def fake_generation(n: int, fail_at: int | None = None, delay: float = 0.01):
     """An engine-shaped job: files first, then a row per pair; progress and cancel like core.jobs."""
 
     def run(workspace, ds, plan_path, renderer, *, checkpoint=None, device="auto", min_quality=None,
-            progress=None, cancel=None):
+            log=None, progress=None, cancel=None):
         with workspace.session() as s, s.begin():
             job = m.Job(kind="generate", params={"renderer": renderer}, status="running", total=n)
             s.add(job)
@@ -44,6 +44,8 @@ def fake_generation(n: int, fail_at: int | None = None, delay: float = 0.01):
                                       label_path=workspace.rel(d / f"p{i}_gtFine_labelIds.png"),
                                       renderer=renderer))
             time.sleep(delay)
+            if log and i == 0:
+                log("first pair written")
             if progress:
                 progress(i + 1, n)
         return job_id
@@ -77,6 +79,7 @@ def test_job_runs_to_100_percent_and_gallery_shows_the_pairs(qtbot, gen_window, 
     assert g.progress.value() == g.progress.maximum() == 12
     assert g.progress.text() == "12 / 12 pairs (100%)"
     assert gen_window.gallery.model.rowCount() == 12
+    qtbot.waitUntil(lambda: "generate: first pair written" in gen_window.log_view.toPlainText(), timeout=2000)
     qtbot.waitUntil(lambda: gen_window.status.job_label.text() == "Idle", timeout=5000)
     assert g.start_button.isEnabled()
 
