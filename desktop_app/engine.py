@@ -84,7 +84,7 @@ def plan_summary(plan, label_set) -> str:
     cls = ", ".join(f"{k} {v}" for k, v in sorted(by_class.items(), key=lambda kv: -kv[1])) or "-"
     obj = getattr(plan, "objective", {}) or {}
     gap = f"; target error {obj['before']:.3g} → {obj['after']:.3g}" if "before" in obj and "after" in obj else ""
-    return f"{len(plan.recipes)} recipes (budget {plan.budget}){gap}\nby strategy: {strat}\nrecipes adding: {cls}"
+    return f"{len(plan.recipes)} recipes (budget {plan.budget}){gap}\nby strategy: {strat}\nadding: {cls}"
 
 
 # -- generation ------------------------------------------------------------------------------------

@@ -171,10 +171,10 @@ class MainWindow(QMainWindow):
         return dock
 
     def _default_dock_sizes(self) -> None:
-        """First-run layout: two thumbnail columns on the left, a tall histogram over the balance table."""
+        """First-run layout: a thumbnail column on the left, the histogram over the balance table on the right."""
         d = self.docks
-        self.resizeDocks([d.browser, d.histogram], [370, 430], Qt.Orientation.Horizontal)
-        self.resizeDocks([d.histogram, d.balance], [430, 420], Qt.Orientation.Vertical)
+        self.resizeDocks([d.browser, d.histogram], [215, 430], Qt.Orientation.Horizontal)
+        self.resizeDocks([d.histogram, d.balance], [380, 470], Qt.Orientation.Vertical)
         self.resizeDocks([d.generation], [190], Qt.Orientation.Vertical)
 
     def _action(self, text: str, slot: Callable, shortcut=None, tip: str = "",

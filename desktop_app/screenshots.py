@@ -76,8 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     # 2. a plan and its predicted effect on the histogram
     if engine.planner_missing() is None:
         b = w.balance
-        b.preset_box.setCurrentText("raise-rare")
-        b.apply_selected_preset()
+        shares = b.current_shares()
+        for name in ("wall", "fence", "traffic light", "rider"):  # rare classes of the sample data
+            if name in shares and shares[name] > 0:
+                b.set_target(name, min(0.02, 3 * shares[name]))
         b.budget.setValue(args.budget)
         b.start_plan()
         wait_until(lambda: w.state.plan is not None and not w.state.running_jobs(), 300)

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QGridLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -57,6 +58,7 @@ class BalanceEditor(QWidget):
         self.preset_param.setDecimals(3)
         self.preset_param.setRange(0.001, 100)
         self.preset_param.setSingleStep(0.5)
+        self.preset_param.setMinimumWidth(110)
         self.apply_preset = QPushButton("Apply preset")
         self.apply_preset.setToolTip("Fill the targets of unlocked classes from the preset")
         self.clear_button = QPushButton("Clear")
@@ -82,15 +84,17 @@ class BalanceEditor(QWidget):
         self.summary.setWordWrap(True)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
-        presets = QHBoxLayout()
-        presets.addWidget(self.preset_box, 1)
-        presets.addWidget(self.preset_param)
-        presets.addWidget(self.apply_preset)
-        presets.addWidget(self.clear_button)
+        presets = QGridLayout()
+        presets.addWidget(self.preset_box, 0, 0)
+        presets.addWidget(self.preset_param, 0, 1)
+        presets.addWidget(self.apply_preset, 1, 0)
+        presets.addWidget(self.clear_button, 1, 1)
         mix = QHBoxLayout()
         for s, box in self.mix.items():
+            box.setMaximumWidth(56)
             mix.addWidget(QLabel(s))
             mix.addWidget(box)
+        mix.addStretch(1)
         form = QFormLayout()
         form.addRow("Preset", presets)
         form.addRow("Budget", self.budget)
@@ -282,6 +286,10 @@ class BalanceEditor(QWidget):
 
     def _planned(self, result) -> None:
         plan, path = result
+        if not plan.recipes:
+            self.summary.setText("No recipe brings these targets closer (is there anything of these classes to "
+                                 "paste?): raise the budget, lower the targets, or pick other classes")
+            return
         self.plan_path = path
         self.state.plan_path = path
         self.state.set_plan(plan)
@@ -295,9 +303,8 @@ class BalanceEditor(QWidget):
         skipped = getattr(plan, "skipped", None)
         if skipped:
             text += f"\nskipped (no layers to paste): {', '.join(skipped)}"
-        if self.plan_path:
-            text += f"\nsaved: {self.plan_path}"
         self.summary.setText(text)
+        self.summary.setToolTip(f"saved as {self.plan_path}" if self.plan_path else "")
 
     def _finished(self) -> None:
         self.worker = None

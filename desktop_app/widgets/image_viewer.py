@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QSizePolicy,
     QSlider,
     QSplitter,
     QVBoxLayout,
@@ -121,7 +122,7 @@ class ImageViewer(QWidget):
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(50)
-        self.opacity.setFixedWidth(140)
+        self.opacity.setFixedWidth(110)
         self.opacity.setToolTip("Label overlay opacity")
         self.opacity.valueChanged.connect(lambda v: self.canvas.overlay_item.setOpacity(v / 100))
         self.show_overlay = QCheckBox("Labels")
@@ -137,13 +138,13 @@ class ImageViewer(QWidget):
         next_b.clicked.connect(self.nextRequested)
         self.title = QLabel("No sample")
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # long ids elide
         self.cursor_label = QLabel(" ")
-        self.cursor_label.setMinimumWidth(220)
 
         self.class_list = QListWidget()
         self.class_list.setToolTip("Classes in this sample; uncheck to hide from the overlay")
         self.class_list.itemChanged.connect(self._class_toggled)
-        self.class_list.setMaximumWidth(200)
+        self.class_list.setMaximumWidth(180)
 
         top = QHBoxLayout()
         top.addWidget(prev_b)

@@ -23,10 +23,12 @@ from PySide6.QtCore import Signal as _Signal
 from PySide6.QtGui import QBrush, QColor, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QListView,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -44,7 +46,7 @@ STATUSES = ("pending", "accepted", "rejected", "failed")
 STATUS_COLORS = {"pending": "#fff8e1", "accepted": "#e8f5e9", "rejected": "#ffebee", "failed": "#eeeeee"}
 ALL = "All"
 PairIdRole = Qt.ItemDataRole.UserRole + 1
-PAIR_THUMB = QSize(200, 50)
+PAIR_THUMB = QSize(176, 44)
 REVIEW_KEYS = {Qt.Key.Key_A: "accepted", Qt.Key.Key_R: "rejected", Qt.Key.Key_U: "pending"}
 
 
@@ -217,7 +219,8 @@ class ReviewGallery(QWidget):
 
         self.preview = QLabel("Select a pair")
         self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.preview.setMinimumHeight(160)
+        self.preview.setMinimumSize(200, 160)
+        self.preview.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         self.detail = QLabel()
         self.detail.setWordWrap(True)
         self.detail.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -242,17 +245,17 @@ class ReviewGallery(QWidget):
                   self.class_box):
             filters.addWidget(w)
         filters.addStretch(1)
-        filters.addWidget(self.count_label)
         filters.addWidget(refresh)
         filters.addWidget(self.export_button)
-        buttons = QHBoxLayout()
-        for b in (self.accept_button, self.reject_button, self.pending_button):
-            buttons.addWidget(b)
-        buttons.addStretch(1)
-        buttons.addWidget(self.accept_all)
-        buttons.addWidget(self.reject_all)
+        self.count_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        buttons = QGridLayout()
+        for i, b in enumerate((self.accept_button, self.reject_button, self.pending_button)):
+            buttons.addWidget(b, 0, i)
+        buttons.addWidget(self.accept_all, 1, 0, 1, 2)
+        buttons.addWidget(self.reject_all, 1, 2)
         side = QWidget()
         side_lay = QVBoxLayout(side)
+        side_lay.addWidget(self.count_label)
         side_lay.addWidget(self.preview, 2)
         side_lay.addWidget(self.detail, 1)
         side_lay.addLayout(buttons)
@@ -261,6 +264,7 @@ class ReviewGallery(QWidget):
         split.addWidget(side)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
+        split.setSizes([560, 400])
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addLayout(filters)
