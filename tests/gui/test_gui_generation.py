@@ -91,7 +91,7 @@ def test_job_failing_midway_shows_the_error_and_keeps_the_pairs(qtbot, gen_windo
         g.start()
     assert done.args == ["failed"]
     assert "/data/broken_gtFine_labelIds.png: corrupt or truncated PNG" in g.error_label.text()
-    assert "failed" in gen_window.log_view.toPlainText()
+    qtbot.waitUntil(lambda: "Generate (copypaste): failed" in gen_window.log_view.toPlainText(), timeout=2000)
     assert pair_count(gen_window) == 4 and gen_window.gallery.model.rowCount() == 4
     qtbot.waitUntil(lambda: g.start_button.isEnabled(), timeout=5000)
     assert gen_window.isVisible()

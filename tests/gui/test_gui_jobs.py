@@ -57,7 +57,16 @@ def test_worker_errors_reach_one_place(qtbot):
     assert str(err.args[0]) == "/data/x.png: corrupt or truncated PNG (cannot decode)"
 
 
-def test_cancel_stops_a_running_stats_job(qtbot, window, tmp_path):
+def test_cancel_stops_a_running_stats_job(qtbot, window, tmp_path, monkeypatch):
+    import core.stats
+
+    count = core.stats.count_sample
+
+    def slow_count(ds, ref):  # a big dataset in miniature: each label map takes 50 ms
+        time.sleep(0.05)
+        return count(ds, ref)
+
+    monkeypatch.setattr(core.stats, "count_sample", slow_count)
     data = tmp_path / "many"
     make_tiny_cityscapes(data, {"train": 40})
     window.add_dataset(data)
@@ -68,6 +77,7 @@ def test_cancel_stops_a_running_stats_job(qtbot, window, tmp_path):
     assert window.state.stats is None
     assert "Class statistics: cancelled" in window.log_view.toPlainText()
     assert window.status.job_label.text() == "Idle"
+    monkeypatch.setattr(core.stats, "count_sample", count)
     window.actions.refresh_stats.trigger()  # and it can be run again to the end
     wait_for_stats(qtbot, window)
     assert window.state.stats.n_images == 40
