@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import platform
 import sys
 from collections.abc import Callable
@@ -35,10 +36,11 @@ from desktop_app.widgets.generation_panel import GenerationPanel
 from desktop_app.widgets.histogram import ClassHistogram
 from desktop_app.widgets.image_viewer import ImageViewer
 from desktop_app.widgets.log_view import LogView
+from desktop_app.widgets.panel_host import PanelHost
 from desktop_app.widgets.review_gallery import ReviewGallery
 from desktop_app.widgets.status_bar import StatusBar, torch_version
 from desktop_app.widgets.thumbnails import ThumbnailLoader
-from desktop_app.workers import create_worker
+from desktop_app.workers import create_worker, error_text
 
 
 # -- extra panels ------------------------------------------------------------------------------
@@ -57,16 +59,33 @@ class PanelSpec:
 PANEL_FACTORIES: list[Callable[[AppState], PanelSpec]] = []
 
 
+def _editor_panel(state: AppState) -> PanelSpec:
+    from desktop_app.editor import LabelEditor
+
+    def build(st: AppState) -> QWidget | None:
+        if st.workspace is None or st.dataset is None:
+            return None
+        return LabelEditor(st.workspace, st.dataset.label_set)
+
+    host = PanelHost(state, build, lambda st: (st.workspace, st.dataset.label_set.name if st.dataset else None),
+                     "The label editor opens once a workspace and a dataset are open")
+    return PanelSpec("Label editor", host, "tab")
+
+
+def _training_panel(state: AppState) -> PanelSpec:
+    from desktop_app.training import TrainingPanel
+
+    host = PanelHost(state, lambda st: TrainingPanel(st.workspace) if st.workspace is not None else None,
+                     lambda st: st.workspace, "Training runs show once a workspace is open")
+    return PanelSpec("Training", host, "tab")
+
+
 def _default_panel_factories() -> list[Callable[[AppState], PanelSpec]]:
-    """Issue 8's panels when their modules exist; a missing module leaves the window as it is."""
+    """Issue 8's panels when their packages exist (desktop_app/editor, desktop_app/training)."""
     out = []
-    for module, attr in (("desktop_app.editor", "panel"), ("desktop_app.training", "panel")):
-        try:
-            mod = __import__(module, fromlist=[attr])
-        except ImportError:
-            continue
-        if callable(getattr(mod, attr, None)):
-            out.append(getattr(mod, attr))
+    for module, factory in (("desktop_app.editor", _editor_panel), ("desktop_app.training", _training_panel)):
+        if importlib.util.find_spec(module) is not None:
+            out.append(factory)
     return out
 
 
@@ -149,8 +168,8 @@ class MainWindow(QMainWindow):
         self.actions = self._make_actions()
         self.menus = self._make_menus()
         self._make_toolbar()
-        self._add_extra_panels()
         self._wire()
+        self._add_extra_panels()
         self.resize(1400, 900)
         self._default_dock_sizes()
         geometry, dock_state = settings.window_state()
@@ -269,7 +288,12 @@ class MainWindow(QMainWindow):
 
     def _add_extra_panels(self) -> None:
         for factory in [*_default_panel_factories(), *PANEL_FACTORIES]:
-            self.add_panel(factory(self.state))
+            try:
+                spec = factory(self.state)
+            except Exception as exc:  # noqa: BLE001 - one broken panel must not keep the app from starting
+                self.state.log.emit(f"panel {getattr(factory, '__name__', factory)} not added: {error_text(exc)}")
+                continue
+            self.add_panel(spec)
 
     def _wire(self) -> None:
         s = self.state

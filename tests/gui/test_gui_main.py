@@ -104,3 +104,37 @@ def test_shortcuts_exist_for_main_actions(window):
     a = window.actions
     for action in (a.open_workspace, a.new_workspace, a.add_dataset, a.next_sample, a.prev_sample, a.quit):
         assert not action.shortcut().isEmpty(), action.text()
+
+
+def test_extra_panels_register_through_factories(qtbot, make_window, workspace_path, tiny_dataset, monkeypatch):
+    """Issue 8's editor/training panels plug in this way: a factory gets the AppState and returns a PanelSpec."""
+    from PySide6.QtWidgets import QLabel
+
+    from desktop_app import main_window
+    from desktop_app.widgets.panel_host import PanelHost
+
+    built = []
+
+    def build(st):
+        if st.workspace is None or st.dataset is None:
+            return None
+        built.append(st.dataset.root)
+        return QLabel(f"editing {st.dataset.root.name}")
+
+    def factory(state):
+        host = PanelHost(state, build, lambda st: (st.workspace, st.dataset), "open a dataset first")
+        return main_window.PanelSpec("Fake editor", host, "tab")
+
+    def broken(state):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(main_window, "PANEL_FACTORIES", [factory, broken])
+    w = make_window(workspace_path)
+    tab = next(i for i in range(w.tabs.count()) if w.tabs.tabText(i) == "Fake editor")
+    host = w.tabs.widget(tab)
+    assert host.inner is None and host.message.text() == "open a dataset first"
+    assert "panel broken not added: RuntimeError: boom" in w.log_view.toPlainText()
+    w.add_dataset(tiny_dataset)
+    qtbot.waitUntil(lambda: host.inner is not None, timeout=10_000)
+    assert host.inner.text() == f"editing {tiny_dataset.name}" and not host.message.isVisible()
+    assert built == [tiny_dataset.resolve()]
