@@ -56,5 +56,6 @@ class StatusBar(QStatusBar):
             self.job_label.setText("Idle")
         elif len(names) == 1:
             self.job_label.setText(f"Running: {names[0]}")
-        else:
-            self.job_label.setText(f"Running: {names[0]} (+{len(names) - 1} more)")
+        else:  # the newest job is the one the user just started
+            self.job_label.setText(f"Running: {names[-1]} (+{len(names) - 1} more)")
+        self.job_label.setToolTip("\n".join(names))
