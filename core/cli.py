@@ -15,7 +15,9 @@ from core.errors import Cancelled, SegbalanceError
 
 # Each module exposes register(subparsers); its parser sets `func(args) -> int`.
 COMMAND_MODULES = [
+    "core.commands.sample_data",
     "core.commands.stats",
+    "core.commands.demo",
 ]
 
 

@@ -8,7 +8,6 @@ keyed by (path, size, mtime_ns).
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -176,7 +175,8 @@ def _scan(
 ) -> list[SampleCount | BadSample]:
     results: list[SampleCount | BadSample] = []
     n = len(refs)
-    if workers <= 1 or n < 8:
+    # a pool costs ~1 s to start (fresh interpreters importing cv2): not worth it for small scans
+    if workers <= 1 or n < 64:
         _init_worker(ds)
         for i, ref in enumerate(refs):
             if cancel and cancel():
@@ -185,10 +185,12 @@ def _scan(
             if progress:
                 progress(i + 1, n)
         return results
-    # fork is fast, but not safe once other threads (e.g. a GUI) exist
-    method = "fork" if threading.active_count() == 1 and os.name == "posix" else "spawn"
+    # never plain fork: OpenCV's (or Qt's) threads in this process would deadlock the children
+    ctx = get_context("forkserver" if os.name == "posix" else "spawn")
+    if os.name == "posix":
+        ctx.set_forkserver_preload(["core.stats"])
     chunk = max(1, min(32, n // (workers * 8)))
-    with ProcessPoolExecutor(workers, mp_context=get_context(method), initializer=_init_worker,
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(ds,)) as pool:
         try:
             for i, res in enumerate(pool.map(_work, refs, chunksize=chunk)):

@@ -42,7 +42,8 @@ class FolderDataset(Dataset):
         for split, idir, mdir in layout:
             try:
                 masks = sorted(n for n in os.listdir(mdir) if n.lower().endswith(".png"))
-                images = {Path(n).stem: n for n in os.listdir(idir) if n.lower().endswith(IMAGE_EXTS)} if idir.is_dir() else {}
+                listing = os.listdir(idir) if idir.is_dir() else []
+                images = {Path(n).stem: n for n in listing if n.lower().endswith(IMAGE_EXTS)}
             except OSError as exc:
                 raise DataError(f"cannot read folder ({exc.strerror})", mdir) from None
             refs = []
