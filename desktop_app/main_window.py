@@ -13,6 +13,7 @@ from PySide6 import __version__ as PYSIDE_VERSION
 from PySide6.QtCore import Qt, QTimer, qVersion
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDockWidget,
     QFileDialog,
@@ -175,6 +176,7 @@ class MainWindow(QMainWindow):
         geometry, dock_state = settings.window_state()
         if geometry is not None:
             self.restoreGeometry(geometry)
+        self._restore_preferences()
         if dock_state is not None:
             self.restoreState(dock_state)
         else:
@@ -298,6 +300,7 @@ class MainWindow(QMainWindow):
     def _wire(self) -> None:
         s = self.state
         s.error.connect(self.show_error)
+        self.status.devicesFound.connect(self.generation.set_devices)
         s.log.connect(self.log_view.append_line)
         s.jobsChanged.connect(lambda: self.status.set_jobs(s.running_jobs()))
         s.workspaceChanged.connect(self._workspace_changed)
@@ -424,8 +427,45 @@ class MainWindow(QMainWindow):
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
 
+    # -- preferences -------------------------------------------------------------------------
+    def _preference_widgets(self) -> dict[str, QWidget]:
+        """Controls whose value the app remembers between runs, by settings key."""
+        return {
+            "prefs/overlay_opacity": self.viewer.opacity,
+            "prefs/histogram_mode": self.histogram.mode,
+            "prefs/histogram_sort": self.histogram.sort,
+            "prefs/histogram_log": self.histogram.log,
+            "prefs/generation_renderer": self.generation.renderer,
+            "prefs/generation_device": self.generation.device,
+            "prefs/plan_budget": self.balance.budget,
+        }
+
+    def _restore_preferences(self) -> None:
+        for key, w in self._preference_widgets().items():
+            v = self.settings.get(key)
+            if v is None:
+                continue
+            if isinstance(w, QComboBox):
+                i = w.findText(str(v))
+                if i >= 0:
+                    w.setCurrentIndex(i)
+            elif isinstance(w, QCheckBox):
+                w.setChecked(bool(v))
+            elif isinstance(v, (int, float)):
+                w.setValue(v)
+
+    def _save_preferences(self) -> None:
+        for key, w in self._preference_widgets().items():
+            if isinstance(w, QComboBox):
+                self.settings.set(key, w.currentText())
+            elif isinstance(w, QCheckBox):
+                self.settings.set(key, w.isChecked())
+            else:
+                self.settings.set(key, w.value())
+
     # -- closing ---------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:
+        self._save_preferences()
         self.settings.save_window_state(self.saveGeometry(), self.saveState())
         self.settings.sync()
         self.state.close_workspace()

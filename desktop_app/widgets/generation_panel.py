@@ -146,8 +146,10 @@ class GenerationPanel(QWidget):
         self._update_plan_label()
 
     def set_devices(self, devices: list[str]) -> None:
+        keep = self.device.currentText()
         self.device.clear()
-        self.device.addItems(["auto", *devices])
+        self.device.addItems(["auto", *[d for d in devices if d != "auto"]])
+        self.device.setCurrentIndex(max(0, self.device.findText(keep)))
 
     # -- plan -------------------------------------------------------------------------
     def _update_plan_label(self) -> None:

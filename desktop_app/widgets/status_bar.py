@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
 from desktop_app.workers import create_worker
@@ -33,7 +34,17 @@ def torch_version() -> str:
         return torch.__version__
 
 
+def device_choices() -> list[str]:
+    """Explicit device names for the device pickers (cpu, cuda:0, ...)."""
+    detect_device()  # imports torch once, under the lock
+    import torch
+
+    return ["cpu", *[f"cuda:{i}" for i in range(torch.cuda.device_count())]]
+
+
 class StatusBar(QStatusBar):
+    devicesFound = Signal(list)
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.job_label = QLabel("Idle")
@@ -42,8 +53,8 @@ class StatusBar(QStatusBar):
         self.addPermanentWidget(self.job_label)
         self.addPermanentWidget(self.device_label)
         self.device = ""
-        w = create_worker(detect_device)
-        w.returned.connect(self.set_device)
+        w = create_worker(lambda: (detect_device(), device_choices()))
+        w.returned.connect(lambda res: (self.set_device(res[0]), self.devicesFound.emit(res[1])))
         w.errored.connect(lambda exc: self.set_device(f"CPU (torch unavailable: {exc})"))
         self._device_worker = w.start()
 

@@ -93,6 +93,8 @@ def test_status_bar_shows_device_and_about_shows_versions(qtbot, window):
     qtbot.waitUntil(lambda: window.status.device != "", timeout=30_000)
     assert window.status.device.startswith(("CPU", "CUDA"))
     assert window.status.device in window.status.device_label.text()
+    qtbot.waitUntil(lambda: window.generation.device.count() >= 2, timeout=5000)
+    assert [window.generation.device.itemText(i) for i in range(2)] == ["auto", "cpu"]
     text = window.about_text()
     import torch
     from PySide6.QtCore import qVersion
@@ -138,3 +140,30 @@ def test_extra_panels_register_through_factories(qtbot, make_window, workspace_p
     qtbot.waitUntil(lambda: host.inner is not None, timeout=10_000)
     assert host.inner.text() == f"editing {tiny_dataset.name}" and not host.message.isVisible()
     assert built == [tiny_dataset.resolve()]
+
+
+def test_preferences_persist_between_runs(qtbot, make_window, workspace_path):
+    w = make_window(workspace_path)
+    w.viewer.opacity.setValue(80)
+    w.histogram.mode.setCurrentText("Image frequency")
+    w.histogram.log.setChecked(True)
+    w.balance.budget.setValue(123)
+    w.close()
+    w2 = make_window()
+    assert w2.viewer.opacity.value() == 80 and abs(w2.viewer.canvas.overlay_item.opacity() - 0.8) < 1e-6
+    assert w2.histogram.mode.currentText() == "Image frequency" and w2.histogram.log.isChecked()
+    assert w2.balance.budget.value() == 123
+
+
+def test_open_recent_menu_reopens_a_workspace(qtbot, make_window, workspace_path, tmp_path):
+    from core.workspace import Workspace
+
+    other = tmp_path / "other_ws"
+    Workspace(other).close()
+    w = make_window(workspace_path)
+    w.open_workspace(other)
+    w.menus.recent.aboutToShow.emit()
+    entries = [a.text() for a in w.menus.recent.actions()]
+    assert entries == [str(other.resolve()), str(workspace_path)]
+    w.menus.recent.actions()[1].trigger()
+    assert w.state.workspace.path == workspace_path
