@@ -183,7 +183,11 @@ class AppState(QObject):
             return  # a stale scan of a dataset closed meanwhile
         self.stats = stats
         if stats.bad:
+            more = f" (and {len(stats.bad) - 1} more)" if len(stats.bad) > 1 else ""
             self.log.emit(f"{len(stats.bad)} bad samples skipped, first: {stats.bad[0].error}")
+            n = len(stats.bad)
+            self.error.emit("Class statistics", f"{n} bad sample{'s' if n > 1 else ''} left out of the "
+                                                f"statistics: {stats.bad[0].error}{more}")
         self.statsChanged.emit(stats)
 
     def set_split(self, split: str | None) -> None:

@@ -167,3 +167,15 @@ def test_open_recent_menu_reopens_a_workspace(qtbot, make_window, workspace_path
     assert entries == [str(other.resolve()), str(workspace_path)]
     w.menus.recent.actions()[1].trigger()
     assert w.state.workspace.path == workspace_path
+
+
+def test_a_corrupt_label_is_reported_and_the_rest_measured(qtbot, window, tmp_path):
+    data = tmp_path / "one_bad"
+    make_tiny_cityscapes(data, {"train": 4})
+    bad = next((data / "gtFine" / "train" / "tiny").glob("*000002*_labelIds.png"))
+    bad.write_bytes(bad.read_bytes()[:60])  # truncated file
+    window.add_dataset(data)
+    wait_for_stats(qtbot, window)
+    assert window.state.stats.n_images == 3
+    title, msg = window.errors[-1]
+    assert title == "Class statistics" and str(bad) in msg and "1 bad sample left out" in msg
