@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QWheelEvent
+from PySide6.QtWidgets import QApplication
 
 from tests.gui.conftest import TINY_H, TINY_W
 
@@ -71,10 +73,17 @@ def test_viewer_overlay_opacity_toggles_zoom_and_class_under_cursor(qtbot, loade
     assert v.canvas.overlay_item.pixmap().toImage().pixelColor(15, 24).alpha() == 255
     v.opacity.setValue(20)
     assert abs(v.canvas.overlay_item.opacity() - 0.2) < 1e-6
-    # zoom in with keys, then fit brings the whole image back into view
+    # the mouse wheel zooms (one notch = x1.25), dragging pans, fit brings the whole image back into view
     z0 = v.canvas.zoom()
+    vp = v.canvas.viewport()
+    centre = QPointF(vp.width() / 2, vp.height() / 2)
+    wheel = QWheelEvent(centre, vp.mapToGlobal(centre), QPoint(0, 0), QPoint(0, 240), Qt.MouseButton.NoButton,
+                        Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(vp, wheel)
+    assert np.isclose(v.canvas.zoom(), z0 * 1.25**2)
+    assert v.canvas.dragMode() == v.canvas.DragMode.ScrollHandDrag
     v.canvas.zoom_by(2.0)
-    assert np.isclose(v.canvas.zoom(), 2 * z0)
+    assert np.isclose(v.canvas.zoom(), 2 * 1.25**2 * z0)
     v.canvas.fit()
     vis = v.canvas.mapToScene(v.canvas.viewport().rect()).boundingRect()
     assert vis.contains(v.canvas.image_item.boundingRect().adjusted(1, 1, -1, -1))
