@@ -267,7 +267,7 @@ class GenerationPanel(QWidget):
             return
         out = s.workspace.subdir("runs", "gan-tiny")
         args = ["-m", "core.cli", "train-gan", str(s.dataset.root), "--workspace", str(s.workspace.path),
-                "--preset", "tiny", "--out", str(out), "--device", self.device.currentText()]
+                "--preset", "tiny", "--out", str(out), "--device", self.device.currentText(), "--quiet"]
         p = QProcess(self)
         env = QProcessEnvironment.systemEnvironment()
         root = str(Path(core.__file__).resolve().parent.parent)  # so `-m core.cli` works from a checkout too
@@ -289,8 +289,9 @@ class GenerationPanel(QWidget):
         if code != 0:
             self.error_label.setText(f"train-gan exited with code {code}; see the log")
             return
-        ckpts = sorted(out.rglob("*.pth"), key=lambda p: p.stat().st_mtime)
-        if ckpts:
-            self.checkpoint.setText(str(ckpts[-1]))
+        # the generator weights (official pix2pixHD name), else the full training checkpoint
+        ckpt = next((p for p in (out / "latest_net_G.pth", out / "ckpt.pt") if p.exists()), None)
+        if ckpt is not None:
+            self.checkpoint.setText(str(ckpt))
             self.renderer.setCurrentText("pix2pixhd")
-        self.state.log.emit(f"train-gan finished: {ckpts[-1] if ckpts else 'no checkpoint found'}")
+        self.state.log.emit(f"train-gan finished: {ckpt or 'no checkpoint found in ' + str(out)}")
