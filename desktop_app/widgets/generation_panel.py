@@ -69,6 +69,7 @@ class GenerationPanel(QWidget):
         self.meter = RateMeter()
         self._last_refresh = 0.0
         self.train_process: QProcess | None = None
+        self.train_command = [sys.executable, "-m", "core.cli", "train-gan"]  # our own CLI, as a subprocess
 
         self.plan_label = QLabel("No plan: make one in the Balance panel, or load a plan file")
         self.plan_label.setWordWrap(True)
@@ -266,7 +267,7 @@ class GenerationPanel(QWidget):
         if self.train_process is not None:
             return
         out = s.workspace.subdir("runs", "gan-tiny")
-        args = ["-m", "core.cli", "train-gan", str(s.dataset.root), "--workspace", str(s.workspace.path),
+        args = [*self.train_command[1:], str(s.dataset.root), "--workspace", str(s.workspace.path),
                 "--preset", "tiny", "--out", str(out), "--device", self.device.currentText(), "--quiet"]
         p = QProcess(self)
         env = QProcessEnvironment.systemEnvironment()
@@ -278,8 +279,8 @@ class GenerationPanel(QWidget):
             lambda: [s.log.emit(f"train-gan: {line}") for line in
                      bytes(p.readAllStandardOutput()).decode(errors="replace").splitlines() if line.strip()])
         p.finished.connect(lambda code, _st: self._train_done(code, out))
-        s.log.emit(f"train-gan: {sys.executable} {' '.join(args)}")
-        p.start(sys.executable, args)
+        s.log.emit(f"train-gan: {self.train_command[0]} {' '.join(args)}")
+        p.start(self.train_command[0], args)
         self.train_process = p
         self.train_button.setEnabled(False)
 

@@ -117,3 +117,34 @@ def test_pix2pixhd_without_checkpoint_says_what_is_missing(qtbot, gen_window):
     assert g.checkpoint.isEnabled()
     assert g.start() is None
     assert "needs a generator checkpoint" in g.error_label.text()
+
+
+def test_train_tiny_gan_runs_the_cli_in_a_subprocess_and_picks_its_checkpoint(qtbot, loaded_window, tmp_path):
+    import sys
+
+    g = loaded_window.generation
+    fake_cli = tmp_path / "fake_train_gan.py"
+    fake_cli.write_text(
+        "import sys, pathlib\n"
+        "out = pathlib.Path(sys.argv[sys.argv.index('--out') + 1]); out.mkdir(parents=True, exist_ok=True)\n"
+        "assert sys.argv[sys.argv.index('--preset') + 1] == 'tiny'\n"
+        "print('iter 10/10 loss_G 1.0')\n"
+        "(out / 'latest_net_G.pth').write_bytes(b'weights')\n"
+    )
+    g.train_command = [sys.executable, str(fake_cli)]
+    qtbot.mouseClick(g.train_button, Qt.MouseButton.LeftButton)
+    assert not g.train_button.isEnabled()
+    qtbot.waitUntil(lambda: g.train_process is None, timeout=20_000)
+    assert g.checkpoint.text().endswith("runs/gan-tiny/latest_net_G.pth")
+    assert g.renderer.currentText() == "pix2pixhd" and g.train_button.isEnabled()
+    assert "train-gan: iter 10/10 loss_G 1.0" in loaded_window.log_view.toPlainText()
+
+
+def test_train_tiny_gan_failure_is_shown(qtbot, loaded_window):
+    import sys
+
+    g = loaded_window.generation
+    g.train_command = [sys.executable, "-c", "import sys; print('error: no GPU'); sys.exit(2)"]
+    g.train_tiny_gan()
+    qtbot.waitUntil(lambda: g.train_process is None, timeout=20_000)
+    assert "train-gan exited with code 2" in g.error_label.text()
