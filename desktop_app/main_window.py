@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
-import platform
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PySide6 import __version__ as PYSIDE_VERSION
-from PySide6.QtCore import Qt, QTimer, qVersion
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -26,11 +23,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import __version__
+from core.datasets import SampleRef
 from desktop_app import engine
 from desktop_app.resources import app_icon
 from desktop_app.settings import Settings
 from desktop_app.state import AppState
+from desktop_app.widgets import about
 from desktop_app.widgets.balance_editor import BalanceEditor
 from desktop_app.widgets.dataset_browser import DatasetBrowser
 from desktop_app.widgets.generation_panel import GenerationPanel
@@ -39,7 +37,7 @@ from desktop_app.widgets.image_viewer import ImageViewer
 from desktop_app.widgets.log_view import LogView
 from desktop_app.widgets.panel_host import PanelHost
 from desktop_app.widgets.review_gallery import ReviewGallery
-from desktop_app.widgets.status_bar import StatusBar, torch_version
+from desktop_app.widgets.status_bar import StatusBar
 from desktop_app.widgets.thumbnails import ThumbnailLoader
 from desktop_app.workers import create_worker, error_text
 
@@ -321,7 +319,14 @@ class MainWindow(QMainWindow):
         s.datasetChanged.connect(lambda ds: self.gallery.set_label_set(ds.label_set if ds is not None else None))
         s.pairsChanged.connect(self.gallery.refresh)
         self.gallery.exportRequested.connect(self.export_dialog)
+        self.gallery.pairActivated.connect(self.show_pair)
         self.histogram.classClicked.connect(lambda _name: self.docks.browser.raise_())
+
+    def show_pair(self, item) -> None:
+        """A generated pair in the viewer, where it can be zoomed and its classes toggled."""
+        ref = SampleRef(f"pair #{item.id}", f"job {item.job_id}", item.image_path, item.label_path)
+        self.viewer.show_files(ref, self.gallery.model.label_set)
+        self.tabs.setCurrentWidget(self.viewer)
 
     # -- workspace and datasets ----------------------------------------------------------
     def open_workspace(self, path: str | Path, *, create: bool = False) -> bool:
@@ -411,21 +416,10 @@ class MainWindow(QMainWindow):
         box.open()
 
     def about_text(self) -> str:
-        torch_v = torch_version()
-        return (
-            f"<h3>segbalance {__version__}</h3>"
-            "<p>Balance the class distribution of semantic-segmentation datasets with recombined, "
-            "rendered training pairs.</p>"
-            f"<p>Qt {qVersion()} · PySide6 {PYSIDE_VERSION}<br>torch {torch_v} · device: "
-            f"{self.status.device or 'detecting…'}<br>Python {platform.python_version()} on {sys.platform}</p>"
-        )
+        return about.about_text(self.status.device)
 
     def show_about(self) -> None:
-        box = QMessageBox(QMessageBox.Icon.Information, "About segbalance", self.about_text(),
-                          QMessageBox.StandardButton.Ok, self)
-        box.setIconPixmap(app_icon().pixmap(64, 64))
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.open()
+        about.show_about(self, self.status.device)
 
     # -- preferences -------------------------------------------------------------------------
     def _preference_widgets(self) -> dict[str, QWidget]:

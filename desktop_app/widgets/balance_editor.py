@@ -5,7 +5,6 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
@@ -16,6 +15,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSpinBox,
+    QStyledItemDelegate,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -30,6 +30,23 @@ from desktop_app.workers import Worker, create_worker, error_text
 
 COL_CLASS, COL_CURRENT, COL_TARGET, COL_LOCK = range(4)
 STRATEGIES = ("single", "multi", "recon")
+
+
+class ShareDelegate(QStyledItemDelegate):
+    """Edits a target share in % with a spin box; shows '—' for no target."""
+
+    def createEditor(self, parent: QWidget, _option, _index) -> QDoubleSpinBox:
+        spin = QDoubleSpinBox(parent)
+        spin.setRange(0, 100)
+        spin.setDecimals(3)
+        spin.setSingleStep(0.1)
+        spin.setSuffix(" %")
+        spin.setSpecialValueText("—")
+        return spin
+
+    def displayText(self, value, _locale) -> str:
+        v = float(value or 0.0)
+        return f"{v:.3f} %" if v > 0 else "—"
 
 
 class BalanceEditor(QWidget):
@@ -48,6 +65,12 @@ class BalanceEditor(QWidget):
         self.table.setHorizontalHeaderLabels(["Class", "Current", "Target %", "Lock"])
         self.table.verticalHeader().setVisible(False)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.table.setItemDelegateForColumn(COL_TARGET, ShareDelegate(self.table))
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
+                                   | QAbstractItemView.EditTrigger.SelectedClicked
+                                   | QAbstractItemView.EditTrigger.EditKeyPressed
+                                   | QAbstractItemView.EditTrigger.AnyKeyPressed)
+        self.table.itemChanged.connect(self._item_changed)
         hdr = self.table.horizontalHeader()
         hdr.setSectionResizeMode(COL_CLASS, QHeaderView.ResizeMode.Stretch)
         for c in (COL_CURRENT, COL_TARGET, COL_LOCK):
@@ -125,7 +148,10 @@ class BalanceEditor(QWidget):
 
     # -- table ----------------------------------------------------------------------
     def refresh(self) -> None:
-        """Rebuild the table from the train-split stats, keeping targets and locks the user set."""
+        """Fill the table from the train-split stats, keeping the targets and locks the user set.
+
+        Plain items with a spin-box delegate (not a widget per cell): cheap to rebuild and to paint.
+        """
         old_t, old_l = self.targets(), self.locked()
         stats = self.state.train_stats()
         rows = class_rows(stats) if stats is not None else []
@@ -138,21 +164,17 @@ class BalanceEditor(QWidget):
             cur.setFlags(Qt.ItemFlag.ItemIsEnabled)
             cur.setData(Qt.ItemDataRole.UserRole, r.share)
             cur.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            self.table.setItem(i, COL_CLASS, name)
-            self.table.setItem(i, COL_CURRENT, cur)
-            spin = QDoubleSpinBox()
-            spin.setRange(0, 100)
-            spin.setDecimals(3)
-            spin.setSingleStep(0.1)
-            spin.setSuffix(" %")
-            spin.setSpecialValueText("—")  # 0 = no target for this class
-            spin.setValue(100 * old_t.get(r.name, 0.0))
-            spin.valueChanged.connect(self._targets_edited)
-            self.table.setCellWidget(i, COL_TARGET, spin)
-            lock = QCheckBox()
+            target = QTableWidgetItem()
+            target.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsEditable)
+            target.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            target.setData(Qt.ItemDataRole.EditRole, round(100 * old_t.get(r.name, 0.0), 3))
+            target.setToolTip("Target share in % of labeled pixels (double-click to edit; 0 = no target)")
+            lock = QTableWidgetItem()
+            lock.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsUserCheckable)
+            lock.setCheckState(Qt.CheckState.Checked if r.name in old_l else Qt.CheckState.Unchecked)
             lock.setToolTip("Locked: presets and Clear leave this target alone")
-            lock.setChecked(r.name in old_l)
-            self.table.setCellWidget(i, COL_LOCK, lock)
+            for col, item in ((COL_CLASS, name), (COL_CURRENT, cur), (COL_TARGET, target), (COL_LOCK, lock)):
+                self.table.setItem(i, col, item)
         self._filling = False
         ready = stats is not None and engine.planner_missing() is None
         for w in (self.apply_preset, self.clear_button, self.plan_button):
@@ -169,27 +191,31 @@ class BalanceEditor(QWidget):
         return {self.table.item(i, COL_CLASS).text(): self.table.item(i, COL_CURRENT).data(Qt.ItemDataRole.UserRole)
                 for i in range(self.table.rowCount())}
 
-    def _spin(self, name: str) -> QDoubleSpinBox:
-        return self.table.cellWidget(self.class_names().index(name), COL_TARGET)
+    def target_item(self, name: str) -> QTableWidgetItem:
+        return self.table.item(self.class_names().index(name), COL_TARGET)
 
     def targets(self) -> dict[str, float]:
         """Class -> target share (0..1) of the classes that have one."""
         out = {}
         for i in range(self.table.rowCount()):
-            v = self.table.cellWidget(i, COL_TARGET).value()
+            v = float(self.table.item(i, COL_TARGET).data(Qt.ItemDataRole.EditRole) or 0.0)
             if v > 0:
                 out[self.table.item(i, COL_CLASS).text()] = v / 100
         return out
 
     def locked(self) -> set[str]:
         return {self.table.item(i, COL_CLASS).text() for i in range(self.table.rowCount())
-                if self.table.cellWidget(i, COL_LOCK).isChecked()}
+                if self.table.item(i, COL_LOCK).checkState() == Qt.CheckState.Checked}
 
     def set_target(self, name: str, share: float | None, *, lock: bool | None = None) -> None:
         i = self.class_names().index(name)
-        self.table.cellWidget(i, COL_TARGET).setValue(100 * (share or 0.0))
+        self.table.item(i, COL_TARGET).setData(Qt.ItemDataRole.EditRole, round(100 * (share or 0.0), 3))
         if lock is not None:
-            self.table.cellWidget(i, COL_LOCK).setChecked(lock)
+            self.table.item(i, COL_LOCK).setCheckState(Qt.CheckState.Checked if lock else Qt.CheckState.Unchecked)
+
+    def _item_changed(self, item: QTableWidgetItem) -> None:
+        if item.column() == COL_TARGET:
+            self._targets_edited()
 
     def _targets_edited(self) -> None:
         if not self._filling:

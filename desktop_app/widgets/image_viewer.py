@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.datasets import Dataset, SampleRef
+from core.io import read_label_png, read_png
 from core.labels import LabelSet
 from desktop_app.widgets.thumbnails import rgb_to_qimage, rgba_to_qimage
 from desktop_app.workers import Worker, create_worker
@@ -111,6 +112,7 @@ class ImageViewer(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.dataset: Dataset | None = None
+        self.label_set: LabelSet | None = None
         self.ref: SampleRef | None = None
         self.label: np.ndarray | None = None
         self.hidden: set[int] = set()
@@ -168,16 +170,31 @@ class ImageViewer(QWidget):
     # -- loading --------------------------------------------------------------------
     def show_sample(self, ds: Dataset | None, ref: SampleRef | None) -> Worker | None:
         self.dataset, self.ref = ds, ref
+        self.label_set = ds.label_set if ds is not None else None
         self._request += 1
         if ds is None or ref is None:
             self._show(None, None, None)
             return None
-        req = self._request
 
         def load() -> tuple[np.ndarray | None, np.ndarray]:
             img = ds.load_image(ref) if ref.image_path is not None else None
             return img, ds.load_label(ref, check=False)
 
+        return self._load(ref, load)
+
+    def show_files(self, ref: SampleRef, label_set: LabelSet) -> Worker:
+        """Show an image + label map that belong to no dataset (a generated pair)."""
+        self.dataset, self.ref, self.label_set = None, ref, label_set
+        self._request += 1
+
+        def load() -> tuple[np.ndarray | None, np.ndarray]:
+            img = read_png(ref.image_path, color=True) if ref.image_path is not None else None
+            return img, read_label_png(ref.label_path)
+
+        return self._load(ref, load)
+
+    def _load(self, ref: SampleRef, load) -> Worker:
+        req = self._request
         w = create_worker(load)
         w.returned.connect(lambda res: req == self._request and self._show(ref, *res))
         w.errored.connect(lambda exc: req == self._request and self.title.setText(f"{ref.id}: cannot load ({exc})"))
@@ -202,8 +219,8 @@ class ImageViewer(QWidget):
             self.canvas.fit()
 
     def _fill_classes(self, label: np.ndarray) -> None:
-        assert self.dataset is not None
-        ls = self.dataset.label_set
+        assert self.label_set is not None
+        ls = self.label_set
         present = np.flatnonzero(np.bincount(label.ravel(), minlength=256))
         self.class_list.blockSignals(True)
         self.class_list.clear()
@@ -235,19 +252,19 @@ class ImageViewer(QWidget):
         self._update_overlay()
 
     def _update_overlay(self) -> None:
-        if self.label is None or self.dataset is None:
+        if self.label is None or self.label_set is None:
             return
-        rgba = overlay_rgba(self.label, self.dataset.label_set, self.hidden)
+        rgba = overlay_rgba(self.label, self.label_set, self.hidden)
         self.canvas.overlay_item.setPixmap(QPixmap.fromImage(rgba_to_qimage(rgba)))
 
     # -- cursor ---------------------------------------------------------------------
     def class_at(self, x: int, y: int) -> str | None:
-        if self.label is None or self.dataset is None:
+        if self.label is None or self.label_set is None:
             return None
         if not (0 <= y < self.label.shape[0] and 0 <= x < self.label.shape[1]):
             return None
         cid = int(self.label[y, x])
-        c = self.dataset.label_set.by_id.get(cid)
+        c = self.label_set.by_id.get(cid)
         return c.name if c else f"id {cid}"
 
     def _hovered(self, x: int, y: int) -> None:

@@ -182,6 +182,7 @@ class ReviewGallery(QWidget):
     """Pairs with accept/reject (buttons, A/R keys, bulk over the selection or everything shown)."""
 
     decided = _Signal(list, str)  # pair ids, status
+    pairActivated = _Signal(object)  # PairItem (double click: look at it in the viewer)
     exportRequested = _Signal()
 
     def __init__(self, loader: ThumbnailLoader | None = None, parent: QWidget | None = None) -> None:
@@ -216,6 +217,7 @@ class ReviewGallery(QWidget):
         self.view.setSelectionMode(QListView.SelectionMode.ExtendedSelection)
         self.view.setModel(self.proxy)
         self.view.selectionModel().currentChanged.connect(lambda cur, _prev: self._show_detail(cur))
+        self.view.doubleClicked.connect(lambda idx: self.pairActivated.emit(self.model.item(idx.data(PairIdRole))))
 
         self.preview = QLabel("Select a pair")
         self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)

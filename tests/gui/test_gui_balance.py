@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDoubleSpinBox
 
 pytest.importorskip("core.balance")
 
@@ -29,9 +30,14 @@ def test_table_lists_train_classes_with_current_shares(plan_window):
     assert st.split == "train"
 
 
-def test_editing_a_target_shows_it_on_the_histogram(plan_window):
+def test_editing_a_target_shows_it_on_the_histogram(qtbot, plan_window):
     b, h = plan_window.balance, plan_window.histogram
-    b._spin("wall").setValue(2.5)  # the user types 2.5 %
+    item = b.target_item("wall")  # the user double-clicks the cell and types 2.5 %
+    b.table.editItem(item)
+    editor = b.table.findChild(QDoubleSpinBox)
+    editor.setValue(2.5)
+    qtbot.keyClick(editor, Qt.Key.Key_Return)  # Qt commits the edit on the next turn of the event loop
+    qtbot.waitUntil(lambda: plan_window.state.target is not None, timeout=3000)
     assert plan_window.state.target == {"wall": pytest.approx(0.025)}
     xs, ys = h.target_marks.getData()
     assert list(np.round(xs, 6)) == [0.025] and h.bar_names()[int(ys[0])] == "wall"

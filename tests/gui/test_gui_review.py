@@ -104,3 +104,21 @@ def test_filters_and_bulk_actions(qtbot, make_window, workspace_path):
     qtbot.mouseClick(g.reject_button, Qt.MouseButton.LeftButton)
     assert set(statuses(workspace_path).values()) == {"rejected"}
     assert "5 rejected" in g.count_label.text()
+
+
+def test_double_click_opens_a_pair_in_the_viewer(qtbot, make_window, workspace_path):
+    ids = add_pairs(workspace_path)
+    w = make_window(workspace_path)
+    g = w.gallery
+    w.tabs.setCurrentWidget(g)
+    g.select(ids[1])
+    qtbot.waitUntil(lambda: g.view.visualRect(g.view.currentIndex()).isValid(), timeout=3000)
+    rect = g.view.visualRect(g.view.currentIndex())
+    with qtbot.waitSignal(g.pairActivated, timeout=3000):
+        qtbot.mousePress(g.view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())  # a double click
+        qtbot.mouseRelease(g.view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())  # starts with one
+        qtbot.mouseDClick(g.view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    qtbot.waitUntil(lambda: w.viewer.label is not None, timeout=5000)
+    assert w.tabs.currentWidget() is w.viewer
+    assert w.viewer.title.text().startswith(f"pair #{ids[1]}")
+    assert w.viewer.class_at(10, 15) == "person"  # pair 1 pasted a person at rows 10-19, cols 5-24
