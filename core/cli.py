@@ -17,7 +17,20 @@ from core.errors import Cancelled, SegbalanceError
 COMMAND_MODULES = [
     "core.commands.sample_data",
     "core.commands.stats",
+    "core.commands.plan",
+    "core.commands.recombine",
+    "core.commands.generate",
+    "core.commands.pairs",
+    "core.commands.review",
+    "core.commands.export",
+    "core.commands.jobs",
+    "core.commands.train_seg",
+    "core.commands.evaluate",
+    "core.commands.compare",
     "core.commands.demo",
+    "core.commands.experiment",
+    "core.commands.train_gan",
+    "core.commands.render",
 ]
 
 

@@ -135,12 +135,12 @@ class LabelSet:
                 raise DataError(f"class #{i} needs at least 'id' and 'name'", source)
             try:
                 cid = int(item["id"])
-                color = tuple(int(v) for v in item.get("color", _auto_color(cid)))
+                color = tuple(int(v) for v in item["color"]) if "color" in item else _auto_color(cid)
             except (TypeError, ValueError) as exc:
                 raise DataError(f"class #{i} has a bad id or color ({exc})", source) from None
             if len(color) != 3 or not all(0 <= v <= 255 for v in color):
                 raise DataError(f"class {item['name']!r}: color must be three values 0..255", source)
-            if not 0 <= cid <= 255:
+            if not -1 <= cid <= 255:  # -1: a class that never appears in a map (Cityscapes' license plate)
                 raise DataError(f"class {item['name']!r}: id {cid} outside 0..255", source)
             ignore = bool(item.get("ignore_in_eval", False))
             if "train_id" in item:
@@ -184,7 +184,7 @@ class LabelSet:
 
 def _auto_color(cid: int) -> tuple[int, int, int]:
     # Deterministic, well-spread colours for label sets that give none.
-    rng = np.random.default_rng(cid * 7919 + 17)
+    rng = np.random.default_rng(abs(cid) * 7919 + 17)
     return tuple(int(v) for v in rng.integers(40, 256, 3))  # type: ignore[return-value]
 
 

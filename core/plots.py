@@ -68,3 +68,28 @@ def delta_chart(path: str | Path, names: Sequence[str], deltas: Sequence[float],
     fig.savefig(buf, format="png")
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def grouped_delta_chart(path: str | Path, names: Sequence[str], series: dict[str, Sequence[float]], *,
+                        title: str, ylabel: str) -> None:
+    """Per-class differences of several arms side by side (one colour per arm)."""
+    plt = _plt()
+    n = max(1, len(series))
+    width = 0.8 / n
+    fig, ax = plt.subplots(figsize=(max(8.0, 0.6 * len(names) + 2), 4.5), dpi=110)
+    cmap = plt.get_cmap("tab10")
+    for i, (arm, vals) in enumerate(series.items()):
+        xs = [j - 0.4 + width * (i + 0.5) for j in range(len(names))]
+        ax.bar(xs, [0.0 if v is None or v != v else v for v in vals], width=width, label=arm, color=cmap(i % 10))
+    ax.axhline(0, color="#333", linewidth=0.8)
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8, ncol=min(4, n))
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())

@@ -119,6 +119,7 @@ class GeneratedPair(Base):
     instance_path: Mapped[str | None] = mapped_column(Text)
     image_sha256: Mapped[str | None] = mapped_column(String(64))
     label_sha256: Mapped[str | None] = mapped_column(String(64))
+    instance_sha256: Mapped[str | None] = mapped_column(String(64))
     renderer: Mapped[str] = mapped_column(String(32))
     checkpoint_sha256: Mapped[str | None] = mapped_column(String(64))
     seed: Mapped[int | None] = mapped_column(BigInteger)
@@ -158,6 +159,64 @@ class MetricPoint(Base):
     time: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+# -- layer bank (recombination engine) -----------------------------------------------------
+class LayerBank(Base):
+    """Single-class layers cut from one split of a dataset; masks live in shard files under the workspace."""
+
+    __tablename__ = "layer_bank"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("dataset.id", ondelete="CASCADE"), index=True)
+    split: Mapped[str] = mapped_column(String(32))
+    fingerprint: Mapped[str] = mapped_column(String(64))  # dataset content list
+    content_key: Mapped[str] = mapped_column(String(64))  # fingerprint + label file sizes/mtimes + params
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    mask_path: Mapped[str] = mapped_column(Text)  # relative to the workspace
+    thumb_path: Mapped[str] = mapped_column(Text)
+    mask_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    thumb_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    n_layers: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="building")  # building/ready
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class LayerSample(Base):
+    """A source map of a bank: its size and where its low-resolution thumbnail sits in the thumb shard."""
+
+    __tablename__ = "layer_sample"
+    __table_args__ = (UniqueConstraint("bank_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bank_id: Mapped[int] = mapped_column(ForeignKey("layer_bank.id", ondelete="CASCADE"), index=True)
+    idx: Mapped[int] = mapped_column(Integer)  # position in the bank's sample order
+    name: Mapped[str] = mapped_column(String(255))
+    height: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    thumb_offset: Mapped[int] = mapped_column(BigInteger)
+    thumb_nbytes: Mapped[int] = mapped_column(Integer)  # zlib-compressed thumbnail
+    thumb_h: Mapped[int] = mapped_column(Integer)
+    thumb_w: Mapped[int] = mapped_column(Integer)
+
+
+class Layer(Base):
+    """One connected region (or one instance) of one class, mask cropped to its bounding box."""
+
+    __tablename__ = "layer"
+    __table_args__ = (Index("ix_layer_bank_class", "bank_id", "class_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bank_id: Mapped[int] = mapped_column(ForeignKey("layer_bank.id", ondelete="CASCADE"))
+    sample_idx: Mapped[int] = mapped_column(Integer)  # LayerSample.idx
+    key: Mapped[int] = mapped_column(Integer)  # index of the layer within its sample (stable per content)
+    class_id: Mapped[int] = mapped_column(Integer)
+    instance_id: Mapped[int] = mapped_column(Integer)  # source instance id (0 for connected regions)
+    x: Mapped[int] = mapped_column(Integer)
+    y: Mapped[int] = mapped_column(Integer)
+    w: Mapped[int] = mapped_column(Integer)
+    h: Mapped[int] = mapped_column(Integer)
+    area: Mapped[int] = mapped_column(Integer)
+    bottom: Mapped[float] = mapped_column(Float)  # bottom edge row / image height (ground contact)
+    offset: Mapped[int] = mapped_column(BigInteger)  # byte offset of the packed mask in the mask shard
+    nbytes: Mapped[int] = mapped_column(Integer)
+
+
 __all__ = [
     "Dataset",
     "Sample",
@@ -167,4 +226,7 @@ __all__ = [
     "GeneratedPair",
     "TrainingRun",
     "MetricPoint",
+    "LayerBank",
+    "LayerSample",
+    "Layer",
 ]

@@ -11,15 +11,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-train", type=int, default=200)
     p.add_argument("--n-val", type=int, default=50)
     p.add_argument("--size", default="256x128", help="sample image size WxH")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda:N")
+    p.add_argument("--config", default="demo", choices=["demo", "ci"],
+                   help="demo (about 10 minutes on 2 CPU cores) or ci (a one-minute smoke run)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.commands.sample_data import parse_size
     from core.demo import DemoConfig, run_demo
 
-    w, h = (int(v) for v in args.size.lower().split("x"))
-    run_demo(DemoConfig(workspace=args.workspace, n_train=args.n_train, n_val=args.n_val, size=(w, h),
-                        seed=args.seed, device=args.device))
+    run_demo(DemoConfig(workspace=args.workspace, n_train=args.n_train, n_val=args.n_val,
+                        size=parse_size(args.size), device=args.device, config=args.config))
     return 0

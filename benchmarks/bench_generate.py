@@ -1,0 +1,159 @@
+"""Generation job speed at 256x512: pairs/s end to end, DB + file overhead over rendering, RSS over 1000 pairs.
+
+Data: the real Cityscapes sample scaled to 512x256 when SEGBALANCE_CITYSCAPES_SAMPLE is set, else synthetic
+scenes. Renderers: copypaste always; pix2pixHD (tiny preset, CPU) when core.render.pix2pixhd is available
+(--checkpoint CKPT, or an untrained tiny generator if the module can make one). Prints figures only.
+
+    PYTHONPATH=. python benchmarks/bench_generate.py [--pairs 1000] [--checkpoint CKPT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.balance import Plan, plan_balance  # noqa: E402
+from core.datasets import open_dataset  # noqa: E402
+from core.jobs import run_generate  # noqa: E402
+from core.recombine import apply_recipe, build_layer_bank  # noqa: E402
+from core.render.base import LayerWrite, RenderItem, load_renderer  # noqa: E402
+from core.stats import dataset_stats  # noqa: E402
+from core.workspace import Workspace  # noqa: E402
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def small_cityscapes(src: Path, dst: Path, size=(512, 256)) -> Path:
+    for p in src.rglob("*.png"):
+        q = dst / p.relative_to(src)
+        q.parent.mkdir(parents=True, exist_ok=True)
+        arr = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+        interp = cv2.INTER_AREA if p.name.endswith("_leftImg8bit.png") else cv2.INTER_NEAREST
+        cv2.imwrite(str(q), cv2.resize(arr, size, interpolation=interp))
+    return dst
+
+
+def make_plan(ds, ws, n: int) -> Plan:
+    bank = build_layer_bank(ds, ws, workers=1)
+    stats = dataset_stats(ds, "train", workspace=ws, workers=1)
+    recipes, seed = [], 0
+    while len(recipes) < n:
+        p = plan_balance(stats, bank, "wall=0.1,fence=0.1,pole=0.05,traffic light=0.03", min(300, n), seed=seed)
+        recipes += p.recipes
+        seed += 1
+    p.recipes = recipes[:n]
+    p.dataset = str(ds.root)
+    return p
+
+
+def render_only(ds, ws, plan: Plan, rend, encode: list | None = None) -> float:
+    """Seconds to recombine + render every recipe (no files, no DB); `encode` collects PNG encoding time."""
+    from core.recombine.write import instance_png
+
+    bank = build_layer_bank(ds, ws, workers=1)
+    t = time.perf_counter()
+    t_enc = 0.0
+    for i in range(0, len(plan.recipes), rend.batch_size):
+        items = []
+        for r in plan.recipes[i : i + rend.batch_size]:
+            writes: list = []
+            lab, inst = apply_recipe(r, ds, bank, on_write=lambda p, b, mk, w=writes: w.append(LayerWrite(p, b, mk)))
+            items.append(RenderItem(lab, inst, r, writes))
+        imgs = rend.render(items)
+        if encode is not None:
+            t0 = time.perf_counter()
+            for it, im in zip(items, imgs, strict=True):
+                cv2.imencode(".png", im, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+                cv2.imencode(".png", it.label, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+                cv2.imencode(".png", instance_png(it.instance), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+            t_enc += time.perf_counter() - t0
+    if encode is not None:
+        encode.append(t_enc)
+    return time.perf_counter() - t - t_enc
+
+
+def bench_renderer(name: str, ds, tmp: Path, plan: Plan, n_overhead: int, **kw) -> None:
+    sub = Plan.from_json(plan.to_json())
+    sub.recipes = sub.recipes[:n_overhead]
+    sub.dataset = plan.dataset
+    with Workspace(tmp / f"ws_{name}") as ws:
+        rend = load_renderer(name, ds=ds, **kw)
+        enc: list[float] = []
+        render_only(ds, ws, sub, rend, enc)  # warm caches (bank, decoded images, torch)
+        t_render = render_only(ds, ws, sub, rend)
+        t = time.perf_counter()
+        res = run_generate(ws, ds, sub, name, **kw)
+        t_e2e = time.perf_counter() - t
+    print(f"[{name}] {res.new} pairs: end to end {res.new / t_e2e:.1f} pairs/s "
+          f"({t_e2e / res.new * 1000:.1f} ms/pair); recombine+render alone {t_render / res.new * 1000:.1f} ms/pair; "
+          f"DB + files add {(t_e2e / t_render - 1) * 100:.1f}%  [target < 10%]; PNG encoding of the 3 files alone "
+          f"{enc[0] / len(sub.recipes) * 1000:.1f} ms/pair")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pairs", type=int, default=1000)
+    ap.add_argument("--overhead-pairs", type=int, default=100)
+    ap.add_argument("--checkpoint", help="pix2pixHD checkpoint for the generator run")
+    args = ap.parse_args()
+    cv2.setNumThreads(1)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_generate_"))
+    src = os.environ.get("SEGBALANCE_CITYSCAPES_SAMPLE")
+    if src and Path(src).is_dir():
+        root = small_cityscapes(Path(src), tmp / "ds")
+    else:
+        from tests.recombine_helpers import make_dataset
+
+        root = make_dataset(tmp / "ds", n=12, h=256, w=512)
+    ds = open_dataset(root)
+    with Workspace(tmp / "ws_plan") as ws:
+        plan = make_plan(ds, ws, args.pairs)
+    print(f"dataset {root} ({len(ds.samples())} maps, 512x256); plan of {len(plan.recipes)} recipes")
+
+    bench_renderer("copypaste", ds, tmp, plan, args.overhead_pairs)
+    try:
+        from core.render import pix2pixhd  # noqa: F401
+
+        ckpt = args.checkpoint
+        if ckpt is None and hasattr(pix2pixhd, "save_untrained"):
+            ckpt = str(tmp / "tiny.pt")
+            pix2pixhd.save_untrained(ckpt, preset="tiny", label_nc=35)
+        if ckpt:
+            import torch
+
+            torch.set_num_threads(1)
+            bench_renderer("pix2pixhd", ds, tmp, plan, min(args.overhead_pairs, 40), checkpoint=ckpt, device="cpu")
+        else:
+            print("[pix2pixhd] skipped: pass --checkpoint CKPT (a tiny-preset generator)")
+    except ImportError:
+        print("[pix2pixhd] skipped: core.render.pix2pixhd is not in this build yet")
+
+    # memory over a long job
+    samples: list[float] = []
+    with Workspace(tmp / "ws_long") as ws:
+        r0 = rss_mb()
+        t = time.perf_counter()
+        res = run_generate(ws, ds, plan, "copypaste",
+                           progress=lambda d, n: samples.append(rss_mb()) if d % 100 == 0 else None)
+        dt = time.perf_counter() - t
+    print(f"[copypaste] {res.new} pairs in one job: {res.new / dt:.1f} pairs/s; RSS start {r0:.0f} MB, "
+          f"after 100 pairs {samples[1] if len(samples) > 1 else float('nan'):.0f} MB, end {rss_mb():.0f} MB "
+          f"(max during run {max(samples or [0]):.0f} MB)")
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

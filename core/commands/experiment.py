@@ -1,0 +1,31 @@
+"""segbalance experiment: the method's result tables (arms x seeds) on one dataset."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("experiment", help="train PSPNet per arm (baseline, augmentations, RCS, generated pairs)")
+    p.add_argument("--config", default="small", help="small (2 CPU cores, <= 90 min), paper (GPU), demo or ci")
+    p.add_argument("--dataset", help="dataset folder (default: the built-in sample dataset)")
+    p.add_argument("--seeds", type=int, help="seeds per arm (default: the config's)")
+    p.add_argument("--arms", help="comma-separated subset of: baseline,traditional,style,copypaste,rcs,single,"
+                                  "multi,recon,oracle")
+    p.add_argument("--out", default="experiment-workspace", help="output folder (a workspace)")
+    p.add_argument("--device", help="auto, cpu or cuda:N")
+    p.add_argument("--seg-iters", type=int, help="override the PSPNet schedule")
+    p.add_argument("--gan-iters", type=int, help="override the pix2pixHD schedule")
+    p.add_argument("--budget", type=int, help="generated pairs per arm")
+    p.add_argument("--pretrained", help="local ImageNet backbone weights for PSPNet")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.experiment import preset, run_experiment
+
+    arms = tuple(a.strip() for a in args.arms.split(",") if a.strip()) if args.arms else None
+    cfg = preset(args.config, dataset=args.dataset, seeds=args.seeds, arms=arms, device=args.device,
+                 seg_iters=args.seg_iters, gan_iters=args.gan_iters, budget=args.budget, pretrained=args.pretrained)
+    run_experiment(cfg, args.out)
+    return 0

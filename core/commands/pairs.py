@@ -1,0 +1,38 @@
+"""segbalance pairs / review: list generated pairs and accept or reject them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pairs", help="list generated pairs")
+    p.add_argument("--workspace", required=True)
+    p.add_argument("--status", help="comma-separated: pending, accepted, rejected, failed")
+    p.add_argument("--job", type=int, help="only pairs of this job")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.errors import SegbalanceError
+    from core.jobs import PAIR_STATUSES, list_pairs
+    from core.workspace import Workspace
+
+    status = [s.strip() for s in args.status.split(",") if s.strip()] if args.status else None
+    bad = [s for s in status or [] if s not in PAIR_STATUSES]
+    if bad:
+        raise SegbalanceError(f"unknown status {', '.join(bad)}; valid: {', '.join(PAIR_STATUSES)}")
+    with Workspace(args.workspace, create=False) as ws:
+        rows = list_pairs(ws, status, args.job)
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(f"{'id':>6}{'job':>5}{'recipe':>7}  {'strategy':<8}{'status':<10}{'quality':>8}  classes added / image")
+    for r in rows:
+        q = f"{r['quality']:.3f}" if r["quality"] is not None else "-"
+        print(f"{r['id']:>6}{r['job_id']:>5}{r['recipe_index']:>7}  {r['strategy']:<8}{r['status']:<10}{q:>8}  "
+              f"{','.join(r['classes_added'])}  {r['image']}")
+    print(f"{len(rows)} pair(s)")
+    return 0

@@ -1,0 +1,49 @@
+"""segbalance recombine PLAN: write the label and instance maps of every recipe in a plan."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from core.errors import DataError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("recombine", help="write the recombined label/instance maps of a plan")
+    p.add_argument("plan", help="plan file written by `segbalance plan`")
+    p.add_argument("--workspace", required=True, help="workspace folder (holds the layer bank)")
+    p.add_argument("--out", required=True, help="output folder for *_gtFine_labelIds.png / *_gtFine_instanceIds.png")
+    p.add_argument("--dataset", help="dataset folder (default: the one recorded in the plan)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.balance import Plan
+    from core.datasets import open_dataset
+    from core.progress import cli_progress
+    from core.recombine import build_layer_bank
+    from core.recombine.write import check_recipes, recombine_recipes
+    from core.workspace import Workspace
+
+    plan = Plan.load(args.plan)
+    root = args.dataset or plan.dataset
+    if not root:
+        raise DataError("plan names no dataset; pass --dataset", args.plan)
+    ds = open_dataset(root)
+    plan.check_dataset(ds, args.plan)
+    with Workspace(args.workspace) as ws:
+        with cli_progress("layer bank", "map") as progress:
+            bank = build_layer_bank(ds, ws, progress, split=plan.split)
+        try:
+            check_recipes(plan.recipes, bank)
+        except DataError as exc:
+            raise DataError(str(exc), args.plan) from None
+        with cli_progress("recombining", "map") as progress:
+            res = recombine_recipes(plan.recipes, ds, bank, args.out, progress=progress)
+    print(f"wrote {len(res.written)} label maps + instance maps to {args.out}")
+    if res.failed:
+        print(f"{len(res.failed)} of {len(plan.recipes)} recipes failed:", file=sys.stderr)
+        for i, msg in res.failed:
+            print(f"  recipe {i}: {msg}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,25 @@
+"""segbalance review: accept or reject generated pairs by id."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("review", help="accept or reject generated pairs")
+    p.add_argument("--workspace", required=True)
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--accept", type=int, nargs="+", metavar="ID", help="pair ids to accept")
+    g.add_argument("--reject", type=int, nargs="+", metavar="ID", help="pair ids to reject")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.jobs import review_pairs
+    from core.workspace import Workspace
+
+    ids, status = (args.accept, "accepted") if args.accept else (args.reject, "rejected")
+    with Workspace(args.workspace, create=False) as ws:
+        n = review_pairs(ws, ids, status)
+    print(f"{status} {n} pair(s)")
+    return 0

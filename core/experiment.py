@@ -1,0 +1,359 @@
+"""The method's result tables, reproduced: PSPNet trained with and without generated pairs, per arm.
+
+Arms (same dataset, split, schedule and pair budget):
+  baseline     standard augmentation (scale, crop, flip)
+  traditional  stronger photometric + geometric augmentation
+  style        photometric style transfer (colour statistics of another training image)
+  copypaste    pairs from the recon plan rendered by the copy-paste renderer
+  rcs          rare-class sampling (DAFormer), no generated data
+  single       pairs adding one rare class (wall), rendered by pix2pixHD
+  multi        pairs adding wall, fence, pole, traffic light, train, rendered by pix2pixHD
+  recon        fully reconstructed label maps rendered by pix2pixHD
+  oracle       the recon maps rendered by the procedural scene renderer (built-in sample dataset only):
+               the ceiling of what a perfect generator could add
+
+Everything is cached in the experiment's workspace: a re-run reuses the sample data, the layer bank,
+the plans, the generator, the pair jobs and every finished training run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import SegbalanceError
+from core.io import atomic_write_json, atomic_write_text
+
+ALL_ARMS = ("baseline", "traditional", "style", "copypaste", "rcs", "single", "multi", "recon", "oracle")
+GAN_ARMS = ("single", "multi", "recon")
+RARE = ("wall", "fence", "pole", "traffic light", "train", "rider", "motorcycle")
+MULTI = ("wall", "fence", "pole", "traffic light", "train")
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class ExperimentConfig:
+    """One protocol; `small` fits 2 CPU cores, `paper` is the Cityscapes setting for a GPU."""
+
+    name: str = "small"
+    dataset: str | None = None  # None: the built-in sample dataset, generated inside the output folder
+    n_train: int = 200
+    n_val: int = 50
+    size: tuple[int, int] = (256, 128)  # (W, H) of the sample dataset
+    arms: tuple[str, ...] = ALL_ARMS
+    seeds: int = 3
+    budget: int = 100  # generated pairs per arm
+    share_target: float = 0.02  # target pixel share of each targeted rare class
+    gan_preset: str = "tiny"
+    gan_iters: int = 3000
+    gan_size: tuple[int, int] = (256, 128)
+    backbone: str = "resnet18"
+    seg_iters: int = 300
+    seg_batch: int = 8
+    seg_crop: tuple[int, int] = (96, 192)  # (H, W)
+    seg_lr: float = 0.01
+    device: str = "auto"
+    amp: str = "auto"  # auto: bf16 where the device runs it fast (AMX/AVX512-BF16 CPUs, recent GPUs), else off
+    workers: int = 1  # data-loading processes per training run
+    threads: int | None = None
+    pretrained: str | None = None
+    extra_status: tuple[str, ...] = ("pending", "accepted")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS: dict[str, ExperimentConfig] = {
+    # 2 CPU cores, at most 90 minutes for all arms x 3 seeds
+    "small": ExperimentConfig(gan_iters=1500, seg_iters=250),
+    # the method's Cityscapes protocol (GPU): PSPNet-50, 512x1024 crops, full schedule
+    "paper": ExperimentConfig(
+        name="paper", n_train=0, n_val=0, size=(2048, 1024), arms=tuple(a for a in ALL_ARMS if a != "oracle"),
+        budget=3000, gan_preset="512p", gan_iters=200_000, gan_size=(1024, 512), backbone="resnet50",
+        seg_iters=90_000, seg_batch=8, seg_crop=(512, 1024), workers=8,
+    ),
+    # a few minutes on 2 cores: the demo's two arms
+    "demo": ExperimentConfig(
+        name="demo", arms=("baseline", "recon"), seeds=1, budget=100, gan_iters=800, seg_iters=250,
+    ),
+    # tests and CI: every arm in a minute or two
+    "ci": ExperimentConfig(
+        name="ci", n_train=16, n_val=6, size=(128, 64), seeds=1, budget=6, gan_iters=4, gan_size=(128, 64),
+        seg_iters=3, seg_batch=2, seg_crop=(64, 128), workers=0,
+    ),
+}
+
+
+def fast_amp(cfg: ExperimentConfig) -> str:
+    """The precision both trainers use: bf16 where it is fast, else fp32."""
+    if cfg.amp != "auto":
+        return cfg.amp
+    from core.render.pix2pixhd import bf16_supported, resolve_device
+
+    return "bf16" if bf16_supported(resolve_device(cfg.device)) else "off"
+
+
+def preset(name: str, **overrides) -> ExperimentConfig:
+    if name not in PRESETS:
+        raise SegbalanceError(f"unknown experiment config {name!r}; choose from {', '.join(PRESETS)}")
+    cfg = replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
+    bad = [a for a in cfg.arms if a not in ALL_ARMS]
+    if bad:
+        raise SegbalanceError(f"unknown arm(s) {', '.join(bad)}; choose from {', '.join(ALL_ARMS)}")
+    if cfg.seeds < 1:
+        raise SegbalanceError("--seeds must be at least 1")
+    return cfg
+
+
+# -- the steps ---------------------------------------------------------------------------------------
+@dataclass
+class Context:
+    cfg: ExperimentConfig
+    out: Path
+    ws: object  # core.workspace.Workspace
+    ds: object  # core.datasets.Dataset
+    say: Say
+    progress_factory: Callable[[str, str], object]
+    cancel: Callable[[], bool] | None = None
+    cache: dict = field(default_factory=dict)
+
+
+def _sample_dataset(cfg: ExperimentConfig, out: Path, progress_factory) -> Path:
+    from core.sample_data import make_sample_dataset
+
+    data = out / "sample-dataset"
+    marker = data / ".complete.json"
+    want = {"n_train": cfg.n_train, "n_val": cfg.n_val, "size": list(cfg.size), "seed": 0}
+    if not marker.exists() or json.loads(marker.read_text()) != want:
+        with progress_factory("sample data", "img") as progress:
+            make_sample_dataset(data, cfg.n_train, cfg.n_val, size=tuple(cfg.size), seed=0, progress=progress)
+        atomic_write_json(marker, want)
+    return data
+
+
+def _plan(ctx: Context, kind: str):
+    """The balance plan for an arm family (single / multi / recon), made once and kept as a JSON file."""
+    from core.balance import Plan, plan_balance
+    from core.recombine import build_layer_bank
+
+    path = ctx.out / "plans" / f"{kind}.json"
+    if path.exists():
+        return Plan.load(path), path
+    if "bank" not in ctx.cache:
+        with ctx.progress_factory("layer bank", "img") as progress:
+            ctx.cache["bank"] = build_layer_bank(ctx.ds, ctx.ws, progress=progress, cancel=ctx.cancel)
+    bank = ctx.cache["bank"]
+    stats = ctx.cache["stats"]
+    have = {c.name for c in ctx.ds.label_set.train_classes if bank.layer_counts().get(c.id, 0) > 0}
+    t = ctx.cfg.share_target
+    if kind == "single":
+        target, strategy, classes = {"wall": t}, "single", ["wall"]
+    elif kind == "multi":
+        classes = [c for c in MULTI if c in have]
+        target, strategy = {c: t for c in classes}, "multi"
+    else:
+        classes = [c for c in RARE if c in have]
+        target, strategy = {c: t for c in classes}, "recon"
+    # classes already above the target are dropped by the planner; keep only those still below it
+    shares = dict(zip([c.name for c in ctx.ds.label_set.train_classes],
+                      (stats.train_pixels() / max(1, stats.train_pixels().sum())).tolist(), strict=True))
+    target = {c: v for c, v in target.items() if shares.get(c, 0.0) < v}
+    if not target:
+        raise SegbalanceError(f"{kind} plan: every targeted class already has share >= {t}")
+    with ctx.progress_factory(f"plan {kind}", "recipe") as progress:
+        plan = plan_balance(stats, bank, target, ctx.cfg.budget, strategy=strategy, classes=list(target),
+                            seed=0, progress=progress, cancel=ctx.cancel)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plan.save(path)
+    return plan, path
+
+
+def _generator(ctx: Context) -> Path:
+    """Train (or reuse) the tiny pix2pixHD generator on the training split."""
+    from core.render.gan_train import CKPT_NAME, make_config, train_gan
+
+    out_dir = ctx.out / "gan"
+    final = out_dir / "latest_net_G.pth"
+    done = out_dir / ".complete"
+    if final.exists() and done.exists():
+        return final
+    cfg = make_config(ctx.cfg.gan_preset, label_nc=35, iters=ctx.cfg.gan_iters, size=tuple(ctx.cfg.gan_size),
+                      device=ctx.cfg.device, seed=0, amp=fast_amp(ctx.cfg))
+    resume = (out_dir / CKPT_NAME).exists()
+    ctx.say(f"training pix2pixHD ({ctx.cfg.gan_preset}, {ctx.cfg.gan_iters} iterations) -> {out_dir}")
+    with ctx.progress_factory("pix2pixHD", "it") as progress:
+        res = train_gan(ctx.ds, ctx.ws, out_dir, cfg, resume=resume, progress=progress, cancel=ctx.cancel)
+    done.write_text("ok")
+    return Path(res.generator)
+
+
+def _pairs(ctx: Context, arm: str) -> int:
+    """Generate (or resume) the pairs of an arm; returns the job id."""
+    from core.jobs import run_generate
+
+    family = {"copypaste": "recon", "oracle": "recon"}.get(arm, arm)
+    plan, plan_path = _plan(ctx, family)
+    renderer = {"copypaste": "copypaste", "oracle": "procedural"}.get(arm, "pix2pixhd")
+    ckpt = str(_generator(ctx)) if renderer == "pix2pixhd" else None
+    with ctx.progress_factory(f"pairs {arm}", "pair") as progress:
+        res = run_generate(ctx.ws, ctx.ds, plan, renderer, checkpoint=ckpt, device=ctx.cfg.device, seed=0,
+                           plan_source=str(plan_path), progress=progress, cancel=ctx.cancel)
+    return int(res.job_id)
+
+
+def _train(ctx: Context, arm: str, seed: int, job_id: int | None) -> dict:
+    """Train and evaluate one PSPNet run; a finished run is read back from its result file."""
+    from core.seg.train import CHECKPOINT_NAME as SEG_CKPT
+    from core.seg.train import SegTrainConfig, train_seg
+
+    run_dir = ctx.out / "runs" / f"{arm}-seed{seed}"
+    result_file = run_dir / "result.json"  # written by train_seg when a run ends
+    if result_file.exists():
+        done = json.loads(result_file.read_text())
+        if done.get("status") == "done":
+            return done
+    c = ctx.cfg
+    cfg = SegTrainConfig(
+        dataset=str(ctx.ds.root), out_dir=str(run_dir), workspace=str(ctx.ws.path),
+        extra=f"pairs:{job_id}" if job_id is not None else None, extra_status=c.extra_status,
+        sampler="rare-class" if arm == "rcs" else "uniform",
+        augment={"traditional": "strong", "style": "style"}.get(arm, "standard"),
+        backbone=c.backbone, pretrained=c.pretrained, crop=tuple(c.seg_crop), iters=c.seg_iters,
+        batch=c.seg_batch, lr=c.seg_lr, seed=seed, device=c.device, amp=fast_amp(c), workers=c.workers,
+        threads=c.threads,
+        name=f"{c.name}:{arm}:seed{seed}", stdout_json=False, resume=(run_dir / SEG_CKPT).exists(),
+    )
+    with ctx.progress_factory(f"PSPNet {arm} s{seed}", "it") as progress:
+        res = train_seg(cfg, progress=progress, cancel=ctx.cancel)
+    if res.get("status") != "done":
+        raise SegbalanceError(f"training run {run_dir} ended with status {res.get('status')}")
+    return res
+
+
+# -- the table ---------------------------------------------------------------------------------------
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    v = [x for x in values if x is not None and not (isinstance(x, float) and math.isnan(x))]
+    if not v:
+        return float("nan"), float("nan")
+    return float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
+
+
+def summarize(results: dict[str, list[dict]], class_names: list[str]) -> dict:
+    """Per arm: mIoU mean/std (in %), per-class IoU means (in %), deltas vs baseline."""
+    rows: dict[str, dict] = {}
+    for arm, runs in results.items():
+        miou = _mean_std([r["miou"] * 100 for r in runs])
+        per_class = {}
+        for c in class_names:
+            vals = [r["per_class"].get(c) for r in runs]
+            per_class[c] = _mean_std([v * 100 for v in vals if v is not None])[0]
+        rows[arm] = {"miou": miou[0], "miou_std": miou[1], "seeds": len(runs), "per_class": per_class,
+                     "runs": [r["miou"] * 100 for r in runs]}
+    base = rows.get("baseline")
+    for row in rows.values():
+        if base is None:
+            row["delta"] = None
+            row["delta_per_class"] = {}
+            continue
+        row["delta"] = row["miou"] - base["miou"]
+        row["delta_per_class"] = {c: row["per_class"][c] - base["per_class"][c] for c in class_names}
+    return rows
+
+
+def _fmt(v: float | None, nd: int = 2) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    return f"{v:.{nd}f}"
+
+
+def markdown_table(rows: dict[str, dict], rare: list[str]) -> str:
+    head = ["arm", "mIoU (mean ± std)", "Δ mIoU"] + rare
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for arm, r in rows.items():
+        cells = [arm, f"{_fmt(r['miou'])} ± {_fmt(r['miou_std'])}",
+                 ("+" if (r["delta"] or 0) >= 0 else "") + _fmt(r["delta"]) if r["delta"] is not None else "–"]
+        for c in rare:
+            d = r["delta_per_class"].get(c)
+            cells.append(_fmt(r["per_class"].get(c), 1) + (f" ({'+' if d >= 0 else ''}{d:.1f})"
+                                                          if d is not None and arm != "baseline"
+                                                          and not math.isnan(d) else ""))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def run_experiment(cfg: ExperimentConfig, out: str | Path, *, say: Say = print, progress_factory=None,
+                   cancel: Callable[[], bool] | None = None) -> dict:
+    """Run every arm x seed (reusing finished work) and write results.md, results.json and delta.png."""
+    from core.datasets import open_dataset
+    from core.plots import grouped_delta_chart
+    from core.progress import cli_progress
+    from core.stats import dataset_stats
+    from core.workspace import Workspace
+
+    progress_factory = progress_factory or cli_progress
+    out = Path(out).resolve()
+    t0 = time.time()
+    ws = Workspace(out)
+    try:
+        data = Path(cfg.dataset) if cfg.dataset else _sample_dataset(cfg, out, progress_factory)
+        ds = open_dataset(data)
+        if "oracle" in cfg.arms and cfg.dataset:
+            say("oracle arm skipped: it needs the built-in sample dataset (its procedural renderer)")
+            cfg = replace(cfg, arms=tuple(a for a in cfg.arms if a != "oracle"))
+        ctx = Context(cfg, out, ws, ds, say, progress_factory, cancel)
+        with progress_factory("class stats", "img") as progress:
+            ctx.cache["stats"] = dataset_stats(ds, "train", workspace=ws, progress=progress, cancel=cancel)
+        jobs: dict[str, int] = {}
+        results: dict[str, list[dict]] = {}
+        for arm in cfg.arms:
+            if arm in ("copypaste", "oracle") + GAN_ARMS:
+                jobs[arm] = _pairs(ctx, arm)
+            runs = []
+            for seed in range(cfg.seeds):
+                r = _train(ctx, arm, seed, jobs.get(arm))
+                runs.append(r)
+                say(f"{arm:<12} seed {seed}: mIoU {r['miou'] * 100:.2f}")
+            results[arm] = runs
+        names = [c.name for c in ds.label_set.train_classes]
+        rows = summarize(results, names)
+        rare = [c for c in RARE if c in names]
+        table = markdown_table(rows, rare)
+        elapsed = time.time() - t0
+        where = "the built-in sample dataset" if not cfg.dataset else str(ds.root)
+        header = (f"PSPNet-{cfg.backbone.replace('resnet', '')} on {where}"
+                  f" ({cfg.name}: {cfg.seeds} seed(s), {cfg.seg_iters} iterations, {cfg.budget} pairs per arm);"
+                  f" IoU in %, rare-class columns show IoU (Δ vs baseline).\n\n")
+        atomic_write_text(out / "results.md", header + table)
+        payload = {"config": cfg.to_dict(), "arms": rows, "jobs": jobs, "elapsed_s": elapsed,
+                   "workspace": str(out)}
+        atomic_write_json(out / "results.json", payload)
+        arms_with_delta = [a for a in rows if a != "baseline" and rows[a]["delta"] is not None]
+        if arms_with_delta:
+            grouped_delta_chart(out / "delta.png", names,
+                                {a: [rows[a]["delta_per_class"][c] for c in names] for a in arms_with_delta},
+                                title="per-class IoU change vs baseline", ylabel="Δ IoU (points)")
+        _record(ws, cfg, payload)
+        say(table)
+        say(f"table: {out / 'results.md'}\nJSON: {out / 'results.json'}\nplot: {out / 'delta.png'}"
+            f"\nworkspace: {out}  ({elapsed / 60:.1f} min)")
+        return payload
+    finally:
+        ws.close()
+
+
+def _record(ws, cfg: ExperimentConfig, payload: dict) -> None:
+    """An 'experiment' job row holding the summary, so the desktop app lists it with the runs."""
+    from db import models as m
+    from db.base import utcnow
+
+    with ws.session() as s, s.begin():
+        s.add(m.Job(kind="experiment", params={"config": cfg.to_dict(), "summary": {
+            a: {"miou": r["miou"], "miou_std": r["miou_std"], "delta": r["delta"]} for a, r in payload["arms"].items()
+        }}, status="done", done=1, total=1, started_at=utcnow(), finished_at=utcnow()))

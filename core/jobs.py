@@ -1,0 +1,632 @@
+"""Jobs: long work shared by the CLI and the desktop app, followed through the workspace DB.
+
+A job row holds kind, parameters, status (queued/running/cancelled/failed/done), progress
+(done/total, rate, ETA, heartbeat) and a log, so a GUI or a second CLI can follow a job started
+elsewhere and ask it to stop (cancel_requested). The generate job turns a plan into pairs:
+recombine -> render -> (score) -> write files atomically -> commit the GeneratedPair row. It is
+resumable: the same command finds its job again by a key over its inputs, removes orphan files,
+marks rows whose files vanished as failed and redoes exactly the recipes without a good row.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import cv2
+import numpy as np
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
+
+from core.errors import Cancelled, DataError, SegbalanceError
+from db import models as m
+from db.base import utcnow
+
+Progress = Callable[[int, int], None]
+CancelCheck = Callable[[], bool]
+LogFn = Callable[[str], None]
+
+STATUSES = ("queued", "running", "cancelled", "failed", "done")
+PAIR_STATUSES = ("pending", "accepted", "rejected", "failed")
+IMAGE_SUFFIX = "_leftImg8bit.png"
+LABEL_SUFFIX = "_gtFine_labelIds.png"
+INSTANCE_SUFFIX = "_gtFine_instanceIds.png"
+
+
+# -- the job row -----------------------------------------------------------------------------------
+def db_error(exc: OperationalError) -> SegbalanceError:
+    """A user-facing one-liner for SQLite's operational errors (lock held too long, read-only media)."""
+    msg = str(exc.orig if getattr(exc, "orig", None) else exc)
+    if "locked" in msg:
+        return SegbalanceError("workspace database is locked by another writer (waited 15 s); "
+                               "try again when it is done")
+    if "readonly" in msg or "read-only" in msg:
+        return SegbalanceError("workspace database is read-only; use a writable workspace")
+    return SegbalanceError(f"workspace database error: {msg}")
+
+
+def _db_call(fn, *a, **kw):
+    """Run a DB step; SQLite's lock/read-only failures become clear user errors."""
+    try:
+        return fn(*a, **kw)
+    except OperationalError as exc:
+        raise db_error(exc) from None
+
+
+def create_job(ws, kind: str, params: dict) -> int:
+    def go() -> int:
+        with ws.session() as s, s.begin():
+            job = m.Job(kind=kind, params=params, status="queued")
+            s.add(job)
+            s.flush()
+            return job.id
+    return _db_call(go)
+
+
+def request_cancel(ws, job_id: int) -> None:
+    """Ask a job (running here or in another process) to stop at its next clean boundary."""
+    def go() -> None:
+        with ws.session() as s, s.begin():
+            s.execute(update(m.Job).where(m.Job.id == job_id).values(cancel_requested=1))
+    _db_call(go)
+
+
+def job_info(ws, job_id: int) -> dict:
+    """Status, progress and the last log lines of a job, as plain data (what a GUI polls)."""
+    with ws.session() as s:
+        j = s.get(m.Job, job_id)
+        if j is None:
+            raise SegbalanceError(f"no job #{job_id} in this workspace", ws.path)
+        logs = s.scalars(select(m.JobLog).where(m.JobLog.job_id == job_id).order_by(m.JobLog.id.desc())
+                         .limit(20)).all()
+        return {"id": j.id, "kind": j.kind, "status": j.status, "done": j.done, "total": j.total,
+                "rate": j.rate, "eta_s": j.eta_s, "message": j.message, "pid": j.pid,
+                "params": j.params, "log": [f"{x.level}: {x.text}" for x in reversed(logs)]}
+
+
+def list_jobs(ws, kind: str | None = None) -> list[dict]:
+    with ws.session() as s:
+        q = select(m.Job).order_by(m.Job.id)
+        if kind:
+            q = q.where(m.Job.kind == kind)
+        return [{"id": j.id, "kind": j.kind, "status": j.status, "done": j.done, "total": j.total,
+                 "message": j.message} for j in s.scalars(q)]
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie (killed child not yet reaped) is dead for our purposes
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+class JobContext:
+    """Progress, log and cancel plumbing of one running job; DB writes are throttled."""
+
+    def __init__(self, ws, job_id: int, progress: Progress | None = None, cancel: CancelCheck | None = None,
+                 log: LogFn | None = None, interval: float = 0.5) -> None:
+        self.ws = ws
+        self.id = job_id
+        self._progress = progress
+        self._cancel = cancel
+        self._log = log
+        self.interval = interval
+        self._last_db = 0.0
+        self._last_cancel_check = 0.0
+        self._t0 = time.monotonic()
+        self._done0: int | None = None
+        self.done = 0
+        self.total = 0
+
+    def start(self, total: int, done: int) -> None:
+        def go() -> None:
+            with self.ws.session() as s, s.begin():
+                j = s.get(m.Job, self.id)
+                j.status, j.pid, j.total, j.done = "running", os.getpid(), total, done
+                j.started_at = j.started_at or utcnow()
+                j.heartbeat_at, j.cancel_requested, j.message, j.finished_at = utcnow(), 0, None, None
+        _db_call(go)
+        self.total, self.done, self._done0 = total, done, done
+        self._t0 = time.monotonic()
+        if self._progress:
+            self._progress(done, total)
+
+    def log(self, text: str, level: str = "info") -> None:
+        if self._log:
+            self._log(text)
+
+        def go() -> None:
+            with self.ws.session() as s, s.begin():
+                s.add(m.JobLog(job_id=self.id, level=level, text=text))
+        _db_call(go)
+
+    def report(self, done: int, *, force: bool = False) -> None:
+        self.done = done
+        if self._progress:
+            self._progress(done, self.total)
+        now = time.monotonic()
+        if not force and now - self._last_db < self.interval:
+            return
+        self._last_db = now
+        elapsed = now - self._t0
+        n = done - (self._done0 or 0)
+        rate = n / elapsed if elapsed > 0 and n > 0 else None
+        eta = (self.total - done) / rate if rate else None
+
+        def go() -> None:
+            with self.ws.session() as s, s.begin():
+                s.execute(update(m.Job).where(m.Job.id == self.id).values(
+                    done=done, rate=rate, eta_s=eta, heartbeat_at=utcnow()))
+        _db_call(go)
+
+    def stop_requested(self) -> bool:
+        """True when the caller's cancel check or the DB flag (another process) asks to stop."""
+        if self._cancel and self._cancel():
+            return True
+        now = time.monotonic()
+        if now - self._last_cancel_check < 0.2:
+            return False
+        self._last_cancel_check = now
+        with self.ws.session() as s:
+            return bool(s.scalar(select(m.Job.cancel_requested).where(m.Job.id == self.id)))
+
+    def finish(self, status: str, message: str | None = None) -> None:
+        def go() -> None:
+            with self.ws.session() as s, s.begin():
+                s.execute(update(m.Job).where(m.Job.id == self.id).values(
+                    status=status, message=message, done=self.done, finished_at=utcnow(), heartbeat_at=utcnow(),
+                    eta_s=None))
+        _db_call(go)
+
+
+# -- generate ---------------------------------------------------------------------------------------
+@dataclass
+class GenerateResult:
+    job_id: int
+    total: int
+    done: int  # recipes with a good pair (this run and earlier runs)
+    new: int  # pairs written by this run
+    rejected: int = 0
+    failed: list[tuple[int, str]] = field(default_factory=list)  # (recipe index, why)
+    pairs_dir: Path | None = None
+    resumed: bool = False
+
+
+def pair_stem(job_id: int, index: int) -> str:
+    """Cityscapes-style stem: the job is the 'city', the recipe index the sequence number."""
+    return f"job{job_id}_{index:06d}_000019"
+
+
+def _encode_png(arr: np.ndarray, path: Path, rgb: bool = False) -> bytes:
+    if rgb:
+        arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".png", arr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise DataError("cannot encode PNG", path)
+    return buf.tobytes()
+
+
+def _write_pair(files: list[tuple[Path, bytes]]) -> None:
+    """Write every file of a pair atomically; on any failure remove the ones already written."""
+    from core.io import atomic_write_bytes
+
+    written: list[Path] = []
+    try:
+        for path, data in files:
+            atomic_write_bytes(path, data)
+            written.append(path)
+    except OSError as exc:
+        for p in written:
+            p.unlink(missing_ok=True)
+        if exc.errno == errno.ENOSPC:
+            raise SegbalanceError("disk full: the partial pair was removed; free space and re-run the same "
+                                  "command to resume", exc.filename or files[0][0].parent) from None
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise SegbalanceError(f"cannot write pairs ({exc.strerror})", exc.filename or files[0][0].parent) \
+                from None
+        raise
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def generate_key(plan, fingerprint: str, renderer: str, checkpoint_sha: str | None, blend: str,
+                 seed: int | None, min_quality: float | None) -> str:
+    """Identity of a generate run: the same command on the same inputs finds (and resumes) the same job."""
+    payload = json.dumps({"recipes": [r.to_dict() for r in plan.recipes], "fp": fingerprint, "renderer": renderer,
+                          "ckpt": checkpoint_sha, "blend": blend, "seed": seed, "minq": min_quality},
+                         sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def find_seg_checkpoint(ws) -> str | None:
+    """The newest finished segmentation training run of the workspace (its run folder), if any."""
+    with ws.session() as s:
+        run = s.scalar(select(m.TrainingRun).where(m.TrainingRun.kind == "seg", m.TrainingRun.status == "done")
+                       .order_by(m.TrainingRun.finished_at.desc(), m.TrainingRun.id.desc()))
+        return run.out_dir if run is not None else None
+
+
+def load_quality_scorer(ws, device: str = "auto", checkpoint: str | None = None):
+    """The quality gate's scorer (a trained segmentation model); a clear error until one exists."""
+    try:
+        from core.seg import quality
+    except ImportError:
+        quality = None
+    ckpt = checkpoint or find_seg_checkpoint(ws)
+    if quality is None or not ckpt:
+        raise SegbalanceError("--min-quality: no segmentation model yet; train one (segbalance train-seg) or "
+                              "pass --seg-checkpoint, then re-run")
+    return quality.load_scorer(ckpt, device=device)
+
+
+def _score(scorer, images: list[np.ndarray], labels: list[np.ndarray]) -> list[float | None]:
+    """mIoU over the classes present per pair; None where no evaluated class is present (NaN)."""
+    if hasattr(scorer, "score_batch"):
+        raw = scorer.score_batch(images, labels)
+    else:
+        raw = [scorer.score(im, lab) for im, lab in zip(images, labels, strict=True)]
+    return [None if v is None or v != v else float(v) for v in raw]
+
+
+def _cleanup(ws, job_id: int, pairs_dir: Path, ctx: JobContext) -> dict[int, m.GeneratedPair]:
+    """Remove orphan files (no row) and mark rows whose files are gone as failed; returns rows by recipe."""
+    with ws.session() as s, s.begin():
+        rows = {r.recipe_index: r for r in s.scalars(select(m.GeneratedPair).where(m.GeneratedPair.job_id == job_id))}
+        known: set[str] = set()
+        lost = []
+        for r in rows.values():
+            paths = [r.image_path, r.label_path] + ([r.instance_path] if r.instance_path else [])
+            known.update(paths)
+            if r.status != "failed" and not all(ws.abs(p).exists() for p in paths):
+                r.status = "failed"
+                lost.append(r.recipe_index)
+    orphans = 0
+    for f in pairs_dir.iterdir():
+        if f.is_file() and ws.rel(f) not in known:
+            f.unlink(missing_ok=True)
+            orphans += 1
+    if orphans:
+        ctx.log(f"removed {orphans} orphan file(s) of an interrupted run")
+    if lost:
+        ctx.log(f"{len(lost)} pair(s) had missing files and were marked failed: recipes {lost[:10]}", "warning")
+    return rows
+
+
+def run_generate(workspace, dataset, plan, renderer: str = "copypaste", *, checkpoint: str | None = None,
+                 device: str = "auto", blend: str = "feather", min_quality: float | None = None,
+                 seed: int | None = None, batch_size: int | None = None, plan_source: str | Path = "plan",
+                 seg_checkpoint: str | None = None, progress: Progress | None = None,
+                 cancel: CancelCheck | None = None, log: LogFn | None = None) -> GenerateResult:
+    """Turn every recipe of a plan into a pair (label, instance, RGB) logged in the workspace DB.
+
+    `workspace`, `dataset`, `plan` may be objects or paths. Re-running with the same inputs resumes
+    the same job. Cancel (callback or request_cancel from elsewhere) stops between pairs and raises
+    Cancelled after marking the job cancelled; nothing half-written is left.
+    """
+    try:
+        return _run_generate(workspace, dataset, plan, renderer, checkpoint, device, blend, min_quality, seed,
+                             batch_size, plan_source, seg_checkpoint, progress, cancel, log)
+    except OperationalError as exc:  # a DB step outside the job loop (registering the dataset, the bank)
+        raise db_error(exc) from None
+
+
+def _run_generate(workspace, dataset, plan, renderer, checkpoint, device, blend, min_quality, seed, batch_size,
+                  plan_source, seg_checkpoint, progress, cancel, log) -> GenerateResult:
+    from core.balance import Plan
+    from core.datasets import Dataset, open_dataset
+    from core.recombine import build_layer_bank
+    from core.recombine.write import check_recipes
+    from core.render.base import load_renderer
+    from core.workspace import Workspace
+
+    own_ws = not hasattr(workspace, "session")
+    ws = Workspace(workspace) if own_ws else workspace
+    try:
+        ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
+        if not isinstance(plan, Plan):
+            plan_source = plan
+            plan = Plan.load(plan)
+        plan.check_dataset(ds, plan_source)
+        if not plan.recipes:
+            raise DataError("plan has no recipes", plan_source)
+        if min_quality is not None and not 0 <= min_quality <= 1:
+            raise SegbalanceError(f"--min-quality must be between 0 and 1 (got {min_quality})")
+        scorer = load_quality_scorer(ws, device, seg_checkpoint) if min_quality is not None else None
+        bank = build_layer_bank(ds, ws, cancel=cancel, split=plan.split)
+        try:
+            check_recipes(plan.recipes, bank)
+        except DataError as exc:
+            raise DataError(str(exc), plan_source) from None
+        rend = load_renderer(renderer, ds=ds, checkpoint=checkpoint, device=device, blend=blend,
+                             batch_size=batch_size or (1 if renderer == "copypaste" else 2))
+        if batch_size:
+            rend.batch_size = batch_size
+        key = generate_key(plan, ds.fingerprint(), rend.name, rend.checkpoint_sha256, blend, seed, min_quality)
+        job_id, resumed = _find_or_create(ws, key, {
+            "key": key, "dataset": str(ds.root), "fingerprint": ds.fingerprint(), "plan": str(plan_source),
+            "renderer": rend.name, "checkpoint": str(checkpoint) if checkpoint else None,
+            "checkpoint_sha256": rend.checkpoint_sha256, "blend": blend, "seed": seed, "min_quality": min_quality,
+            "n_recipes": len(plan.recipes)})
+        ctx = JobContext(ws, job_id, progress, cancel, log)
+        try:
+            return _generate(ws, ds, plan, bank, rend, scorer, ctx, job_id, resumed, seed, min_quality)
+        finally:
+            rend.close()
+    finally:
+        if own_ws:
+            ws.close()
+
+
+def _find_or_create(ws, key: str, params: dict) -> tuple[int, bool]:
+    def go() -> tuple[int, bool]:
+        with ws.session() as s, s.begin():
+            for j in s.scalars(select(m.Job).where(m.Job.kind == "generate").order_by(m.Job.id.desc())):
+                if (j.params or {}).get("key") != key:
+                    continue
+                if j.status == "running" and j.pid != os.getpid() and _pid_alive(j.pid):
+                    raise SegbalanceError(f"job #{j.id} with the same inputs is running (pid {j.pid}); "
+                                          f"wait for it or cancel it")
+                return j.id, True
+            job = m.Job(kind="generate", params=params, status="queued")
+            s.add(job)
+            s.flush()
+            return job.id, False
+    return _db_call(go)
+
+
+def _generate(ws, ds, plan, bank, rend, scorer, ctx: JobContext, job_id: int, resumed: bool, seed,
+              min_quality) -> GenerateResult:
+    from core.recombine import MissingSourceError, apply_recipe
+    from core.render.base import LayerWrite, RenderItem
+
+    pairs_dir = ws.subdir("pairs", str(job_id))
+    n = len(plan.recipes)
+    rows = _cleanup(ws, job_id, pairs_dir, ctx)
+    good = {i for i, r in rows.items() if r.status != "failed"}
+    todo = [i for i in range(n) if i not in good]
+    ctx.start(n, len(good))
+    if resumed:
+        ctx.log(f"resuming: {len(good)} of {n} pairs already done")
+    ctx.log(f"generating {len(todo)} pair(s) with {rend.name} into {ws.rel(pairs_dir)}")
+    res = GenerateResult(job_id, n, len(good), 0, pairs_dir=pairs_dir, resumed=resumed)
+    names = {c.id: c.name for c in ds.label_set.classes if 0 <= c.id <= 255}
+    delay = float(os.environ.get("SEGBALANCE_JOB_DELAY", "0") or 0)  # testing aid: slow each pair down
+    done0 = len(good)
+    writer = _PairWriter()
+    try:
+        pos = 0
+        while pos < len(todo):
+            if ctx.stop_requested():
+                raise Cancelled()
+            batch: list[tuple[int, object]] = []
+            while pos < len(todo) and len(batch) < max(1, rend.batch_size):
+                i = todo[pos]
+                pos += 1
+                recipe = plan.recipes[i]
+                writes: list = []
+                try:
+                    label, inst = apply_recipe(recipe, ds, bank, on_write=lambda p, box, mk, w=writes:
+                                               w.append(LayerWrite(p, box, mk)))
+                except MissingSourceError as exc:
+                    res.failed.append((i, str(exc)))
+                    ctx.log(f"recipe {i} failed: {exc}", "error")
+                    continue
+                batch.append((i, RenderItem(label, inst, recipe, writes)))
+            if not batch:
+                continue
+            rend.reseed(int(seed) * 1_000_003 + batch[0][0] if seed is not None else batch[0][1].recipe.seed)
+            try:
+                images = rend.render([it for _, it in batch])
+            except MissingSourceError:  # an image vanished: render one by one to isolate it
+                images = []
+                for i, it in batch:
+                    try:
+                        images.append(rend.render([it])[0])
+                    except MissingSourceError as one:
+                        images.append(None)
+                        res.failed.append((i, str(one)))
+                        ctx.log(f"recipe {i} failed: {one}", "error")
+            keep = [(b, img) for b, img in zip(batch, images, strict=True) if img is not None]
+            scores = (_score(scorer, [img for _, img in keep], [b[1].label for b, _ in keep]) if scorer is not None
+                      else [None] * len(keep))
+            for ((i, item), img), quality in zip(keep, scores, strict=True):
+                if delay:
+                    time.sleep(delay)
+                status = "rejected" if quality is not None and quality < min_quality else "pending"
+                writer.put(partial(_store_pair, ws, job_id, i, plan.recipes[i], item, img, pairs_dir, rend, seed,
+                                   quality, status, names, rows.get(i)), status == "rejected")
+                ctx.report(done0 + writer.committed)
+                if ctx.stop_requested():
+                    raise Cancelled()
+        writer.close()
+    except (Cancelled, KeyboardInterrupt):
+        _settle(writer, res, done0, quiet=True)
+        ctx.log(f"cancelled after {res.done} of {n} pairs")
+        ctx.finish("cancelled", f"cancelled at {res.done}/{n}")
+        raise Cancelled() from None
+    except BaseException as exc:
+        _settle(writer, res, done0, quiet=True)
+        msg = str(exc) or type(exc).__name__
+        try:
+            ctx.log(f"failed: {msg}", "error")
+            ctx.finish("failed", msg)
+        except Exception:  # the DB itself may be the problem; the original error matters more
+            pass
+        raise
+    _settle(writer, res, done0)
+    ctx.report(res.done, force=True)
+    if res.failed:
+        ctx.finish("failed", f"{len(res.failed)} recipe(s) failed (missing source files); {res.done}/{n} done")
+    else:
+        ctx.finish("done", f"{res.done} pairs" + (f", {res.rejected} rejected by the quality gate"
+                                                   if res.rejected else ""))
+    return res
+
+
+class _PairWriter:
+    """Encodes, writes and commits pairs on a few worker threads, so fsync and DB latency overlap rendering.
+
+    Concurrent fsyncs share journal commits, which is most of the gain. The first error stops further
+    writes and is raised in the caller's thread at its next put() or at close(). A killed process loses
+    only queued pairs, which have no row yet (their files, if any, are orphans removed on resume).
+    """
+
+    def __init__(self, threads: int = 3, depth: int = 4) -> None:
+        self._q: queue.Queue = queue.Queue(maxsize=depth)
+        self._lock = threading.Lock()
+        self.error: BaseException | None = None
+        self.committed = 0
+        self.rejected = 0
+        self._threads = [threading.Thread(target=self._run, name=f"pair-writer-{k}", daemon=True)
+                         for k in range(threads)]
+        for t in self._threads:
+            t.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            task, rejected = item
+            if self.error is not None:
+                continue
+            try:
+                task()
+                with self._lock:
+                    self.committed += 1
+                    self.rejected += rejected
+            except BaseException as exc:  # handed to the caller's thread
+                with self._lock:
+                    if self.error is None:
+                        self.error = exc
+
+    def _raise(self) -> None:
+        with self._lock:
+            err, self.error = self.error, None
+        if err is not None:
+            raise err
+
+    def put(self, task: Callable[[], None], rejected: bool = False) -> None:
+        self._raise()
+        self._q.put((task, rejected))
+
+    def close(self) -> None:
+        alive = [t for t in self._threads if t.is_alive()]
+        for _ in alive:
+            self._q.put(None)
+        for t in alive:
+            t.join()
+        self._raise()
+
+
+def _settle(writer: _PairWriter, res: GenerateResult, done0: int, quiet: bool = False) -> None:
+    """Let queued pairs finish (they are complete) and count them; a writer error is raised unless quiet."""
+    try:
+        writer.close()
+    except BaseException:
+        if not quiet:
+            raise
+    finally:
+        res.new = writer.committed
+        res.done = done0 + writer.committed
+        res.rejected = writer.rejected
+
+
+def _store_pair(ws, job_id: int, i: int, recipe, item, img: np.ndarray, pairs_dir: Path, rend, seed, quality,
+                status: str, names: dict[int, str], old) -> None:
+    from core.recombine.write import instance_png
+
+    stem = pair_stem(job_id, i)
+    img_p, lab_p, inst_p = (pairs_dir / (stem + sfx) for sfx in (IMAGE_SUFFIX, LABEL_SUFFIX, INSTANCE_SUFFIX))
+    if img.shape[:2] != item.label.shape:
+        raise DataError(f"renderer returned {img.shape[1]}x{img.shape[0]} for a "
+                        f"{item.label.shape[1]}x{item.label.shape[0]} map")
+    blobs = [(img_p, _encode_png(img, img_p, rgb=True)), (lab_p, _encode_png(item.label, lab_p)),
+             (inst_p, _encode_png(instance_png(item.instance), inst_p))]
+    _write_pair(blobs)
+    counts = np.bincount(item.label.ravel(), minlength=256)
+    values = dict(
+        recipe=recipe.to_dict(), strategy=recipe.strategy, source_samples=recipe.sources(),
+        classes_added=[names.get(c, str(c)) for c in recipe.classes_added()],
+        image_path=ws.rel(img_p), label_path=ws.rel(lab_p), instance_path=ws.rel(inst_p),
+        image_sha256=_sha(blobs[0][1]), label_sha256=_sha(blobs[1][1]), instance_sha256=_sha(blobs[2][1]),
+        renderer=rend.name, checkpoint_sha256=rend.checkpoint_sha256,
+        seed=int(seed) if seed is not None else int(recipe.seed),
+        pixel_counts={names.get(int(k), str(int(k))): int(counts[k]) for k in np.flatnonzero(counts)},
+        quality=quality, status=status, created_at=utcnow())
+
+    def go() -> None:
+        with ws.session() as s, s.begin():
+            row = s.get(m.GeneratedPair, old.id) if old is not None else None
+            if row is None:
+                s.add(m.GeneratedPair(job_id=job_id, recipe_index=i, **values))
+            else:
+                for k, v in values.items():
+                    setattr(row, k, v)
+    try:
+        _db_call(go)
+    except BaseException:
+        for p, _ in blobs:  # no row, no files: the pair is redone on resume
+            p.unlink(missing_ok=True)
+        raise
+
+
+# -- pairs: list, review ------------------------------------------------------------------------------
+def list_pairs(ws, status: list[str] | None = None, job_id: int | None = None) -> list[dict]:
+    with ws.session() as s:
+        q = select(m.GeneratedPair).order_by(m.GeneratedPair.id)
+        if status:
+            q = q.where(m.GeneratedPair.status.in_(status))
+        if job_id is not None:
+            q = q.where(m.GeneratedPair.job_id == job_id)
+        return [pair_dict(r) for r in s.scalars(q)]
+
+
+def pair_dict(r: m.GeneratedPair) -> dict:
+    return {"id": r.id, "job_id": r.job_id, "recipe_index": r.recipe_index, "strategy": r.strategy,
+            "classes_added": r.classes_added, "source_samples": r.source_samples, "image": r.image_path,
+            "label": r.label_path, "instance": r.instance_path, "image_sha256": r.image_sha256,
+            "label_sha256": r.label_sha256, "instance_sha256": r.instance_sha256, "renderer": r.renderer,
+            "checkpoint_sha256": r.checkpoint_sha256, "seed": r.seed, "quality": r.quality, "status": r.status,
+            "pixel_counts": r.pixel_counts, "created_at": r.created_at.isoformat() if r.created_at else None}
+
+
+def review_pairs(ws, ids: list[int], status: str) -> int:
+    """Set accepted/rejected on pairs; unknown ids or failed pairs raise (nothing is changed then)."""
+    if status not in ("accepted", "rejected", "pending"):
+        raise SegbalanceError(f"review status must be accepted, rejected or pending (got {status!r})")
+
+    def go() -> int:
+        with ws.session() as s, s.begin():
+            rows = {r.id: r for r in s.scalars(select(m.GeneratedPair).where(m.GeneratedPair.id.in_(ids)))}
+            missing = [i for i in ids if i not in rows]
+            if missing:
+                raise SegbalanceError(f"no pair with id {', '.join(map(str, missing))} in this workspace", ws.path)
+            bad = [i for i in ids if rows[i].status == "failed"]
+            if bad:
+                raise SegbalanceError(f"pair {', '.join(map(str, bad))} failed (files missing); re-run its job")
+            for r in rows.values():
+                r.status = status
+            return len(rows)
+    return _db_call(go)

@@ -1,0 +1,141 @@
+"""One interface for every renderer: turn recombined label maps into RGB images.
+
+A generator (pix2pixHD) needs only the label and instance maps; the copy-paste renderer also needs
+the recipe and which pixels each layer painted, so the job hands every renderer a RenderItem and
+each takes what it uses.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from core.errors import SegbalanceError
+
+RENDERERS = ("copypaste", "pix2pixhd", "procedural")
+
+
+@dataclass
+class LayerWrite:
+    """The pixels one pasted layer painted: its placement and a uint8 mask over rows y0:y1, cols x0:x1."""
+
+    placement: object  # core.recombine.Placement
+    box: tuple[int, int, int, int]  # y0, y1, x0, x1
+    mask: np.ndarray
+
+
+@dataclass
+class RenderItem:
+    label: np.ndarray  # uint8 label ids
+    instance: np.ndarray | None  # int32
+    recipe: object | None = None  # core.recombine.Recipe
+    writes: list[LayerWrite] = field(default_factory=list)
+
+
+class Renderer(ABC):
+    """Renders batches of recombined maps; `name` and `checkpoint_sha256` go into every pair's provenance."""
+
+    name: str = "?"
+    checkpoint_sha256: str | None = None
+    batch_size: int = 1
+
+    @abstractmethod
+    def render(self, items: list[RenderItem]) -> list[np.ndarray]:
+        """RGB uint8 HxWx3 per item, same size as its label map."""
+
+    def close(self) -> None:
+        """Free what the renderer holds (GPU memory, file caches)."""
+        return None
+
+    def reseed(self, seed: int) -> None:
+        """Make the next batch's randomness depend only on `seed` (resumed jobs repeat their pairs)."""
+        return None
+
+
+class GeneratorRenderer(Renderer):
+    """Adapts a label-to-image generator (render_batch(labels, instances) -> RGB list) to the interface."""
+
+    def __init__(self, model, name: str = "pix2pixhd", batch_size: int = 4) -> None:
+        self.model = model
+        self.name = name
+        self.batch_size = batch_size
+        self.checkpoint_sha256 = getattr(model, "checkpoint_sha256", None)
+        self.label_nc = getattr(model, "label_nc", None)
+
+    def reseed(self, seed: int) -> None:
+        import torch
+
+        torch.manual_seed(seed)
+        if hasattr(self.model, "rng"):  # feature sampling of instance-wise generators
+            self.model.rng = np.random.default_rng(seed)
+
+    def render(self, items: list[RenderItem]) -> list[np.ndarray]:
+        out = self.model.render_batch([it.label for it in items], [it.instance for it in items])
+        return [np.asarray(o, dtype=np.uint8) for o in out]
+
+
+class ProceduralRenderer(Renderer):
+    """The sample dataset's own painter (core.sample_data.render_scene): the experiments' "oracle" renderer.
+
+    It draws any Cityscapes label map in the look of the built-in sample data, so pairs made this way
+    match the sample dataset's image distribution exactly, an upper bound for a learned generator.
+    """
+
+    name = "procedural"
+
+    def __init__(self) -> None:
+        self._seed = 0
+
+    def reseed(self, seed: int) -> None:
+        self._seed = int(seed)
+
+    def render(self, items: list[RenderItem]) -> list[np.ndarray]:
+        from core.sample_data import render_scene
+
+        return [render_scene(it.label, it.instance, seed=self._seed + k) for k, it in enumerate(items)]
+
+
+def _file_sha256(path: str) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_renderer(kind: str, *, ds=None, checkpoint: str | None = None, device: str = "auto",
+                  blend: str = "feather", batch_size: int = 4) -> Renderer:
+    """A renderer by name: 'copypaste' (needs the dataset), 'pix2pixhd' (needs a checkpoint) or 'procedural'.
+
+    A generator whose label_nc cannot hold the dataset's label ids is refused here, before any work.
+    """
+    if kind == "copypaste":
+        if ds is None:
+            raise SegbalanceError("the copypaste renderer needs the dataset the plan was made on")
+        from core.render.copypaste import CopyPasteRenderer
+
+        return CopyPasteRenderer(ds, blend=blend)
+    if kind == "pix2pixhd":
+        if not checkpoint:
+            raise SegbalanceError("--renderer pix2pixhd needs --checkpoint CKPT (a trained generator)")
+        try:
+            from core.render import pix2pixhd
+        except ImportError:
+            raise SegbalanceError("the pix2pixhd renderer is not available in this build; use --renderer "
+                                  "copypaste") from None
+        model = pix2pixhd.load_renderer(checkpoint, device=device)
+        if getattr(model, "checkpoint_sha256", None) is None:
+            model.checkpoint_sha256 = _file_sha256(checkpoint)
+        r = GeneratorRenderer(model, "pix2pixhd", batch_size)
+        if ds is not None and r.label_nc is not None and int(r.label_nc) < ds.label_set.label_nc:
+            raise SegbalanceError(
+                f"generator has label_nc {r.label_nc}, but label set {ds.label_set.name!r} uses ids up to "
+                f"{ds.label_set.label_nc - 1} (needs label_nc >= {ds.label_set.label_nc})", checkpoint)
+        return r
+    if kind == "procedural":
+        return ProceduralRenderer()
+    raise SegbalanceError(f"unknown renderer {kind!r}; choose one of {', '.join(RENDERERS)}")

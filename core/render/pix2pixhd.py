@@ -1,0 +1,367 @@
+"""pix2pixHD rendering: label (+instance) maps -> photos, from our checkpoints or the official release's.
+
+`load_renderer(checkpoint)` accepts either a training checkpoint of `segbalance train-gan` (architecture, size
+and feature clusters inside) or a bare generator state dict such as the official `latest_net_G.pth`, whose
+architecture is read from the tensor shapes unless given (`label_nc=`, `ngf=`, `netG=`, ...).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from core.errors import SegbalanceError
+from core.render.pix2pixhd_nets import (
+    Pix2PixHDConfig,
+    build_generator,
+)
+
+# default render sizes (W, H) of the released models when a bare state dict does not say
+DEFAULT_SIZE = {"global": (1024, 512), "local": (2048, 1024)}
+
+
+# -- inputs --------------------------------------------------------------------------------------------
+def edge_map(inst: torch.Tensor) -> torch.Tensor:
+    """Instance boundaries (float 0/1, same shape): a pixel whose id differs from any 4-neighbour, both sides."""
+    e = torch.zeros(inst.shape, dtype=torch.bool, device=inst.device)
+    dh = inst[..., :, 1:] != inst[..., :, :-1]
+    dv = inst[..., 1:, :] != inst[..., :-1, :]
+    e[..., :, 1:] |= dh
+    e[..., :, :-1] |= dh
+    e[..., 1:, :] |= dv
+    e[..., :-1, :] |= dv
+    return e.float()
+
+
+def one_hot(label: torch.Tensor, label_nc: int) -> torch.Tensor:
+    """(B,H,W) ids -> (B,label_nc,H,W) one-hot; ids >= label_nc (e.g. 255 ignore) get all-zero vectors."""
+    lab = label.long()
+    valid = (lab < label_nc).unsqueeze(1).float()
+    out = torch.zeros(lab.shape[0], label_nc, *lab.shape[1:], device=lab.device)
+    return out.scatter_(1, lab.clamp(0, label_nc - 1).unsqueeze(1), valid)
+
+
+def label_input(label: torch.Tensor, inst: torch.Tensor | None, cfg: Pix2PixHDConfig) -> torch.Tensor:
+    """G's and D's label channels: one-hot plus the edge map (instance map, or the label map when there is none)."""
+    x = one_hot(label, cfg.label_nc)
+    if cfg.use_instance:
+        x = torch.cat([x, edge_map(label if inst is None else inst).unsqueeze(1)], 1)
+    return x
+
+
+def instance_class(inst: np.ndarray) -> np.ndarray:
+    """Class id of each instance-map value (Cityscapes: id for stuff, id*1000+k for things)."""
+    inst = np.asarray(inst).astype(np.int64)
+    return np.where(inst >= 1000, inst // 1000, inst)
+
+
+# -- k-means over instance features ---------------------------------------------------------------------
+def kmeans(x: np.ndarray, k: int, *, seed: int = 0, iters: int = 50) -> np.ndarray:
+    """Cluster centres (min(k, n) x d) by Lloyd's algorithm with k-means++ seeding."""
+    x = np.asarray(x, dtype=np.float64)
+    n = len(x)
+    k = min(k, n)
+    rng = np.random.default_rng(seed)
+    centres = [x[rng.integers(n)]]
+    for _ in range(1, k):
+        d2 = np.min(((x[:, None] - np.array(centres)[None]) ** 2).sum(-1), axis=1)
+        p = d2 / d2.sum() if d2.sum() > 0 else np.full(n, 1 / n)
+        centres.append(x[rng.choice(n, p=p)])
+    c = np.array(centres)
+    for _ in range(iters):
+        assign = np.argmin(((x[:, None] - c[None]) ** 2).sum(-1), axis=1)
+        new = np.array([x[assign == j].mean(0) if np.any(assign == j) else c[j] for j in range(k)])
+        if np.allclose(new, c):
+            break
+        c = new
+    return c.astype(np.float32)
+
+
+def sample_features(inst: np.ndarray, clusters: Mapping[str, torch.Tensor | np.ndarray], feat_num: int,
+                    rng: np.random.Generator) -> np.ndarray:
+    """(feat_num,H,W) feature map: each instance gets a random cluster centre of its class (zeros if none)."""
+    out = np.zeros((feat_num, *inst.shape), np.float32)
+    for iid in np.unique(inst):
+        cls = int(iid) // 1000 if iid >= 1000 else int(iid)
+        centres = clusters.get(str(cls))
+        if centres is None or len(centres) == 0:
+            continue
+        c = np.asarray(centres[rng.integers(len(centres))], np.float32)
+        out[:, inst == iid] = c[:, None]
+    return out
+
+
+# -- checkpoints ---------------------------------------------------------------------------------------
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """torch.load with weights_only=True; anything unreadable is a one-line SegbalanceError."""
+    path = Path(path)
+    if not path.is_file():
+        raise SegbalanceError("checkpoint not found", path)
+    with open(path, "rb") as fh:
+        head = fh.read(2)
+    if head[:2] != b"PK" and head[:1] != b"\x80":  # torch zip archive or legacy pickle
+        raise SegbalanceError("not a PyTorch checkpoint file", path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - corrupt/foreign files of every kind end up here
+        text = str(exc).strip()
+        if "Weights only load failed" in text:
+            msg = "it holds Python objects beyond tensors and plain containers; refusing to unpickle them"
+        else:
+            msg = text.splitlines()[0][:200] if text else type(exc).__name__
+        raise SegbalanceError(f"not a readable PyTorch checkpoint ({msg})", path) from None
+    if not isinstance(ckpt, dict) or not ckpt:
+        raise SegbalanceError("not a checkpoint: expected a state dict or a segbalance train-gan checkpoint", path)
+    return ckpt
+
+
+def strip_module_prefix(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop the `module.` prefix DataParallel/DDP wrappers add to every key."""
+    if sd and all(k.startswith("module.") for k in sd):
+        return {k[len("module."):]: v for k, v in sd.items()}
+    return dict(sd)
+
+
+def infer_generator_config(sd: Mapping[str, torch.Tensor]) -> dict:
+    """Architecture fields readable from a bare generator state dict (assumes the edge channel, no features)."""
+    if not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        return {}
+    local = any(k.startswith("model1_1.") for k in sd)
+    glob = {k[len("model."):]: v for k, v in sd.items() if k.startswith("model.")}
+    idx = sorted({int(k.split(".")[0]) for k in glob if k.split(".")[0].isdigit()})
+    blocks = sorted({int(k.split(".")[0]) for k in glob if ".conv_block." in k})
+    first = glob.get("1.weight")
+    if first is None or first.ndim != 4 or not blocks:
+        return {}
+    out: dict = {"netG": "local" if local else "global"}
+    n_down = len([i for i in idx if i < blocks[0] and glob.get(f"{i}.weight") is not None
+                  and glob[f"{i}.weight"].ndim == 4]) - 1
+    out["n_downsample_global"] = n_down
+    out["n_blocks_global"] = len(blocks)
+    input_nc = int(first.shape[1])
+    if local:
+        n_local = len({m.group(1) for k in sd if (m := re.match(r"model(\d+)_1\.", k))})
+        w = sd.get(f"model{n_local}_1.1.weight")
+        if w is None:
+            return {}
+        out["n_local_enhancers"] = n_local
+        out["n_blocks_local"] = len({k.split(".")[1] for k in sd if k.startswith(f"model{n_local}_2.")
+                                     and ".conv_block." in k})
+        out["ngf"] = int(w.shape[0])  # the last enhancer's local branch runs at ngf
+    else:
+        out["ngf"] = int(first.shape[0])
+    out["label_nc"] = input_nc - 1
+    out["use_instance"] = True
+    out["feat_num"] = 0
+    return out
+
+
+def load_state_dict_checked(model: nn.Module, sd: Mapping[str, torch.Tensor], path: str | Path, what: str) -> None:
+    """Strict load; a mismatch raises one line naming the missing, unexpected and wrongly-shaped keys."""
+    want = model.state_dict()
+    missing = [k for k in want if k not in sd]
+    unexpected = [k for k in sd if k not in want]
+    shapes = [f"{k} {list(sd[k].shape)} vs {list(want[k].shape)}" for k in want
+              if k in sd and isinstance(sd[k], torch.Tensor) and tuple(sd[k].shape) != tuple(want[k].shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        if shapes:
+            parts.append(f"shape mismatch (checkpoint vs model): {', '.join(shapes[:3])}"
+                         + (f" (+{len(shapes) - 3} more)" if len(shapes) > 3 else ""))
+        if missing:
+            parts.append(f"missing keys: {', '.join(missing[:4])}" + (f" (+{len(missing) - 4})" if len(missing) > 4
+                                                                       else ""))
+        if unexpected:
+            parts.append(f"unexpected keys: {', '.join(unexpected[:4])}"
+                         + (f" (+{len(unexpected) - 4})" if len(unexpected) > 4 else ""))
+        raise SegbalanceError(f"checkpoint does not match the requested {what}: " + "; ".join(parts), path)
+    model.load_state_dict(sd)
+
+
+# -- devices and precision -----------------------------------------------------------------------------
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """'auto' -> cuda if available else cpu; a CUDA device that is not there is a user error."""
+    if isinstance(device, torch.device):
+        return device
+    if device in ("auto", None, ""):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise SegbalanceError(f"unknown device {device!r} (use auto, cpu or cuda:N)") from None
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        raise SegbalanceError(f"device {device} is not available (CUDA devices: {torch.cuda.device_count()})")
+    return dev
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """bf16 autocast pays off on CUDA with bf16 and on CPUs with AVX512-BF16/AMX (oneDNN's bf16 kernels)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
+
+
+def autocast_context(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+# -- renderer ------------------------------------------------------------------------------------------
+class Renderer:
+    """A loaded generator that renders batches of label maps; build it with `load_renderer`."""
+
+    def __init__(self, generator: nn.Module, arch: Pix2PixHDConfig, size: tuple[int, int], device: torch.device,
+                 checkpoint_sha256: str, *, feature_clusters: Mapping[str, torch.Tensor] | None = None,
+                 amp: str = "auto", compile: bool = False, seed: int = 0) -> None:
+        self.arch = arch
+        self.size = (int(size[0]), int(size[1]))  # (W, H) the generator runs at
+        self.device = device
+        self.checkpoint_sha256 = checkpoint_sha256
+        self.feature_clusters = {k: np.asarray(v, np.float32) for k, v in (feature_clusters or {}).items()}
+        self.rng = np.random.default_rng(seed)
+        if amp == "auto":
+            self.dtype = torch.bfloat16 if bf16_supported(device) else None
+        elif amp == "bf16":
+            self.dtype = torch.bfloat16
+        elif amp == "fp16":
+            self.dtype = torch.float16
+        elif amp in ("off", "fp32"):
+            self.dtype = None
+        else:
+            raise SegbalanceError(f"amp must be auto, bf16, fp16 or off, not {amp!r}")
+        generator = generator.to(device).eval().requires_grad_(False)
+        if self.dtype is not None:
+            # autocast would re-cast every weight on every call (~0.13 s for the 512p G on CPU); convs see the
+            # same bf16 weights either way, and autocast still runs the norms in fp32. The module is ours to change.
+            generator = generator.to(self.dtype)
+        self.generator = generator.to(memory_format=torch.channels_last)
+        self._forward = torch.compile(self.generator, dynamic=False) if compile else self.generator
+        self._compiled = compile
+        m = arch.size_multiple
+        if self.size[0] % m or self.size[1] % m:
+            raise SegbalanceError(f"render size {self.size[0]}x{self.size[1]} must be a multiple of {m}")
+
+    def _compile_options(self):
+        """Inductor freezing while (re)compiling: weights become constants oneDNN can pre-pack. Scoped, because
+        frozen weights must never change, which only holds for this renderer's private generator."""
+        if not self._compiled:
+            return nullcontext()
+        import torch._inductor.config as inductor_config
+
+        return inductor_config.patch(freezing=True)
+
+    @property
+    def label_nc(self) -> int:
+        return self.arch.label_nc
+
+    def _prepare(self, label: np.ndarray, inst: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        w, h = self.size
+        label = np.asarray(label)
+        if label.ndim != 2:
+            raise SegbalanceError(f"label map must be 2-D, got shape {label.shape}")
+        if label.shape != (h, w):
+            label = cv2.resize(label.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+        if inst is not None:
+            inst = np.asarray(inst).astype(np.int32)
+            if inst.shape != (h, w):
+                inst = cv2.resize(inst, (w, h), interpolation=cv2.INTER_NEAREST)
+        return label, inst
+
+    def render_batch(self, labels: Sequence[np.ndarray], instances: Sequence[np.ndarray | None] | None = None
+                     ) -> list[np.ndarray]:
+        """RGB uint8 images, one per label map, at each label map's own size (rendered at `self.size`)."""
+        if not labels:
+            return []
+        instances = list(instances) if instances is not None else [None] * len(labels)
+        if len(instances) != len(labels):
+            raise SegbalanceError(f"{len(labels)} label maps but {len(instances)} instance maps")
+        prepared = [self._prepare(lab, ins) for lab, ins in zip(labels, instances, strict=True)]
+        lab_t = torch.from_numpy(np.stack([p[0] for p in prepared])).to(self.device)
+        x = one_hot(lab_t, self.arch.label_nc)
+        if self.arch.use_instance:
+            edges = [edge_map(torch.from_numpy(p[1] if p[1] is not None else p[0].astype(np.int32)))
+                     for p in prepared]
+            x = torch.cat([x, torch.stack(edges).unsqueeze(1).to(self.device)], 1)
+        if self.arch.feat_num:
+            feats = [sample_features(p[1] if p[1] is not None else p[0].astype(np.int32), self.feature_clusters,
+                                     self.arch.feat_num, self.rng) for p in prepared]
+            x = torch.cat([x, torch.from_numpy(np.stack(feats)).to(self.device)], 1)
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), autocast_context(self.device, self.dtype), self._compile_options():
+            y = self._forward(x)
+        imgs = ((y.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        out = []
+        for img, lab in zip(imgs, labels, strict=True):
+            hh, ww = np.asarray(lab).shape[:2]
+            img = np.ascontiguousarray(img)
+            if (ww, hh) != self.size:
+                img = cv2.resize(img, (ww, hh), interpolation=cv2.INTER_CUBIC)
+            out.append(img)
+        return out
+
+    def render(self, label: np.ndarray, instance: np.ndarray | None = None) -> np.ndarray:
+        """One RGB uint8 image for one label map."""
+        return self.render_batch([label], [instance])[0]
+
+
+def load_renderer(checkpoint: str | os.PathLike, device: str | torch.device = "auto", *,
+                  size: tuple[int, int] | None = None, amp: str = "auto", compile: bool = False, seed: int = 0,
+                  **arch_overrides) -> Renderer:
+    """A Renderer from a train-gan checkpoint or a bare G state dict (official latest_net_G.pth included).
+
+    arch_overrides (label_nc, ngf, netG, n_downsample_global, n_blocks_global, feat_num, use_instance, ...)
+    describe a bare state dict; they are checked against the tensors, and a mismatch names the keys.
+    """
+    path = Path(checkpoint)
+    ckpt = read_checkpoint(path)
+    clusters = None
+    if "G" in ckpt and isinstance(ckpt.get("config"), dict):
+        arch_dict = dict(ckpt["config"].get("arch", {}))
+        sd = ckpt["G"]
+        clusters = ckpt.get("feature_clusters")
+        if size is None and ckpt["config"].get("size"):
+            size = tuple(ckpt["config"]["size"])
+    else:
+        sd = ckpt
+        if not all(isinstance(v, torch.Tensor) for v in sd.values()):
+            raise SegbalanceError("not a generator state dict (values are not all tensors)", path)
+        arch_dict = infer_generator_config(strip_module_prefix(sd))
+    sd = strip_module_prefix(sd)
+    unknown = set(arch_overrides) - {f for f in Pix2PixHDConfig.__dataclass_fields__}
+    if unknown:
+        raise SegbalanceError(f"unknown architecture options: {', '.join(sorted(unknown))}")
+    arch_dict.update({k: v for k, v in arch_overrides.items() if v is not None})
+    try:
+        arch = Pix2PixHDConfig.from_dict(arch_dict)
+        generator = build_generator(arch)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise SegbalanceError(f"invalid architecture {arch_dict}: {exc}", path) from None
+    desc = f"generator (netG={arch.netG}, label_nc={arch.label_nc}, ngf={arch.ngf}, " \
+           f"n_downsample={arch.n_downsample_global}, n_blocks={arch.n_blocks_global})"
+    load_state_dict_checked(generator, sd, path, desc)
+    dev = resolve_device(device)
+    return Renderer(generator, arch, size or DEFAULT_SIZE[arch.netG], dev, file_sha256(path),
+                    feature_clusters=clusters, amp=amp, compile=compile, seed=seed)

@@ -1,0 +1,260 @@
+"""pix2pixHD networks, inputs, losses and the renderer (tiny nets, tiny images)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from core.cli import main
+from core.errors import SegbalanceError
+from core.render.gan_losses import (
+    VGG19Features,
+    VGGLoss,
+    class_balance_weights,
+    feature_matching_loss,
+    load_vgg19,
+    lsgan_loss,
+)
+from core.render.pix2pixhd import edge_map, kmeans, load_renderer, one_hot, sample_features
+from core.render.pix2pixhd_nets import (
+    Encoder,
+    Pix2PixHDConfig,
+    build_discriminator,
+    build_generator,
+    instance_mean,
+    param_count,
+)
+
+torch.set_num_threads(2)
+TINY = dict(label_nc=35, ngf=8, n_downsample_global=2, n_blocks_global=1, ndf=8, num_D=2)
+
+
+def test_default_global_generator_has_the_official_parameter_count():
+    with torch.device("meta"):
+        g = build_generator(Pix2PixHDConfig(label_nc=35))
+    assert param_count(g) == 182_546_755
+
+
+def test_global_generator_keys_follow_the_official_sequential_layout():
+    g = build_generator(Pix2PixHDConfig(**{**TINY, "n_blocks_global": 3}))
+    keys = list(g.state_dict())
+    # 0 pad, 1 conv, 2 norm, 3 relu, then 2 downsamplings x 3 layers -> residual blocks start at index 10
+    assert keys[:4] == ["model.1.weight", "model.1.bias", "model.4.weight", "model.4.bias"]
+    assert "model.10.conv_block.1.weight" in keys and "model.10.conv_block.5.weight" in keys
+    assert "model.12.conv_block.5.bias" in keys
+    assert keys[-2:] == ["model.20.weight", "model.20.bias"]  # the 7x7 conv to RGB, before Tanh
+    # instance norm without affine parameters: no norm weights in the state dict
+    assert all(k.endswith(("weight", "bias")) and "running" not in k for k in keys)
+    with torch.device("meta"):
+        full = build_generator(Pix2PixHDConfig(label_nc=35))
+    assert full.state_dict()["model.1.weight"].shape == (64, 36, 7, 7)
+    # 4 downsamplings: blocks at 16..24, upsampling 25..36, last conv 38 (37 pad, 39 tanh)
+    assert "model.16.conv_block.1.weight" in full.state_dict() and "model.24.conv_block.5.weight" in full.state_dict()
+    assert list(full.state_dict())[-1] == "model.38.bias"
+
+
+def test_local_enhancer_and_discriminator_keys_and_shapes():
+    cfg = Pix2PixHDConfig(**{**TINY, "netG": "local"})
+    g = build_generator(cfg)
+    sd = g.state_dict()
+    assert sd["model.1.weight"].shape[0] == 16  # the global part runs at 2 * ngf
+    assert {"model1_1.1.weight", "model1_1.4.weight", "model1_2.0.conv_block.1.weight"} <= set(sd)
+    assert not any(k.startswith("model.") and int(k.split(".")[1]) > 16 for k in sd)  # output layers dropped
+    x = torch.randn(2, cfg.input_nc, 32, 64)
+    assert g(x).shape == (2, 3, 32, 64)
+    d = build_discriminator(cfg)
+    assert "scale0_layer0.0.weight" in d.state_dict() and "scale1_layer4.0.weight" in d.state_dict()
+    feats = d(torch.randn(2, cfg.label_channels + 3, 32, 64))
+    assert len(feats) == 2 and all(len(f) == 5 for f in feats)
+    assert feats[0][-1].shape[:2] == (2, 1) and feats[1][-1].shape[-1] < feats[0][-1].shape[-1]
+
+
+def test_global_generator_output_shape_and_range():
+    cfg = Pix2PixHDConfig(**TINY)
+    y = build_generator(cfg)(torch.randn(1, cfg.input_nc, 32, 64))
+    assert y.shape == (1, 3, 32, 64) and y.abs().max() <= 1
+
+
+def test_edge_map_marks_both_sides_of_4_neighbour_boundaries():
+    inst = torch.tensor([[1, 1, 2, 2],
+                         [1, 1, 2, 2],
+                         [3, 3, 3, 3],
+                         [3, 3, 3, 3]])
+    expected = torch.tensor([[0, 1, 1, 0],
+                             [1, 1, 1, 1],
+                             [1, 1, 1, 1],
+                             [0, 0, 0, 0]], dtype=torch.float32)
+    assert torch.equal(edge_map(inst), expected)
+    # a single differing pixel: it and its 4 neighbours, not the diagonals
+    one = torch.zeros(5, 5, dtype=torch.int32)
+    one[2, 2] = 26001
+    e = edge_map(one)
+    assert e.sum() == 5 and e[2, 2] == 1 and e[1, 2] == 1 and e[2, 1] == 1 and e[1, 1] == 0
+    # same class, different instances still gets a boundary; batches work
+    cars = torch.tensor([[[26000, 26000, 26001]]])
+    assert edge_map(cars).tolist() == [[[0.0, 1.0, 1.0]]]
+
+
+def test_one_hot_ignores_ids_outside_label_nc():
+    lab = torch.tensor([[[0, 34, 255]]])
+    oh = one_hot(lab, 35)
+    assert oh.shape == (1, 35, 1, 3)
+    assert oh[0, 0, 0, 0] == 1 and oh[0, 34, 0, 1] == 1 and oh[0, :, 0, 2].sum() == 0
+
+
+def test_encoder_features_are_constant_within_each_instance():
+    torch.manual_seed(0)
+    e = Encoder(3, 3, ngf=4, n_downsampling=2)
+    inst = torch.zeros(1, 16, 16, dtype=torch.int64)
+    inst[:, 4:10, 4:12] = 26001
+    f = e(torch.randn(1, 3, 16, 16), inst)
+    assert f.shape == (1, 3, 16, 16)
+    inside = f[0][:, inst[0] == 26001]
+    assert torch.allclose(inside, inside[:, :1].expand_as(inside))
+    assert not torch.allclose(inside[:, 0], f[0][:, 0, 0])
+    # gradients flow through the instance mean
+    x = torch.randn(1, 2, 4, 4, requires_grad=True)
+    instance_mean(x, torch.zeros(1, 4, 4, dtype=torch.int64)).sum().backward()
+    assert torch.allclose(x.grad, torch.ones_like(x))
+
+
+def test_lsgan_and_feature_matching_losses():
+    real = [[torch.ones(1, 4, 3, 3), torch.ones(1, 1, 2, 2)]]
+    assert lsgan_loss(real, True) == 0 and lsgan_loss(real, False) == 1
+    fake = [[torch.zeros(1, 4, 3, 3), torch.zeros(1, 1, 2, 2)], [torch.zeros(1, 4, 3, 3), torch.zeros(1, 1, 2, 2)]]
+    realf = [[torch.ones(1, 4, 3, 3), torch.full((1, 1, 2, 2), 5.0)]] * 2
+    # only intermediate features count (not the output): 2 scales x 1 layer x (1/2) x 4/(3+1) x 10 x |0-1|
+    assert feature_matching_loss(fake, realf, n_layers=3) == pytest.approx(10.0)
+
+
+def test_class_balance_weights_favour_rare_classes_and_average_one():
+    lab = torch.full((1, 10, 10), 7)
+    lab[0, 0, :2] = 24  # 2 pixels of person
+    w = class_balance_weights(lab, 35)
+    assert w.shape == (1, 1, 10, 10)
+    assert w.mean().item() == pytest.approx(1.0)
+    assert w[0, 0, 0, 0] / w[0, 0, 5, 5] == pytest.approx(98 / 2)
+
+
+def _random_vgg_file(tmp_path):
+    torch.manual_seed(0)
+    sd = {k: v * 0.1 for k, v in VGG19Features().state_dict().items()}
+    sd["classifier.0.weight"] = torch.zeros(2, 2)  # the rest of a torchvision vgg19 file is ignored
+    p = tmp_path / "vgg19.pth"
+    torch.save(sd, p)
+    return p
+
+
+def test_vgg19_loads_torchvision_layout_and_gives_a_perceptual_loss(tmp_path):
+    vgg = load_vgg19(_random_vgg_file(tmp_path))
+    assert all(not p.requires_grad for p in vgg.parameters())
+    assert len(vgg.features) == 30  # conv1_1 .. relu5_1
+    loss = VGGLoss(vgg)
+    a, b = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
+    assert loss(a, a) == 0 and loss(a, b) > 0
+    bad = tmp_path / "bad.pth"
+    torch.save({"features.0.weight": torch.zeros(3)}, bad)
+    with pytest.raises(SegbalanceError, match="not torchvision vgg19 weights"):
+        load_vgg19(bad)
+
+
+def test_kmeans_finds_separated_clusters_and_features_are_sampled_per_class():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 0.01, (20, 3)), rng.normal(5, 0.01, (20, 3))])
+    c = kmeans(x, 2)
+    assert sorted(np.round(c[:, 0]).tolist()) == [0.0, 5.0]
+    inst = np.array([[26000, 26000, 7]])
+    f = sample_features(inst, {"26": np.array([[1.0, 2.0, 3.0]])}, 3, rng)
+    assert f[:, 0, 0].tolist() == [1, 2, 3] and f[:, 0, 2].tolist() == [0, 0, 0]
+
+
+@pytest.fixture()
+def tiny_state_dict(tmp_path):
+    torch.manual_seed(0)
+    g = build_generator(Pix2PixHDConfig(**TINY))
+    p = tmp_path / "latest_net_G.pth"
+    torch.save(g.state_dict(), p)
+    return p, g
+
+
+def test_bare_official_style_state_dict_renders_without_conversion(tiny_state_dict):
+    path, g = tiny_state_dict
+    r = load_renderer(path, "cpu", size=(64, 32), amp="off")
+    assert (r.label_nc, r.arch.ngf, r.arch.n_blocks_global, r.arch.netG) == (35, 8, 1, "global")
+    assert r.size == (64, 32) and len(r.checkpoint_sha256) == 64 and r.device.type == "cpu"
+    lab = np.full((32, 64), 7, np.uint8)
+    lab[20:, 10:30] = 26
+    inst = lab.astype(np.int32)
+    inst[20:, 10:20] = 26000
+    inst[20:, 20:30] = 26001
+    out = r.render_batch([lab, lab], [inst, None])
+    assert len(out) == 2 and out[0].shape == (32, 64, 3) and out[0].dtype == np.uint8
+    assert not np.array_equal(out[0], out[1])  # the instance boundary between the two cars matters
+    # same result as running the network by hand
+    from core.render.pix2pixhd import label_input
+
+    x = label_input(torch.from_numpy(lab)[None].long(), torch.from_numpy(inst)[None], r.arch)
+    with torch.no_grad():
+        ref = ((g(x)[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    assert np.abs(ref.astype(int) - out[0].astype(int)).max() <= 1
+    # a label map of another size is rendered at the model size and returned at its own size
+    big = r.render(np.full((64, 128), 7, np.uint8))
+    assert big.shape == (64, 128, 3)
+    # bf16 autocast stays close to fp32
+    r16 = load_renderer(path, "cpu", size=(64, 32), amp="bf16")
+    diff = np.abs(r16.render(lab, inst).astype(float) - out[0].astype(float)).mean() / 127.5
+    assert diff < 0.02
+
+
+def test_mismatched_checkpoint_is_a_one_line_error_naming_keys(tiny_state_dict, tmp_path, capsys):
+    path, _ = tiny_state_dict
+    with pytest.raises(SegbalanceError, match=r"model\.1\.weight \[8, 36, 7, 7\] vs \[16, 36, 7, 7\]"):
+        load_renderer(path, "cpu", ngf=16)
+    with pytest.raises(SegbalanceError, match="missing keys: model.11.conv_block.1.weight.*unexpected keys: model.11"):
+        load_renderer(path, "cpu", n_blocks_global=2)
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    from core.io import write_png
+
+    write_png(labels / "a_labelIds.png", np.zeros((32, 64), np.uint8))
+    rc = main(["render", str(labels), "--checkpoint", str(path), "--out", str(tmp_path / "o"), "--label-nc", "19"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "model.1.weight [8, 36, 7, 7] vs [8, 20, 7, 7]" in err[0]
+    assert "Traceback" not in err[0]
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"PK\x03\x04 not really a zip")
+    rc = main(["render", str(labels), "--checkpoint", str(junk), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "junk.pth: not a readable PyTorch checkpoint" in err[0]
+    # a pickle with arbitrary objects is refused by weights_only loading, not executed
+    evil = tmp_path / "evil.pth"
+    torch.save({"x": np.zeros(2)}, evil)
+    rc = main(["render", str(labels), "--checkpoint", str(evil), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "refusing to unpickle" in err[0]
+    # the good case through the CLI
+    rc = main(["render", str(labels), "--checkpoint", str(path), "--out", str(tmp_path / "o"), "--size", "64x32"])
+    assert rc == 0 and (tmp_path / "o" / "a.png").exists()
+
+
+def test_bare_local_enhancer_state_dict_is_recognised(tmp_path):
+    cfg = Pix2PixHDConfig(**{**TINY, "netG": "local", "n_blocks_local": 2})
+    torch.manual_seed(0)
+    p = tmp_path / "latest_net_G.pth"
+    torch.save(build_generator(cfg).state_dict(), p)
+    r = load_renderer(p, "cpu", size=(64, 32), amp="off")
+    assert (r.arch.netG, r.arch.ngf, r.arch.n_local_enhancers, r.arch.n_blocks_local) == ("local", 8, 1, 2)
+    assert (r.arch.n_downsample_global, r.arch.n_blocks_global, r.label_nc) == (2, 1, 35)
+    assert r.render(np.zeros((32, 64), np.uint8)).shape == (32, 64, 3)
+
+
+def test_legacy_non_zip_state_dict_loads(tmp_path):
+    """The official checkpoints predate PyTorch's zip format."""
+    torch.manual_seed(0)
+    g = build_generator(Pix2PixHDConfig(**TINY))
+    p = tmp_path / "latest_net_G.pth"
+    torch.save(g.state_dict(), p, _use_new_zipfile_serialization=False)
+    assert p.read_bytes()[:1] == b"\x80"
+    r = load_renderer(p, "cpu", size=(64, 32), amp="off")
+    assert torch.equal(r.generator.state_dict()["model.1.weight"], g.state_dict()["model.1.weight"])
