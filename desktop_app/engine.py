@@ -88,7 +88,13 @@ def plan_summary(plan, label_set) -> str:
 
 
 # -- generation ------------------------------------------------------------------------------------
-RENDERERS = ("copypaste", "pix2pixhd")
+def renderer_names() -> list[str]:
+    """Renderers the engine offers (copypaste first: it needs no trained model)."""
+    try:
+        from core.render.base import RENDERERS
+    except ImportError:
+        return ["copypaste", "pix2pixhd"]
+    return sorted(RENDERERS, key=lambda r: r != "copypaste")
 
 
 def generation_missing() -> str | None:

@@ -76,8 +76,9 @@ class GenerationPanel(QWidget):
         load_plan = QPushButton("Load plan…")
         load_plan.clicked.connect(self._load_plan_dialog)
         self.renderer = QComboBox()
-        self.renderer.addItems(list(engine.RENDERERS))
-        self.renderer.setToolTip("copypaste: original pixels of each pasted layer; pix2pixhd: a trained generator")
+        self.renderer.addItems(engine.renderer_names())
+        self.renderer.setToolTip("copypaste: original pixels of each pasted layer; pix2pixhd: a trained generator; "
+                                 "procedural: the sample-data painter (for the built-in sample dataset)")
         self.checkpoint = QLineEdit()
         self.checkpoint.setPlaceholderText("generator checkpoint (pix2pixhd only)")
         browse = QPushButton("…")

@@ -56,3 +56,23 @@ def test_plan_generate_copypaste_review_and_export(qtbot, make_window, workspace
     assert len(exported.samples("train")) == len(open_dataset(sample_dataset).samples("train")) + n - 1
     pair_ids = {e["pair_id"] for e in json.loads((out / "manifest.json").read_text())["pairs"]}
     assert rejected not in pair_ids and len(pair_ids) == n - 1
+
+
+def test_quality_gate_without_a_segmentation_model_says_so(qtbot, make_window, workspace_path, sample_dataset):
+    from tests.gui.conftest import wait_for_stats
+
+    w = make_window(workspace_path)
+    w.add_dataset(sample_dataset)
+    wait_for_stats(qtbot, w)
+    b, g = w.balance, w.generation
+    b.set_target("car", min(0.5, 2 * b.current_shares()["car"]))
+    b.budget.setValue(2)
+    with qtbot.waitSignal(b.planned, timeout=60_000):
+        b.start_plan()
+    assert [g.renderer.itemText(i) for i in range(g.renderer.count())][0] == "copypaste"
+    g.use_quality.setChecked(True)
+    with qtbot.waitSignal(g.jobFinished, timeout=60_000) as done:
+        g.start()
+    assert done.args == ["failed"]
+    assert "no segmentation model yet" in g.error_label.text()
+    assert w.gallery.model.rowCount() == 0 and w.isVisible()
