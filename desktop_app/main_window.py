@@ -101,6 +101,7 @@ class _Actions:
     next_sample: QAction
     fit: QAction
     cancel_jobs: QAction
+    edit_sample: QAction
     about: QAction
 
 
@@ -230,6 +231,8 @@ class MainWindow(QMainWindow):
             fit=act("&Fit to window", self.viewer.canvas.fit, "Ctrl+0",
                     icon=QStyle.StandardPixmap.SP_TitleBarMaxButton),
             cancel_jobs=act("&Cancel all jobs", self.state.cancel_all, "Ctrl+Shift+X"),
+            edit_sample=act("&Edit label map", self.edit_current_sample, "Ctrl+L",
+                            "Open the current sample in the label editor"),
             about=act("&About segbalance", self.show_about),
         )
 
@@ -248,7 +251,7 @@ class MainWindow(QMainWindow):
                   self.docks.log):
             view.addAction(d.toggleViewAction())
         sample = bar.addMenu("&Sample")
-        sample.addActions([a.prev_sample, a.next_sample, a.fit])
+        sample.addActions([a.prev_sample, a.next_sample, a.fit, a.edit_sample])
         jobs = bar.addMenu("&Jobs")
         jobs.addAction(a.cancel_jobs)
         help_ = bar.addMenu("&Help")
@@ -321,6 +324,27 @@ class MainWindow(QMainWindow):
         self.gallery.exportRequested.connect(self.export_dialog)
         self.gallery.pairActivated.connect(self.show_pair)
         self.histogram.classClicked.connect(lambda _name: self.docks.browser.raise_())
+
+    def _tab_with(self, method: str) -> int | None:
+        """Index of the first tab whose panel (or hosted panel) offers `method` (e.g. the label editor)."""
+        for i in range(self.tabs.count()):
+            w = self.tabs.widget(i)
+            inner = getattr(w, "inner", None) or w
+            if callable(getattr(inner, method, None)):
+                return i
+        return None
+
+    def edit_current_sample(self) -> bool:
+        """Open the browser's current sample in the label editor tab (issue 8), when there is one."""
+        i = self._tab_with("open_sample")
+        ref = self.browser.current_ref()
+        if i is None or ref is None or self.state.dataset is None:
+            self.status.showMessage("No label editor, or no sample selected", 5000)
+            return False
+        w = self.tabs.widget(i)
+        (getattr(w, "inner", None) or w).open_sample(self.state.dataset, ref)
+        self.tabs.setCurrentIndex(i)
+        return True
 
     def show_pair(self, item) -> None:
         """A generated pair in the viewer, where it can be zoomed and its classes toggled."""

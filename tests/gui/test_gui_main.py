@@ -117,11 +117,17 @@ def test_extra_panels_register_through_factories(qtbot, make_window, workspace_p
 
     built = []
 
+    class FakeEditor(QLabel):
+        opened = []
+
+        def open_sample(self, ds, ref):
+            self.opened.append(ref.id)
+
     def build(st):
         if st.workspace is None or st.dataset is None:
             return None
         built.append(st.dataset.root)
-        return QLabel(f"editing {st.dataset.root.name}")
+        return FakeEditor(f"editing {st.dataset.root.name}")
 
     def factory(state):
         host = PanelHost(state, build, lambda st: (st.workspace, st.dataset), "open a dataset first")
@@ -140,6 +146,10 @@ def test_extra_panels_register_through_factories(qtbot, make_window, workspace_p
     qtbot.waitUntil(lambda: host.inner is not None, timeout=10_000)
     assert host.inner.text() == f"editing {tiny_dataset.name}" and not host.message.isVisible()
     assert built == [tiny_dataset.resolve()]
+    qtbot.waitUntil(lambda: w.browser.current_ref() is not None, timeout=5000)
+    w.browser.step(1)
+    w.actions.edit_sample.trigger()  # Ctrl+L: the current sample goes to the editor tab
+    assert host.inner.opened == ["tiny_000001_000019"] and w.tabs.currentWidget() is host
 
 
 def test_preferences_persist_between_runs(qtbot, make_window, workspace_path):
