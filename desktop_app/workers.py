@@ -109,9 +109,11 @@ class Worker(QRunnable):
         return self
 
 
-def lower_thread_priority(niceness: int = 10) -> None:
+def lower_thread_priority(niceness: int | None = None) -> None:
     """Renice the calling worker thread (Linux schedules threads separately) so the UI thread wins the CPU."""
-    if hasattr(os, "setpriority") and sys.platform.startswith("linux"):
+    if niceness is None:
+        niceness = int(os.environ.get("SEGBALANCE_WORKER_NICE", "10"))
+    if niceness and hasattr(os, "setpriority") and sys.platform.startswith("linux"):
         try:
             tid = threading.get_native_id()
             os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), niceness))
