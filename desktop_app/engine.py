@@ -112,6 +112,13 @@ def run_generation(workspace: Workspace, ds: Dataset, plan_path: str | Path, ren
                         cancel=cancel)
 
 
+def running_jobs(workspace: Workspace) -> list[dict]:
+    """Jobs of the workspace DB whose status is running (whoever started them)."""
+    from core.jobs import list_jobs
+
+    return [j for j in list_jobs(workspace) if j["status"] == "running"]
+
+
 def export_missing() -> str | None:
     return _missing(("core.export", "export_dataset"))
 

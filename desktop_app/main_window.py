@@ -41,6 +41,8 @@ from desktop_app.widgets.status_bar import StatusBar
 from desktop_app.widgets.thumbnails import ThumbnailLoader
 from desktop_app.workers import create_worker, error_text
 
+JOB_POLL_MS = 2000  # how often the status bar looks for jobs started outside this window
+
 
 # -- extra panels ------------------------------------------------------------------------------
 @dataclass
@@ -303,7 +305,14 @@ class MainWindow(QMainWindow):
         s.error.connect(self.show_error)
         self.status.devicesFound.connect(self.generation.set_devices)
         s.log.connect(self.log_view.append_line)
-        s.jobsChanged.connect(lambda: self.status.set_jobs(s.running_jobs()))
+        s.jobsChanged.connect(self._update_job_label)
+        # jobs started elsewhere (a CLI `generate`, another window) are followed through the DB
+        self.db_jobs: list[dict] = []
+        self._db_poll = None
+        self.job_poll_timer = QTimer(self)
+        self.job_poll_timer.setInterval(JOB_POLL_MS)
+        self.job_poll_timer.timeout.connect(self._poll_db_jobs)
+        self.job_poll_timer.start()
         s.workspaceChanged.connect(self._workspace_changed)
         s.datasetChanged.connect(self.browser.set_dataset)
         s.datasetChanged.connect(lambda ds: self.viewer.show_sample(ds, None) if ds is None else None)
@@ -351,6 +360,21 @@ class MainWindow(QMainWindow):
         ref = SampleRef(f"pair #{item.id}", f"job {item.job_id}", item.image_path, item.label_path)
         self.viewer.show_files(ref, self.gallery.model.label_set)
         self.tabs.setCurrentWidget(self.viewer)
+
+    def _update_job_label(self) -> None:
+        self.status.set_jobs(self.state.running_jobs(), self.db_jobs)
+
+    def _poll_db_jobs(self) -> None:
+        ws = self.state.workspace
+        if ws is None or engine.generation_missing() is not None or (self._db_poll and not self._db_poll.done.is_set()):
+            return
+        w = create_worker(engine.running_jobs, ws)
+        w.returned.connect(self._db_jobs_polled)
+        self._db_poll = w.start()  # not through state.run: polling is not a job the user started
+
+    def _db_jobs_polled(self, jobs: list[dict]) -> None:
+        self.db_jobs = jobs
+        self._update_job_label()
 
     # -- workspace and datasets ----------------------------------------------------------
     def open_workspace(self, path: str | Path, *, create: bool = False) -> bool:
@@ -483,6 +507,9 @@ class MainWindow(QMainWindow):
 
     # -- closing ---------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:
+        self.job_poll_timer.stop()
+        if self._db_poll is not None:
+            self._db_poll.done.wait(5)
         self._save_preferences()
         self.settings.save_window_state(self.saveGeometry(), self.saveState())
         self.settings.sync()

@@ -62,7 +62,16 @@ class StatusBar(QStatusBar):
         self.device = device
         self.device_label.setText(f"Device: {device}")
 
-    def set_jobs(self, names: list[str]) -> None:
+    def set_jobs(self, names: list[str], db_jobs: list[dict] | None = None) -> None:
+        """Jobs of this window by name; `db_jobs` are running rows of the workspace DB (e.g. a CLI `generate`)."""
+        if not names and db_jobs:
+            j = db_jobs[-1]
+            prog = f" {j['done']}/{j['total']}" if j.get("total") else ""
+            more = f" (+{len(db_jobs) - 1} more)" if len(db_jobs) > 1 else ""
+            self.job_label.setText(f"Running elsewhere: job #{j['id']} {j['kind']}{prog}{more}")
+            self.job_label.setToolTip("\n".join(f"job #{x['id']} {x['kind']}: {x['done']}/{x['total']}"
+                                                for x in db_jobs))
+            return
         if not names:
             self.job_label.setText("Idle")
         elif len(names) == 1:
