@@ -25,7 +25,9 @@ def run_demo(cfg: DemoConfig) -> dict:
     from core.workspace import Workspace
 
     exp = preset(cfg.config, device=cfg.device)
-    if cfg.config == "demo":
+    if cfg.config == "ci":
+        exp = replace(exp, arms=("baseline", "recon"))
+    else:
         exp = replace(exp, n_train=cfg.n_train, n_val=cfg.n_val, size=cfg.size)
     payload = run_experiment(exp, cfg.workspace)
     ws = Workspace(cfg.workspace)

@@ -365,6 +365,7 @@ def _run_generate(workspace, dataset, plan, renderer, checkpoint, device, blend,
         key = generate_key(plan, ds.fingerprint(), rend.name, rend.checkpoint_sha256, blend, seed, min_quality)
         job_id, resumed = _find_or_create(ws, key, {
             "key": key, "dataset": str(ds.root), "fingerprint": ds.fingerprint(), "plan": str(plan_source),
+            "label_set": ds.label_set.to_dict(),
             "renderer": rend.name, "checkpoint": str(checkpoint) if checkpoint else None,
             "checkpoint_sha256": rend.checkpoint_sha256, "blend": blend, "seed": seed, "min_quality": min_quality,
             "n_recipes": len(plan.recipes)})

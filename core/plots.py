@@ -18,6 +18,14 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, path: str | Path) -> None:
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
 def bar_chart(
     path: str | Path,
     names: Sequence[str],
@@ -45,11 +53,7 @@ def bar_chart(
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3, which="both")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    _save(plt, fig, path)
 
 
 def delta_chart(path: str | Path, names: Sequence[str], deltas: Sequence[float], *, title: str, ylabel: str) -> None:
@@ -63,11 +67,7 @@ def delta_chart(path: str | Path, names: Sequence[str], deltas: Sequence[float],
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    _save(plt, fig, path)
 
 
 def grouped_delta_chart(path: str | Path, names: Sequence[str], series: dict[str, Sequence[float]], *,
@@ -88,8 +88,4 @@ def grouped_delta_chart(path: str | Path, names: Sequence[str], series: dict[str
     ax.set_title(title)
     ax.legend(fontsize=8, ncol=min(4, n))
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    _save(plt, fig, path)

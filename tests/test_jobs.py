@@ -125,7 +125,10 @@ def _fake_pix2pixhd(monkeypatch, label_nc: int = 35, calls: list | None = None):
                     for lab, inst in zip(labels, instances, strict=True)]
 
     mod.load_renderer = lambda checkpoint, device="auto", **kw: Model()
+    import core.render
+
     monkeypatch.setitem(sys.modules, "core.render.pix2pixhd", mod)
+    monkeypatch.setattr(core.render, "pix2pixhd", mod, raising=False)  # the real one may be imported already
 
 
 def test_generator_renderer_job(setup, monkeypatch, tmp_path):
@@ -453,3 +456,26 @@ def test_procedural_renderer_job(setup):
     with Workspace(ws.parent / "ws_b") as w, w.session() as s:
         assert {p.recipe_index: p.image_sha256 for p in s.scalars(select(m.GeneratedPair))} == \
             {r.recipe_index: r.image_sha256 for r in rows} and again.new == 6
+
+
+def test_quality_gate_with_a_real_segmentation_run(setup, tmp_path):
+    """A 2-iteration PSPNet run stands in for a trained model: scores land in the rows, the threshold rejects."""
+    pytest.importorskip("core.seg.train")
+    import torch
+
+    from core.seg.train import SegTrainConfig, train_seg
+
+    torch.set_num_threads(1)
+    root, ws, plan = setup
+    run = tmp_path / "segrun"
+    train_seg(SegTrainConfig(dataset=str(root), out_dir=str(run), workspace=str(ws), backbone="resnet18",
+                             crop=(64, 128), batch=2, iters=2, workers=0, amp="off", device="cpu",
+                             stdout_json=False, threads=1))
+    res = run_generate(ws, root, plan, "copypaste", min_quality=0.99, device="cpu")
+    with Workspace(ws) as w:
+        pairs = list_pairs(w, job_id=res.job_id)
+    assert len(pairs) == 6
+    for p in pairs:
+        assert p["quality"] is None or 0.0 <= p["quality"] <= 1.0
+        assert p["status"] == ("rejected" if p["quality"] is not None and p["quality"] < 0.99 else "pending")
+    assert res.rejected == sum(p["status"] == "rejected" for p in pairs) > 0

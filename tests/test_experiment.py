@@ -1,0 +1,80 @@
+"""The main job end to end, in the reduced `ci` form: every arm gives a row, outputs parse, runs repeat."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+
+from core.experiment import ALL_ARMS, preset, run_experiment
+from core.workspace import Workspace
+from db import models as m
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def ci_run(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("exp")
+    payload = run_experiment(preset("ci", threads=1), out, say=lambda s: None)
+    return out, payload
+
+
+def test_every_arm_gives_a_row_and_outputs_parse(ci_run) -> None:
+    out, payload = ci_run
+    assert list(payload["arms"]) == list(ALL_ARMS)
+    table = (out / "results.md").read_text()
+    for arm in ALL_ARMS:
+        assert f"| {arm} |" in table
+    data = json.loads((out / "results.json").read_text())
+    assert set(data["arms"]) == set(ALL_ARMS)
+    for arm, row in data["arms"].items():
+        assert 0.0 <= row["miou"] <= 100.0, arm
+        assert row["seeds"] == 1
+    assert data["arms"]["baseline"]["delta"] == 0.0
+    img = cv2.imread(str(out / "delta.png"))
+    assert img is not None and img.shape[1] > 400
+    # the arms with generated data used their own generation jobs, all logged in the workspace
+    assert set(data["jobs"]) == {"copypaste", "single", "multi", "recon", "oracle"}
+    with Workspace(out) as ws, ws.session() as s:
+        runs = s.query(m.TrainingRun).filter(m.TrainingRun.kind == "seg").count()
+        pairs = {j: s.query(m.GeneratedPair).filter(m.GeneratedPair.job_id == j).count()
+                 for j in data["jobs"].values()}
+        assert s.query(m.Job).filter(m.Job.kind == "experiment").count() == 1
+    assert runs == len(ALL_ARMS)
+    assert all(n > 0 for n in pairs.values()), pairs
+
+
+def test_rerun_reuses_finished_work_and_same_seed_repeats_numbers(ci_run, tmp_path: Path) -> None:
+    out, payload = ci_run
+    # same folder: everything is reused, the numbers are read back unchanged
+    again = run_experiment(preset("ci", threads=1, arms=("baseline", "recon")), out, say=lambda s: None)
+    for arm in ("baseline", "recon"):
+        assert again["arms"][arm]["miou"] == payload["arms"][arm]["miou"]
+    # a fresh folder recomputes everything from scratch and gets the same numbers
+    fresh = run_experiment(preset("ci", threads=1, arms=("baseline", "recon")), tmp_path / "exp2",
+                           say=lambda s: None)
+    for arm in ("baseline", "recon"):
+        assert fresh["arms"][arm]["miou"] == pytest.approx(payload["arms"][arm]["miou"], abs=1e-9)
+
+
+def test_experiment_cli_rejects_unknown_config_and_arm(tmp_path: Path) -> None:
+    for args, needle in ((["--config", "huge"], "unknown experiment config"),
+                         (["--config", "ci", "--arms", "baseline,magic"], "unknown arm")):
+        r = subprocess.run([sys.executable, "-m", "core.cli", "experiment", "--out", str(tmp_path / "x"), *args],
+                           capture_output=True, text=True, cwd=REPO)
+        assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr
+
+
+def test_demo_command_prints_table_plots_and_workspace(tmp_path: Path) -> None:
+    ws = tmp_path / "demo"
+    r = subprocess.run([sys.executable, "-m", "core.cli", "demo", "--config", "ci", "--workspace", str(ws)],
+                       capture_output=True, text=True, cwd=REPO, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "| baseline |" in r.stdout and "| recon |" in r.stdout
+    assert (ws / "plots" / "class_shares.png").is_file() and (ws / "results.md").is_file()
+    assert f"segbalance-gui {ws}" in r.stdout
