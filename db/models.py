@@ -159,6 +159,31 @@ class MetricPoint(Base):
     time: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+# -- label-map edits (desktop editor, issue 8) ----------------------------------------------
+class Revision(Base):
+    """A saved edit of a label map; files live under WS/revisions/, the original is never overwritten."""
+
+    __tablename__ = "revision"
+    __table_args__ = (UniqueConstraint("source_key", "number"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # what was edited: "sample:<dataset_id>/<split>/<name>", "pair:<id>" or "file:<hash>"
+    source_key: Mapped[str] = mapped_column(String(255), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    sample_id: Mapped[int | None] = mapped_column(ForeignKey("sample.id", ondelete="SET NULL"))
+    pair_id: Mapped[int | None] = mapped_column(ForeignKey("generated_pair.id", ondelete="SET NULL"))
+    split: Mapped[str] = mapped_column(String(32), default="train")
+    stem: Mapped[str] = mapped_column(String(255))  # Cityscapes-style name, e.g. aachen_000000_000019
+    source_label_path: Mapped[str] = mapped_column(Text)  # absolute; untouched by the edit
+    source_image_path: Mapped[str | None] = mapped_column(Text)
+    label_path: Mapped[str] = mapped_column(Text)  # relative to the workspace, *_gtFine_labelIds.png
+    instance_path: Mapped[str | None] = mapped_column(Text)  # *_gtFine_instanceIds.png (uint16)
+    label_sha256: Mapped[str] = mapped_column(String(64))
+    changed_pixels: Mapped[int] = mapped_column(BigInteger, default=0)  # versus the original
+    pixel_counts: Mapped[dict] = mapped_column(JSON, default=dict)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 # -- layer bank (recombination engine) -----------------------------------------------------
 class LayerBank(Base):
     """Single-class layers cut from one split of a dataset; masks live in shard files under the workspace."""
@@ -226,6 +251,7 @@ __all__ = [
     "GeneratedPair",
     "TrainingRun",
     "MetricPoint",
+    "Revision",
     "LayerBank",
     "LayerSample",
     "Layer",

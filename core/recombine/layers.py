@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -333,7 +332,8 @@ def _iter_cuts(ds: Dataset, refs: list[SampleRef], workers: int):
         for r in refs:
             yield _cut_sample(r)
         return
-    method = "fork" if threading.active_count() == 1 and os.name == "posix" else "spawn"
+    # never plain fork: OpenCV's or Qt's threads (invisible to `threading`) leave locks held in the child
+    method = "forkserver" if os.name == "posix" else "spawn"
     with ProcessPoolExecutor(workers, mp_context=get_context(method), initializer=_init,
                              initargs=(ds, MIN_AREA_FRAC)) as pool:
         try:

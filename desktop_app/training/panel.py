@@ -1,0 +1,447 @@
+"""TrainingPanel: configure and start a PSPNet run (`train-seg` subprocess), watch it live from the workspace
+DB, list runs and compare two of them. The panel never trains in-process: a crashing run cannot take the
+app down."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+from sqlalchemy import select
+
+from core.errors import SegbalanceError
+from core.labels import BUILTIN, CITYSCAPES, LabelSet, label_set_from_dict
+from core.run_metrics import (
+    RunSummary,
+    SegRunRequest,
+    Series,
+    compare_runs,
+    find_run,
+    list_runs,
+    rare_classes,
+    read_new_points,
+    train_class_shares,
+)
+from core.workspace import Workspace
+from db import models as m
+from desktop_app.training.compare import RunCompare
+from desktop_app.training.curves import RunCurves
+from desktop_app.training.process import STOPPED_EXIT_CODE, TrainProcess
+
+BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
+STATUS_COLORS = {"running": "#1f77b4", "done": "#2ca02c", "failed": "#c0392b", "stopped": "#e67e22"}
+ERROR_LINES = 15
+
+
+class TrainingPanel(QWidget):
+    """Training runs of one workspace."""
+
+    statusMessage = Signal(str)
+    runStarted = Signal(str)  # out dir
+    runFinished = Signal(int, bool)  # exit code, stopped by user
+
+    def __init__(self, workspace: Workspace, parent: QWidget | None = None, *, poll_ms: int = 1000) -> None:
+        super().__init__(parent)
+        self.workspace = workspace
+        self.process = TrainProcess(self)
+        self.series: Series | None = None
+        self.selected_run: int | None = None
+        self.current_out: str | None = None
+        self.current_run: int | None = None
+        self._runs: list[RunSummary] = []
+        self._shares_cache: dict[str, tuple[dict, set]] = {}
+        self.command_override: tuple[str, list[str]] | None = None  # tests/demo: run this instead of train-seg
+        self.extra_args: list[str] = []  # appended to train-seg's arguments (e.g. --workers 0 --threads 1)
+
+        self._build()
+        self.process.output.connect(self._on_output)
+        self.process.finished.connect(self._on_finished)
+        self.process.started.connect(lambda: self.statusMessage.emit("training started"))
+        self.timer = QTimer(self, interval=poll_ms)
+        self.timer.timeout.connect(self.poll)
+        self.timer.start()
+        self.refresh_runs()
+
+    # -- layout ---------------------------------------------------------------------------------
+    def _build(self) -> None:
+        form_box = QGroupBox("New PSPNet run")
+        form = QFormLayout(form_box)
+        self.dataset_box = QComboBox()
+        self.dataset_box.setEditable(True)
+        self.dataset_box.setToolTip("dataset folder (Cityscapes layout or images/ + masks/ + classes.json)")
+        browse = QPushButton("…")
+        browse.setFixedWidth(28)
+        browse.clicked.connect(self._browse_dataset)
+        row = QHBoxLayout()
+        row.addWidget(self.dataset_box, 1)
+        row.addWidget(browse)
+        form.addRow("Dataset", row)
+        self.pairs_check = QCheckBox("mix in generated pairs with status:")
+        self.status_checks = {s: QCheckBox(s) for s in ("accepted", "pending", "rejected")}
+        self.status_checks["accepted"].setChecked(True)
+        prow = QHBoxLayout()
+        for c in self.status_checks.values():
+            c.setEnabled(False)
+            prow.addWidget(c)
+        self.pairs_check.toggled.connect(self._pairs_toggled)
+        form.addRow(self.pairs_check)
+        form.addRow("", prow)
+        self.sampler_box = QComboBox()
+        self.sampler_box.addItems(["uniform", "rare-class"])
+        form.addRow("Sampler", self.sampler_box)
+        self.backbone_box = QComboBox()
+        self.backbone_box.addItems(BACKBONES)
+        self.backbone_box.setCurrentText("resnet50")
+        form.addRow("Backbone", self.backbone_box)
+        self.iters_spin = QSpinBox(minimum=1, maximum=10_000_000, value=1000, singleStep=100)
+        form.addRow("Iterations", self.iters_spin)
+        self.batch_spin = QSpinBox(minimum=1, maximum=1024, value=8)
+        form.addRow("Batch", self.batch_spin)
+        self.crop_edit = QLineEdit("256x512")
+        form.addRow("Crop (HxW)", self.crop_edit)
+        self.eval_spin = QSpinBox(minimum=0, maximum=10_000_000, value=200, singleStep=50)
+        self.eval_spin.setToolTip("validate every N iterations (0: only at the end)")
+        form.addRow("Validate every", self.eval_spin)
+        self.device_box = QComboBox()
+        self.device_box.setEditable(True)
+        self.device_box.addItems(["auto", "cpu", "cuda:0"])
+        form.addRow("Device", self.device_box)
+        self.name_edit = QLineEdit(placeholderText="run name (default: generated)")
+        form.addRow("Name", self.name_edit)
+        self.start_btn = QPushButton("Start")
+        self.stop_btn = QPushButton("Stop")
+        self.stop_btn.setEnabled(False)
+        self.stop_btn.setToolTip("SIGTERM: the run saves its checkpoint and stops")
+        self.start_btn.clicked.connect(self.start_run)
+        self.stop_btn.clicked.connect(self.stop_run)
+        brow = QHBoxLayout()
+        brow.addWidget(self.start_btn)
+        brow.addWidget(self.stop_btn)
+        form.addRow(brow)
+        self.run_state = QLabel("")
+        self.run_state.setWordWrap(True)
+        form.addRow(self.run_state)
+
+        runs_box = QGroupBox("Runs")
+        self.runs_table = QTableWidget(0, 5)
+        self.runs_table.setHorizontalHeaderLabels(["id", "name", "status", "iter", "mIoU (%)"])
+        hdr = self.runs_table.horizontalHeader()
+        hdr.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        hdr.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.runs_table.verticalHeader().setVisible(False)
+        self.runs_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.runs_table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.runs_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.runs_table.itemSelectionChanged.connect(self._selection_changed)
+        self.compare_btn = QPushButton("Compare selected (2)")
+        self.compare_btn.setEnabled(False)
+        self.compare_btn.clicked.connect(self.compare_selected)
+        rl = QVBoxLayout(runs_box)
+        rl.addWidget(self.runs_table)
+        rl.addWidget(self.compare_btn)
+
+        left = QSplitter(Qt.Orientation.Vertical)
+        left.addWidget(form_box)
+        left.addWidget(runs_box)
+
+        self.curves = RunCurves()
+        self.compare = RunCompare()
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(2000)
+        self.error_box = QPlainTextEdit()
+        self.error_box.setReadOnly(True)
+        self.error_box.setStyleSheet("color:#c0392b")
+        self.error_box.setMaximumHeight(160)
+        self.error_box.hide()
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.curves, "Live")
+        self.tabs.addTab(self.compare, "Compare")
+        self.tabs.addTab(self.log, "Output")
+        right = QWidget()
+        rlay = QVBoxLayout(right)
+        rlay.setContentsMargins(0, 0, 0, 0)
+        rlay.addWidget(self.error_box)
+        rlay.addWidget(self.tabs, 1)
+
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setSizes([340, 900])
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addWidget(split)
+        self._fill_datasets()
+
+    def _pairs_toggled(self, on: bool) -> None:
+        for c in self.status_checks.values():
+            c.setEnabled(on)
+
+    def _fill_datasets(self) -> None:
+        with self.workspace.session() as s:
+            paths = list(s.scalars(select(m.Dataset.path).order_by(m.Dataset.id)))
+        for p in paths:
+            if self.dataset_box.findText(p) < 0:
+                self.dataset_box.addItem(p)
+
+    def _browse_dataset(self) -> None:
+        d = QFileDialog.getExistingDirectory(self, "Dataset folder")
+        if d:
+            self.dataset_box.setCurrentText(d)
+
+    # -- starting and stopping -------------------------------------------------------------------
+    def request(self) -> SegRunRequest:
+        """The run the form describes."""
+        name = self.name_edit.text().strip() or f"seg_{time.strftime('%Y%m%d_%H%M%S')}"
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+        out = self.workspace.path / "runs" / "seg" / safe
+        return SegRunRequest(
+            dataset=self.dataset_box.currentText().strip(),
+            workspace=str(self.workspace.path),
+            out_dir=str(out),
+            name=name,
+            use_pairs=self.pairs_check.isChecked(),
+            pair_statuses=tuple(s for s, c in self.status_checks.items() if c.isChecked()),
+            sampler=self.sampler_box.currentText(),
+            backbone=self.backbone_box.currentText(),
+            iters=self.iters_spin.value(),
+            batch=self.batch_spin.value(),
+            crop=self.crop_edit.text().strip() or "256x512",
+            eval_interval=self.eval_spin.value(),
+            device=self.device_box.currentText().strip() or "auto",
+            extra_args=list(self.extra_args),
+        )
+
+    def start_run(self) -> bool:
+        """Start the configured run as a subprocess; returns False (and says why) when it cannot."""
+        if self.process.running:
+            self._say("a run is already going; stop it first")
+            return False
+        req = self.request()
+        if self.command_override is None:
+            if not req.dataset:
+                self._say("choose a dataset folder first")
+                return False
+            if not Path(req.dataset).is_dir():
+                self._say(f"{req.dataset}: dataset folder not found")
+                return False
+            if not re.fullmatch(r"\d+x\d+", req.crop):
+                self._say(f"bad crop {req.crop!r}; expected HEIGHTxWIDTH, e.g. 256x512")
+                return False
+            if req.use_pairs and not req.pair_statuses:
+                self._say("tick at least one pair status, or untick 'mix in generated pairs'")
+                return False
+            program, args = req.command()
+        else:
+            program, args = self.command_override
+        self.current_out = req.out_dir
+        self.current_run = None
+        self.error_box.hide()
+        self.error_box.clear()
+        self.log.appendPlainText(f"$ {program} {' '.join(args)}")
+        self.process.start(program, args, cwd=str(self.workspace.path))
+        self.start_btn.setEnabled(False)
+        self.stop_btn.setEnabled(True)
+        self.run_state.setText(f"running → {req.out_dir}")
+        self.runStarted.emit(req.out_dir)
+        return True
+
+    def stop_run(self) -> None:
+        if self.process.running:
+            self.process.stop()
+            self.run_state.setText("stopping (the run saves its checkpoint)…")
+            self.stop_btn.setEnabled(False)
+
+    def _on_output(self, line: str) -> None:
+        self.log.appendPlainText(line)
+
+    def _on_finished(self, code: int, crashed: bool, stopped: bool) -> None:
+        self.start_btn.setEnabled(True)
+        self.stop_btn.setEnabled(False)
+        run_id = self.current_run or (find_run(self.workspace, self.current_out) if self.current_out else None)
+        if stopped and (code in (0, STOPPED_EXIT_CODE) or crashed):
+            self.run_state.setText("stopped; the last checkpoint is kept")
+            self._mark_run(run_id, "stopped")
+        elif code == 0 and not crashed:
+            self.run_state.setText("finished")
+        else:
+            lines = list(self.process.stderr_lines)[-ERROR_LINES:] or list(self.process.stdout_lines)[-ERROR_LINES:]
+            why = "crashed" if crashed else f"exited with code {code}"
+            self.run_state.setText(f"the run {why}")
+            self.error_box.setPlainText(f"Training run {why}. Last lines:\n" + "\n".join(lines))
+            self.error_box.show()
+            self._mark_run(run_id, "failed")
+        self.poll()
+        self.runFinished.emit(code, stopped)
+
+    def _mark_run(self, run_id: int | None, status: str) -> None:
+        """A run whose process is gone but whose row still says running gets its real status."""
+        if run_id is None:
+            return
+        from db.base import utcnow
+
+        with self.workspace.session() as s, s.begin():
+            r = s.get(m.TrainingRun, run_id)
+            if r is not None and r.status == "running":
+                r.status, r.finished_at = status, utcnow()
+
+    # -- live view ---------------------------------------------------------------------------------
+    def poll(self) -> None:
+        """Read what the runs wrote since the last poll."""
+        if self.current_out and self.current_run is None:
+            self.current_run = find_run(self.workspace, self.current_out)
+            if self.current_run is not None:
+                self.refresh_runs()
+                self.select_run(self.current_run)
+        if self.series is not None:
+            if read_new_points(self.workspace, self.series):
+                self._redraw()
+        if self.process.running and self.current_run is not None:
+            self._show_progress(self.current_run)
+        self.refresh_runs()
+
+    def _show_progress(self, run_id: int) -> None:
+        """Iteration, speed and ETA of the running run, from its Job row (train-seg keeps it current)."""
+        with self.workspace.session() as s:
+            run = s.get(m.TrainingRun, run_id)
+            job = s.get(m.Job, run.job_id) if run is not None and run.job_id else None
+        if job is None or not job.total:
+            return
+        text = f"running: iteration {job.done}/{job.total}"
+        if job.rate:
+            text += f" · {job.rate:.2f} it/s"
+        if job.eta_s is not None:
+            mins, secs = divmod(int(job.eta_s), 60)
+            text += f" · ETA {mins}m{secs:02d}s"
+        self.run_state.setText(text)
+
+    def _redraw(self) -> None:
+        run = next((r for r in self._runs if r.id == self.series.run_id), None)
+        title = f"run {self.series.run_id}" + (f" — {run.name} ({run.status})" if run else "")
+        self.curves.update_from(self.series, title)
+
+    def select_run(self, run_id: int) -> None:
+        for row in range(self.runs_table.rowCount()):
+            if int(self.runs_table.item(row, 0).text()) == run_id:
+                self.runs_table.selectRow(row)
+                return
+        self._show_run(run_id)
+
+    def _show_run(self, run_id: int) -> None:
+        if self.series is not None and self.series.run_id == run_id:
+            return
+        self.selected_run = run_id
+        self.series = Series(run_id)
+        run = next((r for r in self._runs if r.id == run_id), None)
+        shares, rare = self._class_shares(run)
+        self.curves.set_class_shares(shares, rare)
+        self.curves.clear(f"run {run_id}")
+        read_new_points(self.workspace, self.series)
+        self._redraw()
+
+    def _class_shares(self, run: RunSummary | None) -> tuple[dict, set]:
+        ds = (run.config or {}).get("dataset") if run else None
+        if not ds:
+            return {}, set()
+        if ds not in self._shares_cache:
+            with self.workspace.session() as s:
+                row = s.scalar(select(m.Dataset).where(m.Dataset.path == str(Path(ds).resolve())))
+            ls = _label_set_of(row.label_set if row is not None else None)
+            shares = train_class_shares(self.workspace, ds, ls)
+            self._shares_cache[ds] = (shares, rare_classes(shares))
+        return self._shares_cache[ds]
+
+    def refresh_runs(self) -> None:
+        runs = list_runs(self.workspace, kind="seg")
+        if [(r.id, r.status, r.iteration, r.miou) for r in runs] == [
+            (r.id, r.status, r.iteration, r.miou) for r in self._runs
+        ]:
+            return
+        selected = self.selected_ids()
+        self._runs = runs
+        table = self.runs_table
+        table.blockSignals(True)
+        table.setRowCount(len(runs))
+        for i, r in enumerate(runs):
+            vals = [str(r.id), r.name, r.status, str(r.iteration), "–" if r.miou is None else f"{r.miou * 100:.1f}"]
+            for col, v in enumerate(vals):
+                it = QTableWidgetItem(v)
+                if col == 2:
+                    it.setForeground(QColor(STATUS_COLORS.get(r.status, "#000000")))
+                table.setItem(i, col, it)
+        table.clearSelection()
+        mode = table.selectionMode()
+        table.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
+        for i, r in enumerate(runs):
+            if r.id in selected:
+                table.selectRow(i)
+        table.setSelectionMode(mode)
+        table.blockSignals(False)
+        self.compare_btn.setEnabled(len(self.selected_ids()) == 2)
+
+    def selected_ids(self) -> list[int]:
+        rows = sorted({i.row() for i in self.runs_table.selectedIndexes()})
+        return [int(self.runs_table.item(r, 0).text()) for r in rows]
+
+    def _selection_changed(self) -> None:
+        ids = self.selected_ids()
+        self.compare_btn.setEnabled(len(ids) == 2)
+        if len(ids) >= 1:
+            self._show_run(ids[0])
+
+    def compare_selected(self) -> None:
+        ids = self.selected_ids()
+        if len(ids) != 2:
+            self._say("select exactly two runs to compare")
+            return
+        a, b = sorted(ids)  # older run as the baseline
+        names = {r.id: r.name for r in self._runs}
+        run_a = next((r for r in self._runs if r.id == a), None)
+        _shares, rare = self._class_shares(run_a)
+        self.compare.show_comparison(f"{a} {names.get(a, '')}", f"{b} {names.get(b, '')}",
+                                     compare_runs(self.workspace, a, b), rare)
+        self.tabs.setCurrentWidget(self.compare)
+
+    def _say(self, msg: str) -> None:
+        self.run_state.setText(msg)
+        self.statusMessage.emit(msg)
+
+    def closeEvent(self, ev) -> None:  # noqa: N802
+        self.timer.stop()
+        super().closeEvent(ev)
+
+
+def _label_set_of(data: dict | None) -> LabelSet:
+    """The dataset's label set as stored in the DB (built-ins by name), Cityscapes when unknown or unreadable."""
+    if not data:
+        return CITYSCAPES
+    if data.get("name") in BUILTIN:
+        return BUILTIN[data["name"]]
+    try:
+        return label_set_from_dict(data)
+    except SegbalanceError:
+        return CITYSCAPES
