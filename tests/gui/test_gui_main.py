@@ -137,6 +137,7 @@ def test_extra_panels_register_through_factories(qtbot, make_window, workspace_p
         raise RuntimeError("boom")
 
     monkeypatch.setattr(main_window, "PANEL_FACTORIES", [factory, broken])
+    monkeypatch.setattr(main_window, "_default_panel_factories", lambda: [])  # only the fake editor
     w = make_window(workspace_path)
     tab = next(i for i in range(w.tabs.count()) if w.tabs.tabText(i) == "Fake editor")
     host = w.tabs.widget(tab)
@@ -189,3 +190,20 @@ def test_a_corrupt_label_is_reported_and_the_rest_measured(qtbot, window, tmp_pa
     assert window.state.stats.n_images == 3
     title, msg = window.errors[-1]
     assert title == "Class statistics" and str(bad) in msg and "1 bad sample left out" in msg
+
+
+def test_label_editor_and_training_tabs_and_ctrl_l(qtbot, make_window, workspace_path, tiny_dataset):
+    """Issue 8's panels are tabs of the main window; Ctrl+L opens the browser's sample in the editor."""
+    w = make_window(workspace_path)
+    titles = [w.tabs.tabText(i) for i in range(w.tabs.count())]
+    assert titles == ["Viewer", "Review", "Label editor", "Training"]
+    editor_host = w.tabs.widget(2)
+    assert editor_host.inner is None  # needs a dataset first
+    assert type(w.tabs.widget(3).inner).__name__ == "TrainingPanel"
+    w.add_dataset(tiny_dataset)
+    wait_for_stats(qtbot, w)
+    qtbot.waitUntil(lambda: editor_host.inner is not None and w.browser.current_ref() is not None, timeout=10_000)
+    w.browser.step(2)
+    assert w.edit_current_sample()
+    assert w.tabs.currentIndex() == 2
+    assert editor_host.inner.source is not None and editor_host.inner.source.stem == "tiny_000002_000019"
