@@ -102,6 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"screenshots: no generation view ({engine.generation_missing()})", file=sys.stderr)
 
+    # 4. the label editor (issue 8) on the sample shown first, when the editor is part of this build
+    w.tabs.setCurrentWidget(w.viewer)
+    if w.edit_current_sample():
+        grab("label-editor")
+
     w.close()
     for p in shots:
         print(p)
