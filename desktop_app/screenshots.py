@@ -45,7 +45,6 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
 
     from core.sample_data import make_sample_dataset
-
     from desktop_app import engine
     from desktop_app.main import create_main_window
 
