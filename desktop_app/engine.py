@@ -1,0 +1,132 @@
+"""The few engine calls the app makes that need more than one core function, kept in one place.
+
+Each function is a plain call into core (no Qt), so it runs in a Worker and stays testable; when an
+engine part is not installed yet, `*_missing()` says so in words the panel can show.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from core.datasets import Dataset
+from core.stats import DatasetStats
+from core.workspace import Workspace
+
+Progress = Callable[[int, int], None] | None
+Cancel = Callable[[], bool] | None
+
+
+def _missing(*modules_attrs: tuple[str, str]) -> str | None:
+    for module, attr in modules_attrs:
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            return f"{module} is not installed in this build"
+        if not hasattr(mod, attr):
+            return f"{module}.{attr} is not available in this build"
+    return None
+
+
+# -- balance planning ----------------------------------------------------------------------------
+def planner_missing() -> str | None:
+    return _missing(("core.balance", "plan_balance"), ("core.recombine.layers", "build_layer_bank"))
+
+
+def preset_names() -> list[str]:
+    from core.balance import PRESETS
+
+    return list(PRESETS)
+
+
+def preset_default(name: str) -> float:
+    from core.balance import PRESETS
+
+    return float(PRESETS[name])
+
+
+def preset_target(name: str, param: float, shares: dict[str, float], allowed: list[str] | None) -> dict[str, float]:
+    from core.balance import preset_target as _preset
+
+    return _preset(f"{name}:{param:g}", shares, allowed)
+
+
+def make_plan(ds: Dataset, workspace: Workspace, stats: DatasetStats, target: dict[str, float], budget: int,
+              strategy: str | dict[str, float], seed: int = 0, *, progress: Progress = None,
+              cancel: Cancel = None):
+    """Build (or reuse) the layer bank, plan, and save the plan under WS/plans/; returns (plan, path)."""
+    from core.balance import plan_balance
+    from core.recombine.layers import build_layer_bank
+
+    bank = build_layer_bank(ds, workspace, progress=progress, cancel=cancel)
+    plan = plan_balance(stats, bank, target, budget, strategy, classes=list(target), seed=seed,
+                        progress=progress, cancel=cancel)
+    if not plan.dataset:
+        plan.dataset = str(ds.root)
+    path = workspace.subdir("plans") / f"plan-{time.strftime('%Y%m%d-%H%M%S')}-{seed}.json"
+    plan.save(path)
+    return plan, path
+
+
+def plan_summary(plan, label_set) -> str:
+    """Recipes per strategy and per class added, in one line each."""
+    by_strategy: dict[str, int] = {}
+    by_class: dict[str, int] = {}
+    for r in plan.recipes:
+        by_strategy[r.strategy] = by_strategy.get(r.strategy, 0) + 1
+        for cid in r.classes_added():
+            c = label_set.by_id.get(cid)
+            name = c.name if c else f"id {cid}"
+            by_class[name] = by_class.get(name, 0) + 1
+    strat = ", ".join(f"{k} {v}" for k, v in sorted(by_strategy.items())) or "-"
+    cls = ", ".join(f"{k} {v}" for k, v in sorted(by_class.items(), key=lambda kv: -kv[1])) or "-"
+    obj = getattr(plan, "objective", {}) or {}
+    gap = f"; target error {obj['before']:.3g} → {obj['after']:.3g}" if "before" in obj and "after" in obj else ""
+    return f"{len(plan.recipes)} recipes (budget {plan.budget}){gap}\nby strategy: {strat}\nadding: {cls}"
+
+
+# -- generation ------------------------------------------------------------------------------------
+def renderer_names() -> list[str]:
+    """Renderers the engine offers (copypaste first: it needs no trained model)."""
+    try:
+        from core.render.base import RENDERERS
+    except ImportError:
+        return ["copypaste", "pix2pixhd"]
+    return sorted(RENDERERS, key=lambda r: r != "copypaste")
+
+
+def generation_missing() -> str | None:
+    return _missing(("core.jobs", "run_generate"))
+
+
+def run_generation(workspace: Workspace, ds: Dataset, plan_path: str | Path, renderer: str, *,
+                   checkpoint: str | None = None, device: str = "auto", min_quality: float | None = None,
+                   log: Callable[[str], None] | None = None, progress: Progress = None, cancel: Cancel = None):
+    """Run (or resume) a generation job: recombine -> render -> score -> pairs in the DB; returns its result."""
+    from core.jobs import run_generate
+
+    return run_generate(workspace, ds, str(plan_path), renderer, checkpoint=checkpoint, device=device,
+                        min_quality=min_quality, plan_source=str(plan_path), log=log, progress=progress,
+                        cancel=cancel)
+
+
+def running_jobs(workspace: Workspace) -> list[dict]:
+    """Jobs of the workspace DB whose status is running (whoever started them)."""
+    from core.jobs import list_jobs
+
+    return [j for j in list_jobs(workspace) if j["status"] == "running"]
+
+
+def export_missing() -> str | None:
+    return _missing(("core.export", "export_dataset"))
+
+
+def export_dataset(workspace: Workspace, ds: Dataset, out: str | Path,
+                   include: tuple[str, ...] = ("pending", "accepted"), *, progress: Progress = None,
+                   cancel: Cancel = None) -> dict:
+    """Write the dataset plus its generated pairs (not the rejected ones) in the Cityscapes layout."""
+    from core.export import export_dataset as _export
+
+    return _export(workspace, ds, out, tuple(include), progress=progress, cancel=cancel)

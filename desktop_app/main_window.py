@@ -1,0 +1,519 @@
+"""The main window: only wires panels to the app state; every panel lives in its own module (widgets/)."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QStyle,
+    QTabWidget,
+    QToolBar,
+    QWidget,
+)
+
+from core.datasets import SampleRef
+from desktop_app import engine
+from desktop_app.resources import app_icon
+from desktop_app.settings import Settings
+from desktop_app.state import AppState
+from desktop_app.widgets import about
+from desktop_app.widgets.balance_editor import BalanceEditor
+from desktop_app.widgets.dataset_browser import DatasetBrowser
+from desktop_app.widgets.generation_panel import GenerationPanel
+from desktop_app.widgets.histogram import ClassHistogram
+from desktop_app.widgets.image_viewer import ImageViewer
+from desktop_app.widgets.log_view import LogView
+from desktop_app.widgets.panel_host import PanelHost
+from desktop_app.widgets.review_gallery import ReviewGallery
+from desktop_app.widgets.status_bar import StatusBar
+from desktop_app.widgets.thumbnails import ThumbnailLoader
+from desktop_app.workers import create_worker, error_text
+
+JOB_POLL_MS = 2000  # how often the status bar looks for jobs started outside this window
+
+
+# -- extra panels ------------------------------------------------------------------------------
+@dataclass
+class PanelSpec:
+    """A panel added by another part of the app: a central tab or a dock."""
+
+    title: str
+    widget: QWidget
+    area: str = "tab"  # "tab", "left", "right" or "bottom"
+
+
+# Panels built elsewhere (label editor in desktop_app/editor/, training in desktop_app/training/) register a
+# factory here: `PANEL_FACTORIES.append(lambda state: PanelSpec("Label editor", LabelEditor(state)))`.
+# Each gets the AppState (workspace, dataset, stats, signals) and nothing else of the window.
+PANEL_FACTORIES: list[Callable[[AppState], PanelSpec]] = []
+
+
+def _editor_panel(state: AppState) -> PanelSpec:
+    from desktop_app.editor import LabelEditor
+
+    def build(st: AppState) -> QWidget | None:
+        if st.workspace is None or st.dataset is None:
+            return None
+        return LabelEditor(st.workspace, st.dataset.label_set)
+
+    host = PanelHost(state, build, lambda st: (st.workspace, st.dataset.label_set.name if st.dataset else None),
+                     "The label editor opens once a workspace and a dataset are open")
+    return PanelSpec("Label editor", host, "tab")
+
+
+def _training_panel(state: AppState) -> PanelSpec:
+    from desktop_app.training import TrainingPanel
+
+    host = PanelHost(state, lambda st: TrainingPanel(st.workspace) if st.workspace is not None else None,
+                     lambda st: st.workspace, "Training runs show once a workspace is open")
+    return PanelSpec("Training", host, "tab")
+
+
+def _default_panel_factories() -> list[Callable[[AppState], PanelSpec]]:
+    """Issue 8's panels when their packages exist (desktop_app/editor, desktop_app/training)."""
+    out = []
+    for module, factory in (("desktop_app.editor", _editor_panel), ("desktop_app.training", _training_panel)):
+        if importlib.util.find_spec(module) is not None:
+            out.append(factory)
+    return out
+
+
+# -- labelme-style named groups ----------------------------------------------------------------
+@dataclass
+class _Actions:
+    new_workspace: QAction
+    open_workspace: QAction
+    add_dataset: QAction
+    refresh_stats: QAction
+    export: QAction
+    quit: QAction
+    prev_sample: QAction
+    next_sample: QAction
+    fit: QAction
+    cancel_jobs: QAction
+    edit_sample: QAction
+    about: QAction
+
+
+@dataclass
+class _Menus:
+    file: QMenu
+    recent: QMenu
+    view: QMenu
+    sample: QMenu
+    jobs: QMenu
+    help: QMenu
+
+
+@dataclass
+class _Docks:
+    browser: QDockWidget
+    histogram: QDockWidget
+    balance: QDockWidget
+    generation: QDockWidget
+    log: QDockWidget
+    extra: list[QDockWidget] = field(default_factory=list)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("MainWindow")
+        self.setWindowTitle("segbalance")
+        self.setWindowIcon(app_icon())
+        self.settings = settings
+        self.state = AppState(settings, self)
+        self.errors: list[tuple[str, str]] = []  # every message shown to the user (tests read it)
+
+        # panels
+        self.thumbnails = ThumbnailLoader(parent=self)
+        self.browser = DatasetBrowser(self.thumbnails)
+        self.viewer = ImageViewer()
+        self.histogram = ClassHistogram()
+        self.balance = BalanceEditor(self.state)
+        self.generation = GenerationPanel(self.state)
+        self.log_view = LogView()
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.gallery = ReviewGallery(self.thumbnails)
+        self.tabs.addTab(self.viewer, "Viewer")
+        self.tabs.addTab(self.gallery, "Review")
+        self.setCentralWidget(self.tabs)
+        self.status = StatusBar()
+        self.setStatusBar(self.status)
+
+        self.docks = _Docks(
+            browser=self._dock("Dataset", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea),
+            histogram=self._dock("Classes", self.histogram, Qt.DockWidgetArea.RightDockWidgetArea),
+            balance=self._dock("Balance", self.balance, Qt.DockWidgetArea.RightDockWidgetArea),
+            generation=self._dock("Generate", self.generation, Qt.DockWidgetArea.BottomDockWidgetArea),
+            log=self._dock("Log", self.log_view, Qt.DockWidgetArea.BottomDockWidgetArea),
+        )
+        self.tabifyDockWidget(self.docks.generation, self.docks.log)
+        self.docks.generation.raise_()
+        # side columns run the full height; the bottom docks sit under the viewer only
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.setDockOptions(self.dockOptions() | QMainWindow.DockOption.AllowTabbedDocks)
+        self.actions = self._make_actions()
+        self.menus = self._make_menus()
+        self._make_toolbar()
+        self._wire()
+        self._add_extra_panels()
+        self.resize(1400, 900)
+        self._default_dock_sizes()
+        geometry, dock_state = settings.window_state()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        self._restore_preferences()
+        if dock_state is not None:
+            self.restoreState(dock_state)
+        else:
+            QTimer.singleShot(0, self._default_dock_sizes)  # dock sizes only stick once the window is laid out
+        self._update_enabled()
+
+    # -- construction ---------------------------------------------------------------------
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{title.lower().replace(' ', '_')}")  # restoreState matches on names
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _default_dock_sizes(self) -> None:
+        """First-run layout: a thumbnail column on the left, the histogram over the balance table on the right."""
+        d = self.docks
+        self.resizeDocks([d.browser, d.histogram], [215, 430], Qt.Orientation.Horizontal)
+        self.resizeDocks([d.histogram, d.balance], [380, 470], Qt.Orientation.Vertical)
+        self.resizeDocks([d.generation], [190], Qt.Orientation.Vertical)
+
+    def _action(self, text: str, slot: Callable, shortcut=None, tip: str = "",
+                icon: QStyle.StandardPixmap | None = None) -> QAction:
+        a = QAction(text, self)
+        if icon is not None:
+            a.setIcon(self.style().standardIcon(icon))
+        if shortcut is not None:
+            keys = shortcut if isinstance(shortcut, list) else [shortcut]
+            a.setShortcuts([QKeySequence(k) for k in keys])
+        a.setStatusTip(tip or text)
+        a.setToolTip(f"{tip or text} ({a.shortcut().toString()})" if shortcut else tip or text)
+        a.triggered.connect(lambda _checked=False: slot())
+        return a
+
+    def _make_actions(self) -> _Actions:
+        act = self._action
+        return _Actions(
+            new_workspace=act("&New workspace…", self.new_workspace_dialog, "Ctrl+N",
+                              "Create a workspace folder", QStyle.StandardPixmap.SP_FileDialogNewFolder),
+            open_workspace=act("&Open workspace…", self.open_workspace_dialog, "Ctrl+O",
+                               "Open a workspace folder", QStyle.StandardPixmap.SP_DialogOpenButton),
+            add_dataset=act("&Add dataset…", self.add_dataset_dialog, "Ctrl+D",
+                            "Add a dataset folder (Cityscapes or images/masks layout)",
+                            QStyle.StandardPixmap.SP_DirIcon),
+            refresh_stats=act("Re&measure classes", self.state.compute_stats, "F5", "Recount class pixels"),
+            export=act("&Export augmented dataset…", self.export_dialog, "Ctrl+E",
+                       "Write the dataset plus the accepted pairs in the Cityscapes layout"),
+            quit=act("&Quit", self.close, "Ctrl+Q"),
+            prev_sample=act("&Previous sample", lambda: self.browser.step(-1), ["PgUp", "Ctrl+Left"],
+                        icon=QStyle.StandardPixmap.SP_ArrowBack),
+            next_sample=act("&Next sample", lambda: self.browser.step(1), ["PgDown", "Ctrl+Right"],
+                        icon=QStyle.StandardPixmap.SP_ArrowForward),
+            fit=act("&Fit to window", self.viewer.canvas.fit, "Ctrl+0",
+                    icon=QStyle.StandardPixmap.SP_TitleBarMaxButton),
+            cancel_jobs=act("&Cancel all jobs", self.state.cancel_all, "Ctrl+Shift+X"),
+            edit_sample=act("&Edit label map", self.edit_current_sample, "Ctrl+L",
+                            "Open the current sample in the label editor"),
+            about=act("&About segbalance", self.show_about),
+        )
+
+    def _make_menus(self) -> _Menus:
+        a, bar = self.actions, self.menuBar()
+        file = bar.addMenu("&File")
+        file.addActions([a.new_workspace, a.open_workspace])
+        recent = file.addMenu("Open &recent")
+        recent.aboutToShow.connect(self._fill_recent)
+        file.addSeparator()
+        file.addActions([a.add_dataset, a.refresh_stats, a.export])
+        file.addSeparator()
+        file.addAction(a.quit)
+        view = bar.addMenu("&View")
+        for d in (self.docks.browser, self.docks.histogram, self.docks.balance, self.docks.generation,
+                  self.docks.log):
+            view.addAction(d.toggleViewAction())
+        sample = bar.addMenu("&Sample")
+        sample.addActions([a.prev_sample, a.next_sample, a.fit, a.edit_sample])
+        jobs = bar.addMenu("&Jobs")
+        jobs.addAction(a.cancel_jobs)
+        help_ = bar.addMenu("&Help")
+        help_.addAction(a.about)
+        return _Menus(file, recent, view, sample, jobs, help_)
+
+    def _make_toolbar(self) -> None:
+        tb = QToolBar("Main")
+        tb.setObjectName("toolbar_main")
+        tb.setMovable(False)
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        a = self.actions
+        tb.addActions([a.open_workspace, a.add_dataset])
+        self.dataset_box = QComboBox()
+        self.dataset_box.setMinimumWidth(260)
+        self.dataset_box.setToolTip("Datasets of this workspace")
+        self.dataset_box.activated.connect(self._dataset_chosen)
+        tb.addWidget(self.dataset_box)
+        tb.addSeparator()
+        tb.addActions([a.prev_sample, a.next_sample, a.fit])
+        self.addToolBar(tb)
+        self.toolbar = tb
+
+    def add_panel(self, spec: PanelSpec) -> None:
+        """Add a tab or dock built outside this module (see PANEL_FACTORIES)."""
+        if spec.area == "tab":
+            self.tabs.addTab(spec.widget, spec.title)
+            return
+        area = {
+            "left": Qt.DockWidgetArea.LeftDockWidgetArea,
+            "right": Qt.DockWidgetArea.RightDockWidgetArea,
+            "bottom": Qt.DockWidgetArea.BottomDockWidgetArea,
+        }[spec.area]
+        dock = self._dock(spec.title, spec.widget, area)
+        self.docks.extra.append(dock)
+        self.menus.view.addAction(dock.toggleViewAction())
+
+    def _add_extra_panels(self) -> None:
+        for factory in [*_default_panel_factories(), *PANEL_FACTORIES]:
+            try:
+                spec = factory(self.state)
+            except Exception as exc:  # noqa: BLE001 - one broken panel must not keep the app from starting
+                self.state.log.emit(f"panel {getattr(factory, '__name__', factory)} not added: {error_text(exc)}")
+                continue
+            self.add_panel(spec)
+
+    def _wire(self) -> None:
+        s = self.state
+        s.error.connect(self.show_error)
+        self.status.devicesFound.connect(self.generation.set_devices)
+        s.log.connect(self.log_view.append_line)
+        s.jobsChanged.connect(self._update_job_label)
+        # jobs started elsewhere (a CLI `generate`, another window) are followed through the DB
+        self.db_jobs: list[dict] = []
+        self._db_poll = None
+        self.job_poll_timer = QTimer(self)
+        self.job_poll_timer.setInterval(JOB_POLL_MS)
+        self.job_poll_timer.timeout.connect(self._poll_db_jobs)
+        self.job_poll_timer.start()
+        s.workspaceChanged.connect(self._workspace_changed)
+        s.datasetChanged.connect(self.browser.set_dataset)
+        s.datasetChanged.connect(lambda ds: self.viewer.show_sample(ds, None) if ds is None else None)
+        s.datasetChanged.connect(lambda _ds: self._fill_datasets())
+        s.statsChanged.connect(lambda st: self.browser.set_stats(st))
+        s.statsChanged.connect(lambda _st: self.histogram.set_stats(s.stats_for(s.split)))
+        s.splitChanged.connect(lambda split: self.histogram.set_stats(s.stats_for(split)))
+        s.targetChanged.connect(self.histogram.set_target)
+        s.planChanged.connect(lambda plan: self.histogram.set_predicted(getattr(plan, "after", None)))
+        self.browser.splitChanged.connect(s.set_split)
+        self.browser.sampleSelected.connect(lambda ref: self.viewer.show_sample(s.dataset, ref))
+        self.viewer.nextRequested.connect(lambda: self.browser.step(1))
+        self.viewer.prevRequested.connect(lambda: self.browser.step(-1))
+        self.histogram.classClicked.connect(self.browser.set_class_filter)
+        s.workspaceChanged.connect(self.gallery.set_workspace)
+        s.datasetChanged.connect(lambda ds: self.gallery.set_label_set(ds.label_set if ds is not None else None))
+        s.pairsChanged.connect(self.gallery.refresh)
+        self.gallery.exportRequested.connect(self.export_dialog)
+        self.gallery.pairActivated.connect(self.show_pair)
+        self.histogram.classClicked.connect(lambda _name: self.docks.browser.raise_())
+
+    def _tab_with(self, method: str) -> int | None:
+        """Index of the first tab whose panel (or hosted panel) offers `method` (e.g. the label editor)."""
+        for i in range(self.tabs.count()):
+            w = self.tabs.widget(i)
+            inner = getattr(w, "inner", None) or w
+            if callable(getattr(inner, method, None)):
+                return i
+        return None
+
+    def edit_current_sample(self) -> bool:
+        """Open the browser's current sample in the label editor tab (issue 8), when there is one."""
+        i = self._tab_with("open_sample")
+        ref = self.browser.current_ref()
+        if i is None or ref is None or self.state.dataset is None:
+            self.status.showMessage("No label editor, or no sample selected", 5000)
+            return False
+        w = self.tabs.widget(i)
+        (getattr(w, "inner", None) or w).open_sample(self.state.dataset, ref)
+        self.tabs.setCurrentIndex(i)
+        return True
+
+    def show_pair(self, item) -> None:
+        """A generated pair in the viewer, where it can be zoomed and its classes toggled."""
+        ref = SampleRef(f"pair #{item.id}", f"job {item.job_id}", item.image_path, item.label_path)
+        self.viewer.show_files(ref, self.gallery.model.label_set)
+        self.tabs.setCurrentWidget(self.viewer)
+
+    def _update_job_label(self) -> None:
+        self.status.set_jobs(self.state.running_jobs(), self.db_jobs)
+
+    def _poll_db_jobs(self) -> None:
+        ws = self.state.workspace
+        if ws is None or engine.generation_missing() is not None or (self._db_poll and not self._db_poll.done.is_set()):
+            return
+        w = create_worker(engine.running_jobs, ws)
+        w.returned.connect(self._db_jobs_polled)
+        self._db_poll = w.start()  # not through state.run: polling is not a job the user started
+
+    def _db_jobs_polled(self, jobs: list[dict]) -> None:
+        self.db_jobs = jobs
+        self._update_job_label()
+
+    # -- workspace and datasets ----------------------------------------------------------
+    def open_workspace(self, path: str | Path, *, create: bool = False) -> bool:
+        return self.state.open_workspace(path, create=create)
+
+    def open_workspace_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open workspace", self.settings.last_workspace() or "")
+        if path:
+            self.open_workspace(path)
+
+    def new_workspace_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "New workspace (choose or create an empty folder)")
+        if path:
+            self.open_workspace(path, create=True)
+
+    def add_dataset(self, path: str | Path):
+        return self.state.add_dataset(path)
+
+    def add_dataset_dialog(self) -> None:
+        if self.state.workspace is None:
+            self.show_error("Add dataset", "open or create a workspace first (File > New workspace)")
+            return
+        path = QFileDialog.getExistingDirectory(self, "Add dataset folder")
+        if path:
+            self.add_dataset(path)
+
+    def export_dialog(self) -> None:
+        missing = engine.export_missing()
+        if missing is not None:
+            self.show_error("Export", f"export unavailable: {missing}")
+            return
+        if self.state.workspace is None or self.state.dataset is None:
+            self.show_error("Export", "open a workspace and a dataset first")
+            return
+        out = QFileDialog.getExistingDirectory(self, "Export augmented dataset to (an empty folder)")
+        if out:
+            self.export_to(out)
+
+    def export_to(self, out: str | Path):
+        """Export the dataset plus accepted pairs in the background; returns the worker."""
+        s = self.state
+        w = create_worker(engine.export_dataset, s.workspace, s.dataset, out)
+        w.returned.connect(lambda _r: s.log.emit(f"exported to {out}"))
+        w.returned.connect(lambda _r: self.status.showMessage(f"Exported to {out}", 10_000))
+        return s.run("Export", w)
+
+    def _fill_recent(self) -> None:
+        m = self.menus.recent
+        m.clear()
+        for p in self.settings.recent_workspaces():
+            m.addAction(p, lambda p=p: self.open_workspace(p))
+        if m.isEmpty():
+            m.addAction("(none)").setEnabled(False)
+
+    def _workspace_changed(self, ws) -> None:
+        self.setWindowTitle(f"segbalance — {ws.path}" if ws is not None else "segbalance")
+        self.thumbnails.set_cache_dir(ws.subdir("cache", "thumbnails") if ws is not None else None)
+        self._fill_datasets()
+        self._update_enabled()
+
+    def _fill_datasets(self) -> None:
+        self.dataset_box.clear()
+        for row in self.state.dataset_rows():
+            self.dataset_box.addItem(f"{Path(row.path).name}  ({row.format})", row.id)
+            self.dataset_box.setItemData(self.dataset_box.count() - 1, row.path, Qt.ItemDataRole.ToolTipRole)
+        i = self.dataset_box.findData(self.state.dataset_id)
+        self.dataset_box.setCurrentIndex(i)
+
+    def _dataset_chosen(self, index: int) -> None:
+        row_id = self.dataset_box.itemData(index)
+        if row_id is not None and row_id != self.state.dataset_id:
+            self.state.open_dataset_row(row_id)
+
+    def _update_enabled(self) -> None:
+        has_ws = self.state.workspace is not None
+        for a in (self.actions.add_dataset, self.actions.refresh_stats, self.actions.export):
+            a.setEnabled(has_ws)
+
+    # -- messages ------------------------------------------------------------------------
+    def show_error(self, title: str, message: str) -> None:
+        """A non-blocking message box: the app keeps running, and tests never hang on it."""
+        self.errors.append((title, message))
+        self.status.showMessage(f"{title}: {message}", 10_000)
+        box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setObjectName("error_box")
+        box.open()
+
+    def about_text(self) -> str:
+        return about.about_text(self.status.device)
+
+    def show_about(self) -> None:
+        about.show_about(self, self.status.device)
+
+    # -- preferences -------------------------------------------------------------------------
+    def _preference_widgets(self) -> dict[str, QWidget]:
+        """Controls whose value the app remembers between runs, by settings key."""
+        return {
+            "prefs/overlay_opacity": self.viewer.opacity,
+            "prefs/histogram_mode": self.histogram.mode,
+            "prefs/histogram_sort": self.histogram.sort,
+            "prefs/histogram_log": self.histogram.log,
+            "prefs/generation_renderer": self.generation.renderer,
+            "prefs/generation_device": self.generation.device,
+            "prefs/plan_budget": self.balance.budget,
+        }
+
+    def _restore_preferences(self) -> None:
+        for key, w in self._preference_widgets().items():
+            v = self.settings.get(key)
+            if v is None:
+                continue
+            if isinstance(w, QComboBox):
+                i = w.findText(str(v))
+                if i >= 0:
+                    w.setCurrentIndex(i)
+            elif isinstance(w, QCheckBox):
+                w.setChecked(bool(v))
+            elif isinstance(v, (int, float)):
+                w.setValue(v)
+
+    def _save_preferences(self) -> None:
+        for key, w in self._preference_widgets().items():
+            if isinstance(w, QComboBox):
+                self.settings.set(key, w.currentText())
+            elif isinstance(w, QCheckBox):
+                self.settings.set(key, w.isChecked())
+            else:
+                self.settings.set(key, w.value())
+
+    # -- closing ---------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.job_poll_timer.stop()
+        if self._db_poll is not None:
+            self._db_poll.done.wait(5)
+        self._save_preferences()
+        self.settings.save_window_state(self.saveGeometry(), self.saveState())
+        self.settings.sync()
+        self.state.close_workspace()
+        self.thumbnails.clear_queue()
+        self.thumbnails.wait_idle(5000)
+        super().closeEvent(event)

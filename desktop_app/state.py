@@ -1,0 +1,217 @@
+"""What the app has open (workspace, dataset, stats, plan) and the background work on it.
+
+Panels read from here and listen to its signals; the main window only wires them. All engine
+calls go through core/db, long ones through desktop_app.workers.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+from sqlalchemy import select
+
+from core.datasets import Dataset, open_dataset
+from core.errors import WorkspaceError
+from core.stats import DatasetStats, dataset_stats
+from core.workspace import Workspace
+from db import models as m
+from desktop_app.settings import Settings
+from desktop_app.workers import Worker, create_worker, error_text
+
+SMALL_DATASET = 256  # below this, stats scan in-process (a process pool costs more than it saves)
+
+
+def split_stats(stats: DatasetStats, refs_split: dict[str, str], split: str | None) -> DatasetStats:
+    """The stats of one split, cut out of the all-splits stats (None = all)."""
+    if split is None:
+        return stats
+    samples = [s for s in stats.samples if refs_split.get(s.id) == split]
+    return DatasetStats(stats.label_set, split, samples)
+
+
+class AppState(QObject):
+    workspaceChanged = Signal(object)  # Workspace | None
+    datasetChanged = Signal(object)  # core Dataset | None
+    statsChanged = Signal(object)  # DatasetStats of all splits | None
+    splitChanged = Signal(object)  # str | None
+    planChanged = Signal(object)  # core.balance Plan | None
+    targetChanged = Signal(object)  # dict class_name -> share | None
+    pairsChanged = Signal()  # generated pairs added or reviewed
+    error = Signal(str, str)  # title, one-line message
+    log = Signal(str)
+    jobsChanged = Signal()
+
+    def __init__(self, settings: Settings, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.workspace: Workspace | None = None
+        self.dataset: Dataset | None = None
+        self.dataset_id: int | None = None
+        self.stats: DatasetStats | None = None
+        self.sample_split: dict[str, str] = {}
+        self.split: str | None = None
+        self.plan = None
+        self.plan_path: Path | None = None  # the saved plan file generation runs on
+        self.target: dict[str, float] | None = None
+        self.jobs: dict[Worker, str] = {}
+        self._stats_worker: Worker | None = None
+        self.device = "cpu"
+
+    # -- background work -------------------------------------------------------------
+    def run(self, name: str, worker: Worker) -> Worker:
+        """Start a worker and track it for the status bar; errors go to the error signal."""
+        self.jobs[worker] = name
+        worker.errored.connect(lambda exc, n=name: self.error.emit(n, error_text(exc)))
+        worker.errored.connect(lambda exc, n=name: self.log.emit(f"{n}: failed: {error_text(exc)}"))
+        worker.cancelled.connect(lambda n=name: self.log.emit(f"{n}: cancelled"))
+        worker.finished.connect(lambda w=worker: self._job_done(w))
+        self.log.emit(f"{name}: started")
+        worker.start()
+        self.jobsChanged.emit()
+        return worker
+
+    def _job_done(self, worker: Worker) -> None:
+        self.jobs.pop(worker, None)
+        self.jobsChanged.emit()
+
+    def running_jobs(self) -> list[str]:
+        return list(self.jobs.values())
+
+    def cancel_all(self) -> None:
+        for w in list(self.jobs):
+            w.cancel()
+
+    # -- workspace --------------------------------------------------------------------
+    def open_workspace(self, path: str | Path, *, create: bool = False) -> bool:
+        """Open (or create) a workspace; a bad folder is reported through `error` and changes nothing."""
+        try:
+            ws = Workspace(path, create=create)
+        except WorkspaceError as exc:
+            self.error.emit("Open workspace", str(exc))
+            return False
+        self.close_workspace()
+        self.workspace = ws
+        self.settings.add_recent_workspace(ws.path)
+        self.log.emit(f"workspace {ws.path}")
+        self.workspaceChanged.emit(ws)
+        last = self.settings.get(f"workspace_dataset/{ws.path}")
+        rows = self.dataset_rows()
+        row = next((r for r in rows if r.id == last), rows[-1] if rows else None)
+        if row is not None:
+            self.open_dataset_row(row.id)
+        return True
+
+    def close_workspace(self) -> None:
+        self.cancel_all()
+        for w in list(self.jobs):
+            w.done.wait(10)  # engines stop at their next cancel check
+        self._set_dataset(None, None)
+        if self.workspace is not None:
+            self.workspace.close()
+        self.workspace = None
+        self.workspaceChanged.emit(None)
+
+    def dataset_rows(self) -> list[m.Dataset]:
+        if self.workspace is None:
+            return []
+        with self.workspace.session() as s:
+            return list(s.scalars(select(m.Dataset).order_by(m.Dataset.id)))
+
+    # -- datasets ---------------------------------------------------------------------
+    def add_dataset(self, path: str | Path) -> Worker | None:
+        """Detect the format, register the dataset in the workspace, then measure it (all in the background)."""
+        if self.workspace is None:
+            self.error.emit("Add dataset", "open or create a workspace first")
+            return None
+        ws = self.workspace
+
+        def _open(p: str) -> tuple[Dataset, int]:
+            ds = open_dataset(p)
+            ds.samples()  # scan now, off the UI thread; layout errors surface here
+            return ds, ws.register_dataset(ds)
+
+        w = create_worker(_open, str(path))
+        w.returned.connect(lambda res: self._set_dataset(*res))
+        return self.run("Add dataset", w)
+
+    def open_dataset_row(self, row_id: int) -> None:
+        """Reopen a dataset registered earlier; a folder that vanished is reported, the DB is left alone."""
+        rows = {r.id: r for r in self.dataset_rows()}
+        row = rows.get(row_id)
+        if row is None:
+            return
+        if not os.path.isdir(row.path):
+            self.error.emit(
+                "Open dataset",
+                f"{row.path}: dataset folder not found (moved or deleted since it was added); "
+                "add it again from its new place",
+            )
+            self._set_dataset(None, None)
+            return
+        self.add_dataset(row.path)
+
+    def _set_dataset(self, ds: Dataset | None, row_id: int | None) -> None:
+        if self._stats_worker is not None:
+            self._stats_worker.cancel()
+        self.dataset, self.dataset_id = ds, row_id
+        self.stats, self.plan, self.plan_path, self.target = None, None, None, None
+        self.sample_split = {r.id: r.split for r in ds.samples()} if ds is not None else {}
+        if ds is not None and self.workspace is not None:
+            self.settings.set(f"workspace_dataset/{self.workspace.path}", row_id)
+            self.log.emit(f"dataset {ds.root} ({ds.format}, {len(self.sample_split)} samples)")
+        self.datasetChanged.emit(ds)
+        self.statsChanged.emit(None)
+        self.planChanged.emit(None)
+        if ds is not None:
+            self.compute_stats()
+
+    def compute_stats(self) -> Worker | None:
+        ds, ws = self.dataset, self.workspace
+        if ds is None or ws is None:
+            return None
+        n = len(self.sample_split)
+        workers = 1 if n < SMALL_DATASET else min(4, os.cpu_count() or 1)
+        w = create_worker(dataset_stats, ds, None, workspace=ws, workers=workers, skip_bad=True)
+        w.returned.connect(lambda st, d=ds: self._set_stats(d, st))
+        self._stats_worker = w
+        return self.run("Class statistics", w)
+
+    def _set_stats(self, ds: Dataset, stats: DatasetStats) -> None:
+        if ds is not self.dataset:
+            return  # a stale scan of a dataset closed meanwhile
+        self.stats = stats
+        if stats.bad:
+            more = f" (and {len(stats.bad) - 1} more)" if len(stats.bad) > 1 else ""
+            self.log.emit(f"{len(stats.bad)} bad samples skipped, first: {stats.bad[0].error}")
+            n = len(stats.bad)
+            self.error.emit("Class statistics", f"{n} bad sample{'s' if n > 1 else ''} left out of the "
+                                                f"statistics: {stats.bad[0].error}{more}")
+        self.statsChanged.emit(stats)
+
+    def set_split(self, split: str | None) -> None:
+        if split != self.split:
+            self.split = split
+            self.splitChanged.emit(split)
+
+    def stats_for(self, split: str | None) -> DatasetStats | None:
+        if self.stats is None:
+            return None
+        return split_stats(self.stats, self.sample_split, split)
+
+    def train_stats(self) -> DatasetStats | None:
+        """The stats a balance plan works on: the train split when there is one."""
+        if self.stats is None:
+            return None
+        splits = set(self.sample_split.values())
+        return self.stats_for("train" if "train" in splits else None)
+
+    # -- plan -------------------------------------------------------------------------
+    def set_plan(self, plan) -> None:
+        self.plan = plan
+        self.planChanged.emit(plan)
+
+    def set_target(self, target: dict[str, float] | None) -> None:
+        self.target = target
+        self.targetChanged.emit(target)

@@ -1,0 +1,1 @@
+"""One widget or panel per module; the main window wires them together."""

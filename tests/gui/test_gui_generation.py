@@ -1,0 +1,150 @@
+"""Generation panel user stories against the engine adapter (desktop_app.engine): progress to 100 %,
+pairs reaching the gallery, a job failing mid-way, cancelling. The real copypaste job is in
+test_gui_pipeline.py."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from sqlalchemy import func, select
+
+from core.errors import Cancelled, DataError
+from core.io import write_png
+from db import models as m
+from desktop_app import engine
+
+
+def fake_generation(n: int, fail_at: int | None = None, delay: float = 0.01):
+    """An engine-shaped job: files first, then a row per pair; progress and cancel like core.jobs."""
+
+    def run(workspace, ds, plan_path, renderer, *, checkpoint=None, device="auto", min_quality=None,
+            log=None, progress=None, cancel=None):
+        with workspace.session() as s, s.begin():
+            job = m.Job(kind="generate", params={"renderer": renderer}, status="running", total=n)
+            s.add(job)
+            s.flush()
+            job_id = job.id
+        for i in range(n):
+            if cancel and cancel():
+                raise Cancelled()
+            if fail_at is not None and i == fail_at:
+                raise DataError("corrupt or truncated PNG (cannot decode)", "/data/broken_gtFine_labelIds.png")
+            d = workspace.subdir("pairs", str(job_id))
+            lab = np.full((16, 32), 7, np.uint8)
+            lab[4:10, 4:12] = 26
+            write_png(d / f"p{i}_gtFine_labelIds.png", lab)
+            write_png(d / f"p{i}_leftImg8bit.png", np.full((16, 32, 3), 90, np.uint8), rgb=True)
+            with workspace.session() as s, s.begin():
+                s.add(m.GeneratedPair(job_id=job_id, recipe_index=i, recipe={}, strategy="single",
+                                      source_samples=["a"], classes_added=["car"],
+                                      image_path=workspace.rel(d / f"p{i}_leftImg8bit.png"),
+                                      label_path=workspace.rel(d / f"p{i}_gtFine_labelIds.png"),
+                                      renderer=renderer))
+            time.sleep(delay)
+            if log and i == 0:
+                log("first pair written")
+            if progress:
+                progress(i + 1, n)
+        return job_id
+
+    return run
+
+
+@pytest.fixture
+def gen_window(loaded_window, monkeypatch, tmp_path):
+    plan = tmp_path / "plan.json"
+    plan.write_text("{}")
+    loaded_window.state.plan_path = plan
+    monkeypatch.setattr(engine, "generation_missing", lambda: None)
+    loaded_window.generation._update_plan_label()
+    return loaded_window
+
+
+def pair_count(win) -> int:
+    with win.state.workspace.session() as s:
+        return s.scalar(select(func.count()).select_from(m.GeneratedPair))
+
+
+def test_job_runs_to_100_percent_and_gallery_shows_the_pairs(qtbot, gen_window, monkeypatch):
+    monkeypatch.setattr(engine, "run_generation", fake_generation(12))
+    g = gen_window.generation
+    assert g.start_button.isEnabled() and "plan.json" in g.plan_label.text()
+    with qtbot.waitSignal(g.jobFinished, timeout=20_000) as done:
+        qtbot.mouseClick(g.start_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: "Running: Generate (copypaste)" in gen_window.status.job_label.text(), timeout=5000)
+    assert done.args == ["done"]
+    assert g.progress.value() == g.progress.maximum() == 12
+    assert g.progress.text() == "12 / 12 pairs (100%)"
+    assert gen_window.gallery.model.rowCount() == 12
+    qtbot.waitUntil(lambda: "generate: first pair written" in gen_window.log_view.toPlainText(), timeout=2000)
+    qtbot.waitUntil(lambda: gen_window.status.job_label.text() == "Idle", timeout=5000)
+    assert g.start_button.isEnabled()
+
+
+def test_job_failing_midway_shows_the_error_and_keeps_the_pairs(qtbot, gen_window, monkeypatch):
+    monkeypatch.setattr(engine, "run_generation", fake_generation(10, fail_at=4))
+    g = gen_window.generation
+    with qtbot.waitSignal(g.jobFinished, timeout=20_000) as done:
+        g.start()
+    assert done.args == ["failed"]
+    assert "/data/broken_gtFine_labelIds.png: corrupt or truncated PNG" in g.error_label.text()
+    qtbot.waitUntil(lambda: "Generate (copypaste): failed" in gen_window.log_view.toPlainText(), timeout=2000)
+    assert pair_count(gen_window) == 4 and gen_window.gallery.model.rowCount() == 4
+    qtbot.waitUntil(lambda: g.start_button.isEnabled(), timeout=5000)
+    assert gen_window.isVisible()
+
+
+def test_cancel_stops_a_running_generation(qtbot, gen_window, monkeypatch):
+    monkeypatch.setattr(engine, "run_generation", fake_generation(10_000, delay=0.005))
+    g = gen_window.generation
+    g.start()
+    qtbot.waitUntil(lambda: g.progress.value() > 0, timeout=10_000)
+    assert g.cancel_button.isEnabled()
+    t0 = time.monotonic()
+    with qtbot.waitSignal(g.jobFinished, timeout=5000) as done:
+        qtbot.mouseClick(g.cancel_button, Qt.MouseButton.LeftButton)
+    assert done.args == ["cancelled"] and time.monotonic() - t0 < 1.0
+    assert 0 < pair_count(gen_window) < 10_000
+    assert g.rate_label.text() == "cancelled"
+
+
+def test_pix2pixhd_without_checkpoint_says_what_is_missing(qtbot, gen_window):
+    g = gen_window.generation
+    g.renderer.setCurrentText("pix2pixhd")
+    assert g.checkpoint.isEnabled()
+    assert g.start() is None
+    assert "needs a generator checkpoint" in g.error_label.text()
+
+
+def test_train_tiny_gan_runs_the_cli_in_a_subprocess_and_picks_its_checkpoint(qtbot, loaded_window, tmp_path):
+    import sys
+
+    g = loaded_window.generation
+    fake_cli = tmp_path / "fake_train_gan.py"
+    fake_cli.write_text(
+        "import sys, pathlib\n"
+        "out = pathlib.Path(sys.argv[sys.argv.index('--out') + 1]); out.mkdir(parents=True, exist_ok=True)\n"
+        "assert sys.argv[sys.argv.index('--preset') + 1] == 'tiny'\n"
+        "print('iter 10/10 loss_G 1.0')\n"
+        "(out / 'latest_net_G.pth').write_bytes(b'weights')\n"
+    )
+    g.train_command = [sys.executable, str(fake_cli)]
+    qtbot.mouseClick(g.train_button, Qt.MouseButton.LeftButton)
+    assert not g.train_button.isEnabled()
+    qtbot.waitUntil(lambda: g.train_process is None, timeout=20_000)
+    assert g.checkpoint.text().endswith("runs/gan-tiny/latest_net_G.pth")
+    assert g.renderer.currentText() == "pix2pixhd" and g.train_button.isEnabled()
+    assert "train-gan: iter 10/10 loss_G 1.0" in loaded_window.log_view.toPlainText()
+
+
+def test_train_tiny_gan_failure_is_shown(qtbot, loaded_window):
+    import sys
+
+    g = loaded_window.generation
+    g.train_command = [sys.executable, "-c", "import sys; print('error: no GPU'); sys.exit(2)"]
+    g.train_tiny_gan()
+    qtbot.waitUntil(lambda: g.train_process is None, timeout=20_000)
+    assert "train-gan exited with code 2" in g.error_label.text()
