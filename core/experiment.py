@@ -298,6 +298,10 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, *, say: Say = print, 
     from core.workspace import Workspace
 
     progress_factory = progress_factory or cli_progress
+    if cfg.threads:  # results depend on the thread count (float reduction order): fix it for every step
+        import torch
+
+        torch.set_num_threads(cfg.threads)
     out = Path(out).resolve()
     t0 = time.time()
     ws = Workspace(out)

@@ -11,7 +11,6 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 
 import cv2
 import numpy as np
@@ -20,6 +19,7 @@ from sqlalchemy import select
 from core.datasets import Dataset, SampleRef
 from core.errors import Cancelled, DataError
 from core.labels import LabelSet
+from core.parallel import process_context
 
 Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
@@ -186,9 +186,7 @@ def _scan(
                 progress(i + 1, n)
         return results
     # never plain fork: OpenCV's (or Qt's) threads in this process would deadlock the children
-    ctx = get_context("forkserver" if os.name == "posix" else "spawn")
-    if os.name == "posix":
-        ctx.set_forkserver_preload(["core.stats"])
+    ctx = process_context()
     chunk = max(1, min(32, n // (workers * 8)))
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(ds,)) as pool:

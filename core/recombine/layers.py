@@ -15,7 +15,6 @@ import zlib
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 
 import cv2
@@ -25,6 +24,7 @@ from sqlalchemy import delete, insert, select
 from core.datasets import Dataset, SampleRef
 from core.errors import Cancelled, DataError
 from core.labels import LabelSet
+from core.parallel import process_context
 
 Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
@@ -333,8 +333,7 @@ def _iter_cuts(ds: Dataset, refs: list[SampleRef], workers: int):
             yield _cut_sample(r)
         return
     # never plain fork: OpenCV's or Qt's threads (invisible to `threading`) leave locks held in the child
-    method = "forkserver" if os.name == "posix" else "spawn"
-    with ProcessPoolExecutor(workers, mp_context=get_context(method), initializer=_init,
+    with ProcessPoolExecutor(workers, mp_context=process_context(), initializer=_init,
                              initargs=(ds, MIN_AREA_FRAC)) as pool:
         try:
             yield from pool.map(_cut_sample, refs, chunksize=2)

@@ -70,7 +70,8 @@ def workspace_pairs(workspace, statuses: list[str], label_set: LabelSet, job_ids
         select(m.GeneratedPair, m.Job.params)
         .outerjoin(m.Job, m.Job.id == m.GeneratedPair.job_id)
         .where(m.GeneratedPair.status.in_(statuses))
-        .order_by(m.GeneratedPair.id)
+        # writer threads commit rows in any order: recipe order keeps training reproducible
+        .order_by(m.GeneratedPair.job_id, m.GeneratedPair.recipe_index)
     )
     if job_ids:
         q = q.where(m.GeneratedPair.job_id.in_(job_ids))
@@ -395,13 +396,13 @@ def _worker_init(_: int) -> None:
 
 def make_loader(dataset: SegTrainSet, sampler: StreamSampler, workers: int, *, pin_memory: bool = False) -> DataLoader:
     """DataLoader over the stream; worker processes decode/augment while the main process trains."""
-    import multiprocessing as mp
+    from core.parallel import process_context
 
     # Not fork: a parent that already ran OpenCV (or torch) thread pools leaves their locks held in a
     # forked child, and the worker hangs on its first cv2 call. forkserver children start clean.
     ctx = None
     if workers:
-        ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+        ctx = process_context()
     return DataLoader(
         dataset,
         multiprocessing_context=ctx,
