@@ -180,7 +180,8 @@ def _generator(ctx: Context) -> Path:
     from core.render.gan_train import CKPT_NAME, make_config, train_gan
 
     out_dir = ctx.out / "gan"
-    final = out_dir / "latest_net_G.pth"
+    # the full checkpoint, not latest_net_G.pth: it carries the training size, so pairs render at it
+    final = out_dir / CKPT_NAME
     done = out_dir / ".complete"
     if final.exists() and done.exists():
         return final
@@ -191,7 +192,7 @@ def _generator(ctx: Context) -> Path:
     with ctx.progress_factory("pix2pixHD", "it") as progress:
         res = train_gan(ctx.ds, ctx.ws, out_dir, cfg, resume=resume, progress=progress, cancel=ctx.cancel)
     done.write_text("ok")
-    return Path(res.generator)
+    return Path(res.checkpoint)
 
 
 def _pairs(ctx: Context, arm: str) -> int:
