@@ -3,7 +3,8 @@
 Default 512p generator (random weights: speed does not depend on them) at 256x512 and 512x1024 (HxW):
 fp32 eager vs bf16 autocast eager vs torch.compile'd bf16, compile warm-up reported separately; bf16-vs-fp32
 mean absolute difference on the [-1, 1] scale; the tiny preset's images/s at 256x128; the tiny preset's
-training step time at 256x128; peak RSS.
+training step time at 256x128; peak RSS. Also the CPU's bf16/fp32 matmul ceiling and the generator's conv
+FLOPs, which bound what any kernel tuning can reach here (without AMX, bf16 runs on AVX512-BF16 dot products).
 
     PYTHONPATH=. python benchmarks/bench_render.py [--reps 3] [--no-compile] [--threads 2]
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import resource
 import sys
 import time
@@ -73,6 +75,47 @@ def raw_output(g: torch.nn.Module, x: torch.Tensor, dtype: torch.dtype | None) -
         return g(x).float()
 
 
+def conv_flops(g: torch.nn.Module, x: torch.Tensor) -> tuple[float, float]:
+    """(FLOPs of all convs, FLOPs of the first conv) of one forward pass; 2 FLOPs per multiply-add."""
+    counts: list[float] = []
+
+    def hook(m: torch.nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        if isinstance(m, torch.nn.ConvTranspose2d):  # every input pixel scatters a k*k*out_ch patch
+            macs = inp[0].numel() * m.out_channels * m.kernel_size[0] * m.kernel_size[1] // m.groups
+        else:
+            macs = out.numel() * m.in_channels * m.kernel_size[0] * m.kernel_size[1] // m.groups
+        counts.append(2.0 * macs)
+
+    hs = [m.register_forward_hook(hook) for m in g.modules() if isinstance(m, (torch.nn.Conv2d,
+                                                                                torch.nn.ConvTranspose2d))]
+    with torch.inference_mode():
+        g(x)
+    for h in hs:
+        h.remove()
+    return sum(counts), counts[0]
+
+
+def gemm_peak(dtype: torch.dtype, n: int = 4096, reps: int = 3) -> float:
+    """Best-of-reps GFLOP/s of a square matmul: the CPU's practical ceiling for conv-heavy nets."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def cpu_flags() -> str:
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split("flags", 2)[1].splitlines()[0].split())
+    except (OSError, IndexError):
+        return "unknown"
+    return " ".join(f for f in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags) + \
+        ("" if "amx_bf16" in flags else " (no AMX)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=3, help="timed repetitions per setting (median reported)")
@@ -84,7 +127,10 @@ def main() -> None:
     warnings.simplefilter("ignore")
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpu capability "
           f"{torch.backends.cpu.get_cpu_capability()}, bf16 kernels: {bf16_supported(torch.device('cpu'))}")
-    print("NOTE: shared 2-core machine (other jobs running): timings are noisy, medians of few reps.\n")
+    print(f"CPU flags: {cpu_flags()}; load average at start {os.getloadavg()[0]:.2f} (timings are medians of "
+          f"few reps: run on a quiet machine)")
+    peak = {dt: gemm_peak(dt) for dt in (torch.float32, torch.bfloat16)}
+    print(f"4096^3 matmul ceiling: fp32 {peak[torch.float32]:.0f} GFLOP/s, bf16 {peak[torch.bfloat16]:.0f} GFLOP/s\n")
 
     torch.manual_seed(0)
     arch = Pix2PixHDConfig(label_nc=35)
@@ -101,6 +147,9 @@ def main() -> None:
         rows = []
         r32 = Renderer(copy.deepcopy(g), arch, (w, h), cpu, "-", amp="off")
         rows.append(("fp32 eager", *time_renderer(r32, lab, inst, args.reps)))
+        rcv = Renderer(copy.deepcopy(g), arch, (w, h), cpu, "-", amp="bf16", table_front=False)
+        rows.append(("bf16 conv-front", *time_renderer(rcv, lab, inst, args.reps)))
+        del rcv
         rbf = Renderer(copy.deepcopy(g), arch, (w, h), cpu, "-", amp="bf16")
         rows.append(("bf16 eager", *time_renderer(rbf, lab, inst, args.reps)))
         y32 = raw_output(r32.generator, x, None)
@@ -110,11 +159,17 @@ def main() -> None:
             rc = Renderer(copy.deepcopy(g), arch, (w, h), cpu, "-", amp="bf16", compile=True)
             rows.append(("bf16 compiled", *time_renderer(rc, lab, inst, args.reps)))
             diffs["bf16 compiled"] = (raw_output(rc._forward, x, torch.bfloat16) - y32).abs().mean().item()
-        print(f"512p G at {h}x{w} (HxW), batch 1, whole render() incl. one-hot/edges/uint8:")
+        total, front = conv_flops(g, x)
+        print(f"512p G at {h}x{w} (HxW), batch 1, whole render() incl. labels/edges/uint8 (the first conv is a "
+              f"table lookup except in 'conv-front'):")
         for name, first, t, best in rows:
             d = f"  mean|diff| vs fp32 {diffs[name]:.4f}" if name in diffs else ""
-            print(f"  {name:<14} median {t:7.3f} s/img ({1 / t:5.2f} img/s), best {best:7.3f} s/img;"
+            print(f"  {name:<15} median {t:7.3f} s/img ({1 / t:5.2f} img/s), best {best:7.3f} s/img;"
                   f"  first call (warm-up) {first:7.2f} s{d}")
+        rest = total - front
+        print(f"  conv work {total / 1e9:.0f} GFLOP ({rest / 1e9:.0f} without the first conv); at the bf16 matmul "
+              f"ceiling that alone takes {rest / 1e9 / peak[torch.bfloat16]:.3f} s/img; 0.25 s/img would need "
+              f"{rest / 1e9 / 0.25:.0f} GFLOP/s")
         print(f"  peak RSS so far {rss_mb():.0f} MB\n")
 
     # tiny preset inference at 256x128

@@ -258,3 +258,48 @@ def test_legacy_non_zip_state_dict_loads(tmp_path):
     assert p.read_bytes()[:1] == b"\x80"
     r = load_renderer(p, "cpu", size=(64, 32), amp="off")
     assert torch.equal(r.generator.state_dict()["model.1.weight"], g.state_dict()["model.1.weight"])
+
+
+@pytest.mark.parametrize("use_instance", [True, False])
+def test_table_front_equals_the_first_conv_on_one_hot_input(use_instance):
+    """The renderer's lookup-table front must be the same function as pad + 7x7 conv over one-hot + edges."""
+    from core.render.pix2pixhd import LabelTableFront, label_input
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(35 + use_instance, 16, 7)
+    rng = np.random.default_rng(0)
+    lab = torch.from_numpy(rng.integers(0, 35, (2, 24, 40)))
+    lab[0, :5, :7] = 255  # ignore ids: all-zero one-hot
+    inst = lab.clone()
+    inst[:, 10:, 20:] = 26001
+    cfg = Pix2PixHDConfig(label_nc=35, use_instance=use_instance)
+    x = label_input(lab, inst, cfg)
+    ref = conv(torch.nn.functional.pad(x, (3, 3, 3, 3), mode="reflect"))
+    got = LabelTableFront(conv, 35, use_instance)(lab, edge_map(inst) if use_instance else None)
+    assert got.shape == ref.shape
+    assert torch.allclose(got, ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("netG", ["global", "local"])
+def test_renderer_with_table_front_matches_the_plain_network(netG, tmp_path):
+    cfg = Pix2PixHDConfig(**{**TINY, "netG": netG, "n_blocks_local": 1})
+    torch.manual_seed(1)
+    g = build_generator(cfg)
+    for m in g.modules():  # non-zero biases, so the table's bias path is exercised
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.normal_(m.bias, 0, 0.1)
+    p = tmp_path / "latest_net_G.pth"
+    torch.save(g.state_dict(), p)
+    lab = np.full((32, 64), 7, np.uint8)
+    lab[:8] = 23
+    lab[20:, 10:30] = 26
+    lab[0, :4] = 255
+    inst = lab.astype(np.int32)
+    inst[20:, 20:30] = 26001
+    fast = load_renderer(p, "cpu", size=(64, 32), amp="off")
+    plain = load_renderer(p, "cpu", size=(64, 32), amp="off", table_front=False)
+    assert fast.front is not None and plain.front is None
+    a, b = fast.render(lab, inst), plain.render(lab, inst)
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+    fast16 = load_renderer(p, "cpu", size=(64, 32), amp="bf16")
+    assert np.abs(fast16.render(lab, inst).astype(float) - b).mean() / 127.5 < 0.02
