@@ -78,3 +78,39 @@ def test_demo_command_prints_table_plots_and_workspace(tmp_path: Path) -> None:
     assert "| baseline |" in r.stdout and "| recon |" in r.stdout
     assert (ws / "plots" / "class_shares.png").is_file() and (ws / "results.md").is_file()
     assert f"segbalance-gui {ws}" in r.stdout
+
+
+def test_estimate_multiplies_measured_unit_costs_by_the_schedule(tmp_path: Path, capsys) -> None:
+    """`experiment --estimate` sizes a config (the paper one on a GPU) without running it or writing anything."""
+    from core.cli import main
+    from core.estimate import estimate_experiment
+
+    cfg = preset("ci", arms=("baseline", "recon", "single"), seeds=2)
+    est = estimate_experiment(cfg, steps=1, say=lambda s: None)
+    parts = {c["what"].split(",")[0]: c for c in est["components"]}
+    assert set(parts) == {"PSPNet-resnet18 training step", "PSPNet evaluation", "pix2pixHD tiny G+D step",
+                          "pix2pixHD render"}
+    assert parts["PSPNet-resnet18 training step"]["count"] == 3 * 2 * cfg.seg_iters
+    assert parts["PSPNet evaluation"]["count"] == 3 * 2 * cfg.n_val
+    assert parts["pix2pixHD tiny G+D step"]["count"] == cfg.gan_iters
+    assert parts["pix2pixHD render"]["count"] == 2 * cfg.budget  # two generating arms
+    for c in est["components"]:
+        assert c["seconds_per_unit"] > 0 and c["peak_mb"] > 0
+    assert abs(est["total_s"] - sum(c["seconds_per_unit"] * c["count"] for c in est["components"])) < 1e-6
+    # without generating arms, no GAN parts; the CLI prints the table and leaves --out alone
+    rc = main(["experiment", "--config", "ci", "--arms", "baseline", "--estimate", "--estimate-steps", "1",
+               "--out", str(tmp_path / "never")])
+    out = capsys.readouterr().out
+    assert rc == 0 and "| PSPNet-resnet18 training step" in out and "pix2pixHD" not in out
+    assert "of compute, peak memory" in out and not (tmp_path / "never").exists()
+
+
+def test_estimate_extrapolates_a_batch_too_big_to_measure() -> None:
+    from dataclasses import replace
+
+    from core.estimate import estimate_experiment
+
+    cfg = replace(preset("ci", arms=("baseline",)), seg_batch=6)
+    step = estimate_experiment(cfg, steps=1, say=lambda s: None)["components"][0]
+    assert "batch 6" in step["what"] and "extrapolated" in step["note"]
+    assert step["peak_mb"] > 0 and step["seconds_per_unit"] > 0

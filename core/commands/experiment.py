@@ -18,6 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gan-iters", type=int, help="override the pix2pixHD schedule")
     p.add_argument("--budget", type=int, help="generated pairs per arm")
     p.add_argument("--pretrained", help="local ImageNet backbone weights for PSPNet")
+    p.add_argument("--estimate", action="store_true",
+                   help="time a few steps of each part on this device and print the config's run time and peak "
+                        "memory instead of running it")
+    p.add_argument("--estimate-steps", type=int, default=2, help="timed steps per part with --estimate")
     p.set_defaults(func=run)
 
 
@@ -27,5 +31,10 @@ def run(args: argparse.Namespace) -> int:
     arms = tuple(a.strip() for a in args.arms.split(",") if a.strip()) if args.arms else None
     cfg = preset(args.config, dataset=args.dataset, seeds=args.seeds, arms=arms, device=args.device,
                  seg_iters=args.seg_iters, gan_iters=args.gan_iters, budget=args.budget, pretrained=args.pretrained)
+    if args.estimate:
+        from core.estimate import estimate_experiment
+
+        estimate_experiment(cfg, steps=args.estimate_steps)
+        return 0
     run_experiment(cfg, args.out)
     return 0
