@@ -72,7 +72,7 @@ class ExperimentConfig:
 
 PRESETS: dict[str, ExperimentConfig] = {
     # 2 CPU cores, at most 90 minutes for all arms x 3 seeds
-    "small": ExperimentConfig(gan_iters=1500, seg_iters=250),
+    "small": ExperimentConfig(gan_iters=1500, seg_iters=230),
     # the method's Cityscapes protocol (GPU): PSPNet-50, 512x1024 crops, full schedule
     "paper": ExperimentConfig(
         name="paper", n_train=0, n_val=0, size=(2048, 1024), arms=tuple(a for a in ALL_ARMS if a != "oracle"),
