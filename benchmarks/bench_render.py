@@ -70,11 +70,6 @@ def time_renderer(r: Renderer, lab: np.ndarray, inst: np.ndarray, reps: int) -> 
     return first, float(np.median(times)), float(np.min(times))
 
 
-def raw_output(g: torch.nn.Module, x: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
-    with torch.inference_mode(), torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
-        return g(x).float()
-
-
 def conv_flops(g: torch.nn.Module, x: torch.Tensor) -> tuple[float, float]:
     """(FLOPs of all convs, FLOPs of the first conv) of one forward pass; 2 FLOPs per multiply-add."""
     counts: list[float] = []
@@ -152,13 +147,12 @@ def main() -> None:
         del rcv
         rbf = Renderer(copy.deepcopy(g), arch, (w, h), cpu, "-", amp="bf16")
         rows.append(("bf16 eager", *time_renderer(rbf, lab, inst, args.reps)))
-        y32 = raw_output(r32.generator, x, None)
-        ybf = raw_output(rbf.generator, x, torch.bfloat16)
-        diffs = {"bf16 eager": (ybf - y32).abs().mean().item()}
+        y32 = r32.raw_output([lab], [inst])
+        diffs = {"bf16 eager": (rbf.raw_output([lab], [inst]) - y32).abs().mean().item()}
         if not args.no_compile:
             rc = Renderer(copy.deepcopy(g), arch, (w, h), cpu, "-", amp="bf16", compile=True)
             rows.append(("bf16 compiled", *time_renderer(rc, lab, inst, args.reps)))
-            diffs["bf16 compiled"] = (raw_output(rc._forward, x, torch.bfloat16) - y32).abs().mean().item()
+            diffs["bf16 compiled"] = (rc.raw_output([lab], [inst]) - y32).abs().mean().item()
         total, front = conv_flops(g, x)
         print(f"512p G at {h}x{w} (HxW), batch 1, whole render() incl. labels/edges/uint8 (the first conv is a "
               f"table lookup except in 'conv-front'):")

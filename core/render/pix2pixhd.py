@@ -379,6 +379,19 @@ class Renderer:
         instances = list(instances) if instances is not None else [None] * len(labels)
         if len(instances) != len(labels):
             raise SegbalanceError(f"{len(labels)} label maps but {len(instances)} instance maps")
+        y = self.raw_output(labels, instances)
+        imgs = ((y.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        out = []
+        for img, lab in zip(imgs, labels, strict=True):
+            hh, ww = np.asarray(lab).shape[:2]
+            img = np.ascontiguousarray(img)
+            if (ww, hh) != self.size:
+                img = cv2.resize(img, (ww, hh), interpolation=cv2.INTER_CUBIC)
+            out.append(img)
+        return out
+
+    def raw_output(self, labels: Sequence[np.ndarray], instances: Sequence[np.ndarray | None]) -> torch.Tensor:
+        """G's float32 output in [-1, 1] at `self.size`, (B,3,H,W): what benchmarks compare across precisions."""
         prepared = [self._prepare(lab, ins) for lab, ins in zip(labels, instances, strict=True)]
         with torch.inference_mode():
             lab_t = torch.from_numpy(np.stack([p[0] for p in prepared])).to(self.device)
@@ -401,15 +414,7 @@ class Renderer:
                 args.append(f.to(self.dtype) if self.dtype is not None else f)
             with autocast_context(self.device, self.dtype), self._compile_options():
                 y = self._forward(*args)
-        imgs = ((y.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        out = []
-        for img, lab in zip(imgs, labels, strict=True):
-            hh, ww = np.asarray(lab).shape[:2]
-            img = np.ascontiguousarray(img)
-            if (ww, hh) != self.size:
-                img = cv2.resize(img, (ww, hh), interpolation=cv2.INTER_CUBIC)
-            out.append(img)
-        return out
+        return y.float()
 
     def render(self, label: np.ndarray, instance: np.ndarray | None = None) -> np.ndarray:
         """One RGB uint8 image for one label map."""
