@@ -134,6 +134,7 @@ def seg_eval(backbone: str, size: tuple[int, int], amp: str, device: torch.devic
 
 def gan_step(preset: str, size: tuple[int, int], amp: str, device: torch.device, steps: int) -> tuple[float, float]:
     """(seconds, peak MB) of one pix2pixHD G+D step at batch 1 (the release's batch) on a (W, H) image."""
+    from core.render.gan_losses import VGGLoss, load_vgg19, vgg_weights_path
     from core.render.gan_train import make_config, train_step
     from core.render.pix2pixhd_nets import build_discriminator, build_generator, init_weights
 
@@ -150,7 +151,9 @@ def gan_step(preset: str, size: tuple[int, int], amp: str, device: torch.device,
     g = torch.Generator().manual_seed(0)
     label = torch.randint(0, 34, (1, h, w), generator=g)
     batch = (label.to(device), label.to(device), (torch.rand(1, 3, h, w, generator=g) * 2 - 1).to(device))
-    t = _timed(lambda: train_step(G, D, None, D, batch, cfg.arch, cfg, opt_G, opt_D, scaler, None, device),
+    vgg_file = vgg_weights_path(None)  # the training loss includes VGG when the user has the weights file
+    vgg = VGGLoss(load_vgg19(vgg_file)).to(device) if vgg_file else None
+    t = _timed(lambda: train_step(G, D, None, D, batch, cfg.arch, cfg, opt_G, opt_D, scaler, vgg, device),
                steps, device)
     return t, _peak_mb(device)
 
@@ -176,6 +179,7 @@ def render_one(preset: str, size: tuple[int, int], device: torch.device, steps: 
 def estimate_experiment(cfg, *, steps: int = 2, say: Callable[[str], None] = print) -> dict:
     """Measured unit costs x the config's schedule; returns {"components": [...], "total_s", "peak_mb"}."""
     from core.experiment import GAN_ARMS, fast_amp
+    from core.render.gan_losses import VGG_ENV, vgg_weights_path
     from core.seg.runtime import resolve_device
 
     if steps < 1:
@@ -213,7 +217,8 @@ def estimate_experiment(cfg, *, steps: int = 2, say: Callable[[str], None] = pri
         gsize = tuple(cfg.gan_size)
         tg, mg = gan_step(cfg.gan_preset, gsize, amp, device, steps)
         comps.append(Cost(f"pix2pixHD {cfg.gan_preset} G+D step, {gsize[0]}x{gsize[1]}", "step", tg, cfg.gan_iters,
-                          mg, "batch 1, without the VGG loss (add ~1/3 with it)"))
+                          mg, "batch 1, " + ("with the VGG loss" if vgg_weights_path(None) else
+                                             f"without the VGG loss (no VGG19 file in ${VGG_ENV})")))
         tr, mr = render_one(cfg.gan_preset, gsize, device, steps)
         comps.append(Cost(f"pix2pixHD render, {gsize[0]}x{gsize[1]}", "pair", tr, len(gan_arms) * cfg.budget, mr,
                           f"{len(gan_arms)} arms x {cfg.budget} pairs"))

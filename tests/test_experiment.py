@@ -80,11 +80,12 @@ def test_demo_command_prints_table_plots_and_workspace(tmp_path: Path) -> None:
     assert f"segbalance-gui {ws}" in r.stdout
 
 
-def test_estimate_multiplies_measured_unit_costs_by_the_schedule(tmp_path: Path, capsys) -> None:
+def test_estimate_multiplies_measured_unit_costs_by_the_schedule(tmp_path: Path, capsys, monkeypatch) -> None:
     """`experiment --estimate` sizes a config (the paper one on a GPU) without running it or writing anything."""
     from core.cli import main
     from core.estimate import estimate_experiment
 
+    monkeypatch.delenv("SEGBALANCE_VGG19", raising=False)
     cfg = preset("ci", arms=("baseline", "recon", "single"), seeds=2)
     est = estimate_experiment(cfg, steps=1, say=lambda s: None)
     parts = {c["what"].split(",")[0]: c for c in est["components"]}
@@ -94,6 +95,7 @@ def test_estimate_multiplies_measured_unit_costs_by_the_schedule(tmp_path: Path,
     assert parts["PSPNet evaluation"]["count"] == 3 * 2 * cfg.n_val
     assert parts["pix2pixHD tiny G+D step"]["count"] == cfg.gan_iters
     assert parts["pix2pixHD render"]["count"] == 2 * cfg.budget  # two generating arms
+    assert "without the VGG loss" in parts["pix2pixHD tiny G+D step"]["note"]  # says what it did not time
     for c in est["components"]:
         assert c["seconds_per_unit"] > 0 and c["peak_mb"] > 0
     assert abs(est["total_s"] - sum(c["seconds_per_unit"] * c["count"] for c in est["components"])) < 1e-6
