@@ -19,28 +19,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.estimate import peak_mb, reset_peak  # noqa: E402
 from core.seg.data import normalize  # noqa: E402
 from core.seg.model import PSPNet, PSPNetConfig  # noqa: E402
 from core.seg.runtime import autocast  # noqa: E402
 from core.seg.train import SegTrainConfig, segmentation_loss, train_seg  # noqa: E402
 
 H, W = 256, 512
-
-
-def peak_rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def reset_peak() -> None:
-    try:  # Linux: "5" resets the peak RSS (VmHWM) of this process
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        pass
+CPU = torch.device("cpu")
 
 
 def bare_steps(model: PSPNet, batch: int, steps: int, amp: str, warmup: int = 1) -> list[float]:
@@ -110,13 +96,13 @@ def main() -> None:
     for name in args.backbones.split(","):
         for amp in ("off", "bf16"):
             torch.manual_seed(0)
-            reset_peak()
+            reset_peak(CPU)
             model = PSPNet(PSPNetConfig(19, name))
             times = bare_steps(model, args.batch, args.steps, amp)
             step = float(np.median(times))
             ev = eval_ips(model, 2, amp)
             print(f"{name:<10}{'fp32' if amp == 'off' else amp:<6}{step:>9.3f}{args.batch / step:>13.2f}{ev:>12.2f}"
-                  f"{peak_rss_mb():>13.0f}", flush=True)
+                  f"{peak_mb(CPU):>13.0f}", flush=True)
             if name == "resnet18" and amp == "off":
                 bare_r18 = step
             del model

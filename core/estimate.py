@@ -40,7 +40,8 @@ class Cost:
         return self.seconds_per_unit * self.count
 
 
-def _reset_peak(device: torch.device) -> None:
+def reset_peak(device: torch.device) -> None:
+    """Start a new peak-memory window (CUDA allocator, or this process's RSS on Linux)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -52,7 +53,8 @@ def _reset_peak(device: torch.device) -> None:
         pass
 
 
-def _peak_mb(device: torch.device) -> float:
+def peak_mb(device: torch.device) -> float:
+    """Peak memory in MB since the last reset_peak."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -95,7 +97,7 @@ def seg_step(backbone: str, crop: tuple[int, int], batch: int, amp: str, device:
     from core.seg.runtime import autocast
     from core.seg.train import segmentation_loss
 
-    _reset_peak(device)
+    reset_peak(device)
     model = PSPNet(PSPNetConfig(N_CLASSES, backbone)).to(device).train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
     g = torch.Generator().manual_seed(0)
@@ -111,7 +113,7 @@ def seg_step(backbone: str, crop: tuple[int, int], batch: int, amp: str, device:
         opt.step()
 
     t = _timed(step, steps, device)
-    return t, _peak_mb(device)
+    return t, peak_mb(device)
 
 
 def seg_eval(backbone: str, size: tuple[int, int], amp: str, device: torch.device, steps: int) -> tuple[float, float]:
@@ -120,7 +122,7 @@ def seg_eval(backbone: str, size: tuple[int, int], amp: str, device: torch.devic
     from core.seg.model import PSPNet, PSPNetConfig
     from core.seg.runtime import autocast
 
-    _reset_peak(device)
+    reset_peak(device)
     model = PSPNet(PSPNetConfig(N_CLASSES, backbone)).to(device).eval()
     x = normalize(torch.zeros(1, 3, size[1], size[0], dtype=torch.uint8, device=device))
 
@@ -129,7 +131,7 @@ def seg_eval(backbone: str, size: tuple[int, int], amp: str, device: torch.devic
             model(x).argmax(1)
 
     t = _timed(fwd, steps, device)
-    return t, _peak_mb(device)
+    return t, peak_mb(device)
 
 
 def gan_step(preset: str, size: tuple[int, int], amp: str, device: torch.device, steps: int) -> tuple[float, float]:
@@ -138,7 +140,7 @@ def gan_step(preset: str, size: tuple[int, int], amp: str, device: torch.device,
     from core.render.gan_train import make_config, train_step
     from core.render.pix2pixhd_nets import build_discriminator, build_generator, init_weights
 
-    _reset_peak(device)
+    reset_peak(device)
     cfg = make_config(preset, label_nc=35, amp=amp, size=size)
     torch.manual_seed(0)
     G, D = build_generator(cfg.arch).to(device), build_discriminator(cfg.arch).to(device)
@@ -155,7 +157,7 @@ def gan_step(preset: str, size: tuple[int, int], amp: str, device: torch.device,
     vgg = VGGLoss(load_vgg19(vgg_file)).to(device) if vgg_file else None
     t = _timed(lambda: train_step(G, D, None, D, batch, cfg.arch, cfg, opt_G, opt_D, scaler, vgg, device),
                steps, device)
-    return t, _peak_mb(device)
+    return t, peak_mb(device)
 
 
 def render_one(preset: str, size: tuple[int, int], device: torch.device, steps: int) -> tuple[float, float]:
@@ -164,7 +166,7 @@ def render_one(preset: str, size: tuple[int, int], device: torch.device, steps: 
     from core.render.pix2pixhd import Renderer
     from core.render.pix2pixhd_nets import build_generator, init_weights
 
-    _reset_peak(device)
+    reset_peak(device)
     arch = make_config(preset, label_nc=35).arch
     torch.manual_seed(0)
     G = build_generator(arch)
@@ -173,7 +175,7 @@ def render_one(preset: str, size: tuple[int, int], device: torch.device, steps: 
     lab = np.full((size[1], size[0]), 7, np.uint8)
     lab[: size[1] // 3] = 23
     t = _timed(lambda: r.render(lab), steps, device)
-    return t, _peak_mb(device)
+    return t, peak_mb(device)
 
 
 def estimate_experiment(cfg, *, steps: int = 2, say: Callable[[str], None] = print) -> dict:

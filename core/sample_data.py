@@ -205,21 +205,20 @@ def _facades(s: _Scene, st: dict) -> None:
                 hh = 0.8 + 1.6 * _noise1d(rng, zf, 4.0)
                 s.paint(ok & (height_at >= -s.hc) & (height_at <= hh - s.hc), zf * 0.97, VEGETATION)
         if d["wall"]:
-            z0 = rng.uniform(4, 25)
-            z1 = z0 + rng.uniform(10, 60)
-            wh = rng.uniform(1.0, 2.6)
-            xw = d["walk"] + side * 0.15
-            zw = (s.f * xw / dxc).astype(np.float32)
-            hw = s.dy * (-xw / dxc)
-            s.paint(cols & (zw > z0) & (zw < z1) & (hw >= -s.hc) & (hw <= wh - s.hc), zw, WALL)
+            _barrier(s, rng, cols, dxc, d["walk"] + side * 0.15, (4, 25), (10, 60), (1.0, 2.6), WALL)
         if d["fence"]:
-            z0 = rng.uniform(3, 20)
-            z1 = z0 + rng.uniform(15, 80)
-            fh = rng.uniform(1.1, 2.2)
-            xw = d["walk"] + side * 0.05
-            zw = (s.f * xw / dxc).astype(np.float32)
-            hw = s.dy * (-xw / dxc)
-            s.paint(cols & (zw > z0) & (zw < z1) & (hw >= -s.hc) & (hw <= fh - s.hc), zw, FENCE)
+            _barrier(s, rng, cols, dxc, d["walk"] + side * 0.05, (3, 20), (15, 80), (1.1, 2.2), FENCE)
+
+
+def _barrier(s: _Scene, rng: np.random.Generator, cols: np.ndarray, dxc: np.ndarray, x: float,
+             start: tuple[float, float], length: tuple[float, float], height: tuple[float, float], cls: int) -> None:
+    """A wall or fence along the sidewalk at lateral position x: a random stretch of random height."""
+    z0 = rng.uniform(*start)
+    z1 = z0 + rng.uniform(*length)
+    top = rng.uniform(*height)
+    zw = (s.f * x / dxc).astype(np.float32)
+    hw = s.dy * (-x / dxc)
+    s.paint(cols & (zw > z0) & (zw < z1) & (hw >= -s.hc) & (hw <= top - s.hc), zw, cls)
 
 
 def _far_end(s: _Scene, st: dict) -> None:
