@@ -36,7 +36,7 @@ demo: install
 	$(BIN)/segbalance demo --workspace $(WORKSPACE)
 
 lint: install
-	$(BIN)/ruff check core db desktop_app tests benchmarks
+	$(BIN)/ruff check core db desktop_app resources packaging tests benchmarks
 
 test: install lint
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
@@ -45,7 +45,7 @@ bench: install
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 screenshots: install
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m desktop_app.screenshots docs/screenshots
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m segbalance.desktop_app.screenshots docs/screenshots
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,6 +1,6 @@
 """Label-map editor figures on a full-size 2048x1024 map: stroke latency, undo memory, autosave time.
 
-Run: PYTHONPATH=. python benchmarks/bench_editor.py [--cityscapes /path/to/sample]
+Run: python benchmarks/bench_editor.py [--cityscapes /path/to/sample]
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.edit import LabelEdit, stroke_mask
-from core.labels import CITYSCAPES
-from core.revisions import EditSource, save_working
-from core.workspace import Workspace
+from segbalance.core.edit import LabelEdit, stroke_mask
+from segbalance.core.labels import CITYSCAPES
+from segbalance.core.revisions import EditSource, save_working
+from segbalance.core.workspace import Workspace
 
 
 def main() -> None:
@@ -24,7 +24,7 @@ def main() -> None:
     ap.add_argument("--strokes", type=int, default=100)
     args = ap.parse_args()
     if args.cityscapes:
-        from core.datasets import open_dataset
+        from segbalance.core.datasets import open_dataset
 
         ds = open_dataset(args.cityscapes)
         ref = ds.samples()[0]

@@ -4,29 +4,26 @@ Data: the real Cityscapes sample scaled to 512x256 when SEGBALANCE_CITYSCAPES_SA
 scenes. Renderers: copypaste always; pix2pixHD (tiny preset, CPU) when core.render.pix2pixhd is available
 (--checkpoint CKPT, or an untrained tiny generator if the module can make one). Prints figures only.
 
-    PYTHONPATH=. python benchmarks/bench_generate.py [--pairs 1000] [--checkpoint CKPT]
+    python benchmarks/bench_generate.py [--pairs 1000] [--checkpoint CKPT]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import cv2
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from core.balance import Plan, plan_balance  # noqa: E402
-from core.datasets import open_dataset  # noqa: E402
-from core.jobs import run_generate  # noqa: E402
-from core.recombine import apply_recipe, build_layer_bank  # noqa: E402
-from core.render.base import LayerWrite, RenderItem, load_renderer  # noqa: E402
-from core.stats import dataset_stats  # noqa: E402
-from core.workspace import Workspace  # noqa: E402
+from segbalance.core.balance import Plan, plan_balance  # noqa: E402
+from segbalance.core.datasets import open_dataset  # noqa: E402
+from segbalance.core.jobs import run_generate  # noqa: E402
+from segbalance.core.recombine import apply_recipe, build_layer_bank  # noqa: E402
+from segbalance.core.render.base import LayerWrite, RenderItem, load_renderer  # noqa: E402
+from segbalance.core.stats import dataset_stats  # noqa: E402
+from segbalance.core.workspace import Workspace  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -59,7 +56,7 @@ def make_plan(ds, ws, n: int) -> Plan:
 
 def render_only(ds, ws, plan: Plan, rend, encode: list | None = None) -> float:
     """Seconds to recombine + render every recipe (no files, no DB); `encode` collects PNG encoding time."""
-    from core.recombine.write import instance_png
+    from segbalance.core.recombine.write import instance_png
 
     bank = build_layer_bank(ds, ws, workers=1)
     t = time.perf_counter()
@@ -107,8 +104,8 @@ def tiny_generator(path: Path, size: tuple[int, int]) -> str:
 
     import torch
 
-    from core.render.gan_train import make_config
-    from core.render.pix2pixhd_nets import build_generator
+    from segbalance.core.render.gan_train import make_config
+    from segbalance.core.render.pix2pixhd_nets import build_generator
 
     arch = make_config("tiny", label_nc=35).arch
     torch.manual_seed(0)

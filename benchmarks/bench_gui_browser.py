@@ -15,14 +15,13 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
 
 def write_dataset(root: Path, n: int, w: int, h: int) -> None:
     """n Cityscapes-layout samples with a few classes each (written once, reused from the cache dir)."""
-    from core.io import write_png
+    from segbalance.core.io import write_png
 
     rng = np.random.default_rng(0)
     for i in range(n):
@@ -53,8 +52,8 @@ def main() -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from desktop_app.main import create_main_window
-    from desktop_app.screenshots import wait_until
+    from segbalance.desktop_app.main import create_main_window
+    from segbalance.desktop_app.screenshots import wait_until
 
     tmp = Path(tempfile.mkdtemp(prefix="segbalance-bench-"))
     win = create_main_window(settings_path=tmp / "settings.ini")

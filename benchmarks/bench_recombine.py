@@ -3,7 +3,7 @@
 Uses the real Cityscapes sample when SEGBALANCE_CITYSCAPES_SAMPLE is set, else synthetic 2048x1024 scenes.
 Runs on one core (OpenCV threads = 1). Prints figures; asserts nothing.
 
-    PYTHONPATH=. python benchmarks/bench_recombine.py [--recipes 500]
+    python benchmarks/bench_recombine.py [--recipes 500]
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,16 +18,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from core.balance import plan_balance  # noqa: E402
-from core.datasets import open_dataset  # noqa: E402
-from core.io import read_label_png, write_png  # noqa: E402
-from core.recombine import build_layer_bank, rules_for  # noqa: E402
-from core.recombine.compose import compose_recipe, load_base  # noqa: E402
-from core.recombine.write import instance_png, recombine_recipes  # noqa: E402
-from core.stats import dataset_stats  # noqa: E402
-from core.workspace import Workspace  # noqa: E402
+from segbalance.core.balance import plan_balance  # noqa: E402
+from segbalance.core.datasets import open_dataset  # noqa: E402
+from segbalance.core.io import read_label_png, write_png  # noqa: E402
+from segbalance.core.recombine import build_layer_bank, rules_for  # noqa: E402
+from segbalance.core.recombine.compose import compose_recipe, load_base  # noqa: E402
+from segbalance.core.recombine.write import instance_png, recombine_recipes  # noqa: E402
+from segbalance.core.stats import dataset_stats  # noqa: E402
+from segbalance.core.workspace import Workspace  # noqa: E402
 
 
 def rss_mb() -> float:

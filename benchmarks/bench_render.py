@@ -6,7 +6,7 @@ mean absolute difference on the [-1, 1] scale; the tiny preset's images/s at 256
 training step time at 256x128; peak RSS. Also the CPU's bf16/fp32 matmul ceiling and the generator's conv
 FLOPs, which bound what any kernel tuning can reach here (without AMX, bf16 runs on AVX512-BF16 dot products).
 
-    PYTHONPATH=. python benchmarks/bench_render.py [--reps 3] [--no-compile] [--threads 2]
+    python benchmarks/bench_render.py [--reps 3] [--no-compile] [--threads 2]
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import argparse
 import copy
 import os
 import resource
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -23,11 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from core.render.gan_train import PRESETS, GANTrainConfig, make_config, train_step  # noqa: E402
-from core.render.pix2pixhd import Renderer, bf16_supported, label_input  # noqa: E402
-from core.render.pix2pixhd_nets import (  # noqa: E402
+from segbalance.core.render.gan_train import PRESETS, GANTrainConfig, make_config, train_step  # noqa: E402
+from segbalance.core.render.pix2pixhd import Renderer, bf16_supported, label_input  # noqa: E402
+from segbalance.core.render.pix2pixhd_nets import (  # noqa: E402
     Pix2PixHDConfig,
     build_discriminator,
     build_generator,

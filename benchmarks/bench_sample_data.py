@@ -1,6 +1,6 @@
 """Prints how fast the built-in sample dataset is generated and how its class shares compare to Cityscapes.
 
-    PYTHONPATH=. python benchmarks/bench_sample_data.py [--n-train 200] [--n-val 50] [--size 256x128] [--seed 0]
+    python benchmarks/bench_sample_data.py [--n-train 200] [--n-val 50] [--size 256x128] [--seed 0]
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.commands.sample_data import parse_size
-from core.labels import CITYSCAPES
-from core.sample_data import make_sample_dataset, render_scene
-from core.stats import pixel_counts
+from segbalance.core.commands.sample_data import parse_size
+from segbalance.core.labels import CITYSCAPES
+from segbalance.core.sample_data import make_sample_dataset, render_scene
+from segbalance.core.stats import pixel_counts
 
 # Cityscapes train split, % of the pixels of the 19 evaluated classes
 CITYSCAPES_SHARES = {
@@ -40,7 +40,7 @@ def main() -> None:
         n = args.n_train + args.n_val
         print(f"generated {n} samples at {size[0]}x{size[1]} in {dt:.2f} s ({dt / max(n, 1) * 1000:.1f} ms/sample,"
               " including PNG writes)")
-        from core.datasets import open_dataset
+        from segbalance.core.datasets import open_dataset
 
         ds = open_dataset(root)
         counts = np.zeros(256, np.int64)

@@ -2,14 +2,13 @@
 overhead of train_seg's loop (data loading in workers, metrics, DB writes) over a bare eager fp32 loop.
 
 Prints figures only (no assertions). The numbers depend heavily on how loaded the machine is.
-    PYTHONPATH=. python benchmarks/bench_seg.py [--threads 2] [--batch 2] [--steps 3]
+    python benchmarks/bench_seg.py [--threads 2] [--batch 2] [--steps 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,13 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from core.estimate import peak_mb, reset_peak  # noqa: E402
-from core.seg.data import normalize  # noqa: E402
-from core.seg.model import PSPNet, PSPNetConfig  # noqa: E402
-from core.seg.runtime import autocast  # noqa: E402
-from core.seg.train import SegTrainConfig, segmentation_loss, train_seg  # noqa: E402
+from segbalance.core.estimate import peak_mb, reset_peak  # noqa: E402
+from segbalance.core.seg.data import normalize  # noqa: E402
+from segbalance.core.seg.model import PSPNet, PSPNetConfig  # noqa: E402
+from segbalance.core.seg.runtime import autocast  # noqa: E402
+from segbalance.core.seg.train import SegTrainConfig, segmentation_loss, train_seg  # noqa: E402
 
 H, W = 256, 512
 CPU = torch.device("cpu")
@@ -66,7 +63,7 @@ def eval_ips(model: PSPNet, n: int, amp: str) -> float:
 
 
 def make_dataset(root: Path, n: int) -> Path:
-    from core.io import write_png
+    from segbalance.core.io import write_png
 
     rng = np.random.default_rng(0)
     ids = np.array([7, 8, 11, 21, 23, 24, 26], np.uint8)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,12 +18,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from core.datasets import open_dataset  # noqa: E402
-from core.sample_data import make_layout, sample_rng  # noqa: E402
-from core.stats import dataset_stats  # noqa: E402
-from core.workspace import Workspace  # noqa: E402
+from segbalance.core.datasets import open_dataset  # noqa: E402
+from segbalance.core.sample_data import make_layout, sample_rng  # noqa: E402
+from segbalance.core.stats import dataset_stats  # noqa: E402
+from segbalance.core.workspace import Workspace  # noqa: E402
 
 
 def bare_decode(files: list[Path]) -> float:

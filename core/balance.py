@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import Cancelled, DataError, SegbalanceError
-from core.labels import LabelSet
-from core.recombine.compose import (
+from segbalance.core.errors import Cancelled, DataError, SegbalanceError
+from segbalance.core.labels import LabelSet
+from segbalance.core.recombine.compose import (
     STRATEGIES,
     Placement,
     Recipe,
@@ -37,7 +37,7 @@ from core.recombine.compose import (
     rules_for,
     sort_layers,
 )
-from core.recombine.layers import LayerBank
+from segbalance.core.recombine.layers import LayerBank
 
 Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
@@ -213,7 +213,7 @@ class Plan:
             raise DataError(f"malformed plan field ({exc})", source) from None
 
     def save(self, path: str | Path) -> None:
-        from core.io import atomic_write_text
+        from segbalance.core.io import atomic_write_text
 
         atomic_write_text(path, self.to_json() + "\n")
 
@@ -241,7 +241,7 @@ class Plan:
 
 
 def _names(ds) -> set[str]:
-    from core.recombine.compose import sample_refs
+    from segbalance.core.recombine.compose import sample_refs
 
     return set(sample_refs(ds))
 
@@ -306,7 +306,7 @@ class _Sim:
         return None
 
     def _plausible(self, p: Placement, thumb: np.ndarray, W: int) -> bool:
-        from core.recombine.compose import placed_mask
+        from segbalance.core.recombine.compose import placed_mask
 
         rl = self.rules
         m, x0, y0 = placed_mask(self.mask(self.bank.row(p.sample, p.key)), p, self.f)

@@ -10,27 +10,27 @@ import importlib
 import os
 import sys
 
-from core import __version__
-from core.errors import Cancelled, SegbalanceError
+from segbalance.core import __version__
+from segbalance.core.errors import Cancelled, SegbalanceError
 
 # Each module exposes register(subparsers); its parser sets `func(args) -> int`.
 COMMAND_MODULES = [
-    "core.commands.sample_data",
-    "core.commands.stats",
-    "core.commands.plan",
-    "core.commands.recombine",
-    "core.commands.generate",
-    "core.commands.pairs",
-    "core.commands.review",
-    "core.commands.export",
-    "core.commands.jobs",
-    "core.commands.train_seg",
-    "core.commands.evaluate",
-    "core.commands.compare",
-    "core.commands.demo",
-    "core.commands.experiment",
-    "core.commands.train_gan",
-    "core.commands.render",
+    "segbalance.core.commands.sample_data",
+    "segbalance.core.commands.stats",
+    "segbalance.core.commands.plan",
+    "segbalance.core.commands.recombine",
+    "segbalance.core.commands.generate",
+    "segbalance.core.commands.pairs",
+    "segbalance.core.commands.review",
+    "segbalance.core.commands.export",
+    "segbalance.core.commands.jobs",
+    "segbalance.core.commands.train_seg",
+    "segbalance.core.commands.evaluate",
+    "segbalance.core.commands.compare",
+    "segbalance.core.commands.demo",
+    "segbalance.core.commands.experiment",
+    "segbalance.core.commands.train_gan",
+    "segbalance.core.commands.render",
 ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from core.experiment import preset, run_experiment
+from segbalance.core.experiment import preset, run_experiment
 
 
 @dataclass
@@ -19,10 +19,10 @@ class DemoConfig:
 
 def run_demo(cfg: DemoConfig) -> dict:
     """Sample data -> stats + histogram -> plan -> tiny pix2pixHD -> pairs -> PSPNet without/with -> table."""
-    from core.datasets import open_dataset
-    from core.plots import bar_chart
-    from core.stats import dataset_stats
-    from core.workspace import Workspace
+    from segbalance.core.datasets import open_dataset
+    from segbalance.core.plots import bar_chart
+    from segbalance.core.stats import dataset_stats
+    from segbalance.core.workspace import Workspace
 
     exp = preset(cfg.config, device=cfg.device)
     if cfg.config == "ci":

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from core.errors import SegbalanceError
+from segbalance.core.errors import SegbalanceError
 
 CITYSCAPES_TRAIN, CITYSCAPES_VAL = 2975, 500  # the paper config's split sizes when no dataset is given
 N_CLASSES = 19
@@ -92,10 +92,10 @@ def _timed(fn: Callable[[], object], steps: int, device: torch.device, warmup: i
 def seg_step(backbone: str, crop: tuple[int, int], batch: int, amp: str, device: torch.device,
              steps: int) -> tuple[float, float]:
     """(seconds, peak MB) of one PSPNet SGD step on a batch of crops (H, W)."""
-    from core.seg.data import normalize
-    from core.seg.model import PSPNet, PSPNetConfig
-    from core.seg.runtime import autocast
-    from core.seg.train import segmentation_loss
+    from segbalance.core.seg.data import normalize
+    from segbalance.core.seg.model import PSPNet, PSPNetConfig
+    from segbalance.core.seg.runtime import autocast
+    from segbalance.core.seg.train import segmentation_loss
 
     reset_peak(device)
     model = PSPNet(PSPNetConfig(N_CLASSES, backbone)).to(device).train()
@@ -118,9 +118,9 @@ def seg_step(backbone: str, crop: tuple[int, int], batch: int, amp: str, device:
 
 def seg_eval(backbone: str, size: tuple[int, int], amp: str, device: torch.device, steps: int) -> tuple[float, float]:
     """(seconds, peak MB) of one evaluation forward pass on a whole image (W, H)."""
-    from core.seg.data import normalize
-    from core.seg.model import PSPNet, PSPNetConfig
-    from core.seg.runtime import autocast
+    from segbalance.core.seg.data import normalize
+    from segbalance.core.seg.model import PSPNet, PSPNetConfig
+    from segbalance.core.seg.runtime import autocast
 
     reset_peak(device)
     model = PSPNet(PSPNetConfig(N_CLASSES, backbone)).to(device).eval()
@@ -136,9 +136,9 @@ def seg_eval(backbone: str, size: tuple[int, int], amp: str, device: torch.devic
 
 def gan_step(preset: str, size: tuple[int, int], amp: str, device: torch.device, steps: int) -> tuple[float, float]:
     """(seconds, peak MB) of one pix2pixHD G+D step at batch 1 (the release's batch) on a (W, H) image."""
-    from core.render.gan_losses import VGGLoss, load_vgg19, vgg_weights_path
-    from core.render.gan_train import make_config, train_step
-    from core.render.pix2pixhd_nets import build_discriminator, build_generator, init_weights
+    from segbalance.core.render.gan_losses import VGGLoss, load_vgg19, vgg_weights_path
+    from segbalance.core.render.gan_train import make_config, train_step
+    from segbalance.core.render.pix2pixhd_nets import build_discriminator, build_generator, init_weights
 
     reset_peak(device)
     cfg = make_config(preset, label_nc=35, amp=amp, size=size)
@@ -162,9 +162,9 @@ def gan_step(preset: str, size: tuple[int, int], amp: str, device: torch.device,
 
 def render_one(preset: str, size: tuple[int, int], device: torch.device, steps: int) -> tuple[float, float]:
     """(seconds, peak MB) of rendering one label map with the preset's generator (bf16 where it is fast)."""
-    from core.render.gan_train import make_config
-    from core.render.pix2pixhd import Renderer
-    from core.render.pix2pixhd_nets import build_generator, init_weights
+    from segbalance.core.render.gan_train import make_config
+    from segbalance.core.render.pix2pixhd import Renderer
+    from segbalance.core.render.pix2pixhd_nets import build_generator, init_weights
 
     reset_peak(device)
     arch = make_config(preset, label_nc=35).arch
@@ -180,16 +180,16 @@ def render_one(preset: str, size: tuple[int, int], device: torch.device, steps: 
 
 def estimate_experiment(cfg, *, steps: int = 2, say: Callable[[str], None] = print) -> dict:
     """Measured unit costs x the config's schedule; returns {"components": [...], "total_s", "peak_mb"}."""
-    from core.experiment import GAN_ARMS, fast_amp
-    from core.render.gan_losses import VGG_ENV, vgg_weights_path
-    from core.seg.runtime import resolve_device
+    from segbalance.core.experiment import GAN_ARMS, fast_amp
+    from segbalance.core.render.gan_losses import VGG_ENV, vgg_weights_path
+    from segbalance.core.seg.runtime import resolve_device
 
     if steps < 1:
         raise SegbalanceError("--estimate needs at least 1 timed step")
     device = resolve_device(cfg.device)
     amp = fast_amp(cfg)
     if cfg.dataset:
-        from core.datasets import open_dataset
+        from segbalance.core.datasets import open_dataset
 
         ds = open_dataset(cfg.dataset)
         n_val = len(ds.samples("val"))
@@ -233,7 +233,7 @@ def estimate_experiment(cfg, *, steps: int = 2, say: Callable[[str], None] = pri
 
 def _first_size(ds) -> tuple[int, int]:
     """(W, H) of the dataset's first validation (else training) label map."""
-    from core.io import png_size
+    from segbalance.core.io import png_size
 
     refs = ds.samples("val") or ds.samples("train")
     if not refs:

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import SegbalanceError
-from core.io import atomic_write_json, atomic_write_text
+from segbalance.core.errors import SegbalanceError
+from segbalance.core.io import atomic_write_json, atomic_write_text
 
 ALL_ARMS = ("baseline", "traditional", "style", "copypaste", "rcs", "single", "multi", "recon", "oracle")
 GAN_ARMS = ("single", "multi", "recon")
@@ -95,7 +95,7 @@ def fast_amp(cfg: ExperimentConfig) -> str:
     """The precision both trainers use: bf16 where it is fast, else fp32."""
     if cfg.amp != "auto":
         return cfg.amp
-    from core.render.pix2pixhd import bf16_supported, resolve_device
+    from segbalance.core.render.pix2pixhd import bf16_supported, resolve_device
 
     return "bf16" if bf16_supported(resolve_device(cfg.device)) else "off"
 
@@ -126,7 +126,7 @@ class Context:
 
 
 def _sample_dataset(cfg: ExperimentConfig, out: Path, progress_factory) -> Path:
-    from core.sample_data import make_sample_dataset
+    from segbalance.core.sample_data import make_sample_dataset
 
     data = out / "sample-dataset"
     marker = data / ".complete.json"
@@ -140,8 +140,8 @@ def _sample_dataset(cfg: ExperimentConfig, out: Path, progress_factory) -> Path:
 
 def _plan(ctx: Context, kind: str):
     """The balance plan for an arm family (single / multi / recon), made once and kept as a JSON file."""
-    from core.balance import Plan, plan_balance
-    from core.recombine import build_layer_bank
+    from segbalance.core.balance import Plan, plan_balance
+    from segbalance.core.recombine import build_layer_bank
 
     path = ctx.out / "plans" / f"{kind}.json"
     if path.exists():
@@ -177,7 +177,7 @@ def _plan(ctx: Context, kind: str):
 
 def _generator(ctx: Context) -> Path:
     """Train (or reuse) the tiny pix2pixHD generator on the training split."""
-    from core.render.gan_train import CKPT_NAME, make_config, train_gan
+    from segbalance.core.render.gan_train import CKPT_NAME, make_config, train_gan
 
     out_dir = ctx.out / "gan"
     # the full checkpoint, not latest_net_G.pth: it carries the training size, so pairs render at it
@@ -197,7 +197,7 @@ def _generator(ctx: Context) -> Path:
 
 def _pairs(ctx: Context, arm: str) -> int:
     """Generate (or resume) the pairs of an arm; returns the job id."""
-    from core.jobs import run_generate
+    from segbalance.core.jobs import run_generate
 
     family = {"copypaste": "recon", "oracle": "recon"}.get(arm, arm)
     plan, plan_path = _plan(ctx, family)
@@ -211,8 +211,8 @@ def _pairs(ctx: Context, arm: str) -> int:
 
 def _train(ctx: Context, arm: str, seed: int, job_id: int | None) -> dict:
     """Train and evaluate one PSPNet run; a finished run is read back from its result file."""
-    from core.seg.train import CHECKPOINT_NAME as SEG_CKPT
-    from core.seg.train import SegTrainConfig, train_seg
+    from segbalance.core.seg.train import CHECKPOINT_NAME as SEG_CKPT
+    from segbalance.core.seg.train import SegTrainConfig, train_seg
 
     run_dir = ctx.out / "runs" / f"{arm}-seed{seed}"
     result_file = run_dir / "result.json"  # written by train_seg when a run ends
@@ -292,11 +292,11 @@ def markdown_table(rows: dict[str, dict], rare: list[str]) -> str:
 def run_experiment(cfg: ExperimentConfig, out: str | Path, *, say: Say = print, progress_factory=None,
                    cancel: Callable[[], bool] | None = None) -> dict:
     """Run every arm x seed (reusing finished work) and write results.md, results.json and delta.png."""
-    from core.datasets import open_dataset
-    from core.plots import grouped_delta_chart
-    from core.progress import cli_progress
-    from core.stats import dataset_stats
-    from core.workspace import Workspace
+    from segbalance.core.datasets import open_dataset
+    from segbalance.core.plots import grouped_delta_chart
+    from segbalance.core.progress import cli_progress
+    from segbalance.core.stats import dataset_stats
+    from segbalance.core.workspace import Workspace
 
     progress_factory = progress_factory or cli_progress
     if cfg.threads:  # results depend on the thread count (float reduction order): fix it for every step
@@ -355,8 +355,8 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, *, say: Say = print, 
 
 def _record(ws, cfg: ExperimentConfig, payload: dict) -> None:
     """An 'experiment' job row holding the summary, so the desktop app lists it with the runs."""
-    from db import models as m
-    from db.base import utcnow
+    from segbalance.db import models as m
+    from segbalance.db.base import utcnow
 
     with ws.session() as s, s.begin():
         s.add(m.Job(kind="experiment", params={"config": cfg.to_dict(), "summary": {

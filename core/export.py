@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import select
 
-from core.datasets import Dataset
-from core.errors import Cancelled, SegbalanceError
-from core.io import atomic_write_json, atomic_write_text, read_label_png, write_png
-from db import models as m
-from db.base import utcnow
+from segbalance.core.datasets import Dataset
+from segbalance.core.errors import Cancelled, SegbalanceError
+from segbalance.core.io import atomic_write_json, atomic_write_text, read_label_png, write_png
+from segbalance.db import models as m
+from segbalance.db.base import utcnow
 
 MANIFEST = "manifest.json"
 

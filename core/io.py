@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.errors import DataError
+from segbalance.core.errors import DataError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_IEND = b"IEND\xaeB`\x82"

@@ -27,9 +27,9 @@ import numpy as np
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
-from core.errors import Cancelled, DataError, SegbalanceError
-from db import models as m
-from db.base import utcnow
+from segbalance.core.errors import Cancelled, DataError, SegbalanceError
+from segbalance.db import models as m
+from segbalance.db.base import utcnow
 
 Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
@@ -227,7 +227,7 @@ def _encode_png(arr: np.ndarray, path: Path, rgb: bool = False) -> bytes:
 
 def _write_pair(files: list[tuple[Path, bytes]]) -> None:
     """Write every file of a pair atomically; on any failure remove the ones already written."""
-    from core.io import atomic_write_bytes
+    from segbalance.core.io import atomic_write_bytes
 
     written: list[Path] = []
     try:
@@ -270,7 +270,7 @@ def find_seg_checkpoint(ws) -> str | None:
 def load_quality_scorer(ws, device: str = "auto", checkpoint: str | None = None):
     """The quality gate's scorer (a trained segmentation model); a clear error until one exists."""
     try:
-        from core.seg import quality
+        from segbalance.core.seg import quality
     except ImportError:
         quality = None
     ckpt = checkpoint or find_seg_checkpoint(ws)
@@ -333,12 +333,12 @@ def run_generate(workspace, dataset, plan, renderer: str = "copypaste", *, check
 
 def _run_generate(workspace, dataset, plan, renderer, checkpoint, device, blend, min_quality, seed, batch_size,
                   plan_source, seg_checkpoint, progress, cancel, log) -> GenerateResult:
-    from core.balance import Plan
-    from core.datasets import Dataset, open_dataset
-    from core.recombine import build_layer_bank
-    from core.recombine.write import check_recipes
-    from core.render.base import load_renderer
-    from core.workspace import Workspace
+    from segbalance.core.balance import Plan
+    from segbalance.core.datasets import Dataset, open_dataset
+    from segbalance.core.recombine import build_layer_bank
+    from segbalance.core.recombine.write import check_recipes
+    from segbalance.core.render.base import load_renderer
+    from segbalance.core.workspace import Workspace
 
     own_ws = not hasattr(workspace, "session")
     ws = Workspace(workspace) if own_ws else workspace
@@ -398,8 +398,8 @@ def _find_or_create(ws, key: str, params: dict) -> tuple[int, bool]:
 
 def _generate(ws, ds, plan, bank, rend, scorer, ctx: JobContext, job_id: int, resumed: bool, seed,
               min_quality) -> GenerateResult:
-    from core.recombine import MissingSourceError, apply_recipe
-    from core.render.base import LayerWrite, RenderItem
+    from segbalance.core.recombine import MissingSourceError, apply_recipe
+    from segbalance.core.render.base import LayerWrite, RenderItem
 
     pairs_dir = ws.subdir("pairs", str(job_id))
     n = len(plan.recipes)
@@ -556,7 +556,7 @@ def _settle(writer: _PairWriter, res: GenerateResult, done0: int, quiet: bool = 
 
 def _store_pair(ws, job_id: int, i: int, recipe, item, img: np.ndarray, pairs_dir: Path, rend, seed, quality,
                 status: str, names: dict[int, str], old) -> None:
-    from core.recombine.write import instance_png
+    from segbalance.core.recombine.write import instance_png
 
     stem = pair_stem(job_id, i)
     img_p, lab_p, inst_p = (pairs_dir / (stem + sfx) for sfx in (IMAGE_SUFFIX, LABEL_SUFFIX, INSTANCE_SUFFIX))

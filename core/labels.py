@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import DataError
+from segbalance.core.errors import DataError
 
 IGNORE = 255
 

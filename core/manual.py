@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import DataError
-from core.io import write_png
-from core.stats import pixel_counts
-from core.workspace import Workspace
-from db import models as m
-from db.base import utcnow
+from segbalance.core.errors import DataError
+from segbalance.core.io import write_png
+from segbalance.core.stats import pixel_counts
+from segbalance.core.workspace import Workspace
+from segbalance.db import models as m
+from segbalance.db.base import utcnow
 
 
 def _file_sha256(path: Path) -> str:

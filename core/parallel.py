@@ -11,7 +11,7 @@ from __future__ import annotations
 import multiprocessing as mp
 from multiprocessing.context import BaseContext
 
-_PRELOAD = ["numpy", "cv2", "core.stats", "core.recombine.layers"]
+_PRELOAD = ["numpy", "cv2", "segbalance.core.stats", "segbalance.core.recombine.layers"]
 
 
 def process_context() -> BaseContext:

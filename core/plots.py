@@ -6,7 +6,7 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.io import atomic_write_bytes
+from segbalance.core.io import atomic_write_bytes
 
 
 def _plt():

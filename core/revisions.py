@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import func, select
 
-from core.datasets.base import Dataset as DatasetReader
-from core.datasets.base import SampleRef
-from core.errors import DataError, SegbalanceError, WorkspaceError
-from core.io import atomic_write_json, read_label_png, write_png
-from core.stats import pixel_counts
-from core.workspace import Workspace
-from db import models as m
+from segbalance.core.datasets.base import Dataset as DatasetReader
+from segbalance.core.datasets.base import SampleRef
+from segbalance.core.errors import DataError, SegbalanceError, WorkspaceError
+from segbalance.core.io import atomic_write_json, read_label_png, write_png
+from segbalance.core.stats import pixel_counts
+from segbalance.core.workspace import Workspace
+from segbalance.db import models as m
 
 LABEL_SUFFIX = "_gtFine_labelIds.png"
 INST_SUFFIX = "_gtFine_instanceIds.png"

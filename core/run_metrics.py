@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import func, select
 
-from core.labels import LabelSet
-from core.workspace import Workspace
-from db import models as m
+from segbalance.core.labels import LabelSet
+from segbalance.core.workspace import Workspace
+from segbalance.db import models as m
 
 RARE_SHARE = 0.01  # a train class under 1% of the labelled pixels counts as rare
 
@@ -61,7 +61,7 @@ class SegRunRequest:
 
     def command(self) -> tuple[str, list[str]]:
         """(program, arguments) of the subprocess."""
-        return sys.executable, ["-m", "core.cli", *self.cli_args()]
+        return sys.executable, ["-m", "segbalance.core.cli", *self.cli_args()]
 
 
 @dataclass(frozen=True)

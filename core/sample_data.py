@@ -19,9 +19,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.errors import Cancelled, DataError
-from core.io import write_png
-from core.labels import CITYSCAPES
+from segbalance.core.errors import Cancelled, DataError
+from segbalance.core.io import write_png
+from segbalance.core.labels import CITYSCAPES
 
 Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]

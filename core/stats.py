@@ -16,10 +16,10 @@ import cv2
 import numpy as np
 from sqlalchemy import select
 
-from core.datasets import Dataset, SampleRef
-from core.errors import Cancelled, DataError
-from core.labels import LabelSet
-from core.parallel import process_context
+from segbalance.core.datasets import Dataset, SampleRef
+from segbalance.core.errors import Cancelled, DataError
+from segbalance.core.labels import LabelSet
+from segbalance.core.parallel import process_context
 
 Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
@@ -224,7 +224,7 @@ def dataset_stats(
     keys: dict[str, tuple[int, int]] = {}
     sample_ids: dict[str, int] = {}
     if workspace is not None:
-        from db import models as m
+        from segbalance.db import models as m
 
         ds_id = workspace.register_dataset(ds)
         with workspace.session() as s:
@@ -254,7 +254,7 @@ def dataset_stats(
         raise DataError(bad[0].error + (f" (and {len(bad) - 1} more bad samples)" if len(bad) > 1 else ""))
     fresh = {r.id: r for r in results if isinstance(r, SampleCount)}
     if workspace is not None and fresh:
-        from db import models as m
+        from segbalance.db import models as m
 
         with workspace.session() as s, s.begin():
             for sc in fresh.values():

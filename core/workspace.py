@@ -8,10 +8,10 @@ from pathlib import Path
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from core.datasets import Dataset as DatasetReader
-from core.errors import WorkspaceError
-from db import DB_NAME, SchemaError, make_engine, session_factory
-from db import models as m
+from segbalance.core.datasets import Dataset as DatasetReader
+from segbalance.core.errors import WorkspaceError
+from segbalance.db import DB_NAME, SchemaError, make_engine, session_factory
+from segbalance.db import models as m
 
 
 class Workspace:

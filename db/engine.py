@@ -11,7 +11,7 @@ from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.base import SCHEMA_VERSION, Base, Meta
+from segbalance.db.base import SCHEMA_VERSION, Base, Meta
 
 DB_NAME = "segbalance.db"
 BUSY_TIMEOUT_MS = 15_000

@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from db.base import Base, utcnow
+from segbalance.db.base import Base, utcnow
 
 
 # -- datasets and class statistics (foundation) -------------------------------------------

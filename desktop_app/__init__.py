@@ -7,4 +7,4 @@ editor and training panels, added as tabs by main_window.py.
 """
 
 # Must run before any widget code: this environment's PySide6 leaks references to None/True (see module).
-from desktop_app import pyside_guard as _pyside_guard  # noqa: F401
+from segbalance.desktop_app import pyside_guard as _pyside_guard  # noqa: F401

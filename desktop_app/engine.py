@@ -11,9 +11,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from core.datasets import Dataset
-from core.stats import DatasetStats
-from core.workspace import Workspace
+from segbalance.core.datasets import Dataset
+from segbalance.core.stats import DatasetStats
+from segbalance.core.workspace import Workspace
 
 Progress = Callable[[int, int], None] | None
 Cancel = Callable[[], bool] | None
@@ -32,23 +32,24 @@ def _missing(*modules_attrs: tuple[str, str]) -> str | None:
 
 # -- balance planning ----------------------------------------------------------------------------
 def planner_missing() -> str | None:
-    return _missing(("core.balance", "plan_balance"), ("core.recombine.layers", "build_layer_bank"))
+    return _missing(("segbalance.core.balance", "plan_balance"),
+                    ("segbalance.core.recombine.layers", "build_layer_bank"))
 
 
 def preset_names() -> list[str]:
-    from core.balance import PRESETS
+    from segbalance.core.balance import PRESETS
 
     return list(PRESETS)
 
 
 def preset_default(name: str) -> float:
-    from core.balance import PRESETS
+    from segbalance.core.balance import PRESETS
 
     return float(PRESETS[name])
 
 
 def preset_target(name: str, param: float, shares: dict[str, float], allowed: list[str] | None) -> dict[str, float]:
-    from core.balance import preset_target as _preset
+    from segbalance.core.balance import preset_target as _preset
 
     return _preset(f"{name}:{param:g}", shares, allowed)
 
@@ -57,8 +58,8 @@ def make_plan(ds: Dataset, workspace: Workspace, stats: DatasetStats, target: di
               strategy: str | dict[str, float], seed: int = 0, *, progress: Progress = None,
               cancel: Cancel = None):
     """Build (or reuse) the layer bank, plan, and save the plan under WS/plans/; returns (plan, path)."""
-    from core.balance import plan_balance
-    from core.recombine.layers import build_layer_bank
+    from segbalance.core.balance import plan_balance
+    from segbalance.core.recombine.layers import build_layer_bank
 
     bank = build_layer_bank(ds, workspace, progress=progress, cancel=cancel)
     plan = plan_balance(stats, bank, target, budget, strategy, classes=list(target), seed=seed,
@@ -91,21 +92,21 @@ def plan_summary(plan, label_set) -> str:
 def renderer_names() -> list[str]:
     """Renderers the engine offers (copypaste first: it needs no trained model)."""
     try:
-        from core.render.base import RENDERERS
+        from segbalance.core.render.base import RENDERERS
     except ImportError:
         return ["copypaste", "pix2pixhd"]
     return sorted(RENDERERS, key=lambda r: r != "copypaste")
 
 
 def generation_missing() -> str | None:
-    return _missing(("core.jobs", "run_generate"))
+    return _missing(("segbalance.core.jobs", "run_generate"))
 
 
 def run_generation(workspace: Workspace, ds: Dataset, plan_path: str | Path, renderer: str, *,
                    checkpoint: str | None = None, device: str = "auto", min_quality: float | None = None,
                    log: Callable[[str], None] | None = None, progress: Progress = None, cancel: Cancel = None):
     """Run (or resume) a generation job: recombine -> render -> score -> pairs in the DB; returns its result."""
-    from core.jobs import run_generate
+    from segbalance.core.jobs import run_generate
 
     return run_generate(workspace, ds, str(plan_path), renderer, checkpoint=checkpoint, device=device,
                         min_quality=min_quality, plan_source=str(plan_path), log=log, progress=progress,
@@ -114,19 +115,19 @@ def run_generation(workspace: Workspace, ds: Dataset, plan_path: str | Path, ren
 
 def running_jobs(workspace: Workspace) -> list[dict]:
     """Jobs of the workspace DB whose status is running (whoever started them)."""
-    from core.jobs import list_jobs
+    from segbalance.core.jobs import list_jobs
 
     return [j for j in list_jobs(workspace) if j["status"] == "running"]
 
 
 def export_missing() -> str | None:
-    return _missing(("core.export", "export_dataset"))
+    return _missing(("segbalance.core.export", "export_dataset"))
 
 
 def export_dataset(workspace: Workspace, ds: Dataset, out: str | Path,
                    include: tuple[str, ...] = ("pending", "accepted"), *, progress: Progress = None,
                    cancel: Cancel = None) -> dict:
     """Write the dataset plus its generated pairs (not the rejected ones) in the Cityscapes layout."""
-    from core.export import export_dataset as _export
+    from segbalance.core.export import export_dataset as _export
 
     return _export(workspace, ds, out, tuple(include), progress=progress, cancel=cancel)

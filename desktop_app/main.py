@@ -10,9 +10,9 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
-from desktop_app.main_window import MainWindow
-from desktop_app.resources import app_icon, stylesheet
-from desktop_app.settings import Settings
+from segbalance.desktop_app.main_window import MainWindow
+from segbalance.desktop_app.settings import Settings
+from segbalance.desktop_app.theme import app_icon, stylesheet
 
 
 def application(argv: list[str] | None = None) -> QApplication:

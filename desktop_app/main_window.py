@@ -23,23 +23,23 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.datasets import SampleRef
-from desktop_app import engine
-from desktop_app.resources import app_icon
-from desktop_app.settings import Settings
-from desktop_app.state import AppState
-from desktop_app.widgets import about
-from desktop_app.widgets.balance_editor import BalanceEditor
-from desktop_app.widgets.dataset_browser import DatasetBrowser
-from desktop_app.widgets.generation_panel import GenerationPanel
-from desktop_app.widgets.histogram import ClassHistogram
-from desktop_app.widgets.image_viewer import ImageViewer
-from desktop_app.widgets.log_view import LogView
-from desktop_app.widgets.panel_host import PanelHost
-from desktop_app.widgets.review_gallery import ReviewGallery
-from desktop_app.widgets.status_bar import StatusBar
-from desktop_app.widgets.thumbnails import ThumbnailLoader
-from desktop_app.workers import create_worker, error_text
+from segbalance.core.datasets import SampleRef
+from segbalance.desktop_app import engine
+from segbalance.desktop_app.settings import Settings
+from segbalance.desktop_app.state import AppState
+from segbalance.desktop_app.theme import app_icon
+from segbalance.desktop_app.widgets import about
+from segbalance.desktop_app.widgets.balance_editor import BalanceEditor
+from segbalance.desktop_app.widgets.dataset_browser import DatasetBrowser
+from segbalance.desktop_app.widgets.generation_panel import GenerationPanel
+from segbalance.desktop_app.widgets.histogram import ClassHistogram
+from segbalance.desktop_app.widgets.image_viewer import ImageViewer
+from segbalance.desktop_app.widgets.log_view import LogView
+from segbalance.desktop_app.widgets.panel_host import PanelHost
+from segbalance.desktop_app.widgets.review_gallery import ReviewGallery
+from segbalance.desktop_app.widgets.status_bar import StatusBar
+from segbalance.desktop_app.widgets.thumbnails import ThumbnailLoader
+from segbalance.desktop_app.workers import create_worker, error_text
 
 JOB_POLL_MS = 2000  # how often the status bar looks for jobs started outside this window
 
@@ -61,7 +61,7 @@ PANEL_FACTORIES: list[Callable[[AppState], PanelSpec]] = []
 
 
 def _editor_panel(state: AppState) -> PanelSpec:
-    from desktop_app.editor import LabelEditor
+    from segbalance.desktop_app.editor import LabelEditor
 
     def build(st: AppState) -> QWidget | None:
         if st.workspace is None or st.dataset is None:
@@ -74,7 +74,7 @@ def _editor_panel(state: AppState) -> PanelSpec:
 
 
 def _training_panel(state: AppState) -> PanelSpec:
-    from desktop_app.training import TrainingPanel
+    from segbalance.desktop_app.training import TrainingPanel
 
     host = PanelHost(state, lambda st: TrainingPanel(st.workspace) if st.workspace is not None else None,
                      lambda st: st.workspace, "Training runs show once a workspace is open")
@@ -84,7 +84,8 @@ def _training_panel(state: AppState) -> PanelSpec:
 def _default_panel_factories() -> list[Callable[[AppState], PanelSpec]]:
     """Issue 8's panels when their packages exist (desktop_app/editor, desktop_app/training)."""
     out = []
-    for module, factory in (("desktop_app.editor", _editor_panel), ("desktop_app.training", _training_panel)):
+    panels = (("segbalance.desktop_app.editor", _editor_panel), ("segbalance.desktop_app.training", _training_panel))
+    for module, factory in panels:
         if importlib.util.find_spec(module) is not None:
             out.append(factory)
     return out

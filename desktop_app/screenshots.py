@@ -44,9 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
 
-    from core.sample_data import make_sample_dataset
-    from desktop_app import engine
-    from desktop_app.main import create_main_window
+    from segbalance.core.sample_data import make_sample_dataset
+    from segbalance.desktop_app import engine
+    from segbalance.desktop_app.main import create_main_window
 
     tmp = Path(tempfile.mkdtemp(prefix="segbalance-shots-"))
     data = make_sample_dataset(tmp / "sample", n_train=args.train, n_val=12, size=(512, 256), seed=0)

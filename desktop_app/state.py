@@ -12,13 +12,13 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 from sqlalchemy import select
 
-from core.datasets import Dataset, open_dataset
-from core.errors import WorkspaceError
-from core.stats import DatasetStats, dataset_stats
-from core.workspace import Workspace
-from db import models as m
-from desktop_app.settings import Settings
-from desktop_app.workers import Worker, create_worker, error_text
+from segbalance.core.datasets import Dataset, open_dataset
+from segbalance.core.errors import WorkspaceError
+from segbalance.core.stats import DatasetStats, dataset_stats
+from segbalance.core.workspace import Workspace
+from segbalance.db import models as m
+from segbalance.desktop_app.settings import Settings
+from segbalance.desktop_app.workers import Worker, create_worker, error_text
 
 SMALL_DATASET = 256  # below this, stats scan in-process (a process pool costs more than it saves)
 

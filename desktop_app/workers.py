@@ -18,7 +18,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from core.errors import Cancelled
+from segbalance.core.errors import Cancelled
 
 # Workers alive until they finish: the pool does not keep Python wrappers alive on its own.
 _ALIVE: set[Worker] = set()
@@ -131,7 +131,7 @@ def create_worker(fn: Callable[..., Any], *args: Any, _start: bool = False, **kw
 
 def error_text(exc: BaseException) -> str:
     """The one line a user sees for an engine error (SegbalanceError messages already name the file)."""
-    from core.errors import SegbalanceError
+    from segbalance.core.errors import SegbalanceError
 
     if isinstance(exc, SegbalanceError):
         return str(exc)

@@ -12,11 +12,11 @@ import cv2
 import numpy as np
 import pytest
 
-from core.cli import main
-from core.datasets import CityscapesDataset, FolderDataset, open_dataset
-from core.errors import DataError, WorkspaceError
-from core.labels import CITYSCAPES, LabelSet
-from core.workspace import Workspace
+from segbalance.core.cli import main
+from segbalance.core.datasets import CityscapesDataset, FolderDataset, open_dataset
+from segbalance.core.errors import DataError, WorkspaceError
+from segbalance.core.labels import CITYSCAPES, LabelSet
+from segbalance.core.workspace import Workspace
 from tests.helpers import make_cityscapes, make_folder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -88,7 +88,8 @@ def test_unknown_layout_lists_what_was_expected(tmp_path: Path) -> None:
 
 
 def _cli(args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "core.cli", *args], capture_output=True, text=True, cwd=REPO)
+    return subprocess.run([sys.executable, "-m", "segbalance.core.cli", *args], capture_output=True, text=True,
+                          cwd=REPO)
 
 
 def _assert_one_line_error(r: subprocess.CompletedProcess, *needles: str) -> None:
@@ -156,7 +157,7 @@ def test_unreadable_folder_and_missing_dataset(tmp_path: Path, monkeypatch, caps
     _assert_one_line_error(_cli(["stats", str(tmp_path / "nope")]), "nope", "not found")
     root = make_cityscapes(tmp_path / "ds", n=2)
     # CI runs as root, which ignores chmod; simulate the permission error the OS would give
-    import core.datasets.cityscapes as cs
+    import segbalance.core.datasets.cityscapes as cs
 
     real = cs.os.listdir
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.path import Path as MplPath
 
-from core.edit import LabelEdit, footprint
-from core.labels import CITYSCAPES
+from segbalance.core.edit import LabelEdit, footprint
+from segbalance.core.labels import CITYSCAPES
 
 ROAD, CAR, SKY, PERSON = 7, 26, 23, 24
 
@@ -42,7 +42,7 @@ def test_stroke_through_several_segments_is_one_undo_step():
     ed = LabelEdit(_map(), CITYSCAPES)
     before = ed.label.copy()
     ed.begin_stroke(CAR)
-    from core.edit import stroke_mask
+    from segbalance.core.edit import stroke_mask
 
     for a, b in [((5, 5), (30, 20)), ((30, 20), (60, 50)), ((60, 50), (90, 60))]:
         ed.paint(stroke_mask([a, b], 7, "round", ed.shape))

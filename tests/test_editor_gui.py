@@ -12,13 +12,13 @@ from PySide6.QtCore import QEvent, QPointF, QSettings, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
 
-from core.datasets import open_dataset
-from core.io import read_label_png, read_png
-from core.labels import CITYSCAPES
-from core.revisions import load_working
-from core.workspace import Workspace
-from db import models as m
-from desktop_app.editor import LabelEditor
+from segbalance.core.datasets import open_dataset
+from segbalance.core.io import read_label_png, read_png
+from segbalance.core.labels import CITYSCAPES
+from segbalance.core.revisions import load_working
+from segbalance.core.workspace import Workspace
+from segbalance.db import models as m
+from segbalance.desktop_app.editor import LabelEditor
 from tests.test_editor_revisions import make_cityscapes
 
 pytestmark = pytest.mark.gui
@@ -245,7 +245,7 @@ def test_paste_layer_move_scale_then_drop(setup, qtbot):
 
 def test_edit_a_generated_pair_as_a_revision(setup, qtbot):
     ed, ws, _ds, _ref = setup
-    from core.manual import add_manual_pair
+    from segbalance.core.manual import add_manual_pair
 
     lab = np.full((32, 48), ROAD, np.uint8)
     pid = add_manual_pair(ws, lab, CITYSCAPES.palette[lab])
@@ -281,7 +281,7 @@ def test_long_sessions_survive_this_pyside_builds_refcount_leak(tmp_path):
 
 
 def test_render_overtaken_by_a_newer_request_is_dropped(qtbot):
-    from desktop_app.editor.render_pane import RenderPane
+    from segbalance.desktop_app.editor.render_pane import RenderPane
 
     pane = RenderPane(CITYSCAPES)
     qtbot.addWidget(pane)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.datasets import open_dataset
-from core.workspace import Workspace
-from desktop_app.editor import LabelEditor
+from segbalance.core.datasets import open_dataset
+from segbalance.core.workspace import Workspace
+from segbalance.desktop_app.editor import LabelEditor
 
-pytest.importorskip("core.recombine.layers")
+pytest.importorskip("segbalance.core.recombine.layers")
 pytestmark = pytest.mark.gui
 
 

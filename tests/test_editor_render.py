@@ -13,15 +13,15 @@ from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
 
-from core.datasets import open_dataset
-from core.io import read_png
-from core.labels import LabelClass, LabelSet
-from core.workspace import Workspace
-from db import models as m
-from desktop_app.editor import LabelEditor
-from desktop_app.editor.render_pane import RenderPane
+from segbalance.core.datasets import open_dataset
+from segbalance.core.io import read_png
+from segbalance.core.labels import LabelClass, LabelSet
+from segbalance.core.workspace import Workspace
+from segbalance.db import models as m
+from segbalance.desktop_app.editor import LabelEditor
+from segbalance.desktop_app.editor.render_pane import RenderPane
 
-pytest.importorskip("core.render.pix2pixhd")
+pytest.importorskip("segbalance.core.render.pix2pixhd")
 pytestmark = pytest.mark.gui
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,13 +29,13 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def tiny_gan(tmp_path_factory):
     """(dataset, checkpoint): 8 procedural 64x32 maps and a 2-iteration tiny-preset pix2pixHD."""
-    from core.sample_data import make_sample_dataset
+    from segbalance.core.sample_data import make_sample_dataset
 
     base = tmp_path_factory.mktemp("gan")
     ds = make_sample_dataset(base / "ds", n_train=8, n_val=2, size=(64, 32), seed=0)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run(
-        [sys.executable, "-m", "core.cli", "train-gan", str(ds), "--workspace", str(base / "ws"), "--out",
+        [sys.executable, "-m", "segbalance.core.cli", "train-gan", str(ds), "--workspace", str(base / "ws"), "--out",
          str(base / "ck"), "--iters", "2", "--size", "64x32", "--threads", "1", "--device", "cpu", "--quiet"],
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip

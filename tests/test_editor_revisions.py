@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.datasets import open_dataset
-from core.edit import LabelEdit
-from core.io import read_label_png, write_png
-from core.revisions import (
+from segbalance.core.datasets import open_dataset
+from segbalance.core.edit import LabelEdit
+from segbalance.core.io import read_label_png, write_png
+from segbalance.core.revisions import (
     EditSource,
     export_revisions,
     load_for_edit,
@@ -22,8 +22,8 @@ from core.revisions import (
     save_revision,
     save_working,
 )
-from core.workspace import Workspace
-from db import models as m
+from segbalance.core.workspace import Workspace
+from segbalance.db import models as m
 
 CAR, ROAD, SKY = 26, 7, 23
 

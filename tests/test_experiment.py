@@ -10,9 +10,9 @@ from pathlib import Path
 import cv2
 import pytest
 
-from core.experiment import ALL_ARMS, preset, run_experiment
-from core.workspace import Workspace
-from db import models as m
+from segbalance.core.experiment import ALL_ARMS, preset, run_experiment
+from segbalance.core.workspace import Workspace
+from segbalance.db import models as m
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,14 +65,15 @@ def test_rerun_reuses_finished_work_and_same_seed_repeats_numbers(ci_run, tmp_pa
 def test_experiment_cli_rejects_unknown_config_and_arm(tmp_path: Path) -> None:
     for args, needle in ((["--config", "huge"], "unknown experiment config"),
                          (["--config", "ci", "--arms", "baseline,magic"], "unknown arm")):
-        r = subprocess.run([sys.executable, "-m", "core.cli", "experiment", "--out", str(tmp_path / "x"), *args],
+        r = subprocess.run([sys.executable, "-m", "segbalance.core.cli", "experiment", "--out", str(tmp_path / "x"),
+                            *args],
                            capture_output=True, text=True, cwd=REPO)
         assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr
 
 
 def test_demo_command_prints_table_plots_and_workspace(tmp_path: Path) -> None:
     ws = tmp_path / "demo"
-    r = subprocess.run([sys.executable, "-m", "core.cli", "demo", "--config", "ci", "--workspace", str(ws)],
+    r = subprocess.run([sys.executable, "-m", "segbalance.core.cli", "demo", "--config", "ci", "--workspace", str(ws)],
                        capture_output=True, text=True, cwd=REPO, timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "| baseline |" in r.stdout and "| recon |" in r.stdout
@@ -82,8 +83,8 @@ def test_demo_command_prints_table_plots_and_workspace(tmp_path: Path) -> None:
 
 def test_estimate_multiplies_measured_unit_costs_by_the_schedule(tmp_path: Path, capsys, monkeypatch) -> None:
     """`experiment --estimate` sizes a config (the paper one on a GPU) without running it or writing anything."""
-    from core.cli import main
-    from core.estimate import estimate_experiment
+    from segbalance.core.cli import main
+    from segbalance.core.estimate import estimate_experiment
 
     monkeypatch.delenv("SEGBALANCE_VGG19", raising=False)
     cfg = preset("ci", arms=("baseline", "recon", "single"), seeds=2)
@@ -110,7 +111,7 @@ def test_estimate_multiplies_measured_unit_costs_by_the_schedule(tmp_path: Path,
 def test_estimate_extrapolates_a_batch_too_big_to_measure() -> None:
     from dataclasses import replace
 
-    from core.estimate import estimate_experiment
+    from segbalance.core.estimate import estimate_experiment
 
     cfg = replace(preset("ci", arms=("baseline",)), seg_batch=6)
     step = estimate_experiment(cfg, steps=1, say=lambda s: None)["components"][0]

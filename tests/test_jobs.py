@@ -18,16 +18,16 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from core.balance import plan_balance
-from core.cli import main
-from core.datasets import open_dataset
-from core.errors import Cancelled, SegbalanceError
-from core.io import read_label_png, read_png
-from core.jobs import job_info, list_pairs, request_cancel, run_generate
-from core.recombine import build_layer_bank
-from core.stats import dataset_stats, pixel_counts
-from core.workspace import Workspace
-from db import models as m
+from segbalance.core.balance import plan_balance
+from segbalance.core.cli import main
+from segbalance.core.datasets import open_dataset
+from segbalance.core.errors import Cancelled, SegbalanceError
+from segbalance.core.io import read_label_png, read_png
+from segbalance.core.jobs import job_info, list_pairs, request_cancel, run_generate
+from segbalance.core.recombine import build_layer_bank
+from segbalance.core.stats import dataset_stats, pixel_counts
+from segbalance.core.workspace import Workspace
+from segbalance.db import models as m
 from tests.recombine_helpers import make_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,8 +109,8 @@ def test_copypaste_job_produces_one_row_per_recipe(setup):
 
 
 def _fake_pix2pixhd(monkeypatch, label_nc: int = 35, calls: list | None = None):
-    """A stand-in generator module with the interface core.render.pix2pixhd exposes."""
-    mod = types.ModuleType("core.render.pix2pixhd")
+    """A stand-in generator module with the interface segbalance.core.render.pix2pixhd exposes."""
+    mod = types.ModuleType("segbalance.core.render.pix2pixhd")
 
     class Model:
         checkpoint_sha256 = "ab" * 32
@@ -125,10 +125,10 @@ def _fake_pix2pixhd(monkeypatch, label_nc: int = 35, calls: list | None = None):
                     for lab, inst in zip(labels, instances, strict=True)]
 
     mod.load_renderer = lambda checkpoint, device="auto", **kw: Model()
-    import core.render
+    import segbalance.core.render
 
-    monkeypatch.setitem(sys.modules, "core.render.pix2pixhd", mod)
-    monkeypatch.setattr(core.render, "pix2pixhd", mod, raising=False)  # the real one may be imported already
+    monkeypatch.setitem(sys.modules, "segbalance.core.render.pix2pixhd", mod)
+    monkeypatch.setattr(segbalance.core.render, "pix2pixhd", mod, raising=False)  # the real one may be imported already
 
 
 def test_generator_renderer_job(setup, monkeypatch, tmp_path):
@@ -158,9 +158,9 @@ def test_generator_with_too_small_label_nc_is_refused(setup, monkeypatch, tmp_pa
 
 def test_sigkill_then_resume_gives_exactly_the_plan(setup):
     root, ws, plan = setup
-    env = {**os.environ, "PYTHONPATH": str(REPO), "SEGBALANCE_JOB_DELAY": "0.3"}
-    proc = subprocess.Popen([PY, "-m", "core.cli", "generate", "--workspace", str(ws), "--dataset", str(root),
-                             "--plan", str(plan), "--renderer", "copypaste"], env=env,
+    env = {**os.environ, "SEGBALANCE_JOB_DELAY": "0.3"}
+    proc = subprocess.Popen([PY, "-m", "segbalance.core.cli", "generate", "--workspace", str(ws), "--dataset",
+                             str(root), "--plan", str(plan), "--renderer", "copypaste"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 40
@@ -246,9 +246,9 @@ def test_cancel_requested_from_another_process(setup, monkeypatch):
 
 def test_disk_full_removes_partial_pair_and_job_resumes(setup, monkeypatch, capsys):
     root, ws, plan = setup
-    import core.io
+    import segbalance.core.io
 
-    real = core.io.atomic_write_bytes
+    real = segbalance.core.io.atomic_write_bytes
     count = {"n": 0}
 
     def flaky(path, data):
@@ -257,7 +257,7 @@ def test_disk_full_removes_partial_pair_and_job_resumes(setup, monkeypatch, caps
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         real(path, data)
 
-    monkeypatch.setattr(core.io, "atomic_write_bytes", flaky)
+    monkeypatch.setattr(segbalance.core.io, "atomic_write_bytes", flaky)
     rc = main(["generate", "--workspace", str(ws), "--dataset", str(root), "--plan", str(plan),
                "--renderer", "copypaste"])
     err = capsys.readouterr().err.strip().splitlines()[-1]
@@ -268,7 +268,7 @@ def test_disk_full_removes_partial_pair_and_job_resumes(setup, monkeypatch, caps
         recorded = sorted(p for r in rows for p in (r.image_path, r.label_path, r.instance_path))
         assert on_disk == recorded, "no partial pair, no file without its row"
         assert len(rows) < 6 and s.scalar(select(m.Job.status)) == "failed"
-    monkeypatch.setattr(core.io, "atomic_write_bytes", real)
+    monkeypatch.setattr(segbalance.core.io, "atomic_write_bytes", real)
     assert main(["generate", "--workspace", str(ws), "--dataset", str(root), "--plan", str(plan),
                  "--renderer", "copypaste"]) == 0
     _check_rows(ws, 1, 6)
@@ -335,10 +335,10 @@ def test_review_pairs_and_export(setup, tmp_path, capsys):
 def test_locked_database_gives_a_clear_error(setup, monkeypatch):
     import sqlite3
 
-    import db.engine
+    import segbalance.db.engine
 
     root, ws, plan = setup
-    monkeypatch.setattr(db.engine, "BUSY_TIMEOUT_MS", 300)
+    monkeypatch.setattr(segbalance.db.engine, "BUSY_TIMEOUT_MS", 300)
     con = sqlite3.connect(ws / "segbalance.db", timeout=0.1)
     con.execute("BEGIN EXCLUSIVE")
     try:
@@ -388,17 +388,17 @@ def test_quality_gate_marks_low_scores_rejected(setup, monkeypatch, tmp_path):
             # a deterministic stand-in: alternate high and low by the label's first pixel rows
             return [0.9 if int(lab[:4].sum()) % 2 == 0 else 0.1 for lab in labels]
 
-    quality = types.ModuleType("core.seg.quality")
+    quality = types.ModuleType("segbalance.core.seg.quality")
 
     def load_scorer(ckpt, device="auto"):
         seen["ckpt"] = ckpt
         return Scorer()
 
     quality.load_scorer = load_scorer
-    seg = types.ModuleType("core.seg")
+    seg = types.ModuleType("segbalance.core.seg")
     seg.quality = quality
-    monkeypatch.setitem(sys.modules, "core.seg", seg)
-    monkeypatch.setitem(sys.modules, "core.seg.quality", quality)
+    monkeypatch.setitem(sys.modules, "segbalance.core.seg", seg)
+    monkeypatch.setitem(sys.modules, "segbalance.core.seg.quality", quality)
     with pytest.raises(SegbalanceError, match="no segmentation model yet"):
         run_generate(ws, root, plan, "copypaste", min_quality=0.5)
     with Workspace(ws) as w, w.session() as s, s.begin():
@@ -415,7 +415,7 @@ def test_quality_gate_marks_low_scores_rejected(setup, monkeypatch, tmp_path):
 
 def _tiny_generator(path: Path, label_nc: int = 35) -> Path:
     torch = pytest.importorskip("torch")
-    nets = pytest.importorskip("core.render.pix2pixhd_nets")
+    nets = pytest.importorskip("segbalance.core.render.pix2pixhd_nets")
     torch.manual_seed(0)
     g = nets.build_generator(nets.Pix2PixHDConfig(label_nc=label_nc, ngf=8, n_downsample_global=2, n_blocks_global=1))
     torch.save(g.state_dict(), path)
@@ -424,7 +424,7 @@ def _tiny_generator(path: Path, label_nc: int = 35) -> Path:
 
 def test_real_pix2pixhd_renderer_job(setup, tmp_path, capsys):
     """The real generator module (tiny untrained weights): rows, hashes, checkpoint SHA, label_nc check."""
-    pytest.importorskip("core.render.pix2pixhd")
+    pytest.importorskip("segbalance.core.render.pix2pixhd")
     import torch
 
     torch.set_num_threads(2)
@@ -460,10 +460,10 @@ def test_procedural_renderer_job(setup):
 
 def test_quality_gate_with_a_real_segmentation_run(setup, tmp_path):
     """A 2-iteration PSPNet run stands in for a trained model: scores land in the rows, the threshold rejects."""
-    pytest.importorskip("core.seg.train")
+    pytest.importorskip("segbalance.core.seg.train")
     import torch
 
-    from core.seg.train import SegTrainConfig, train_seg
+    from segbalance.core.seg.train import SegTrainConfig, train_seg
 
     torch.set_num_threads(1)
     root, ws, plan = setup

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from core.cli import main
-from core.errors import SegbalanceError
-from core.render.gan_losses import (
+from segbalance.core.cli import main
+from segbalance.core.errors import SegbalanceError
+from segbalance.core.render.gan_losses import (
     VGG19Features,
     VGGLoss,
     class_balance_weights,
@@ -16,8 +16,8 @@ from core.render.gan_losses import (
     load_vgg19,
     lsgan_loss,
 )
-from core.render.pix2pixhd import edge_map, kmeans, load_renderer, one_hot, sample_features
-from core.render.pix2pixhd_nets import (
+from segbalance.core.render.pix2pixhd import edge_map, kmeans, load_renderer, one_hot, sample_features
+from segbalance.core.render.pix2pixhd_nets import (
     Encoder,
     Pix2PixHDConfig,
     build_discriminator,
@@ -192,7 +192,7 @@ def test_bare_official_style_state_dict_renders_without_conversion(tiny_state_di
     assert len(out) == 2 and out[0].shape == (32, 64, 3) and out[0].dtype == np.uint8
     assert not np.array_equal(out[0], out[1])  # the instance boundary between the two cars matters
     # same result as running the network by hand
-    from core.render.pix2pixhd import label_input
+    from segbalance.core.render.pix2pixhd import label_input
 
     x = label_input(torch.from_numpy(lab)[None].long(), torch.from_numpy(inst)[None], r.arch)
     with torch.no_grad():
@@ -215,7 +215,7 @@ def test_mismatched_checkpoint_is_a_one_line_error_naming_keys(tiny_state_dict, 
         load_renderer(path, "cpu", n_blocks_global=2)
     labels = tmp_path / "labels"
     labels.mkdir()
-    from core.io import write_png
+    from segbalance.core.io import write_png
 
     write_png(labels / "a_labelIds.png", np.zeros((32, 64), np.uint8))
     rc = main(["render", str(labels), "--checkpoint", str(path), "--out", str(tmp_path / "o"), "--label-nc", "19"])
@@ -263,7 +263,7 @@ def test_legacy_non_zip_state_dict_loads(tmp_path):
 @pytest.mark.parametrize("use_instance", [True, False])
 def test_table_front_equals_the_first_conv_on_one_hot_input(use_instance):
     """The renderer's lookup-table front must be the same function as pad + 7x7 conv over one-hot + edges."""
-    from core.render.pix2pixhd import LabelTableFront, label_input
+    from segbalance.core.render.pix2pixhd import LabelTableFront, label_input
 
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(35 + use_instance, 16, 7)

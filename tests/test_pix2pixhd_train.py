@@ -12,14 +12,14 @@ import pytest
 import torch
 from sqlalchemy import select
 
-from core.cli import main
-from core.datasets import open_dataset
-from core.errors import Cancelled
-from core.render.gan_train import make_config, train_gan
-from core.render.pix2pixhd import Renderer, load_renderer, read_checkpoint
-from core.render.pix2pixhd_nets import build_generator, init_weights
-from core.workspace import Workspace
-from db import models as m
+from segbalance.core.cli import main
+from segbalance.core.datasets import open_dataset
+from segbalance.core.errors import Cancelled
+from segbalance.core.render.gan_train import make_config, train_gan
+from segbalance.core.render.pix2pixhd import Renderer, load_renderer, read_checkpoint
+from segbalance.core.render.pix2pixhd_nets import build_generator, init_weights
+from segbalance.core.workspace import Workspace
+from segbalance.db import models as m
 
 torch.set_num_threads(2)
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,9 +131,9 @@ def test_train_gan_cli_and_bad_dataset(gan_dataset, tmp_path, capsys):
 
 
 def test_ddp_two_gloo_processes_match_one_process_with_twice_the_batch(gan_dataset, tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1")
+    env = dict(os.environ, OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-           "-m", "core.cli", "train-gan", str(gan_dataset), "--workspace", str(tmp_path / "ws"),
+           "-m", "segbalance.core.cli", "train-gan", str(gan_dataset), "--workspace", str(tmp_path / "ws"),
            "--out", str(tmp_path / "ddp"), "--size", "64x32", "--iters", "1", "--device", "cpu", "--threads", "1",
            "--quiet"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
@@ -155,7 +155,7 @@ def test_ddp_two_gloo_processes_match_one_process_with_twice_the_batch(gan_datas
 
 
 def test_vgg_loss_turns_on_with_a_weights_file_and_bf16_amp_trains(gan_dataset, tmp_path):
-    from core.render.gan_losses import VGG19Features
+    from segbalance.core.render.gan_losses import VGG19Features
 
     torch.manual_seed(0)
     vgg = tmp_path / "vgg19.pth"
@@ -171,8 +171,8 @@ def test_sigterm_stops_the_cli_with_a_checkpoint_and_a_cancelled_run(gan_dataset
     import sqlite3
     import time
 
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "train-gan", str(gan_dataset), "--workspace",
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "segbalance.core.cli", "train-gan", str(gan_dataset), "--workspace",
                              str(tmp_path / "ws"), "--out", str(tmp_path / "o"), "--size", "64x32", "--iters", "100000",
                              "--threads", "1", "--quiet"], env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     try:

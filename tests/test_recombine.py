@@ -12,16 +12,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.balance import Plan, parse_target_spec, plan_balance, preset_target
-from core.cli import main
-from core.datasets import open_dataset
-from core.errors import DataError
-from core.labels import CITYSCAPES
-from core.recombine import Placement, Recipe, apply_recipe, build_layer_bank, compose, decompose, rules_for
-from core.recombine.compose import recon_background, sort_layers
-from core.recombine.layers import unpack_mask
-from core.stats import dataset_stats, pixel_counts
-from core.workspace import Workspace
+from segbalance.core.balance import Plan, parse_target_spec, plan_balance, preset_target
+from segbalance.core.cli import main
+from segbalance.core.datasets import open_dataset
+from segbalance.core.errors import DataError
+from segbalance.core.labels import CITYSCAPES
+from segbalance.core.recombine import Placement, Recipe, apply_recipe, build_layer_bank, compose, decompose, rules_for
+from segbalance.core.recombine.compose import recon_background, sort_layers
+from segbalance.core.recombine.layers import unpack_mask
+from segbalance.core.stats import dataset_stats, pixel_counts
+from segbalance.core.workspace import Workspace
 from tests.recombine_helpers import BUILDING, CAR, EGO, FENCE, PERSON, ROAD, SKY, WALL, make_dataset, scene
 
 LS = CITYSCAPES
@@ -258,7 +258,7 @@ def test_realised_shares_match_prediction(synth, tmp_path):
     labels = sorted(out.glob("*_gtFine_labelIds.png"))
     assert len(labels) == len(plan.recipes) == len(sorted(out.glob("*_gtFine_instanceIds.png")))
     counts = stats.pixels.copy()
-    from core.io import read_label_png
+    from segbalance.core.io import read_label_png
 
     for p in labels:
         counts += pixel_counts(read_label_png(p))
@@ -284,7 +284,7 @@ def test_sample_dataset_plan_recombine_realises_prediction(sample_dataset, tmp_p
         assert 0 < len(plan.recipes) <= 16
         stats = dataset_stats(open_dataset(sample_dataset), "train", workers=1)
         counts = stats.pixels.copy()
-        from core.io import read_label_png
+        from segbalance.core.io import read_label_png
 
         for p in sorted(out.glob("*_gtFine_labelIds.png")):
             counts += pixel_counts(read_label_png(p))
@@ -357,7 +357,7 @@ def test_recombine_refuses_foreign_and_edited_plans(synth, tmp_path, capsys):
 
 
 def test_missing_source_fails_only_that_recipe(tmp_path):
-    from core.recombine.write import recombine_recipes
+    from segbalance.core.recombine.write import recombine_recipes
 
     root = make_dataset(tmp_path / "ds", n=6)
     ds = open_dataset(root)
@@ -389,7 +389,7 @@ def test_plan_json_output_form(synth, tmp_path, capsys):
 
 
 def test_planner_progress_and_cancel(synth):
-    from core.errors import Cancelled
+    from segbalance.core.errors import Cancelled
 
     _, _, bank, stats, _ = synth
     seen = []
@@ -429,7 +429,7 @@ def test_cityscapes_sample_plan_and_recombine(cityscapes_sample, tmp_path):
 
 
 def test_bank_build_cancel_leaves_nothing(synth, tmp_path):
-    from core.errors import Cancelled
+    from segbalance.core.errors import Cancelled
 
     ds = open_dataset(make_dataset(tmp_path / "ds", n=3))
     with Workspace(tmp_path / "ws") as ws:

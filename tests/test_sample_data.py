@@ -8,12 +8,12 @@ import cv2
 import numpy as np
 import pytest
 
-from core.cli import main
-from core.datasets import open_dataset
-from core.errors import Cancelled
-from core.labels import CITYSCAPES
-from core.sample_data import THING_IDS, make_layout, make_sample_dataset, render_scene, sample_rng
-from core.stats import dataset_stats
+from segbalance.core.cli import main
+from segbalance.core.datasets import open_dataset
+from segbalance.core.errors import Cancelled
+from segbalance.core.labels import CITYSCAPES
+from segbalance.core.sample_data import THING_IDS, make_layout, make_sample_dataset, render_scene, sample_rng
+from segbalance.core.stats import dataset_stats
 
 # Cityscapes train split, % of the pixels of the 19 evaluated classes
 CITYSCAPES_SHARES = {

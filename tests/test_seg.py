@@ -16,12 +16,12 @@ import pytest
 import torch
 from sqlalchemy import select
 
-from core.cli import main as cli_main
-from core.errors import DataError
-from core.io import write_png
-from core.labels import CITYSCAPES
-from core.seg import data as sd
-from core.seg.metrics import (
+from segbalance.core.cli import main as cli_main
+from segbalance.core.errors import DataError
+from segbalance.core.io import write_png
+from segbalance.core.labels import CITYSCAPES
+from segbalance.core.seg import data as sd
+from segbalance.core.seg.metrics import (
     confusion_matrix,
     mean_accuracy,
     mean_iou,
@@ -30,8 +30,8 @@ from core.seg.metrics import (
     present_miou,
     summarize,
 )
-from core.seg.model import PSPNet, PSPNetConfig, ResNet, count_parameters, load_backbone_weights
-from db import models as m
+from segbalance.core.seg.model import PSPNet, PSPNetConfig, ResNet, count_parameters, load_backbone_weights
+from segbalance.db import models as m
 
 torch.set_num_threads(1)  # the machine is shared: one thread beats two oversubscribed ones
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +41,7 @@ CROP_ARG = "48x96"
 
 
 def tiny_cfg(ds: Path, out: Path, ws: Path, **kw):
-    from core.seg.train import SegTrainConfig
+    from segbalance.core.seg.train import SegTrainConfig
 
     base = dict(dataset=str(ds), out_dir=str(out), workspace=str(ws), backbone="resnet18", crop=CROP, batch=4,
                 iters=4, workers=0, log_interval=2, amp="off", device="cpu", stdout_json=False, threads=1)
@@ -51,7 +51,7 @@ def tiny_cfg(ds: Path, out: Path, ws: Path, **kw):
 @pytest.fixture(scope="module")
 def seg_ds(tmp_path_factory) -> Path:
     """The built-in procedural sample dataset, at 96x48 so that a CPU run learns it in seconds."""
-    from core.sample_data import make_sample_dataset
+    from segbalance.core.sample_data import make_sample_dataset
 
     return make_sample_dataset(tmp_path_factory.mktemp("sample") / "ds", n_train=16, n_val=4, size=(96, 48), seed=0)
 
@@ -61,7 +61,7 @@ def trained(seg_ds, tmp_path_factory):
     """One short resnet18 run (workers in subprocesses, periodic eval) shared by several tests."""
     import cv2
 
-    from core.seg.train import train_seg
+    from segbalance.core.seg.train import train_seg
 
     # regression: OpenCV's thread pool used in this process before the loader starts (as a GUI or a
     # full-size image load does) used to deadlock forked workers
@@ -149,7 +149,7 @@ def test_backbone_weights_load_from_both_layouts_and_refuse_the_wrong_one(tmp_pa
 
 # -- data ----------------------------------------------------------------------------------------------
 def test_crop_larger_than_image_is_padded_with_ignore(seg_ds):
-    from core.datasets import open_dataset
+    from segbalance.core.datasets import open_dataset
 
     ds = open_dataset(seg_ds)
     ref = ds.samples("train")[0]
@@ -165,7 +165,7 @@ def test_crop_larger_than_image_is_padded_with_ignore(seg_ds):
 
 @pytest.mark.parametrize("augment", ["standard", "strong", "style"])
 def test_augmentations_keep_labels_aligned_and_replay_from_the_seed(seg_ds, augment):
-    from core.datasets import open_dataset
+    from segbalance.core.datasets import open_dataset
 
     ds = open_dataset(seg_ds)
     tset = sd.SegTrainSet([(ds, r) for r in ds.samples("train")[:4]], ds.label_set, crop=CROP, augment=augment)
@@ -208,7 +208,7 @@ def test_rare_class_sampling_favours_rare_classes():
 
 # -- training ------------------------------------------------------------------------------------------
 def test_resnet18_run_learns_and_streams_metrics(trained, seg_ds):
-    from core.datasets import open_dataset
+    from segbalance.core.datasets import open_dataset
 
     cfg, res = trained
     assert res["status"] == "done" and res["iteration"] == 30
@@ -220,7 +220,7 @@ def test_resnet18_run_learns_and_streams_metrics(trained, seg_ds):
                for t in (ds.load_train_ids(r) for r in ds.samples("val")))
     assert res["miou"] > 3 * mean_iou(conf), (res["miou"], mean_iou(conf))
     assert res["pixel_acc"] > pixel_accuracy(conf) + 0.15
-    from core.workspace import Workspace
+    from segbalance.core.workspace import Workspace
 
     with Workspace(cfg.workspace) as ws, ws.session() as s:
         run = s.scalar(select(m.TrainingRun))
@@ -247,7 +247,7 @@ def test_evaluate_cli_json_and_label_id_predictions(trained, seg_ds, tmp_path, c
     assert data["miou"] == pytest.approx(res["miou"]) and 0 <= data["pixel_acc"] <= 1
     pngs = sorted(pred_dir.glob("*.png"))
     assert len(pngs) == res["n_images"]
-    from core.io import read_label_png
+    from segbalance.core.io import read_label_png
 
     ids = np.unique(read_label_png(pngs[0]))
     assert set(ids.tolist()) <= {c.id for c in CITYSCAPES.train_classes}  # label ids, not train ids
@@ -261,8 +261,8 @@ def test_evaluate_cli_json_and_label_id_predictions(trained, seg_ds, tmp_path, c
 
 
 def test_quality_scorer_prefers_the_real_image(trained, seg_ds):
-    from core.datasets import open_dataset
-    from core.seg.quality import load_scorer
+    from segbalance.core.datasets import open_dataset
+    from segbalance.core.seg.quality import load_scorer
 
     cfg, _ = trained
     ds = open_dataset(seg_ds)
@@ -294,8 +294,8 @@ def test_compare_cli_reports_deltas_and_plots(trained, tmp_path, capsys):
 
 
 def test_resume_continues_exactly(seg_ds, tmp_path):
-    from core.seg.evaluate import read_checkpoint
-    from core.seg.train import train_seg
+    from segbalance.core.seg.evaluate import read_checkpoint
+    from segbalance.core.seg.train import train_seg
 
     straight = train_seg(tiny_cfg(seg_ds, tmp_path / "a", tmp_path / "ws", workers=1, eval_interval=0))
     assert straight["status"] == "done"
@@ -309,7 +309,7 @@ def test_resume_continues_exactly(seg_ds, tmp_path):
     for k, v in a["model"].items():
         assert torch.equal(v, b["model"][k]), k
     assert resumed["miou"] == straight["miou"]
-    from core.workspace import Workspace
+    from segbalance.core.workspace import Workspace
 
     with Workspace(tmp_path / "ws") as ws, ws.session() as s:
         runs = s.scalars(select(m.TrainingRun).order_by(m.TrainingRun.id)).all()
@@ -317,8 +317,8 @@ def test_resume_continues_exactly(seg_ds, tmp_path):
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(seg_ds, tmp_path, monkeypatch):
-    import core.seg.train as tr
-    from core.seg.evaluate import read_checkpoint
+    import segbalance.core.seg.train as tr
+    from segbalance.core.seg.evaluate import read_checkpoint
 
     calls = []
     real = tr.segmentation_loss
@@ -333,15 +333,15 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(seg_ds, tmp_path, mon
         tr.train_seg(tiny_cfg(seg_ds, tmp_path / "run", tmp_path / "ws", ckpt_interval=2))
     ck = read_checkpoint(tmp_path / "run")
     assert ck["iteration"] == 2 and all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
-    from core.workspace import Workspace
+    from segbalance.core.workspace import Workspace
 
     with Workspace(tmp_path / "ws") as ws, ws.session() as s:
         assert s.scalar(select(m.TrainingRun.status)) == "failed"
 
 
 def test_extra_pairs_from_the_workspace_db(seg_ds, tmp_path, capsys):
-    from core.datasets import open_dataset
-    from core.workspace import Workspace
+    from segbalance.core.datasets import open_dataset
+    from segbalance.core.workspace import Workspace
 
     ds = open_dataset(seg_ds)
     ws_path = tmp_path / "ws"
@@ -416,14 +416,14 @@ def test_cli_bad_inputs_exit_2_with_one_line(trained, seg_ds, tmp_path, capsys):
 
 # -- processes: SIGTERM from the desktop app, DDP through torchrun -----------------------------------
 def _env() -> dict:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def test_sigterm_stops_cleanly_and_keeps_the_checkpoint(seg_ds, tmp_path):
-    from core.seg.evaluate import read_checkpoint
-    from core.workspace import Workspace
+    from segbalance.core.seg.evaluate import read_checkpoint
+    from segbalance.core.workspace import Workspace
 
-    cmd = [PY, "-m", "core.cli", "train-seg", str(seg_ds), "--workspace", str(tmp_path / "ws"), "--out",
+    cmd = [PY, "-m", "segbalance.core.cli", "train-seg", str(seg_ds), "--workspace", str(tmp_path / "ws"), "--out",
            str(tmp_path / "run"), "--backbone", "resnet18", "--crop", CROP_ARG, "--iters", "500", "--batch", "2",
            "--workers", "1", "--log-interval", "2", "--device", "cpu", "--threads", "1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=ROOT)
@@ -448,7 +448,7 @@ def test_sigterm_stops_cleanly_and_keeps_the_checkpoint(seg_ds, tmp_path):
 def test_ddp_two_processes_on_cpu(seg_ds, tmp_path):
     if shutil.which("torchrun") is None and not (Path(PY).parent / "torchrun").exists():
         pytest.skip("torchrun not installed")
-    cmd = [PY, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "core.cli",
+    cmd = [PY, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "segbalance.core.cli",
            "train-seg", str(seg_ds), "--workspace", str(tmp_path / "ws"), "--out", str(tmp_path / "run"),
            "--backbone", "resnet18", "--crop", CROP_ARG, "--iters", "4", "--batch", "4", "--workers", "0",
            "--log-interval", "2", "--device", "cpu", "--threads", "1", "--max-val-images", "2"]
@@ -461,7 +461,7 @@ def test_ddp_two_processes_on_cpu(seg_ds, tmp_path):
 
 
 def test_pretrained_file_decides_the_stem_and_is_logged(seg_ds, tmp_path, capsys):
-    from core.seg.evaluate import read_checkpoint
+    from segbalance.core.seg.evaluate import read_checkpoint
 
     weights = tmp_path / "deep18.pth"
     torch.save(ResNet("resnet18", deep_stem=True).state_dict(), weights)

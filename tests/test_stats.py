@@ -12,11 +12,11 @@ import cv2
 import numpy as np
 import pytest
 
-from core.cli import main
-from core.datasets import open_dataset
-from core.labels import CITYSCAPES
-from core.stats import dataset_stats, pixel_counts
-from core.workspace import Workspace
+from segbalance.core.cli import main
+from segbalance.core.datasets import open_dataset
+from segbalance.core.labels import CITYSCAPES
+from segbalance.core.stats import dataset_stats, pixel_counts
+from segbalance.core.workspace import Workspace
 from tests.helpers import make_cityscapes
 
 
@@ -89,7 +89,7 @@ def test_cache_hit_on_unchanged_and_rescan_on_changed(tmp_path: Path) -> None:
 
 
 def test_failed_scan_writes_no_cache_rows(tmp_path: Path) -> None:
-    from db import models as m
+    from segbalance.db import models as m
 
     root = make_cityscapes(tmp_path / "ds", n=4)
     bad = sorted(root.glob("gtFine/train/*/*_labelIds.png"))[-1]
@@ -127,8 +127,9 @@ def test_stats_table_and_plot(tmp_path: Path, capsys) -> None:
 
 def test_core_and_db_never_import_qt() -> None:
     code = (
-        "import sys, core.cli, core.stats, core.workspace, core.datasets, db.models;"
-        "core.cli.build_parser();"
+        "import sys, segbalance.core.cli, segbalance.core.stats, segbalance.core.workspace, segbalance.core.datasets,"
+        " segbalance.db.models;"
+        "segbalance.core.cli.build_parser();"
         "bad=[m for m in sys.modules if m.startswith(('PySide6','pyqtgraph','shiboken6'))];"
         "print(bad); sys.exit(1 if bad else 0)"
     )

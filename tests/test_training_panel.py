@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QSettings
 
-from core.datasets import open_dataset
-from core.run_metrics import SegRunRequest
-from core.workspace import Workspace
-from db import models as m
-from desktop_app.training import TrainingPanel
+from segbalance.core.datasets import open_dataset
+from segbalance.core.run_metrics import SegRunRequest
+from segbalance.core.workspace import Workspace
+from segbalance.db import models as m
+from segbalance.desktop_app.training import TrainingPanel
 from tests.test_editor_revisions import make_cityscapes
 
 pytestmark = pytest.mark.gui
@@ -24,9 +24,9 @@ FAKE_TRAIN = textwrap.dedent(
     """
     import json, os, signal, sys, time
     from pathlib import Path
-    from core.workspace import Workspace
-    from db import models as m
-    from db.base import utcnow
+    from segbalance.core.workspace import Workspace
+    from segbalance.db import models as m
+    from segbalance.db.base import utcnow
 
     ws_path, out, dataset, iters, sleep, fail = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), \\
         float(sys.argv[5]), sys.argv[6] == "fail"
@@ -185,7 +185,7 @@ def test_train_seg_command_line():
                         pair_statuses=("accepted", "pending"), sampler="rare-class", backbone="resnet18", iters=50,
                         device="cpu")
     prog, args = req.command()
-    assert prog == sys.executable and args[:4] == ["-m", "core.cli", "train-seg", "/d"]
+    assert prog == sys.executable and args[:4] == ["-m", "segbalance.core.cli", "train-seg", "/d"]
     joined = " ".join(args)
     assert "--extra pairs --extra-status accepted,pending" in joined
     assert "--sampler rare-class" in joined and "--backbone resnet18" in joined and "--iters 50" in joined
@@ -203,8 +203,8 @@ def test_bad_form_input_is_refused_with_a_reason(env):
 
 def test_a_short_real_train_seg_run_streams_into_the_panel(tmp_path, qtbot):
     """The real `segbalance train-seg` subprocess (resnet18, 4 iterations on 64x32 maps)."""
-    pytest.importorskip("core.seg.train")
-    from core.sample_data import make_sample_dataset
+    pytest.importorskip("segbalance.core.seg.train")
+    from segbalance.core.sample_data import make_sample_dataset
 
     root = make_sample_dataset(tmp_path / "ds", n_train=6, n_val=2, size=(64, 32), seed=1)
     ws = Workspace(tmp_path / "ws")

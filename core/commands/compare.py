@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from core.errors import DataError
+from segbalance.core.errors import DataError
 
 
 def load_result(path: str | Path) -> dict:
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     a, b = load_result(args.run_a), load_result(args.run_b)
     cmp = compare_results(a, b)
     if args.plot:
-        from core.plots import delta_chart
+        from segbalance.core.plots import delta_chart
 
         shown = [r for r in cmp["classes"] if r["delta"] is not None]
         d = cmp["miou_delta"]

@@ -23,10 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.commands.train_seg import parse_size
-    from core.datasets import open_dataset
-    from core.progress import cli_progress
-    from core.seg.evaluate import evaluate
+    from segbalance.core.commands.train_seg import parse_size
+    from segbalance.core.datasets import open_dataset
+    from segbalance.core.progress import cli_progress
+    from segbalance.core.seg.evaluate import evaluate
 
     crop = parse_size(args.crop) if args.crop else None
     ds = open_dataset(args.dataset)

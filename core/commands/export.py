@@ -17,10 +17,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.datasets import open_dataset
-    from core.export import export_dataset
-    from core.progress import cli_progress
-    from core.workspace import Workspace
+    from segbalance.core.datasets import open_dataset
+    from segbalance.core.export import export_dataset
+    from segbalance.core.progress import cli_progress
+    from segbalance.core.workspace import Workspace
 
     include = tuple(s.strip() for s in args.include.split(",") if s.strip())
     ds = open_dataset(args.dataset)

@@ -27,9 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.errors import SegbalanceError
-    from core.jobs import run_generate
-    from core.progress import cli_progress
+    from segbalance.core.errors import SegbalanceError
+    from segbalance.core.jobs import run_generate
+    from segbalance.core.progress import cli_progress
 
     if args.batch_size is not None and args.batch_size < 1:
         raise SegbalanceError("--batch-size must be at least 1")

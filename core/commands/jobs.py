@@ -16,9 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.errors import SegbalanceError
-    from core.jobs import job_info, list_jobs, request_cancel
-    from core.workspace import Workspace
+    from segbalance.core.errors import SegbalanceError
+    from segbalance.core.jobs import job_info, list_jobs, request_cancel
+    from segbalance.core.workspace import Workspace
 
     with Workspace(args.workspace, create=False) as ws:
         if args.job is None:

@@ -16,9 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.errors import SegbalanceError
-    from core.jobs import PAIR_STATUSES, list_pairs
-    from core.workspace import Workspace
+    from segbalance.core.errors import SegbalanceError
+    from segbalance.core.jobs import PAIR_STATUSES, list_pairs
+    from segbalance.core.workspace import Workspace
 
     status = [s.strip() for s in args.status.split(",") if s.strip()] if args.status else None
     bad = [s for s in status or [] if s not in PAIR_STATUSES]

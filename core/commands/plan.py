@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from core.errors import SegbalanceError
+from segbalance.core.errors import SegbalanceError
 
 # kept here (not imported from core.balance) so `segbalance --help` loads neither numpy nor OpenCV
 PRESET_HELP = ("raise-rare[:SHARE] lifts every class below SHARE (default 0.01) to it; "
@@ -39,18 +39,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.balance import plan_balance
-    from core.datasets import open_dataset
-    from core.progress import cli_progress
-    from core.recombine import build_layer_bank
-    from core.stats import dataset_stats
-    from core.workspace import Workspace
+    from segbalance.core.balance import plan_balance
+    from segbalance.core.datasets import open_dataset
+    from segbalance.core.progress import cli_progress
+    from segbalance.core.recombine import build_layer_bank
+    from segbalance.core.stats import dataset_stats
+    from segbalance.core.workspace import Workspace
 
     if args.budget <= 0:
         raise SegbalanceError(f"--budget must be at least 1 (got {args.budget})")
     if args.candidates <= 0:
         raise SegbalanceError("--candidates must be at least 1")
-    from core.balance import PRESETS, PlaceOptions, parse_strategy, parse_target_spec
+    from segbalance.core.balance import PRESETS, PlaceOptions, parse_strategy, parse_target_spec
 
     try:
         smin, smax = (float(v) for v in args.scale_range.split(","))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.errors import DataError
+from segbalance.core.errors import DataError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,12 +18,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.balance import Plan
-    from core.datasets import open_dataset
-    from core.progress import cli_progress
-    from core.recombine import build_layer_bank
-    from core.recombine.write import check_recipes, recombine_recipes
-    from core.workspace import Workspace
+    from segbalance.core.balance import Plan
+    from segbalance.core.datasets import open_dataset
+    from segbalance.core.progress import cli_progress
+    from segbalance.core.recombine import build_layer_bank
+    from segbalance.core.recombine.write import check_recipes, recombine_recipes
+    from segbalance.core.workspace import Workspace
 
     plan = Plan.load(args.plan)
     root = args.dataset or plan.dataset

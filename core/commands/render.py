@@ -51,9 +51,9 @@ def _label_files(root: Path) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from core.errors import SegbalanceError
-    from core.io import read_label_png, write_png
-    from core.render.pix2pixhd import load_renderer
+    from segbalance.core.errors import SegbalanceError
+    from segbalance.core.io import read_label_png, write_png
+    from segbalance.core.render.pix2pixhd import load_renderer
 
     root = Path(args.label_dir)
     if not root.is_dir():

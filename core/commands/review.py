@@ -15,8 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.jobs import review_pairs
-    from core.workspace import Workspace
+    from segbalance.core.jobs import review_pairs
+    from segbalance.core.workspace import Workspace
 
     ids, status = (args.accept, "accepted") if args.accept else (args.reject, "rejected")
     with Workspace(args.workspace, create=False) as ws:

@@ -6,9 +6,9 @@ import argparse
 import json
 import sys
 
-from core.datasets import open_dataset
-from core.progress import cli_progress
-from core.stats import dataset_stats
+from segbalance.core.datasets import open_dataset
+from segbalance.core.progress import cli_progress
+from segbalance.core.stats import dataset_stats
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     ds = open_dataset(args.dataset)
     ws = None
     if args.workspace:
-        from core.workspace import Workspace
+        from segbalance.core.workspace import Workspace
 
         ws = Workspace(args.workspace)
     split = None if args.split == "all" else args.split
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"skipped: {b.error}", file=sys.stderr)
     classes = st.classes()
     if args.plot:
-        from core.plots import bar_chart
+        from segbalance.core.plots import bar_chart
 
         shown = sorted((c for c in classes if c["train_id"] != 255), key=lambda c: -c["pixels"])
         bar_chart(

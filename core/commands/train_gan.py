@@ -56,9 +56,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from core.datasets import open_dataset
-    from core.errors import SegbalanceError
-    from core.render.gan_train import make_config, train_gan
+    from segbalance.core.datasets import open_dataset
+    from segbalance.core.errors import SegbalanceError
+    from segbalance.core.render.gan_train import make_config, train_gan
 
     if args.threads:
         torch.set_num_threads(args.threads)

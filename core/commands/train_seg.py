@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from core.errors import SegbalanceError
+from segbalance.core.errors import SegbalanceError
 
 
 def parse_size(text: str, what: str = "--crop") -> tuple[int, int]:
@@ -63,8 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.progress import cli_progress
-    from core.seg.train import SegTrainConfig, train_seg
+    from segbalance.core.progress import cli_progress
+    from segbalance.core.seg.train import SegTrainConfig, train_seg
 
     for name in ("iters", "batch", "log_interval"):
         if getattr(args, name) < 1:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.datasets.base import Dataset, SampleRef
-from core.datasets.cityscapes import CityscapesDataset, looks_like_cityscapes
-from core.datasets.folder import FolderDataset, looks_like_folder
-from core.errors import DataError
+from segbalance.core.datasets.base import Dataset, SampleRef
+from segbalance.core.datasets.cityscapes import CityscapesDataset, looks_like_cityscapes
+from segbalance.core.datasets.folder import FolderDataset, looks_like_folder
+from segbalance.core.errors import DataError
 
 __all__ = ["Dataset", "SampleRef", "CityscapesDataset", "FolderDataset", "open_dataset"]
 

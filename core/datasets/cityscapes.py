@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from core.datasets.base import Dataset, SampleRef
-from core.errors import DataError
-from core.labels import CITYSCAPES, LabelSet
+from segbalance.core.datasets.base import Dataset, SampleRef
+from segbalance.core.errors import DataError
+from segbalance.core.labels import CITYSCAPES, LabelSet
 
 IMG_SUFFIX = "_leftImg8bit.png"
 LABEL_SUFFIXES = (("_gtFine_labelIds.png", "labelIds"), ("_gtFine_labelTrainIds.png", "trainIds"))

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.datasets.base import Dataset, SampleRef
-from core.errors import DataError
-from core.io import read_png
-from core.labels import LabelSet
+from segbalance.core.datasets.base import Dataset, SampleRef
+from segbalance.core.errors import DataError
+from segbalance.core.io import read_png
+from segbalance.core.labels import LabelSet
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
 

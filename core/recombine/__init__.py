@@ -1,6 +1,6 @@
 """Recombination engine: a bank of single-class layers and recipes that paste them into new label maps."""
 
-from core.recombine.compose import (
+from segbalance.core.recombine.compose import (
     DEFAULT_ORDER,
     STRATEGIES,
     MissingSourceError,
@@ -11,7 +11,7 @@ from core.recombine.compose import (
     compose,
     rules_for,
 )
-from core.recombine.layers import LayerBank, build_layer_bank, decompose, load_layer_bank
+from segbalance.core.recombine.layers import LayerBank, build_layer_bank, decompose, load_layer_bank
 
 __all__ = [
     "DEFAULT_ORDER",

@@ -15,9 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.datasets import Dataset, SampleRef
-from core.errors import DataError
-from core.labels import LabelSet
+from segbalance.core.datasets import Dataset, SampleRef
+from segbalance.core.errors import DataError
+from segbalance.core.labels import LabelSet
 
 STRATEGIES = ("single", "multi", "recon")
 # occlusion order: a pasted layer only covers pixels of a category at or below its own rank

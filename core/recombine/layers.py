@@ -21,10 +21,10 @@ import cv2
 import numpy as np
 from sqlalchemy import delete, insert, select
 
-from core.datasets import Dataset, SampleRef
-from core.errors import Cancelled, DataError
-from core.labels import LabelSet
-from core.parallel import process_context
+from segbalance.core.datasets import Dataset, SampleRef
+from segbalance.core.errors import Cancelled, DataError
+from segbalance.core.labels import LabelSet
+from segbalance.core.parallel import process_context
 
 Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
@@ -240,7 +240,7 @@ def build_layer_bank(ds: Dataset, workspace, progress: Progress | None = None, c
     Shards are written under a temporary name and renamed; the DB rows are committed after the
     files exist, so an interrupted build leaves nothing that a later run would trust.
     """
-    from db import models as m
+    from segbalance.db import models as m
 
     split = _bank_split(ds, split)
     refs = ds.samples(None if split == "all" else split)
@@ -355,7 +355,7 @@ def _make_bank(root: Path, ls: LabelSet, fp: str, split: str, samples: list[dict
 
 def load_layer_bank(workspace, bank_id: int, label_set: LabelSet) -> LayerBank:
     """Load a built bank's index from the DB (columns as numpy arrays; masks stay on disk)."""
-    from db import models as m
+    from segbalance.db import models as m
 
     with workspace.session() as s:
         bank = s.get(m.LayerBank, bank_id)

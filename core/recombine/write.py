@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from core.datasets import Dataset
-from core.errors import Cancelled
-from core.io import write_png
-from core.recombine.compose import MissingSourceError, Recipe, _checked_row, apply_recipe
-from core.recombine.layers import LayerBank
+from segbalance.core.datasets import Dataset
+from segbalance.core.errors import Cancelled
+from segbalance.core.io import write_png
+from segbalance.core.recombine.compose import MissingSourceError, Recipe, _checked_row, apply_recipe
+from segbalance.core.recombine.layers import LayerBank
 
 LABEL_SUFFIX = "_gtFine_labelIds.png"
 INSTANCE_SUFFIX = "_gtFine_instanceIds.png"

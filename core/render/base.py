@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.errors import SegbalanceError
+from segbalance.core.errors import SegbalanceError
 
 RENDERERS = ("copypaste", "pix2pixhd", "procedural")
 
@@ -92,7 +92,7 @@ class ProceduralRenderer(Renderer):
         self._seed = int(seed)
 
     def render(self, items: list[RenderItem]) -> list[np.ndarray]:
-        from core.sample_data import render_scene
+        from segbalance.core.sample_data import render_scene
 
         return [render_scene(it.label, it.instance, seed=self._seed + k) for k, it in enumerate(items)]
 
@@ -116,14 +116,14 @@ def load_renderer(kind: str, *, ds=None, checkpoint: str | None = None, device: 
     if kind == "copypaste":
         if ds is None:
             raise SegbalanceError("the copypaste renderer needs the dataset the plan was made on")
-        from core.render.copypaste import CopyPasteRenderer
+        from segbalance.core.render.copypaste import CopyPasteRenderer
 
         return CopyPasteRenderer(ds, blend=blend)
     if kind == "pix2pixhd":
         if not checkpoint:
             raise SegbalanceError("--renderer pix2pixhd needs --checkpoint CKPT (a trained generator)")
         try:
-            from core.render import pix2pixhd
+            from segbalance.core.render import pix2pixhd
         except ImportError:
             raise SegbalanceError("the pix2pixhd renderer is not available in this build; use --renderer "
                                   "copypaste") from None

@@ -13,10 +13,10 @@ from collections import OrderedDict
 import cv2
 import numpy as np
 
-from core.datasets import Dataset
-from core.errors import DataError
-from core.recombine.compose import rules_for, sample_refs
-from core.render.base import LayerWrite, Renderer, RenderItem
+from segbalance.core.datasets import Dataset
+from segbalance.core.errors import DataError
+from segbalance.core.recombine.compose import rules_for, sample_refs
+from segbalance.core.render.base import LayerWrite, Renderer, RenderItem
 
 BLENDS = ("feather", "poisson", "none")
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from core.errors import SegbalanceError
+from segbalance.core.errors import SegbalanceError
 
 VGG_ENV = "SEGBALANCE_VGG19"
 # torchvision vgg19 "E" configuration; "M" = 2x2 max pool

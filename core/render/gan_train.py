@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.datasets import Dataset, open_dataset
-from core.errors import Cancelled, SegbalanceError
-from core.render.gan_losses import (
+from segbalance.core.datasets import Dataset, open_dataset
+from segbalance.core.errors import Cancelled, SegbalanceError
+from segbalance.core.render.gan_losses import (
     VGG_ENV,
     VGGLoss,
     class_balance_weights,
@@ -31,14 +31,14 @@ from core.render.gan_losses import (
     lsgan_loss,
     vgg_weights_path,
 )
-from core.render.pix2pixhd import (
+from segbalance.core.render.pix2pixhd import (
     kmeans,
     label_input,
     load_state_dict_checked,
     read_checkpoint,
     resolve_device,
 )
-from core.render.pix2pixhd_nets import (
+from segbalance.core.render.pix2pixhd_nets import (
     Pix2PixHDConfig,
     build_discriminator,
     build_encoder,
@@ -260,8 +260,8 @@ def _open_run(workspace, out_dir: Path, cfg: GANTrainConfig, resume_from: int | 
         return None
     from sqlalchemy import delete, select
 
-    from core.workspace import Workspace
-    from db import models as m
+    from segbalance.core.workspace import Workspace
+    from segbalance.db import models as m
 
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     with ws.sessions() as s, s.begin():
@@ -284,15 +284,15 @@ def _open_run(workspace, out_dir: Path, cfg: GANTrainConfig, resume_from: int | 
 
 
 def _log_points(ws, run_id: int, iteration: int, means: dict[str, float]) -> None:
-    from db import models as m
+    from segbalance.db import models as m
 
     with ws.sessions() as s, s.begin():
         s.add_all([m.MetricPoint(run_id=run_id, iteration=iteration, name=k, value=float(v)) for k, v in means.items()])
 
 
 def _finish_run(ws, run_id: int, status: str, result: dict | None = None) -> None:
-    from db import models as m
-    from db.base import utcnow
+    from segbalance.db import models as m
+    from segbalance.db.base import utcnow
 
     with ws.sessions() as s, s.begin():
         row = s.get(m.TrainingRun, run_id)

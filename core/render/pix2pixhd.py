@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.errors import SegbalanceError
-from core.render.pix2pixhd_nets import (
+from segbalance.core.errors import SegbalanceError
+from segbalance.core.render.pix2pixhd_nets import (
     Pix2PixHDConfig,
     build_generator,
 )

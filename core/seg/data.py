@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from core.datasets import Dataset, SampleRef
-from core.errors import DataError
-from core.io import read_label_png, read_png
-from core.labels import IGNORE, LabelSet
+from segbalance.core.datasets import Dataset, SampleRef
+from segbalance.core.errors import DataError
+from segbalance.core.io import read_label_png, read_png
+from segbalance.core.labels import IGNORE, LabelSet
 
 MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
@@ -64,7 +64,7 @@ def workspace_pairs(workspace, statuses: list[str], label_set: LabelSet, job_ids
     checked to exist and to fit `label_set`."""
     from sqlalchemy import select
 
-    from db import models as m
+    from segbalance.db import models as m
 
     q = (
         select(m.GeneratedPair, m.Job.params)
@@ -101,7 +101,7 @@ def label_set_from_stored(d: dict) -> LabelSet:
     outside 0..255 (Cityscapes' "license plate", id -1) cannot appear in a label map and are dropped
     before LabelSet.from_dict, which refuses them.
     """
-    from core.labels import BUILTIN, LabelSet
+    from segbalance.core.labels import BUILTIN, LabelSet
 
     if not isinstance(d, dict):
         raise DataError("stored label set is not an object")
@@ -396,7 +396,7 @@ def _worker_init(_: int) -> None:
 
 def make_loader(dataset: SegTrainSet, sampler: StreamSampler, workers: int, *, pin_memory: bool = False) -> DataLoader:
     """DataLoader over the stream; worker processes decode/augment while the main process trains."""
-    from core.parallel import process_context
+    from segbalance.core.parallel import process_context
 
     # Not fork: a parent that already ran OpenCV (or torch) thread pools leaves their locks held in a
     # forked child, and the worker hangs on its first cv2 call. forkserver children start clean.

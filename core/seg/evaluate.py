@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.datasets import Dataset, open_dataset
-from core.errors import Cancelled, DataError
-from core.labels import LabelSet
-from core.seg.data import check_same_classes, label_set_from_stored, normalize, train_class_names
-from core.seg.metrics import confusion_matrix, summarize
-from core.seg.model import PSPNet, PSPNetConfig
-from core.seg.runtime import autocast, resolve_amp, resolve_device
+from segbalance.core.datasets import Dataset, open_dataset
+from segbalance.core.errors import Cancelled, DataError
+from segbalance.core.labels import LabelSet
+from segbalance.core.seg.data import check_same_classes, label_set_from_stored, normalize, train_class_names
+from segbalance.core.seg.metrics import confusion_matrix, summarize
+from segbalance.core.seg.model import PSPNet, PSPNetConfig
+from segbalance.core.seg.runtime import autocast, resolve_amp, resolve_device
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = "segbalance-pspnet-1"
@@ -139,7 +139,7 @@ def evaluate(
             pred = predict(model, image, dev, mode=mode, crop=crop, amp=amp)
             conf += confusion_matrix(pred, target, n_cls)
             if out_dir is not None:
-                from core.io import write_png
+                from segbalance.core.io import write_png
 
                 write_png(out_dir / f"{ref.id}.png", ls.train_to_id_lut[pred])
             if progress:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.errors import DataError
+from segbalance.core.errors import DataError
 
 # blocks per stage and block type of each depth
 _DEPTHS = {

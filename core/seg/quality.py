@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.errors import DataError
-from core.labels import LabelSet
-from core.seg.data import normalize
-from core.seg.evaluate import load_model
-from core.seg.metrics import present_miou
-from core.seg.runtime import autocast, resolve_amp, resolve_device
+from segbalance.core.errors import DataError
+from segbalance.core.labels import LabelSet
+from segbalance.core.seg.data import normalize
+from segbalance.core.seg.evaluate import load_model
+from segbalance.core.seg.metrics import present_miou
+from segbalance.core.seg.runtime import autocast, resolve_amp, resolve_device
 
 
 class SegScorer:

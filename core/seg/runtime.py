@@ -6,7 +6,7 @@ import contextlib
 
 import torch
 
-from core.errors import SegbalanceError
+from segbalance.core.errors import SegbalanceError
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 

@@ -27,14 +27,14 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from core.datasets import Dataset, open_dataset
-from core.errors import Cancelled, DataError, SegbalanceError
-from core.io import atomic_write_bytes, atomic_write_json, png_size
-from core.labels import IGNORE
-from core.seg import data as sd
-from core.seg.evaluate import CHECKPOINT_FORMAT, CHECKPOINT_NAME, evaluate, read_checkpoint
-from core.seg.model import BACKBONES, PSPNet, PSPNetConfig, load_backbone_weights, weights_layout
-from core.seg.runtime import autocast, resolve_amp, resolve_device
+from segbalance.core.datasets import Dataset, open_dataset
+from segbalance.core.errors import Cancelled, DataError, SegbalanceError
+from segbalance.core.io import atomic_write_bytes, atomic_write_json, png_size
+from segbalance.core.labels import IGNORE
+from segbalance.core.seg import data as sd
+from segbalance.core.seg.evaluate import CHECKPOINT_FORMAT, CHECKPOINT_NAME, evaluate, read_checkpoint
+from segbalance.core.seg.model import BACKBONES, PSPNet, PSPNetConfig, load_backbone_weights, weights_layout
+from segbalance.core.seg.runtime import autocast, resolve_amp, resolve_device
 
 T = TypeVar("T")
 
@@ -231,7 +231,7 @@ class RunLog:
             return
         from sqlalchemy import select
 
-        from db import models as m
+        from segbalance.db import models as m
 
         self.ws = workspace
         out = str(Path(self.cfg.out_dir).resolve())
@@ -263,7 +263,7 @@ class RunLog:
         self.notes.append(text)
         self.emit("note", message=text)
         if self.master and self.ws is not None:
-            from db import models as m
+            from segbalance.db import models as m
 
             with self.ws.session() as s, s.begin():
                 s.add(m.JobLog(job_id=self.job_id, text=text))
@@ -276,7 +276,7 @@ class RunLog:
         if not self.master or self.ws is None:
             self.pending.clear()
             return
-        from db import models as m
+        from segbalance.db import models as m
 
         with self.ws.session() as s, s.begin():
             for p in self.pending:
@@ -290,7 +290,7 @@ class RunLog:
     def finish(self, status: str, result: dict | None, message: str | None = None) -> None:
         if not self.master or self.ws is None:
             return
-        from db import models as m
+        from segbalance.db import models as m
 
         with self.ws.session() as s, s.begin():
             row = s.get(m.TrainingRun, self.run_id)
@@ -304,7 +304,7 @@ class RunLog:
 
 
 def _now():
-    from db.base import utcnow
+    from segbalance.db.base import utcnow
 
     return utcnow()
 
@@ -356,7 +356,7 @@ def build_training_items(cfg: SegTrainConfig, ds: Dataset, workspace, log: RunLo
     n_cls = ls.num_train_classes
     lut = ls.id_to_train_lut
     if scan_all or extra_src is not None:
-        from core.stats import dataset_stats, pixel_counts
+        from segbalance.core.stats import dataset_stats, pixel_counts
 
         rows, ar = [], []
         if scan_all:
@@ -427,7 +427,7 @@ def train_seg(config: SegTrainConfig, progress: Callable[[int, int], None] | Non
         sd.check_same_classes(sd.label_set_from_stored(resume_ck["label_set"]), ls, ds.root)
     workspace = None
     if cfg.workspace:
-        from core.workspace import Workspace
+        from segbalance.core.workspace import Workspace
 
         workspace = in_rank_order(ddp, lambda: Workspace(cfg.workspace))
     log = RunLog(cfg, ddp.master)

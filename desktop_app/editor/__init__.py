@@ -1,5 +1,5 @@
 """Label-map editor: `LabelEditor(workspace, label_set, parent)` (canvas, palette, live render pane)."""
 
-from desktop_app.editor.editor import LabelEditor
+from segbalance.desktop_app.editor.editor import LabelEditor
 
 __all__ = ["LabelEditor"]

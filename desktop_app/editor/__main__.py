@@ -22,10 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from core.errors import SegbalanceError
-    from core.labels import BUILTIN, LabelSet
-    from core.workspace import Workspace
-    from desktop_app.editor import LabelEditor
+    from segbalance.core.errors import SegbalanceError
+    from segbalance.core.labels import BUILTIN, LabelSet
+    from segbalance.core.workspace import Workspace
+    from segbalance.desktop_app.editor import LabelEditor
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     try:
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         w = LabelEditor(ws, ls)
         w.open_file(args.label, image)
     except SegbalanceError as exc:
-        print(f"desktop_app.editor: error: {exc}", file=sys.stderr)
+        print(f"segbalance.desktop_app.editor: error: {exc}", file=sys.stderr)
         return 2
     w.setWindowTitle(f"segbalance label-map editor — {Path(args.label).name}")
     w.resize(1400, 700)

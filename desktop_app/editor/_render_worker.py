@@ -31,7 +31,7 @@ class FunctionWorker(QRunnable):
         try:
             result = self.fn(*self.args, **self.kwargs)
         except Exception as exc:  # reported to the UI, never raised into Qt's thread
-            from core.errors import SegbalanceError
+            from segbalance.core.errors import SegbalanceError
 
             msg = str(exc) if isinstance(exc, SegbalanceError) else (
                 traceback.format_exception_only(type(exc), exc)[-1].strip()

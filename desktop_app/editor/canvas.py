@@ -11,7 +11,7 @@ from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPen, QTransform, QWheelEvent
 from PySide6.QtWidgets import QWidget
 
-from core.edit import LabelEdit, footprint, rect_mask, stroke_mask
+from segbalance.core.edit import LabelEdit, footprint, rect_mask, stroke_mask
 
 TOOLS = ("brush", "eraser", "fill", "polygon", "rect", "paste")
 
@@ -195,7 +195,7 @@ class LabelCanvas(QWidget):
         self.viewChanged.emit()
 
     def _scaled_paste_mask(self) -> np.ndarray:
-        from core.edit import layer_mask
+        from segbalance.core.edit import layer_mask
 
         m = self.paste_mask
         if self.paste_scale == 1.0:

@@ -23,18 +23,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.datasets.base import Dataset as DatasetReader
-from core.datasets.base import SampleRef
-from core.edit import LabelEdit
-from core.errors import SegbalanceError
-from core.io import read_png
-from core.labels import LabelSet
-from core.manual import add_manual_pair
-from core.revisions import Autosaver, EditSource, export_revisions, load_for_edit, save_revision
-from core.workspace import Workspace
-from desktop_app.editor.canvas import LabelCanvas
-from desktop_app.editor.palette import HOTKEYS, ClassPalette
-from desktop_app.editor.render_pane import RenderPane
+from segbalance.core.datasets.base import Dataset as DatasetReader
+from segbalance.core.datasets.base import SampleRef
+from segbalance.core.edit import LabelEdit
+from segbalance.core.errors import SegbalanceError
+from segbalance.core.io import read_png
+from segbalance.core.labels import LabelSet
+from segbalance.core.manual import add_manual_pair
+from segbalance.core.revisions import Autosaver, EditSource, export_revisions, load_for_edit, save_revision
+from segbalance.core.workspace import Workspace
+from segbalance.desktop_app.editor.canvas import LabelCanvas
+from segbalance.desktop_app.editor.palette import HOTKEYS, ClassPalette
+from segbalance.desktop_app.editor.render_pane import RenderPane
 
 TOOL_KEYS = {"brush": "B", "eraser": "E", "fill": "G", "polygon": "P", "rect": "R"}
 
@@ -189,7 +189,7 @@ class LabelEditor(QWidget):
         self._autosaver = Autosaver(self.workspace, src)
         self.edit = LabelEdit(label, self.label_set, inst)
         try:
-            from core.io import read_label_png
+            from segbalance.core.io import read_label_png
 
             self._original_label = read_label_png(src.label_path)
         except SegbalanceError:
@@ -314,7 +314,7 @@ class LabelEditor(QWidget):
 
     # -- layer bank ---------------------------------------------------------------------------
     def open_layer_picker(self) -> None:
-        from desktop_app.editor.layer_picker import LayerPicker
+        from segbalance.desktop_app.editor.layer_picker import LayerPicker
 
         if self.edit is None:
             return

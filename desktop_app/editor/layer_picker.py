@@ -21,12 +21,12 @@ from PySide6.QtWidgets import (
 )
 from sqlalchemy import select
 
-from core.datasets import open_dataset
-from core.errors import SegbalanceError
-from core.labels import LabelSet
-from core.workspace import Workspace
-from db import models as m
-from desktop_app.editor._render_worker import start_worker
+from segbalance.core.datasets import open_dataset
+from segbalance.core.errors import SegbalanceError
+from segbalance.core.labels import LabelSet
+from segbalance.core.workspace import Workspace
+from segbalance.db import models as m
+from segbalance.desktop_app.editor._render_worker import start_worker
 
 THUMB = 72
 MAX_SHOWN = 150  # largest layers of a class first; enough to choose from, cheap to draw
@@ -47,7 +47,7 @@ def layer_thumbnail(mask: np.ndarray, color: tuple[int, int, int], size: int = T
 
 
 def _load_bank(ws: Workspace, root: str):
-    from core.recombine.layers import build_layer_bank
+    from segbalance.core.recombine.layers import build_layer_bank
 
     # Register this Qt pool thread with `threading`: the bank builder forks worker processes only when it
     # sees a single thread, and forking beside Qt's threads deadlocks the children; seen, it spawns instead.

@@ -15,8 +15,8 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
-from core.labels import LabelSet
-from desktop_app.editor._render_worker import start_worker
+from segbalance.core.labels import LabelSet
+from segbalance.desktop_app.editor._render_worker import start_worker
 
 DEBOUNCE_MS = 150
 
@@ -45,7 +45,7 @@ def renderer_mismatch(renderer: object, label_set: LabelSet) -> str | None:
 
 def load_checkpoint_renderer(path: str, device: str = "auto") -> object:
     """The real pix2pixHD renderer (imported lazily: torch is heavy)."""
-    from core.render.pix2pixhd import load_renderer
+    from segbalance.core.render.pix2pixhd import load_renderer
 
     return load_renderer(path, device=device)
 

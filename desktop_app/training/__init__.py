@@ -1,5 +1,5 @@
 """Training panel: `TrainingPanel(workspace, parent)` starts train-seg runs and shows them live from the DB."""
 
-from desktop_app.training.panel import TrainingPanel
+from segbalance.desktop_app.training.panel import TrainingPanel
 
 __all__ = ["TrainingPanel"]

@@ -16,15 +16,15 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from core.errors import SegbalanceError
-    from core.workspace import Workspace
-    from desktop_app.training import TrainingPanel
+    from segbalance.core.errors import SegbalanceError
+    from segbalance.core.workspace import Workspace
+    from segbalance.desktop_app.training import TrainingPanel
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     try:
         ws = Workspace(args.workspace)
     except SegbalanceError as exc:
-        print(f"desktop_app.training: error: {exc}", file=sys.stderr)
+        print(f"segbalance.desktop_app.training: error: {exc}", file=sys.stderr)
         return 2
     w = TrainingPanel(ws)
     w.setWindowTitle(f"segbalance training — {ws.path}")

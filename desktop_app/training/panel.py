@@ -33,9 +33,9 @@ from PySide6.QtWidgets import (
 )
 from sqlalchemy import select
 
-from core.errors import SegbalanceError
-from core.labels import BUILTIN, CITYSCAPES, LabelSet, label_set_from_dict
-from core.run_metrics import (
+from segbalance.core.errors import SegbalanceError
+from segbalance.core.labels import BUILTIN, CITYSCAPES, LabelSet, label_set_from_dict
+from segbalance.core.run_metrics import (
     RunSummary,
     SegRunRequest,
     Series,
@@ -46,11 +46,11 @@ from core.run_metrics import (
     read_new_points,
     train_class_shares,
 )
-from core.workspace import Workspace
-from db import models as m
-from desktop_app.training.compare import RunCompare
-from desktop_app.training.curves import RunCurves
-from desktop_app.training.process import STOPPED_EXIT_CODE, TrainProcess
+from segbalance.core.workspace import Workspace
+from segbalance.db import models as m
+from segbalance.desktop_app.training.compare import RunCompare
+from segbalance.desktop_app.training.curves import RunCurves
+from segbalance.desktop_app.training.process import STOPPED_EXIT_CODE, TrainProcess
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
 STATUS_COLORS = {"running": "#1f77b4", "done": "#2ca02c", "failed": "#c0392b", "stopped": "#e67e22"}
@@ -302,7 +302,7 @@ class TrainingPanel(QWidget):
         """A run whose process is gone but whose row still says running gets its real status."""
         if run_id is None:
             return
-        from db.base import utcnow
+        from segbalance.db.base import utcnow
 
         with self.workspace.session() as s, s.begin():
             r = s.get(m.TrainingRun, run_id)

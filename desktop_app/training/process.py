@@ -7,13 +7,9 @@ and exits 130), and a run that ignores it is killed after a grace period.
 from __future__ import annotations
 
 from collections import deque
-from pathlib import Path
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
-import core
-
-PROJECT_ROOT = Path(core.__file__).resolve().parent.parent
 KILL_AFTER_MS = 20_000
 STOPPED_EXIT_CODE = 130
 
@@ -50,9 +46,6 @@ class TrainProcess(QObject):
         self.exit_code = None
         p = self.proc = QProcess(self)
         env = QProcessEnvironment.systemEnvironment()
-        # the subprocess must run this checkout's code, whatever the current directory
-        old = env.value("PYTHONPATH", "")
-        env.insert("PYTHONPATH", str(PROJECT_ROOT) + (":" + old if old else ""))
         env.insert("PYTHONUNBUFFERED", "1")
         p.setProcessEnvironment(env)
         if cwd:

@@ -9,9 +9,9 @@ from PySide6 import __version__ as PYSIDE_VERSION
 from PySide6.QtCore import Qt, qVersion
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from core import __version__
-from desktop_app.resources import app_icon
-from desktop_app.widgets.status_bar import torch_version
+from segbalance.core import __version__
+from segbalance.desktop_app.theme import app_icon
+from segbalance.desktop_app.widgets.status_bar import torch_version
 
 
 def about_text(device: str) -> str:

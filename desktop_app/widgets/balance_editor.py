@@ -22,11 +22,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_app import engine
-from desktop_app.state import AppState
-from desktop_app.widgets.histogram import class_rows
-from desktop_app.widgets.image_viewer import color_icon
-from desktop_app.workers import Worker, create_worker, error_text
+from segbalance.desktop_app import engine
+from segbalance.desktop_app.state import AppState
+from segbalance.desktop_app.widgets.histogram import class_rows
+from segbalance.desktop_app.widgets.image_viewer import color_icon
+from segbalance.desktop_app.workers import Worker, create_worker, error_text
 
 COL_CLASS, COL_CURRENT, COL_TARGET, COL_LOCK = range(4)
 STRATEGIES = ("single", "multi", "recon")

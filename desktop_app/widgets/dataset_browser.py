@@ -24,9 +24,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.datasets import Dataset, SampleRef
-from core.stats import DatasetStats
-from desktop_app.widgets.thumbnails import THUMB_H, THUMB_W, ThumbnailLoader, file_key, placeholder
+from segbalance.core.datasets import Dataset, SampleRef
+from segbalance.core.stats import DatasetStats
+from segbalance.desktop_app.widgets.thumbnails import THUMB_H, THUMB_W, ThumbnailLoader, file_key, placeholder
 
 ALL = "All"
 ANY_CLASS = "Any class"

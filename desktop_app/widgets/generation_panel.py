@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -23,10 +22,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-import core
-from desktop_app import engine
-from desktop_app.state import AppState
-from desktop_app.workers import Worker, create_worker, error_text
+from segbalance.desktop_app import engine
+from segbalance.desktop_app.state import AppState
+from segbalance.desktop_app.workers import Worker, create_worker, error_text
 
 REFRESH_PAIRS_S = 1.0  # how often the gallery reloads while pairs arrive
 
@@ -69,7 +67,7 @@ class GenerationPanel(QWidget):
         self.meter = RateMeter()
         self._last_refresh = 0.0
         self.train_process: QProcess | None = None
-        self.train_command = [sys.executable, "-m", "core.cli", "train-gan"]  # our own CLI, as a subprocess
+        self.train_command = [sys.executable, "-m", "segbalance.core.cli", "train-gan"]  # our own CLI, as a subprocess
 
         self.plan_label = QLabel("No plan: make one in the Balance panel, or load a plan file")
         self.plan_label.setWordWrap(True)
@@ -272,8 +270,6 @@ class GenerationPanel(QWidget):
                 "--preset", "tiny", "--out", str(out), "--device", self.device.currentText(), "--quiet"]
         p = QProcess(self)
         env = QProcessEnvironment.systemEnvironment()
-        root = str(Path(core.__file__).resolve().parent.parent)  # so `-m core.cli` works from a checkout too
-        env.insert("PYTHONPATH", os.pathsep.join(x for x in (root, env.value("PYTHONPATH")) if x))
         p.setProcessEnvironment(env)
         p.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
         p.readyReadStandardOutput.connect(

@@ -10,7 +10,7 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QCursor
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QToolTip, QVBoxLayout, QWidget
 
-from core.stats import DatasetStats
+from segbalance.core.stats import DatasetStats
 
 PIXEL_SHARE, IMAGE_FREQ = "Pixel share", "Image frequency"
 BY_ID, BY_FREQ = "By id", "By frequency"

@@ -22,11 +22,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.datasets import Dataset, SampleRef
-from core.io import read_label_png, read_png
-from core.labels import LabelSet
-from desktop_app.widgets.thumbnails import rgb_to_qimage, rgba_to_qimage
-from desktop_app.workers import Worker, create_worker
+from segbalance.core.datasets import Dataset, SampleRef
+from segbalance.core.io import read_label_png, read_png
+from segbalance.core.labels import LabelSet
+from segbalance.desktop_app.widgets.thumbnails import rgb_to_qimage, rgba_to_qimage
+from segbalance.desktop_app.workers import Worker, create_worker
 
 ZOOM_STEP = 1.25
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from desktop_app.state import AppState
-from desktop_app.workers import error_text
+from segbalance.desktop_app.state import AppState
+from segbalance.desktop_app.workers import error_text
 
 
 class PanelHost(QWidget):

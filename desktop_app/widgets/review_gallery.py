@@ -35,12 +35,18 @@ from PySide6.QtWidgets import (
 )
 from sqlalchemy import select, update
 
-from core.io import read_label_png, read_png
-from core.labels import CITYSCAPES, LabelSet
-from core.workspace import Workspace
-from db import models as m
-from desktop_app.widgets.thumbnails import ThumbnailLoader, file_key, fit_thumbnail, placeholder, rgb_to_qimage
-from desktop_app.workers import Worker, create_worker, error_text
+from segbalance.core.io import read_label_png, read_png
+from segbalance.core.labels import CITYSCAPES, LabelSet
+from segbalance.core.workspace import Workspace
+from segbalance.db import models as m
+from segbalance.desktop_app.widgets.thumbnails import (
+    ThumbnailLoader,
+    file_key,
+    fit_thumbnail,
+    placeholder,
+    rgb_to_qimage,
+)
+from segbalance.desktop_app.workers import Worker, create_worker, error_text
 
 STATUSES = ("pending", "accepted", "rejected", "failed")
 STATUS_COLORS = {"pending": "#fff8e1", "accepted": "#e8f5e9", "rejected": "#ffebee", "failed": "#eeeeee"}

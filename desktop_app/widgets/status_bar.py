@@ -7,7 +7,7 @@ import threading
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
-from desktop_app.workers import create_worker
+from segbalance.desktop_app.workers import create_worker
 
 _DEVICE_LOCK = threading.Lock()
 _DEVICE: str | None = None

@@ -57,7 +57,7 @@ class _Drain(QRunnable):
         self.loader = loader
 
     def run(self) -> None:
-        from desktop_app.workers import lower_thread_priority
+        from segbalance.desktop_app.workers import lower_thread_priority
 
         lower_thread_priority()
         self.loader._drain()

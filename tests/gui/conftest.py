@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.io import write_png
+from segbalance.core.io import write_png
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -64,7 +64,7 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def workspace_path(tmp_path: Path) -> Path:
-    from core.workspace import Workspace
+    from segbalance.core.workspace import Workspace
 
     ws = Workspace(tmp_path / "ws", create=True)
     ws.close()
@@ -76,7 +76,7 @@ def make_window(qtbot, isolated_settings: Path):
     """Build the real main window through the entry point's factory; closed at teardown."""
 
     def make(workspace: Path | None = None):
-        from desktop_app.main import create_main_window
+        from segbalance.desktop_app.main import create_main_window
 
         w = create_main_window(settings_path=isolated_settings, workspace=workspace)
         qtbot.addWidget(w)

@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDoubleSpinBox
 
-pytest.importorskip("core.balance")
+pytest.importorskip("segbalance.core.balance")
 
 
 @pytest.fixture

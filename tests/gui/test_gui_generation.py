@@ -11,10 +11,10 @@ import pytest
 from PySide6.QtCore import Qt
 from sqlalchemy import func, select
 
-from core.errors import Cancelled, DataError
-from core.io import write_png
-from db import models as m
-from desktop_app import engine
+from segbalance.core.errors import Cancelled, DataError
+from segbalance.core.io import write_png
+from segbalance.db import models as m
+from segbalance.desktop_app import engine
 
 
 def fake_generation(n: int, fail_at: int | None = None, delay: float = 0.01):

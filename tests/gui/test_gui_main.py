@@ -7,7 +7,7 @@ import sqlite3
 
 from PySide6.QtWidgets import QMessageBox
 
-from desktop_app.settings import Settings
+from segbalance.desktop_app.settings import Settings
 from tests.gui.conftest import make_tiny_cityscapes, wait_for_stats
 
 
@@ -112,8 +112,8 @@ def test_extra_panels_register_through_factories(qtbot, make_window, workspace_p
     """Issue 8's editor/training panels plug in this way: a factory gets the AppState and returns a PanelSpec."""
     from PySide6.QtWidgets import QLabel
 
-    from desktop_app import main_window
-    from desktop_app.widgets.panel_host import PanelHost
+    from segbalance.desktop_app import main_window
+    from segbalance.desktop_app.widgets.panel_host import PanelHost
 
     built = []
 
@@ -167,7 +167,7 @@ def test_preferences_persist_between_runs(qtbot, make_window, workspace_path):
 
 
 def test_open_recent_menu_reopens_a_workspace(qtbot, make_window, workspace_path, tmp_path):
-    from core.workspace import Workspace
+    from segbalance.core.workspace import Workspace
 
     other = tmp_path / "other_ws"
     Workspace(other).close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import QElapsedTimer, Qt, QTimer
 
-pytest.importorskip("core.jobs")
+pytest.importorskip("segbalance.core.jobs")
 
 
 @pytest.mark.timeout(240)
@@ -50,7 +50,7 @@ def test_plan_generate_copypaste_review_and_export(qtbot, make_window, workspace
     assert not w.errors, w.errors
     import json
 
-    from core.datasets import open_dataset
+    from segbalance.core.datasets import open_dataset
 
     exported = open_dataset(out)
     assert len(exported.samples("train")) == len(open_dataset(sample_dataset).samples("train")) + n - 1

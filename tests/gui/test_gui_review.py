@@ -6,9 +6,9 @@ import numpy as np
 from PySide6.QtCore import Qt
 from sqlalchemy import select
 
-from core.io import write_png
-from core.workspace import Workspace
-from db import models as m
+from segbalance.core.io import write_png
+from segbalance.core.workspace import Workspace
+from segbalance.db import models as m
 
 
 def add_pairs(ws_path, n: int = 5) -> list[int]:

@@ -1,4 +1,4 @@
-"""Draw the app icon (balanced class bars) as SVG and PNG: `python -m desktop_app.resources.make_icon`."""
+"""Draw the app icon (balanced class bars) as SVG and PNG: `python -m segbalance.resources.make_icon`."""
 
 from __future__ import annotations
 
