@@ -61,7 +61,12 @@ def test_resources_are_package_data():
 
 @pytest.mark.slow
 def test_wheel_installs_only_segbalance(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+    from importlib.metadata import version
+
+    # the venv's own setuptools when it is new enough for pyproject's license field, else pip's isolated build
+    new_enough = int(version("setuptools").split(".")[0]) >= 77
+    isolation = ["--no-build-isolation"] if new_enough else []
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-q",
                         "-w", str(tmp_path), str(REPO)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     (wheel,) = tmp_path.glob("segbalance-*.whl")
