@@ -126,7 +126,7 @@ class Context:
 
 
 def _sample_dataset(cfg: ExperimentConfig, out: Path, progress_factory) -> Path:
-    from segbalance.core.sample_data import make_sample_dataset
+    from segbalance.core.datasets.sample import make_sample_dataset
 
     data = out / "sample-dataset"
     marker = data / ".complete.json"

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
 
-    from segbalance.core.sample_data import make_sample_dataset
+    from segbalance.core.datasets.sample import make_sample_dataset
     from segbalance.desktop_app import engine
     from segbalance.desktop_app.main import create_main_window
 

@@ -22,7 +22,7 @@ def cityscapes_sample() -> Path:
 @pytest.fixture(scope="session")
 def sample_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small built-in procedural dataset (24 train / 8 val, 256x128, seed 0) in the Cityscapes layout."""
-    from segbalance.core.sample_data import make_sample_dataset
+    from segbalance.core.datasets.sample import make_sample_dataset
 
     return make_sample_dataset(tmp_path_factory.mktemp("sample") / "sample", n_train=24, n_val=8,
                                size=(256, 128), seed=0)

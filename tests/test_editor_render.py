@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def tiny_gan(tmp_path_factory):
     """(dataset, checkpoint): 8 procedural 64x32 maps and a 2-iteration tiny-preset pix2pixHD."""
-    from segbalance.core.sample_data import make_sample_dataset
+    from segbalance.core.datasets.sample import make_sample_dataset
 
     base = tmp_path_factory.mktemp("gan")
     ds = make_sample_dataset(base / "ds", n_train=8, n_val=2, size=(64, 32), seed=0)

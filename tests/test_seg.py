@@ -51,7 +51,7 @@ def tiny_cfg(ds: Path, out: Path, ws: Path, **kw):
 @pytest.fixture(scope="module")
 def seg_ds(tmp_path_factory) -> Path:
     """The built-in procedural sample dataset, at 96x48 so that a CPU run learns it in seconds."""
-    from segbalance.core.sample_data import make_sample_dataset
+    from segbalance.core.datasets.sample import make_sample_dataset
 
     return make_sample_dataset(tmp_path_factory.mktemp("sample") / "ds", n_train=16, n_val=4, size=(96, 48), seed=0)
 

@@ -33,8 +33,8 @@ def run(args: argparse.Namespace) -> int:
     size = parse_size(args.size)
     if args.n_train < 0 or args.n_val < 0:
         raise SegbalanceError("--n-train and --n-val must be >= 0")
+    from segbalance.core.datasets.sample import make_sample_dataset
     from segbalance.core.progress import cli_progress
-    from segbalance.core.sample_data import make_sample_dataset
 
     with cli_progress("generating", "img") as progress:
         root = make_sample_dataset(args.out, n_train=args.n_train, n_val=args.n_val, size=size, seed=args.seed,

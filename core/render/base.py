@@ -77,7 +77,7 @@ class GeneratorRenderer(Renderer):
 
 
 class ProceduralRenderer(Renderer):
-    """The sample dataset's own painter (core.sample_data.render_scene): the experiments' "oracle" renderer.
+    """The sample dataset's own painter (core.datasets.sample.painter.render_scene): the experiments' "oracle" renderer.
 
     It draws any Cityscapes label map in the look of the built-in sample data, so pairs made this way
     match the sample dataset's image distribution exactly, an upper bound for a learned generator.
@@ -92,7 +92,7 @@ class ProceduralRenderer(Renderer):
         self._seed = int(seed)
 
     def render(self, items: list[RenderItem]) -> list[np.ndarray]:
-        from segbalance.core.sample_data import render_scene
+        from segbalance.core.datasets.sample import render_scene
 
         return [render_scene(it.label, it.instance, seed=self._seed + k) for k, it in enumerate(items)]
 
