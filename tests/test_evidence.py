@@ -1,0 +1,119 @@
+"""Intervals, words and resolvability on cases worked out by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from segbalance.core.evidence import (
+    GAIN,
+    LOSS,
+    NOISE,
+    Interval,
+    bootstrap_deltas,
+    decide,
+    image_counts,
+    iou_from_counts,
+    miou_from_counts,
+    object_widths,
+    resolvability,
+    seed_interval,
+    t_quantile,
+)
+from segbalance.core.seg.metrics import confusion_matrix, per_class_iou
+
+
+def test_seed_interval_by_hand():
+    # deltas 1, 2, 3: mean 2, sd 1, n 3 -> half width t(2) * 1 / sqrt(3) = 4.303 / 1.732 = 2.484
+    iv = seed_interval([0.01, 0.02, 0.03])
+    assert iv.n == 3 and iv.method == "seeds"
+    assert iv.mean == pytest.approx(0.02)
+    assert iv.lo == pytest.approx(0.02 - 0.02484, abs=1e-4) and iv.hi == pytest.approx(0.02 + 0.02484, abs=1e-4)
+    assert decide(iv) == NOISE  # crosses 0: a mean of +2 points is not a gain on 3 seeds this spread
+
+
+def test_words_need_every_interval_on_one_side():
+    up = Interval(0.02, 0.01, 0.03, 3, "seeds")
+    down = Interval(-0.02, -0.03, -0.01, 3, "seeds")
+    crossing = Interval(0.01, -0.005, 0.025, 500, "bootstrap")
+    assert decide(up) == GAIN and decide(down) == LOSS
+    assert decide(up, crossing) == NOISE  # the bootstrap over images does not exclude 0
+    assert decide(up, Interval(0.02, 0.001, 0.04, 500, "bootstrap")) == GAIN
+    assert decide(None, None) == NOISE and seed_interval([0.05]) is None
+    assert t_quantile(1) == pytest.approx(12.706) and t_quantile(100) == 1.96
+
+
+def test_counts_give_the_same_iou_as_the_confusion_matrix():
+    rng = np.random.default_rng(3)
+    target = rng.integers(0, 4, (20, 30)).astype(np.uint8)
+    target[0, :5] = 255
+    pred = np.where(rng.random((20, 30)) < 0.7, target, rng.integers(0, 4, (20, 30))).astype(np.uint8)
+    pred[target == 255] = 0
+    c = image_counts(pred, target, 4)
+    assert np.allclose(iou_from_counts(c), per_class_iou(confusion_matrix(pred, target, 4)))
+
+
+def _seed_counts(rng, n_img, shift):
+    """Counts of 2 classes over n_img images: class 1 IoU around 0.5 + shift."""
+    out = np.zeros((n_img, 2, 3), np.int64)
+    for i in range(n_img):
+        true1 = 100
+        inter = int(np.clip(rng.normal(60 + 100 * shift, 5), 0, 100))
+        out[i, 1] = (inter, inter + 20, true1)
+        out[i, 0] = (800, 820, 820)
+    return out
+
+
+def test_paired_bootstrap_sees_a_real_shift_and_not_a_null_one():
+    rng = np.random.default_rng(0)
+    base = [_seed_counts(rng, 200, 0.0) for _ in range(2)]
+    better = [_seed_counts(rng, 200, 0.15) for _ in range(2)]
+    same = [b.copy() for b in base]
+    res = bootstrap_deltas(base, better, n_boot=400)
+    assert res["miou"].lo > 0 and decide(res["miou"]) == GAIN
+    assert res["class"][1].mean > 0.05
+    null = bootstrap_deltas(base, same, n_boot=400)
+    assert null["miou"].mean == 0 and null["miou"].lo == 0 and null["miou"].hi == 0
+    assert decide(null["miou"]) == NOISE
+
+
+def test_bootstrap_point_estimate_is_the_real_miou_delta():
+    rng = np.random.default_rng(1)
+    base, arm = [_seed_counts(rng, 50, 0.0)], [_seed_counts(rng, 50, 0.05)]
+    res = bootstrap_deltas(base, arm, n_boot=50)
+    want = miou_from_counts(arm[0].sum(0)) - miou_from_counts(base[0].sum(0))
+    assert res["miou"].mean == pytest.approx(float(want))
+
+
+def test_a_class_absent_from_val_gets_no_interval():
+    base = [np.zeros((5, 3, 3), np.int64)]
+    base[0][:, 0] = (10, 10, 10)
+    res = bootstrap_deltas(base, [b.copy() for b in base], n_boot=20)
+    assert res["class"][2] is None and res["class"][0] is not None
+
+
+def test_object_widths_of_hand_made_shapes():
+    m = np.zeros((60, 80), np.uint8)
+    m[5:45, 10:13] = 1  # a pole 3 px wide
+    m[10:30, 40:60] = 1  # a block 20 px wide
+    ws = sorted(object_widths(m, 1))
+    assert ws[0] == pytest.approx(3, abs=0.5) and ws[1] >= 18
+    assert object_widths(m, 2) == []
+
+
+def test_unresolvable_classes_are_marked_with_their_reason():
+    maps = []
+    for i in range(12):
+        t = np.zeros((64, 128), np.uint8)  # class 0: background everywhere
+        t[10:60, 20 + i:22 + i] = 1  # class 1: 2 px poles in every image: thinner than stride 8
+        if i < 3:
+            t[20:50, 60:100] = 2  # class 2: big, but in 3 images only
+        t[30:60, 100:120] = 3  # class 3: 20 px wide in every image
+        maps.append(t)
+    res = {r.name: r for r in resolvability(maps, ["bg", "pole", "bus", "car"], output_stride=8, min_images=10)}
+    assert res["bg"].reason is None and res["car"].reason is None
+    assert "output stride 8" in res["pole"].reason and res["pole"].val_images == 12
+    assert res["bus"].reason == "in 3 val images (< 10)"
+    assert not math.isnan(res["car"].median_width)
