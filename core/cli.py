@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "segbalance.core.commands.experiment",
     "segbalance.core.commands.train_gan",
     "segbalance.core.commands.render",
+    "segbalance.core.commands.gan_score",
 ]
 
 

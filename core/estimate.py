@@ -212,18 +212,25 @@ def estimate_experiment(cfg, *, steps: int = 2, say: Callable[[str], None] = pri
     comps = [Cost(f"PSPNet-{cfg.backbone} training step, batch {b}, crop {crop[0]}x{crop[1]}", "step", tb,
                   runs * cfg.seg_iters, mb, f"{runs} runs x {cfg.seg_iters} iterations; {note}")]
     te, me = seg_eval(cfg.backbone, size, amp, device, steps)
-    comps.append(Cost(f"PSPNet evaluation, {size[0]}x{size[1]} image", "image", te, runs * n_val, me,
-                      f"{runs} runs x {n_val} val images"))
+    rendering = [a for a in cfg.arms if a in (*GAN_ARMS, "copypaste", "oracle")]
+    scored = len(rendering) * cfg.seeds * min(cfg.score_images, cfg.budget) if "baseline" in cfg.arms else 0
+    # each run is evaluated twice (train-seg's own pass, then the per-image counts the bootstrap needs),
+    # and the baseline segments the pairs of every rendering arm for the generator score
+    comps.append(Cost(f"PSPNet evaluation, {size[0]}x{size[1]} image", "image", te, 2 * runs * n_val + scored, me,
+                      f"{runs} runs x {n_val} val images x 2 passes + {scored} scored pairs"))
     gan_arms = [a for a in cfg.arms if a in GAN_ARMS]
     if gan_arms:
         gsize = tuple(cfg.gan_size)
         tg, mg = gan_step(cfg.gan_preset, gsize, amp, device, steps)
-        comps.append(Cost(f"pix2pixHD {cfg.gan_preset} G+D step, {gsize[0]}x{gsize[1]}", "step", tg, cfg.gan_iters,
-                          mg, "batch 1, " + ("with the VGG loss" if vgg_weights_path(None) else
-                                             f"without the VGG loss (no VGG19 file in ${VGG_ENV})")))
+        comps.append(Cost(f"pix2pixHD {cfg.gan_preset} G+D step, {gsize[0]}x{gsize[1]}", "step", tg,
+                          cfg.seeds * cfg.gan_iters, mg,
+                          "one generator per seed, batch 1, "
+                          + ("with the VGG loss" if vgg_weights_path(None)
+                             else f"without the VGG loss (no VGG19 file in ${VGG_ENV})")))
         tr, mr = render_one(cfg.gan_preset, gsize, device, steps)
-        comps.append(Cost(f"pix2pixHD render, {gsize[0]}x{gsize[1]}", "pair", tr, len(gan_arms) * cfg.budget, mr,
-                          f"{len(gan_arms)} arms x {cfg.budget} pairs"))
+        comps.append(Cost(f"pix2pixHD render, {gsize[0]}x{gsize[1]}", "pair", tr,
+                          len(gan_arms) * cfg.seeds * cfg.budget, mr,
+                          f"{len(gan_arms)} arms x {cfg.seeds} seeds x {cfg.budget} pairs"))
     total = sum(c.total_s for c in comps)
     peak = max(c.peak_mb for c in comps)
     say(format_estimate(cfg.name, device, amp, comps, total, peak))

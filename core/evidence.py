@@ -74,19 +74,6 @@ def decide(*intervals: Interval | None) -> str:
 
 
 # -- per-image counts and the bootstrap ---------------------------------------------------------------
-def image_counts(pred: np.ndarray, target: np.ndarray, num_classes: int, ignore: int = 255) -> np.ndarray:
-    """(num_classes, 3) int64: intersection, predicted and true pixels of each class in one image."""
-    valid = target != ignore
-    p, t = pred[valid].astype(np.int64), target[valid].astype(np.int64)
-    p = np.where((p >= 0) & (p < num_classes), p, num_classes)  # out-of-range predictions count as wrong
-    out = np.zeros((num_classes, 3), np.int64)
-    hit = p == t
-    out[:, 0] = np.bincount(t[hit], minlength=num_classes + 1)[:num_classes]
-    out[:, 1] = np.bincount(p, minlength=num_classes + 1)[:num_classes]
-    out[:, 2] = np.bincount(t, minlength=num_classes + 1)[:num_classes]
-    return out
-
-
 def iou_from_counts(counts: np.ndarray) -> np.ndarray:
     """Per-class IoU from summed counts (..., C, 3); NaN where a class is neither predicted nor present."""
     inter, pred, true = counts[..., 0], counts[..., 1], counts[..., 2]

@@ -12,8 +12,14 @@ Arms (same dataset, split, schedule and pair budget):
   oracle       the recon maps rendered by the procedural scene renderer (built-in sample dataset only):
                the ceiling of what a perfect generator could add
 
+Arms are paired by seed: seed s fixes the segmentation init and batch order in every arm, and also the
+plan, the pairs and the generator of the arms that add pairs, so the spread over seeds covers the whole
+pipeline. Every arm is compared with the baseline by paired deltas with 95% intervals over seeds and over
+val images (core.evidence), and earns one word: gain, loss or within noise. Classes the protocol cannot
+resolve are marked so. Arms that render pairs also get their label-to-image score (core.seg.gan_score).
+
 Everything is cached in the experiment's workspace: a re-run reuses the sample data, the layer bank,
-the plans, the generator, the pair jobs and every finished training run.
+the plans, the generators, the pair jobs, every finished training run and its val counts.
 """
 
 from __future__ import annotations
@@ -65,6 +71,9 @@ class ExperimentConfig:
     threads: int | None = None
     pretrained: str | None = None
     extra_status: tuple[str, ...] = ("pending", "accepted")
+    n_boot: int = 1000  # bootstrap replicates over val images
+    min_val_images: int = 10  # a class in fewer val images than this is not resolved by the protocol
+    score_images: int = 100  # rendered pairs per arm and seed that the label-to-image score segments
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -138,12 +147,12 @@ def _sample_dataset(cfg: ExperimentConfig, out: Path, progress_factory) -> Path:
     return data
 
 
-def _plan(ctx: Context, kind: str):
-    """The balance plan for an arm family (single / multi / recon), made once and kept as a JSON file."""
+def _plan(ctx: Context, kind: str, seed: int):
+    """The balance plan of an arm family (single / multi / recon) for one seed, kept as a JSON file."""
     from segbalance.core.balance import Plan, plan_balance
     from segbalance.core.recombine import build_layer_bank
 
-    path = ctx.out / "plans" / f"{kind}.json"
+    path = ctx.out / "plans" / f"{kind}-seed{seed}.json"
     if path.exists():
         return Plan.load(path), path
     if "bank" not in ctx.cache:
@@ -169,44 +178,57 @@ def _plan(ctx: Context, kind: str):
         raise SegbalanceError(f"{kind} plan: every targeted class already has share >= {t}")
     with ctx.progress_factory(f"plan {kind}", "recipe") as progress:
         plan = plan_balance(stats, bank, target, ctx.cfg.budget, strategy=strategy, classes=list(target),
-                            seed=0, progress=progress, cancel=ctx.cancel)
+                            seed=seed, progress=progress, cancel=ctx.cancel)
     path.parent.mkdir(parents=True, exist_ok=True)
     plan.save(path)
     return plan, path
 
 
-def _generator(ctx: Context) -> Path:
-    """Train (or reuse) the tiny pix2pixHD generator on the training split."""
+def _generator(ctx: Context, seed: int) -> Path:
+    """Train (or reuse) the pix2pixHD generator of one seed on the training split."""
     from segbalance.core.render.gan_train import CKPT_NAME, make_config, train_gan
 
-    out_dir = ctx.out / "gan"
+    out_dir = ctx.out / f"gan-seed{seed}"
     # the full checkpoint, not latest_net_G.pth: it carries the training size, so pairs render at it
     final = out_dir / CKPT_NAME
     done = out_dir / ".complete"
     if final.exists() and done.exists():
         return final
     cfg = make_config(ctx.cfg.gan_preset, label_nc=35, iters=ctx.cfg.gan_iters, size=tuple(ctx.cfg.gan_size),
-                      device=ctx.cfg.device, seed=0, amp=fast_amp(ctx.cfg))
+                      device=ctx.cfg.device, seed=seed, amp=fast_amp(ctx.cfg))
     resume = (out_dir / CKPT_NAME).exists()
-    ctx.say(f"training pix2pixHD ({ctx.cfg.gan_preset}, {ctx.cfg.gan_iters} iterations) -> {out_dir}")
-    with ctx.progress_factory("pix2pixHD", "it") as progress:
+    ctx.say(f"training pix2pixHD ({ctx.cfg.gan_preset}, {ctx.cfg.gan_iters} iterations, seed {seed}) -> {out_dir}")
+    with ctx.progress_factory(f"pix2pixHD s{seed}", "it") as progress:
         res = train_gan(ctx.ds, ctx.ws, out_dir, cfg, resume=resume, progress=progress, cancel=ctx.cancel)
     done.write_text("ok")
     return Path(res.checkpoint)
 
 
-def _pairs(ctx: Context, arm: str) -> int:
-    """Generate (or resume) the pairs of an arm; returns the job id."""
-    from segbalance.core.jobs import run_generate
+def _pairs(ctx: Context, arm: str, seed: int) -> dict:
+    """Generate (or resume) the pairs of an arm for one seed: {"job", "pairs", "recipes", "note"}."""
+    from segbalance.core.jobs import list_pairs, run_generate
 
     family = {"copypaste": "recon", "oracle": "recon"}.get(arm, arm)
-    plan, plan_path = _plan(ctx, family)
+    plan, plan_path = _plan(ctx, family, seed)
     renderer = {"copypaste": "copypaste", "oracle": "procedural"}.get(arm, "pix2pixhd")
-    ckpt = str(_generator(ctx)) if renderer == "pix2pixhd" else None
-    with ctx.progress_factory(f"pairs {arm}", "pair") as progress:
-        res = run_generate(ctx.ws, ctx.ds, plan, renderer, checkpoint=ckpt, device=ctx.cfg.device, seed=0,
+    ckpt = str(_generator(ctx, seed)) if renderer == "pix2pixhd" else None
+    with ctx.progress_factory(f"pairs {arm} s{seed}", "pair") as progress:
+        res = run_generate(ctx.ws, ctx.ds, plan, renderer, checkpoint=ckpt, device=ctx.cfg.device, seed=seed,
                            plan_source=str(plan_path), progress=progress, cancel=ctx.cancel)
-    return int(res.job_id)
+    used = [p for p in list_pairs(ctx.ws, job_id=int(res.job_id)) if p["status"] in ctx.cfg.extra_status]
+    return {"job": int(res.job_id), "pairs": len(used), "recipes": len(plan.recipes),
+            "note": _shortfall(plan, ctx.cfg.budget, len(used))}
+
+
+def _shortfall(plan, budget: int, pairs: int) -> str | None:
+    """Why an arm has fewer pairs than its budget (None when it has them all)."""
+    if pairs >= budget:
+        return None
+    if len(plan.recipes) < budget:
+        reached = all(plan.after.get(c, 0.0) >= v for c, v in plan.target.items())
+        why = "the target shares were reached" if reached else "no further recipe moved the shares closer"
+        return f"planner stopped at {len(plan.recipes)} of {budget} recipes: {why}"
+    return f"{len(plan.recipes) - pairs} of {len(plan.recipes)} pairs failed or were filtered"
 
 
 def _train(ctx: Context, arm: str, seed: int, job_id: int | None) -> dict:
@@ -238,6 +260,56 @@ def _train(ctx: Context, arm: str, seed: int, job_id: int | None) -> dict:
     return res
 
 
+def _val_counts(ctx: Context, arm: str, seed: int) -> np.ndarray:
+    """Per-val-image (C, 3) counts of a finished run, cached beside it: what the bootstrap resamples."""
+    from segbalance.core.seg.evaluate import evaluate
+
+    run_dir = ctx.out / "runs" / f"{arm}-seed{seed}"
+    path = run_dir / "val_counts.npy"
+    if path.exists():
+        return np.load(path)
+    with ctx.progress_factory(f"val counts {arm} s{seed}", "img") as progress:
+        res = evaluate(run_dir, ctx.ds, "val", device=ctx.cfg.device, per_image=True, progress=progress,
+                       cancel=ctx.cancel)
+    counts = res["image_counts"]
+    tmp = run_dir / "val_counts.tmp.npy"
+    np.save(tmp, counts)
+    tmp.replace(path)
+    return counts
+
+
+def _gen_score(ctx: Context, arm: str, seed: int, job_id: int) -> float | None:
+    """Label-to-image score of an arm's pairs, by the baseline run of the same seed (trained on real data)."""
+    from segbalance.core.jobs import list_pairs
+    from segbalance.core.seg.gan_score import pair_montage, score_pairs
+    from segbalance.core.seg.quality import load_scorer
+
+    cache = ctx.out / "scores" / f"{arm}-seed{seed}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())["miou"]
+    pairs = [p for p in list_pairs(ctx.ws, job_id=job_id) if p["status"] != "failed"][: ctx.cfg.score_images]
+    if not pairs:
+        return None
+    if "scorer" not in ctx.cache or ctx.cache["scorer"][0] != seed:
+        ctx.cache["scorer"] = (seed, load_scorer(ctx.out / "runs" / f"baseline-seed{seed}", device=ctx.cfg.device))
+    with ctx.progress_factory(f"score {arm} s{seed}", "pair") as progress:
+        res = score_pairs(ctx.cache["scorer"][1], pairs, ctx.ws.path, progress=progress, cancel=ctx.cancel)
+    if seed == 0:
+        pair_montage(ctx.out / "montages" / f"{arm}.png", pairs, ctx.ws.path, ctx.ds)
+    atomic_write_json(cache, {"miou": res["miou"], "n_images": res["n_images"]})
+    return res["miou"]
+
+
+def _resolvability(ctx: Context) -> list:
+    """Which train classes the protocol can resolve at its size (val label maps, PSPNet's output stride)."""
+    from segbalance.core.evidence import resolvability
+    from segbalance.core.seg.model import OUTPUT_STRIDE
+
+    maps = [ctx.ds.load_train_ids(r) for r in ctx.ds.samples("val")]
+    names = [c.name for c in ctx.ds.label_set.train_classes]
+    return resolvability(maps, names, output_stride=OUTPUT_STRIDE, min_images=ctx.cfg.min_val_images)
+
+
 # -- the table ---------------------------------------------------------------------------------------
 def _mean_std(values: list[float]) -> tuple[float, float]:
     v = [x for x in values if x is not None and not (isinstance(x, float) and math.isnan(x))]
@@ -246,8 +318,28 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
 
 
-def summarize(results: dict[str, list[dict]], class_names: list[str]) -> dict:
-    """Per arm: mIoU mean/std (in %), per-class IoU means (in %), deltas vs baseline."""
+def _pts(iv) -> list[float] | None:
+    return None if iv is None else [iv.lo * 100, iv.hi * 100]
+
+
+def _evidence(base_vals: list, arm_vals: list, boot) -> dict:
+    """Paired delta (points), its intervals over seeds and over val images, and the word they earn."""
+    from segbalance.core.evidence import decide, seed_interval
+
+    deltas = [a - b for a, b in zip(arm_vals, base_vals, strict=True) if a is not None and b is not None]
+    siv = seed_interval(deltas)
+    return {"delta": float(np.mean(deltas)) * 100 if deltas else None, "seeds": _pts(siv),
+            "images": _pts(boot), "word": decide(siv, boot)}
+
+
+def summarize(results: dict[str, list[dict]], class_names: list[str], counts: dict[str, list] | None = None,
+              resolv: list | None = None, extras: dict[str, dict] | None = None, n_boot: int = 1000) -> dict:
+    """Per arm: mIoU mean/std (in %), per-class IoU means (in %), and, against the baseline, paired deltas
+    of mIoU and of every class with their 95% intervals and words; unresolved classes say why."""
+    from segbalance.core.evidence import bootstrap_deltas
+
+    extras = extras or {}
+    unresolved = {r.name: r.reason for r in resolv or []}
     rows: dict[str, dict] = {}
     for arm, runs in results.items():
         miou = _mean_std([r["miou"] * 100 for r in runs])
@@ -256,15 +348,29 @@ def summarize(results: dict[str, list[dict]], class_names: list[str]) -> dict:
             vals = [r["per_class"].get(c) for r in runs]
             per_class[c] = _mean_std([v * 100 for v in vals if v is not None])[0]
         rows[arm] = {"miou": miou[0], "miou_std": miou[1], "seeds": len(runs), "per_class": per_class,
-                     "runs": [r["miou"] * 100 for r in runs]}
-    base = rows.get("baseline")
-    for row in rows.values():
+                     "runs": [r["miou"] * 100 for r in runs], **extras.get(arm, {})}
+    base = results.get("baseline")
+    for arm, row in rows.items():
         if base is None:
             row["delta"] = None
             row["delta_per_class"] = {}
             continue
-        row["delta"] = row["miou"] - base["miou"]
-        row["delta_per_class"] = {c: row["per_class"][c] - base["per_class"][c] for c in class_names}
+        runs = results[arm]
+        boot = None
+        if counts and arm != "baseline" and counts.get(arm) and counts.get("baseline"):
+            boot = bootstrap_deltas(counts["baseline"], counts[arm], n_boot=n_boot)
+        ev = _evidence([r["miou"] for r in base], [r["miou"] for r in runs], boot["miou"] if boot else None)
+        row["delta"] = row["miou"] - rows["baseline"]["miou"]
+        row["delta_per_class"] = {c: row["per_class"][c] - rows["baseline"]["per_class"][c] for c in class_names}
+        if arm == "baseline":
+            continue
+        row["evidence"] = ev
+        row["class_evidence"] = {}
+        for k, c in enumerate(class_names):
+            cev = _evidence([r["per_class"].get(c) for r in base], [r["per_class"].get(c) for r in runs],
+                            boot["class"][k] if boot else None)
+            cev["unresolved"] = unresolved.get(c)
+            row["class_evidence"][c] = cev
     return rows
 
 
@@ -274,19 +380,56 @@ def _fmt(v: float | None, nd: int = 2) -> str:
     return f"{v:.{nd}f}"
 
 
-def markdown_table(rows: dict[str, dict], rare: list[str]) -> str:
-    head = ["arm", "mIoU (mean ± std)", "Δ mIoU"] + rare
+def _signed(v: float | None, nd: int = 2) -> str:
+    return "–" if v is None or math.isnan(v) else f"{v:+.{nd}f}"
+
+
+def _span(iv: list[float] | None, nd: int = 2) -> str:
+    return "–" if iv is None else f"[{iv[0]:+.{nd}f}, {iv[1]:+.{nd}f}]"
+
+
+def markdown_table(rows: dict[str, dict], rare: list[str], resolv: list | None = None) -> str:
+    """The arms table (pairs, generator score, mIoU and its paired delta) and the rare-class table."""
+    head = ["arm", "pairs", "gen score", "mIoU (mean ± std)", "Δ mIoU", "95% over seeds", "95% over val images",
+            "verdict"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    real = rows.get("baseline", {}).get("miou")
+    notes = []
     for arm, r in rows.items():
-        cells = [arm, f"{_fmt(r['miou'])} ± {_fmt(r['miou_std'])}",
-                 ("+" if (r["delta"] or 0) >= 0 else "") + _fmt(r["delta"]) if r["delta"] is not None else "–"]
+        ev = r.get("evidence") or {}
+        pairs = "–" if r.get("pairs") is None else f"{r['pairs']:.0f}" + ("*" if r.get("pairs_note") else "")
+        if r.get("pairs_note"):
+            notes.append(f"- {arm}*: {r['pairs_note']}")
+        score = r.get("gen_score")
+        score_txt = "–" if score is None else (f"{score:.1f}" + (f" ({score / real * 100:.0f}% of real)"
+                                                                   if real else ""))
+        lines.append("| " + " | ".join([
+            arm, pairs, score_txt, f"{_fmt(r['miou'])} ± {_fmt(r['miou_std'])}",
+            _signed(ev.get("delta")) if arm != "baseline" else "–", _span(ev.get("seeds")),
+            _span(ev.get("images")), ev.get("word", "–") if arm != "baseline" else "–"]) + " |")
+    out = "\n".join(lines) + "\n"
+    if notes:
+        out += "\n" + "\n".join(notes) + "\n"
+    arms = [a for a in rows if a != "baseline" and rows[a].get("class_evidence")]
+    if rare and arms:
+        info = {x.name: x for x in resolv or []}
+        head = ["class", "val images", "median width (px)", "baseline IoU"] + [f"{a} Δ IoU" for a in arms]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for c in rare:
-            d = r["delta_per_class"].get(c)
-            cells.append(_fmt(r["per_class"].get(c), 1) + (f" ({'+' if d >= 0 else ''}{d:.1f})"
-                                                          if d is not None and arm != "baseline"
-                                                          and not math.isnan(d) else ""))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+            x = info.get(c)
+            cells = [c, str(x.val_images) if x else "–", _fmt(x.median_width, 1) if x else "–",
+                     _fmt(rows["baseline"]["per_class"].get(c), 1)]
+            for a in arms:
+                ev = rows[a]["class_evidence"][c]
+                if ev.get("unresolved"):
+                    cells.append(f"not resolved: {ev['unresolved']}")
+                else:
+                    cells.append(f"{_signed(ev['delta'], 1)} {_span(ev['seeds'], 1)} {_span(ev['images'], 1)} "
+                                 f"{ev['word']}")
+            lines.append("| " + " | ".join(cells) + " |")
+        out += ("\nRare classes: Δ IoU vs baseline, then its 95% interval over seeds and over val images, then "
+                "the word both intervals earn.\n\n" + "\n".join(lines) + "\n")
+    return out
 
 
 def run_experiment(cfg: ExperimentConfig, out: str | Path, *, say: Say = print, progress_factory=None,
@@ -315,29 +458,58 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, *, say: Say = print, 
         ctx = Context(cfg, out, ws, ds, say, progress_factory, cancel)
         with progress_factory("class stats", "img") as progress:
             ctx.cache["stats"] = dataset_stats(ds, "train", workspace=ws, progress=progress, cancel=cancel)
-        jobs: dict[str, int] = {}
+        jobs: dict[str, list[int]] = {}
         results: dict[str, list[dict]] = {}
-        for arm in cfg.arms:
-            if arm in ("copypaste", "oracle") + GAN_ARMS:
-                jobs[arm] = _pairs(ctx, arm)
-            runs = []
+        counts: dict[str, list[np.ndarray]] = {}
+        extras: dict[str, dict] = {}
+        arms = ["baseline", *[a for a in cfg.arms if a != "baseline"]]  # scores need the baseline first
+        arms = [a for a in arms if a in cfg.arms]
+        for arm in arms:
+            runs, arm_counts, made, scores = [], [], [], []
             for seed in range(cfg.seeds):
-                r = _train(ctx, arm, seed, jobs.get(arm))
+                job = _pairs(ctx, arm, seed) if arm in ("copypaste", "oracle") + GAN_ARMS else None
+                r = _train(ctx, arm, seed, job["job"] if job else None)
                 runs.append(r)
+                arm_counts.append(_val_counts(ctx, arm, seed))
+                if job:
+                    made.append(job)
+                    if "baseline" in cfg.arms:
+                        scores.append(_gen_score(ctx, arm, seed, job["job"]))
                 say(f"{arm:<12} seed {seed}: mIoU {r['miou'] * 100:.2f}")
-            results[arm] = runs
+            results[arm], counts[arm] = runs, arm_counts
+            if made:
+                jobs[arm] = [j["job"] for j in made]
+                notes = sorted({j["note"] for j in made if j["note"]})
+                valid = [x for x in scores if x is not None]
+                extras[arm] = {"pairs": float(np.mean([j["pairs"] for j in made])),
+                               "pairs_per_seed": [j["pairs"] for j in made], "pairs_note": "; ".join(notes) or None,
+                               "gen_score": float(np.mean(valid)) * 100 if valid else None,
+                               "gen_score_per_seed": [None if x is None else x * 100 for x in scores]}
+            else:
+                extras[arm] = {"pairs": 0.0, "pairs_per_seed": [0] * cfg.seeds, "pairs_note": None}
         names = [c.name for c in ds.label_set.train_classes]
-        rows = summarize(results, names)
+        resolv = _resolvability(ctx)
+        rows = summarize(results, names, counts, resolv, extras, n_boot=cfg.n_boot)
         rare = [c for c in RARE if c in names]
-        table = markdown_table(rows, rare)
+        table = markdown_table(rows, rare, resolv)
         elapsed = time.time() - t0
         where = "the built-in sample dataset" if not cfg.dataset else str(ds.root)
-        header = (f"PSPNet-{cfg.backbone.replace('resnet', '')} on {where}"
-                  f" ({cfg.name}: {cfg.seeds} seed(s), {cfg.seg_iters} iterations, {cfg.budget} pairs per arm);"
-                  f" IoU in %, rare-class columns show IoU (Δ vs baseline).\n\n")
+        n_val = len(ds.samples("val"))
+        header = (f"PSPNet-{cfg.backbone.replace('resnet', '')} on {where} ({cfg.name}: {cfg.seeds} paired "
+                  f"seed(s), {cfg.seg_iters} iterations, budget {cfg.budget} pairs per arm, {n_val} val images); "
+                  f"IoU in %. Δ is the paired difference to the baseline (same seed); its 95% intervals cover "
+                  f"re-running the whole pipeline (seeds: t over paired seeds) and the choice of val images "
+                  f"(paired bootstrap, {cfg.n_boot} replicates). The verdict is *gain* or *loss* only when every "
+                  f"interval lies on one side of 0."
+                  + (" With one seed, training noise is not measured." if cfg.seeds < 2 else "")
+                  + " gen score: mIoU of the baseline segmenter on the arm's rendered images against their "
+                  "label maps (its score on real val images is the ceiling).\n\n")
         atomic_write_text(out / "results.md", header + table)
         payload = {"config": cfg.to_dict(), "arms": rows, "jobs": jobs, "elapsed_s": elapsed,
-                   "workspace": str(out)}
+                   "workspace": str(out), "n_val": n_val,
+                   "resolvability": [asdict(x) for x in resolv],
+                   "montages": {a: str(out / "montages" / f"{a}.png") for a in jobs
+                                if (out / "montages" / f"{a}.png").exists()}}
         atomic_write_json(out / "results.json", payload)
         arms_with_delta = [a for a in rows if a != "baseline" and rows[a]["delta"] is not None]
         if arms_with_delta:
@@ -346,6 +518,8 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, *, say: Say = print, 
                                 title="per-class IoU change vs baseline", ylabel="Δ IoU (points)")
         _record(ws, cfg, payload)
         say(table)
+        for arm, png in payload["montages"].items():
+            say(f"montage {arm}: {png}  (label map | render | original)")
         say(f"table: {out / 'results.md'}\nJSON: {out / 'results.json'}\nplot: {out / 'delta.png'}"
             f"\nworkspace: {out}  ({elapsed / 60:.1f} min)")
         return payload
@@ -360,5 +534,6 @@ def _record(ws, cfg: ExperimentConfig, payload: dict) -> None:
 
     with ws.session() as s, s.begin():
         s.add(m.Job(kind="experiment", params={"config": cfg.to_dict(), "summary": {
-            a: {"miou": r["miou"], "miou_std": r["miou_std"], "delta": r["delta"]} for a, r in payload["arms"].items()
+            a: {"miou": r["miou"], "miou_std": r["miou_std"], "delta": r["delta"],
+                "word": (r.get("evidence") or {}).get("word")} for a, r in payload["arms"].items()
         }}, status="done", done=1, total=1, started_at=utcnow(), finished_at=utcnow()))

@@ -14,7 +14,6 @@ from segbalance.core.evidence import (
     Interval,
     bootstrap_deltas,
     decide,
-    image_counts,
     iou_from_counts,
     miou_from_counts,
     object_widths,
@@ -22,7 +21,7 @@ from segbalance.core.evidence import (
     seed_interval,
     t_quantile,
 )
-from segbalance.core.seg.metrics import confusion_matrix, per_class_iou
+from segbalance.core.seg.metrics import confusion_matrix, image_counts, per_class_iou
 
 
 def test_seed_interval_by_hand():

@@ -42,11 +42,24 @@ def test_every_arm_gives_a_row_and_outputs_parse(ci_run) -> None:
     assert set(data["jobs"]) == {"copypaste", "single", "multi", "recon", "oracle"}
     with Workspace(out) as ws, ws.session() as s:
         runs = s.query(m.TrainingRun).filter(m.TrainingRun.kind == "seg").count()
-        pairs = {j: s.query(m.GeneratedPair).filter(m.GeneratedPair.job_id == j).count()
-                 for j in data["jobs"].values()}
+        used = {arm: [s.query(m.GeneratedPair).filter(m.GeneratedPair.job_id == j,
+                                                     m.GeneratedPair.status.in_(["pending", "accepted"])).count()
+                      for j in js] for arm, js in data["jobs"].items()}
         assert s.query(m.Job).filter(m.Job.kind == "experiment").count() == 1
     assert runs == len(ALL_ARMS)
-    assert all(n > 0 for n in pairs.values()), pairs
+    # the table's pair counts are the pairs the DB holds for each arm's jobs
+    for arm, per_seed in used.items():
+        assert all(n > 0 for n in per_seed), (arm, per_seed)
+        assert data["arms"][arm]["pairs_per_seed"] == per_seed
+        assert f"| {arm} | {data['arms'][arm]['pairs']:.0f}" in table
+    # every arm but the baseline carries its paired evidence; rendering arms their generator score
+    for arm in ALL_ARMS[1:]:
+        ev = data["arms"][arm]["evidence"]
+        assert ev["word"] in ("gain", "loss", "within noise")
+        assert ev["seeds"] is None and len(ev["images"]) == 2  # one seed: no interval over seeds
+    for arm in data["jobs"]:
+        assert data["arms"][arm]["gen_score"] is not None
+        assert (out / "montages" / f"{arm}.png").is_file()
 
 
 def test_rerun_reuses_finished_work_and_same_seed_repeats_numbers(ci_run, tmp_path: Path) -> None:
@@ -93,9 +106,10 @@ def test_estimate_multiplies_measured_unit_costs_by_the_schedule(tmp_path: Path,
     assert set(parts) == {"PSPNet-resnet18 training step", "PSPNet evaluation", "pix2pixHD tiny G+D step",
                           "pix2pixHD render"}
     assert parts["PSPNet-resnet18 training step"]["count"] == 3 * 2 * cfg.seg_iters
-    assert parts["PSPNet evaluation"]["count"] == 3 * 2 * cfg.n_val
-    assert parts["pix2pixHD tiny G+D step"]["count"] == cfg.gan_iters
-    assert parts["pix2pixHD render"]["count"] == 2 * cfg.budget  # two generating arms
+    # two passes per run (train-seg's own, the per-image counts), plus the pairs the generator score segments
+    assert parts["PSPNet evaluation"]["count"] == 2 * 3 * 2 * cfg.n_val + 2 * 2 * min(cfg.score_images, cfg.budget)
+    assert parts["pix2pixHD tiny G+D step"]["count"] == 2 * cfg.gan_iters  # one generator per seed
+    assert parts["pix2pixHD render"]["count"] == 2 * 2 * cfg.budget  # two generating arms x two seeds
     assert "without the VGG loss" in parts["pix2pixHD tiny G+D step"]["note"]  # says what it did not time
     for c in est["components"]:
         assert c["seconds_per_unit"] > 0 and c["peak_mb"] > 0

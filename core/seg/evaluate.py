@@ -13,7 +13,7 @@ from segbalance.core.datasets import Dataset, open_dataset
 from segbalance.core.errors import Cancelled, DataError
 from segbalance.core.labels import LabelSet
 from segbalance.core.seg.data import check_same_classes, label_set_from_stored, normalize, train_class_names
-from segbalance.core.seg.metrics import confusion_matrix, summarize
+from segbalance.core.seg.metrics import confusion_matrix, image_counts, summarize
 from segbalance.core.seg.model import PSPNet, PSPNetConfig
 from segbalance.core.seg.runtime import autocast, resolve_amp, resolve_device
 
@@ -104,10 +104,14 @@ def evaluate(
     label_set: LabelSet | None = None,
     save_predictions: str | Path | None = None,
     max_images: int | None = None,
+    per_image: bool = False,
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> dict:
     """Metrics of a model on a split: {"miou", "pixel_acc", "mean_acc", "per_class", "n_images", "confusion"}.
+
+    `per_image` adds "image_counts", an (n_images, C, 3) array of each image's intersection, predicted and
+    true pixels per class: what a bootstrap over val images resamples (core.evidence).
 
     A checkpoint's classes must match the dataset's; predictions can be written as label-id PNGs
     (`<sample id>.png`) that the official Cityscapes scripts accept.
@@ -125,6 +129,7 @@ def evaluate(
     refs = ds.samples(split)[: max_images or None]
     n_cls = ls.num_train_classes
     conf = np.zeros((n_cls, n_cls), np.int64)
+    counts = np.zeros((len(refs), n_cls, 3), np.int64) if per_image else None
     out_dir = Path(save_predictions) if save_predictions else None
     was_training = model.training
     model.eval()
@@ -138,6 +143,8 @@ def evaluate(
                 raise DataError("image and label sizes differ", ref.image_path)
             pred = predict(model, image, dev, mode=mode, crop=crop, amp=amp)
             conf += confusion_matrix(pred, target, n_cls)
+            if counts is not None:
+                counts[i] = image_counts(pred, target, n_cls)
             if out_dir is not None:
                 from segbalance.core.io import write_png
 
@@ -149,4 +156,6 @@ def evaluate(
     res = summarize(conf, train_class_names(ls))
     res["n_images"] = len(refs)
     res["confusion"] = conf.tolist()
+    if counts is not None:
+        res["image_counts"] = counts
     return res

@@ -80,3 +80,16 @@ def present_miou(pred: np.ndarray, target: np.ndarray, num_classes: int, ignore:
 
 def _none_if_nan(v: float) -> float | None:
     return None if v is None or math.isnan(v) else float(v)
+
+
+def image_counts(pred: np.ndarray, target: np.ndarray, num_classes: int, ignore: int = 255) -> np.ndarray:
+    """(num_classes, 3) int64: intersection, predicted and true pixels of each class in one image."""
+    valid = target != ignore
+    p, t = pred[valid].astype(np.int64), target[valid].astype(np.int64)
+    p = np.where((p >= 0) & (p < num_classes), p, num_classes)  # out-of-range predictions count as wrong
+    out = np.zeros((num_classes, 3), np.int64)
+    hit = p == t
+    out[:, 0] = np.bincount(t[hit], minlength=num_classes + 1)[:num_classes]
+    out[:, 1] = np.bincount(p, minlength=num_classes + 1)[:num_classes]
+    out[:, 2] = np.bincount(t, minlength=num_classes + 1)[:num_classes]
+    return out

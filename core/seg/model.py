@@ -25,6 +25,7 @@ _DEPTHS = {
     "resnet101": ("bottleneck", (3, 4, 23, 3)),
 }
 BACKBONES = tuple(_DEPTHS)
+OUTPUT_STRIDE = 8  # layer3 and layer4 dilated, not strided: logits at 1/8 of the input size
 
 
 @dataclass
