@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -66,8 +67,16 @@ def test_wheel_installs_only_segbalance(tmp_path):
     # the venv's own setuptools when it is new enough for pyproject's license field, else pip's isolated build
     new_enough = int(version("setuptools").split(".")[0]) >= 77
     isolation = ["--no-build-isolation"] if new_enough else []
+    # build from a clean copy: setuptools builds in-tree, and a stale build/ folder would leak old modules
+    src = tmp_path / "src"
+    for name in (*FOLDERS, "pyproject.toml", "README.md"):
+        p = REPO / name
+        if p.is_dir():
+            shutil.copytree(p, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(p, src / name)
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-q",
-                        "-w", str(tmp_path), str(REPO)], capture_output=True, text=True, timeout=300)
+                        "-w", str(tmp_path), str(src)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     (wheel,) = tmp_path.glob("segbalance-*.whl")
     with zipfile.ZipFile(wheel) as z:
