@@ -186,16 +186,15 @@ def test_100_strokes_on_full_size_map_stay_under_50mb_of_history():
     assert np.array_equal(ed.label, lab)
 
 
-def test_editor_engine_modules_do_not_import_qt():
+def test_editor_engine_modules_do_not_import_qt(tmp_path):
     import subprocess
     import sys
-    from pathlib import Path
 
     code = (
-        "import sys, core.edit, core.revisions, core.manual, core.run_metrics;"
+        "import sys, segbalance.core.edit, segbalance.core.revisions, segbalance.core.manual,"
+        " segbalance.core.run_metrics;"
         "bad=[m for m in sys.modules if m.startswith(('PySide6','pyqtgraph','shiboken6'))];"
         "print(bad); sys.exit(1 if bad else 0)"
     )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       cwd=Path(__file__).resolve().parents[1])
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
