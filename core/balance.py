@@ -204,11 +204,14 @@ class Plan:
             if not isinstance(v, dict) or not all(isinstance(x, (int, float)) for x in v.values()):
                 raise DataError(f"'{k}' must map class names to shares", source)
             shares[k] = {str(a): float(b) for a, b in v.items()}
+        skipped = data.get("skipped", [])
+        if not isinstance(skipped, list) or not all(isinstance(x, str) for x in skipped):
+            raise DataError("'skipped' must be a list of class names", source)
         try:
             return cls(recipes, shares["before"], shares["after"], shares["target"], dsd["fingerprint"],
                        str(dsd.get("path", "")), str(dsd.get("label_set", "")), int(data.get("budget", 0)),
                        str(data.get("strategy", "auto")), int(data.get("seed", 0)),
-                       dict(data.get("objective", {})), str(dsd.get("split", "train")))
+                       dict(data.get("objective", {})), str(dsd.get("split", "train")), list(skipped))
         except (TypeError, ValueError) as exc:
             raise DataError(f"malformed plan field ({exc})", source) from None
 

@@ -22,15 +22,12 @@ from sqlalchemy import func, select
 
 from segbalance.core.datasets.base import Dataset as DatasetReader
 from segbalance.core.datasets.base import SampleRef
+from segbalance.core.datasets.cityscapes import IMAGE_SUFFIX, INSTANCE_SUFFIX, LABEL_SUFFIX, TRAIN_ID_SUFFIX
 from segbalance.core.errors import DataError, SegbalanceError, WorkspaceError
 from segbalance.core.io import atomic_write_json, read_label_png, write_png
 from segbalance.core.stats import pixel_counts
 from segbalance.core.workspace import Workspace
 from segbalance.db import models as m
-
-LABEL_SUFFIX = "_gtFine_labelIds.png"
-INST_SUFFIX = "_gtFine_instanceIds.png"
-IMAGE_SUFFIX = "_leftImg8bit.png"
 
 
 @dataclass(frozen=True)
@@ -100,11 +97,11 @@ class EditSource:
         """A label PNG outside any registered dataset (the demo entry uses this)."""
         p = Path(label_path).resolve()
         stem = p.name
-        for suf in (LABEL_SUFFIX, "_gtFine_labelTrainIds.png", ".png"):
+        for suf in (LABEL_SUFFIX, TRAIN_ID_SUFFIX, ".png"):
             if stem.endswith(suf):
                 stem = stem[: -len(suf)]
                 break
-        inst = p.with_name(stem + INST_SUFFIX)
+        inst = p.with_name(stem + INSTANCE_SUFFIX)
         digest = hashlib.sha1(str(p).encode()).hexdigest()[:10]
         return cls(
             key=f"file:{digest}",
@@ -126,7 +123,7 @@ def _write_maps(folder: Path, stem: str, label: np.ndarray, instance: np.ndarray
     if instance is not None:
         if instance.min() < 0 or instance.max() > 65535:
             raise DataError("instance ids do not fit a 16-bit PNG", folder)
-        inst_path = folder / (stem + INST_SUFFIX)
+        inst_path = folder / (stem + INSTANCE_SUFFIX)
         write_png(inst_path, instance.astype(np.uint16))
     return lab_path, inst_path
 
@@ -167,7 +164,7 @@ def load_working(ws: Workspace, src: EditSource) -> tuple[np.ndarray, np.ndarray
     g = cur[1]
     try:
         label = read_label_png(g / (src.stem + LABEL_SUFFIX))
-        inst_p = g / (src.stem + INST_SUFFIX)
+        inst_p = g / (src.stem + INSTANCE_SUFFIX)
         inst = read_label_png(inst_p).astype(np.int32) if inst_p.exists() else None
     except (DataError, OSError):
         return None
@@ -328,7 +325,7 @@ def export_revisions(ws: Workspace, out_dir: str | Path, revision_ids: list[int]
         gt.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ws.abs(r.label_path), gt / (r.stem + LABEL_SUFFIX))
         if r.instance_path:
-            shutil.copyfile(ws.abs(r.instance_path), gt / (r.stem + INST_SUFFIX))
+            shutil.copyfile(ws.abs(r.instance_path), gt / (r.stem + INSTANCE_SUFFIX))
         if r.source_image_path and Path(r.source_image_path).exists():
             img = out / "leftImg8bit" / r.split / city
             img.mkdir(parents=True, exist_ok=True)

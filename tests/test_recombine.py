@@ -183,6 +183,10 @@ def test_plan_recipes_roundtrip_and_replay_bit_exact(synth):
     assert 0 < len(plan.recipes) <= 6
     again = Plan.from_json(plan.to_json())
     assert [r.to_dict() for r in again.recipes] == [r.to_dict() for r in plan.recipes]
+    assert again.to_dict() == plan.to_dict()  # every field survives, `skipped` included
+    plan.skipped = ["rider"]
+    assert Plan.from_json(plan.to_json()).skipped == ["rider"]
+    plan.skipped = []
     for r, r2 in zip(plan.recipes, again.recipes, strict=True):
         a = apply_recipe(r, ds, bank)
         b = apply_recipe(Recipe.from_dict(json.loads(json.dumps(r2.to_dict()))), ds, bank)

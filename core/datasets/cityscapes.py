@@ -3,15 +3,56 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from segbalance.core.datasets.base import Dataset, SampleRef
 from segbalance.core.errors import DataError
 from segbalance.core.labels import CITYSCAPES, LabelSet
 
-IMG_SUFFIX = "_leftImg8bit.png"
-LABEL_SUFFIXES = (("_gtFine_labelIds.png", "labelIds"), ("_gtFine_labelTrainIds.png", "trainIds"))
-INST_SUFFIX = "_gtFine_instanceIds.png"
+# the layout's file names, defined once: every reader and writer of Cityscapes folders uses these
+IMAGE_SUFFIX = "_leftImg8bit.png"
+LABEL_SUFFIX = "_gtFine_labelIds.png"
+TRAIN_ID_SUFFIX = "_gtFine_labelTrainIds.png"
+INSTANCE_SUFFIX = "_gtFine_instanceIds.png"
+COLOR_SUFFIX = "_gtFine_color.png"
+LABEL_SUFFIXES = ((LABEL_SUFFIX, "labelIds"), (TRAIN_ID_SUFFIX, "trainIds"))
+
+
+@dataclass(frozen=True)
+class CityscapesPaths:
+    """Where one sample's files go in a Cityscapes folder (the one writer of the layout builds on it)."""
+
+    image: Path
+    label: Path
+    train_ids: Path
+    instance: Path
+    color: Path
+
+
+def cityscapes_paths(root: str | Path, split: str, city: str, stem: str) -> CityscapesPaths:
+    """The files of sample `stem` of `city` in `split`: leftImg8bit/... and gtFine/..."""
+    root = Path(root)
+    gt = root / "gtFine" / split / city
+    return CityscapesPaths(root / "leftImg8bit" / split / city / (stem + IMAGE_SUFFIX), gt / (stem + LABEL_SUFFIX),
+                           gt / (stem + TRAIN_ID_SUFFIX), gt / (stem + INSTANCE_SUFFIX), gt / (stem + COLOR_SUFFIX))
+
+
+def write_cityscapes_sample(paths: CityscapesPaths, *, image=None, label=None, instance=None, train_ids=None,
+                            color=None) -> None:
+    """Write the given arrays (RGB image, label ids, uint16 instance ids, train ids, RGB colour) atomically."""
+    from segbalance.core.io import write_png
+
+    if image is not None:
+        write_png(paths.image, image, rgb=True)
+    if label is not None:
+        write_png(paths.label, label)
+    if instance is not None:
+        write_png(paths.instance, instance)
+    if train_ids is not None:
+        write_png(paths.train_ids, train_ids)
+    if color is not None:
+        write_png(paths.color, color, rgb=True)
 
 
 def looks_like_cityscapes(root: Path) -> bool:
@@ -52,10 +93,10 @@ class CityscapesDataset(Dataset):
                             stems.setdefault(stem, (n, kind))
                 for stem in sorted(stems):
                     fname, kind = stems[stem]
-                    img = img_root / split / city_dir.name / (stem + IMG_SUFFIX)
+                    img = img_root / split / city_dir.name / (stem + IMAGE_SUFFIX)
                     if not img.exists():
                         raise DataError(f"label has no image (expected {img})", city_dir / fname)
-                    inst = stem + INST_SUFFIX
+                    inst = stem + INSTANCE_SUFFIX
                     refs.append(
                         SampleRef(
                             id=stem,
@@ -72,10 +113,10 @@ class CityscapesDataset(Dataset):
                 have = {r.id for r in refs}
                 for city_dir in sorted(p for p in img_split.iterdir() if p.is_dir()):
                     for n in sorted(os.listdir(city_dir)):
-                        if n.endswith(IMG_SUFFIX) and n[: -len(IMG_SUFFIX)] not in have:
+                        if n.endswith(IMAGE_SUFFIX) and n[: -len(IMAGE_SUFFIX)] not in have:
                             raise DataError(
                                 f"image has no label (expected gtFine/{split}/{city_dir.name}/"
-                                f"{n[: -len(IMG_SUFFIX)]}_gtFine_labelIds.png)",
+                                f"{n[: -len(IMAGE_SUFFIX)]}_gtFine_labelIds.png)",
                                 city_dir / n,
                             )
             if refs:

@@ -9,13 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from segbalance.core.datasets import Dataset
+from segbalance.core.datasets.cityscapes import INSTANCE_SUFFIX, LABEL_SUFFIX
 from segbalance.core.errors import Cancelled
 from segbalance.core.io import write_png
 from segbalance.core.recombine.compose import MissingSourceError, Recipe, _checked_row, apply_recipe
 from segbalance.core.recombine.layers import LayerBank
-
-LABEL_SUFFIX = "_gtFine_labelIds.png"
-INSTANCE_SUFFIX = "_gtFine_instanceIds.png"
 
 
 def map_stem(index: int, prefix: str = "recomb") -> str:

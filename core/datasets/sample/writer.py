@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from segbalance.core.datasets.cityscapes import cityscapes_paths, write_cityscapes_sample
 from segbalance.core.datasets.sample.layout import make_layout
 from segbalance.core.datasets.sample.painter import render_scene
 from segbalance.core.errors import Cancelled, DataError
-from segbalance.core.io import write_png
 from segbalance.core.labels import CITYSCAPES
 
 Progress = Callable[[int, int], None]
@@ -83,12 +83,8 @@ def make_sample_dataset(
             raise Cancelled()
         img, label, inst = make_sample(seed, split, i, (w, h))
         city, stem = sample_name(split, i)
-        gt = root / "gtFine" / split / city
-        write_png(root / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png", img, rgb=True)
-        write_png(gt / f"{stem}_gtFine_labelIds.png", label)
-        write_png(gt / f"{stem}_gtFine_instanceIds.png", inst.astype(np.uint16))
-        if color:
-            write_png(gt / f"{stem}_gtFine_color.png", palette[label], rgb=True)
+        write_cityscapes_sample(cityscapes_paths(root, split, city, stem), image=img, label=label,
+                                instance=inst.astype(np.uint16), color=palette[label] if color else None)
         if progress:
             progress(done, total)
     _remove_stale(root, {"train": n_train, "val": n_val})
