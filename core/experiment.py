@@ -80,8 +80,14 @@ class ExperimentConfig:
 
 
 PRESETS: dict[str, ExperimentConfig] = {
-    # 2 CPU cores, at most 90 minutes for all arms x 3 seeds
-    "small": ExperimentConfig(gan_iters=1500, seg_iters=230),
+    # 2 CPU cores, at most 90 minutes: power before breadth. Three arms answer "how far is the generator
+    # from the oracle, and does it help at all"; 500 val images so the rarer classes are in enough of them.
+    "small": ExperimentConfig(arms=("baseline", "recon", "oracle"), n_val=500, gan_iters=1500, seg_iters=460),
+    # up to 3 hours on 2 cores: adds the arms recombination must beat (rare-class sampling, copy-paste)
+    "medium": ExperimentConfig(name="medium", arms=("baseline", "rcs", "copypaste", "recon", "oracle"), n_val=500,
+                               gan_iters=1500, seg_iters=460),
+    # every arm, for a bigger machine
+    "full": ExperimentConfig(name="full", n_val=500, gan_iters=3000, seg_iters=1000),
     # the method's Cityscapes protocol (GPU): PSPNet-50, 512x1024 crops, full schedule
     "paper": ExperimentConfig(
         name="paper", n_train=0, n_val=0, size=(2048, 1024), arms=tuple(a for a in ALL_ARMS if a != "oracle"),
