@@ -303,3 +303,60 @@ def test_renderer_with_table_front_matches_the_plain_network(netG, tmp_path):
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
     fast16 = load_renderer(p, "cpu", size=(64, 32), amp="bf16")
     assert np.abs(fast16.render(lab, inst).astype(float) - b).mean() / 127.5 < 0.02
+
+
+# -- resize-convolution upsampling (non-official presets) ---------------------------------------------
+def test_official_presets_keep_the_official_layout_and_tiny_uses_resize_convolutions():
+    from segbalance.core.render.gan_train import PRESETS, make_config
+
+    for name in ("512p", "1024p"):
+        assert make_config(name).arch.upsample == "transpose"
+        with torch.device("meta"):
+            g = build_generator(make_config(name).arch)
+        assert any(isinstance(m, torch.nn.ConvTranspose2d) for m in g.modules())
+    with torch.device("meta"):
+        assert param_count(build_generator(make_config("512p").arch)) == 182_546_755
+    assert PRESETS["tiny"]["upsample"] == "resize"
+    tiny = build_generator(make_config("tiny").arch)
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in tiny.modules())
+    # a checkpoint config written before the option existed still builds the transposed layout it was trained with
+    old = Pix2PixHDConfig.from_dict({k: v for k, v in make_config("tiny").arch.to_dict().items() if k != "upsample"})
+    assert old.upsample == "transpose"
+
+
+@pytest.mark.parametrize("net", ["global", "local"])
+def test_resize_generators_keep_the_input_size(net):
+    cfg = Pix2PixHDConfig(**{**TINY, "netG": net, "upsample": "resize"})
+    g = build_generator(cfg)
+    x = torch.randn(2, cfg.input_nc, 32, 64)
+    assert g(x).shape == (2, 3, 32, 64)
+    assert sum(isinstance(m, torch.nn.Upsample) for m in g.modules()) == cfg.n_downsample_global + (
+        cfg.n_local_enhancers if net == "local" else 0)
+
+
+def test_resize_generator_learns_a_fixed_pair():
+    torch.manual_seed(0)
+    cfg = Pix2PixHDConfig(**{**TINY, "upsample": "resize"})
+    g = build_generator(cfg)
+    lab = torch.zeros(1, 35, 32, 64)
+    lab[:, 7, 16:] = 1  # road below, sky above
+    lab[:, 23, :16] = 1
+    x = torch.cat([lab, torch.zeros(1, 1, 32, 64)], 1)
+    target = torch.cat([torch.full((1, 3, 16, 64), 0.6), torch.full((1, 3, 16, 64), -0.4)], 2)
+    opt = torch.optim.Adam(g.parameters(), lr=2e-3)
+    first = None
+    for _ in range(30):
+        loss = torch.nn.functional.l1_loss(g(x), target)
+        first = first if first is not None else float(loss)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss) < 0.5 * first
+
+
+def test_a_bare_resize_state_dict_is_recognised():
+    from segbalance.core.render.pix2pixhd import infer_generator_config
+
+    for mode in ("transpose", "resize"):
+        sd = build_generator(Pix2PixHDConfig(**{**TINY, "upsample": mode})).state_dict()
+        assert infer_generator_config(sd).get("upsample", "transpose") == mode

@@ -7,7 +7,8 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("experiment", help="train PSPNet per arm (baseline, augmentations, RCS, generated pairs)")
-    p.add_argument("--config", default="small", help="small (2 CPU cores, <= 90 min), medium (<= 3 h), full (every arm), paper (GPU), demo or ci")
+    p.add_argument("--config", default="small",
+                   help="small (2 CPU cores, <= 90 min), medium (<= 3 h), full (every arm), paper (GPU), demo or ci")
     p.add_argument("--dataset", help="dataset folder (default: the built-in sample dataset)")
     p.add_argument("--seeds", type=int, help="seeds per arm (default: the config's)")
     p.add_argument("--arms", help="comma-separated subset of: baseline,traditional,style,copypaste,rcs,single,"

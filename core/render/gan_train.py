@@ -49,7 +49,7 @@ from segbalance.core.render.pix2pixhd_nets import (
 CKPT_NAME = "ckpt.pt"
 PRESETS: dict[str, dict] = {
     # trains usefully on 2 CPU cores in minutes at 256x128
-    "tiny": dict(netG="global", ngf=32, n_downsample_global=3, n_blocks_global=6, ndf=32, num_D=2),
+    "tiny": dict(netG="global", ngf=32, n_downsample_global=3, n_blocks_global=6, ndf=32, num_D=2, upsample="resize"),
     # the official 512p Cityscapes model (1024x512 in the paper)
     "512p": dict(netG="global", ngf=64, n_downsample_global=4, n_blocks_global=9, ndf=64, num_D=2),
     # the official 1024p model: local enhancer around a 2*ngf global generator, 3 discriminator scales

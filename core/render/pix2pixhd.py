@@ -227,6 +227,12 @@ def infer_generator_config(sd: Mapping[str, torch.Tensor]) -> dict:
                   and glob[f"{i}.weight"].ndim == 4]) - 1
     out["n_downsample_global"] = n_down
     out["n_blocks_global"] = len(blocks)
+    # the first upsampling after the blocks halves the channels: a transposed conv stores (in, out, k, k),
+    # a resize conv (out, in, k, k)
+    up = next((glob[f"{i}.weight"] for i in idx if i > blocks[-1] and glob.get(f"{i}.weight") is not None
+               and glob[f"{i}.weight"].ndim == 4), None)
+    if up is not None and int(up.shape[1]) == 2 * int(up.shape[0]):
+        out["upsample"] = "resize"
     input_nc = int(first.shape[1])
     if local:
         n_local = len({m.group(1) for k in sd if (m := re.match(r"model(\d+)_1\.", k))})

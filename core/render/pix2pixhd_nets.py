@@ -31,6 +31,10 @@ class Pix2PixHDConfig:
     ndf: int = 64
     n_layers_D: int = 3
     num_D: int = 2
+    # "transpose": the official stride-2 transposed convs (their uneven overlap paints a checkerboard);
+    # "resize": nearest 2x upsampling then a 3x3 conv, which cannot (Odena et al., Distill 2016). Only
+    # "transpose" loads official checkpoints, so it stays the default and the official presets keep it.
+    upsample: str = "transpose"
 
     @property
     def label_channels(self) -> int:
@@ -74,7 +78,19 @@ class ResnetBlock(nn.Module):
         return x + self.conv_block(x)
 
 
-def _global_layers(input_nc: int, output_nc: int, ngf: int, n_down: int, n_blocks: int) -> list[nn.Module]:
+def _up(ch_in: int, ch_out: int, mode: str) -> list[nn.Module]:
+    """One 2x upsampling stage with its norm and ReLU."""
+    if mode == "transpose":
+        conv: list[nn.Module] = [nn.ConvTranspose2d(ch_in, ch_out, 3, stride=2, padding=1, output_padding=1)]
+    elif mode == "resize":
+        conv = [nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1), nn.Conv2d(ch_in, ch_out, 3)]
+    else:
+        raise ValueError(f"upsample must be 'transpose' or 'resize', not {mode!r}")
+    return [*conv, _norm(ch_out), nn.ReLU(True)]
+
+
+def _global_layers(input_nc: int, output_nc: int, ngf: int, n_down: int, n_blocks: int,
+                   upsample: str = "transpose") -> list[nn.Module]:
     layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7), _norm(ngf), nn.ReLU(True)]
     for i in range(n_down):
         ch = ngf * 2**i
@@ -83,8 +99,7 @@ def _global_layers(input_nc: int, output_nc: int, ngf: int, n_down: int, n_block
     layers += [ResnetBlock(ch) for _ in range(n_blocks)]
     for i in range(n_down):
         ch = ngf * 2 ** (n_down - i)
-        layers += [nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1), _norm(ch // 2),
-                   nn.ReLU(True)]
+        layers += _up(ch, ch // 2, upsample)
     layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh()]
     return layers
 
@@ -93,9 +108,9 @@ class GlobalGenerator(nn.Module):
     """The 512p generator: conv front, strided downsampling, residual blocks, transposed-conv upsampling."""
 
     def __init__(self, input_nc: int, output_nc: int = 3, ngf: int = 64, n_downsampling: int = 4,
-                 n_blocks: int = 9) -> None:
+                 n_blocks: int = 9, upsample: str = "transpose") -> None:
         super().__init__()
-        self.model = nn.Sequential(*_global_layers(input_nc, output_nc, ngf, n_downsampling, n_blocks))
+        self.model = nn.Sequential(*_global_layers(input_nc, output_nc, ngf, n_downsampling, n_blocks, upsample))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -106,18 +121,19 @@ class LocalEnhancer(nn.Module):
     full-resolution local branch whose features are added to the global ones."""
 
     def __init__(self, input_nc: int, output_nc: int = 3, ngf: int = 32, n_downsample_global: int = 4,
-                 n_blocks_global: int = 9, n_local_enhancers: int = 1, n_blocks_local: int = 3) -> None:
+                 n_blocks_global: int = 9, n_local_enhancers: int = 1, n_blocks_local: int = 3,
+                 upsample: str = "transpose") -> None:
         super().__init__()
         self.n_local_enhancers = n_local_enhancers
         ngf_global = ngf * 2**n_local_enhancers
-        glob = _global_layers(input_nc, output_nc, ngf_global, n_downsample_global, n_blocks_global)
+        glob = _global_layers(input_nc, output_nc, ngf_global, n_downsample_global, n_blocks_global, upsample)
         self.model = nn.Sequential(*glob[:-3])
         for n in range(1, n_local_enhancers + 1):
             ch = ngf * 2 ** (n_local_enhancers - n)
             down = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ch, 7), _norm(ch), nn.ReLU(True),
                     nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1), _norm(ch * 2), nn.ReLU(True)]
             up: list[nn.Module] = [ResnetBlock(ch * 2) for _ in range(n_blocks_local)]
-            up += [nn.ConvTranspose2d(ch * 2, ch, 3, stride=2, padding=1, output_padding=1), _norm(ch), nn.ReLU(True)]
+            up += _up(ch * 2, ch, upsample)
             if n == n_local_enhancers:
                 up += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh()]
             setattr(self, f"model{n}_1", nn.Sequential(*down))
@@ -224,10 +240,11 @@ class MultiscaleDiscriminator(nn.Module):
 
 def build_generator(cfg: Pix2PixHDConfig) -> nn.Module:
     if cfg.netG == "global":
-        return GlobalGenerator(cfg.input_nc, cfg.output_nc, cfg.ngf, cfg.n_downsample_global, cfg.n_blocks_global)
+        return GlobalGenerator(cfg.input_nc, cfg.output_nc, cfg.ngf, cfg.n_downsample_global, cfg.n_blocks_global,
+                               cfg.upsample)
     if cfg.netG == "local":
         return LocalEnhancer(cfg.input_nc, cfg.output_nc, cfg.ngf, cfg.n_downsample_global, cfg.n_blocks_global,
-                             cfg.n_local_enhancers, cfg.n_blocks_local)
+                             cfg.n_local_enhancers, cfg.n_blocks_local, cfg.upsample)
     raise ValueError(f"netG must be 'global' or 'local', not {cfg.netG!r}")
 
 
