@@ -19,6 +19,7 @@ move the distribution away). The same stats, bank, target and seed give the same
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,42 @@ PRESET_HELP = ("raise-rare[:SHARE] lifts every class below SHARE (default 0.01) 
                "inverse-frequency[:T] targets shares proportional to share**(1/T) (T>=1, default 2; "
                "larger T is flatter); uniform-capped[:CAP] lifts classes toward a uniform share but at most "
                "CAP times (default 5) their current share")
+
+
+# -- weights from a model's mistakes -----------------------------------------------------------------
+IOU_WEIGHT_FLOOR = 0.1  # a class the model already gets right still counts a tenth as much as a missed one
+
+
+def iou_weights(per_class_iou: dict[str, float | None], classes: list[str]) -> dict[str, float]:
+    """Per-class weights (mean 1 over `classes`) that grow with what a model gets wrong: 1 - IoU, floored.
+
+    A class the run could not score (absent from its val split) gets the mean weight: no evidence either way.
+    """
+    raw = {}
+    for c in classes:
+        v = per_class_iou.get(c)
+        raw[c] = None if v is None or not math.isfinite(v) else max(1.0 - float(v), IOU_WEIGHT_FLOOR)
+    known = [v for v in raw.values() if v is not None]
+    fill = float(np.mean(known)) if known else 1.0
+    w = {c: (fill if v is None else v) for c, v in raw.items()}
+    mean = float(np.mean(list(w.values()))) if w else 1.0
+    return {c: v / mean for c, v in w.items()}
+
+
+def run_iou(run_dir: str | Path) -> dict[str, float | None]:
+    """Per-class val IoU (fractions) of a finished train-seg run, from its result.json."""
+    path = Path(run_dir) / "result.json" if Path(run_dir).is_dir() else Path(run_dir)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DataError(f"cannot read the run's result ({exc.strerror}); is it a finished train-seg run?",
+                        path) from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise DataError("not a train-seg result file (not JSON)", path) from None
+    per = data.get("per_class") if isinstance(data, dict) else None
+    if not isinstance(per, dict):
+        raise DataError("not a train-seg result file (no per_class IoU)", path)
+    return {str(k): (None if v is None else float(v)) for k, v in per.items()}
 
 
 # -- targets ---------------------------------------------------------------------------------------
@@ -166,12 +203,14 @@ class Plan:
     objective: dict[str, float] = field(default_factory=dict)
     split: str = "train"  # the layer bank's split the recipes draw from
     skipped: list[str] = field(default_factory=list)  # preset classes left out: no layers to paste
+    class_weights: dict[str, float] = field(default_factory=dict)  # per targeted class, mean 1 ({} = equal)
 
     def to_dict(self) -> dict:
         return {"version": PLAN_VERSION, "dataset": {"path": self.dataset, "fingerprint": self.fingerprint,
                                                      "label_set": self.label_set, "split": self.split},
                 "budget": self.budget, "strategy": self.strategy, "seed": self.seed, "target": self.target,
                 "before": self.before, "after": self.after, "objective": self.objective, "skipped": self.skipped,
+                "class_weights": self.class_weights,
                 "recipes": [r.to_dict() for r in self.recipes]}
 
     def to_json(self) -> str:
@@ -204,6 +243,9 @@ class Plan:
             if not isinstance(v, dict) or not all(isinstance(x, (int, float)) for x in v.values()):
                 raise DataError(f"'{k}' must map class names to shares", source)
             shares[k] = {str(a): float(b) for a, b in v.items()}
+        weights = data.get("class_weights", {})
+        if not isinstance(weights, dict) or not all(isinstance(x, (int, float)) for x in weights.values()):
+            raise DataError("'class_weights' must map class names to numbers", source)
         skipped = data.get("skipped", [])
         if not isinstance(skipped, list) or not all(isinstance(x, str) for x in skipped):
             raise DataError("'skipped' must be a list of class names", source)
@@ -211,7 +253,8 @@ class Plan:
             return cls(recipes, shares["before"], shares["after"], shares["target"], dsd["fingerprint"],
                        str(dsd.get("path", "")), str(dsd.get("label_set", "")), int(data.get("budget", 0)),
                        str(data.get("strategy", "auto")), int(data.get("seed", 0)),
-                       dict(data.get("objective", {})), str(dsd.get("split", "train")), list(skipped))
+                       dict(data.get("objective", {})), str(dsd.get("split", "train")), list(skipped),
+                       {str(k): float(v) for k, v in weights.items()})
         except (TypeError, ValueError) as exc:
             raise DataError(f"malformed plan field ({exc})", source) from None
 
@@ -416,6 +459,7 @@ def shares_of(counts: np.ndarray, ls: LabelSet) -> dict[str, float]:
 def plan_balance(stats, bank: LayerBank, target: str | dict, budget: int, strategy: str | dict = "auto",
                  classes: list[str] | None = None, seed: int = 0, *, candidates: int = 8,
                  options: PlaceOptions | None = None, strict: bool | None = None,
+                 class_weights: dict[str, float] | None = None,
                  progress: Progress | None = None, cancel: CancelCheck | None = None) -> Plan:
     """Greedy plan of at most `budget` recipes minimising the squared relative error to the target shares.
 
@@ -423,6 +467,8 @@ def plan_balance(stats, bank: LayerBank, target: str | dict, budget: int, strate
     `classes` limits which classes are targeted and pasted. `strict` (default: on for targets of up to
     STRICT_MAX_CLASSES classes) keeps every targeted class from ending farther from its target than it
     started; presets over many classes rarely allow that at every step, so there J alone decides.
+    `class_weights` (e.g. `iou_weights` of a run) scale each targeted class's term in J and its pull on the
+    candidates, so the budget goes first to the classes the model gets most wrong.
     Raises DataError on unusable input.
     """
     ls = bank.label_set
@@ -446,6 +492,12 @@ def plan_balance(stats, bank: LayerBank, target: str | dict, budget: int, strate
     ids = [names[n].id for n in tgt]
     tids = np.array([names[n].train_id for n in tgt])
     tv = np.array([tgt[n] for n in tgt])
+    cw = class_weights or {}
+    bad = [k for k, v in cw.items() if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0)]
+    if bad:
+        raise DataError(f"class weight of {', '.join(bad)} must be a finite number >= 0")
+    tw = np.array([float(cw.get(n, 1.0)) for n in tgt])
+    tw = tw / tw.mean() if tw.sum() > 0 else np.ones_like(tw)
     sim = _Sim(bank, opts, ids)
     if strict is None:
         strict = len(ids) <= STRICT_MAX_CLASSES
@@ -454,7 +506,7 @@ def plan_balance(stats, bank: LayerBank, target: str | dict, budget: int, strate
     sp = np.array([mix[s] for s in strategies])
 
     def objective(n: np.ndarray) -> float:
-        return float((((n[tids] / n.sum()) - tv) / tv) ** 2 @ np.ones(len(tv)))
+        return float((((n[tids] / n.sum()) - tv) / tv) ** 2 @ tw)
 
     n = n0.copy()
     j0 = cur = objective(n)
@@ -471,7 +523,7 @@ def plan_balance(stats, bank: LayerBank, target: str | dict, budget: int, strate
             needy_mask[:] = True
             gap = np.ones_like(gap)
         needy = [i for i, k in zip(ids, needy_mask, strict=True) if k]
-        w = gap[needy_mask] + 1e-3
+        w = (gap * tw)[needy_mask] + 1e-3
         cands = []
         raisable: set[int] = set()  # targeted classes some candidate of this round can raise
         for _ in range(candidates):
@@ -507,8 +559,10 @@ def plan_balance(stats, bank: LayerBank, target: str | dict, budget: int, strate
         progress(budget, budget)
     return Plan(recipes, before, shares_of(n, ls), tgt, bank.fingerprint, "", ls.name, budget,
                 strategy if isinstance(strategy, str) else ",".join(f"{k}={v}" for k, v in mix.items()), seed,
-                {"before": j0, "after": cur}, bank.split, sorted(empty))
+                {"before": j0, "after": cur}, bank.split, sorted(empty),
+                {n: float(x) for n, x in zip(tgt, tw, strict=True)} if class_weights else {})
 
 
-__all__ = ["Plan", "PlaceOptions", "PRESETS", "parse_strategy", "parse_target_spec", "plan_balance",
+__all__ = ["Plan", "PlaceOptions", "PRESETS", "iou_weights", "parse_strategy", "parse_target_spec", "plan_balance",
+           "run_iou",
            "preset_target", "resolve_target", "shares_of", "SegbalanceError"]

@@ -468,3 +468,59 @@ def recipes(draw):
 def test_recipe_json_roundtrip(r):
     again = Recipe.from_dict(json.loads(json.dumps(r.to_dict())))
     assert again == r
+
+
+# -- planning toward what a model gets wrong ---------------------------------------------------------
+def test_iou_weights_follow_the_misses_with_a_floor_and_mean_one():
+    from segbalance.core.balance import IOU_WEIGHT_FLOOR, iou_weights
+
+    w = iou_weights({"wall": 0.0, "fence": 0.5, "road": 0.99, "train": None}, ["wall", "fence", "road", "train"])
+    assert np.mean(list(w.values())) == pytest.approx(1.0)
+    # raw: wall 1.0, fence 0.5, road floored to 0.1, train unknown -> mean of the known
+    raw = {"wall": 1.0, "fence": 0.5, "road": IOU_WEIGHT_FLOOR}
+    raw["train"] = np.mean(list(raw.values()))
+    m = np.mean(list(raw.values()))
+    assert w == pytest.approx({k: v / m for k, v in raw.items()})
+
+
+def test_iou_weighted_plan_puts_more_recipes_on_the_weak_class(synth):
+    from segbalance.core.balance import iou_weights
+
+    ds, _, bank, stats, _ = synth
+    wall, fence = ds.label_set.class_named("wall").id, ds.label_set.class_named("fence").id
+
+    def layers(plan):
+        n = {wall: 0, fence: 0}
+        for r in plan.recipes:
+            for p in r.layers:
+                if p.class_id in n:
+                    n[p.class_id] += 1
+        return n
+
+    names = ["wall", "fence"]
+    weak_wall = plan_balance(stats, bank, "wall=0.05,fence=0.05", 6, "single", seed=2,
+                             class_weights=iou_weights({"wall": 0.02, "fence": 0.95}, names))
+    weak_fence = plan_balance(stats, bank, "wall=0.05,fence=0.05", 6, "single", seed=2,
+                              class_weights=iou_weights({"wall": 0.95, "fence": 0.02}, names))
+    a, b = layers(weak_wall), layers(weak_fence)
+    assert a[wall] > a[fence] and b[fence] > b[wall], (a, b)
+    assert weak_wall.class_weights["wall"] > weak_wall.class_weights["fence"]
+    assert Plan.from_json(weak_wall.to_json()).class_weights == weak_wall.class_weights
+    with pytest.raises(DataError, match="finite"):
+        plan_balance(stats, bank, "wall=0.05", 2, "single", class_weights={"wall": float("nan")})
+
+
+def test_plan_command_weights_by_a_runs_iou(synth, tmp_path, capsys):
+    ds, ws, *_ = synth
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "result.json").write_text(json.dumps({"status": "done", "per_class": {"wall": 0.01, "fence": 0.9}}))
+    capsys.readouterr()
+    rc = main(_plan_args(ds.root, ws.path, tmp_path / "p.json", "--target", "wall=0.05,fence=0.05",
+                         "--weight-by-iou", str(run)))
+    out = capsys.readouterr().out
+    assert rc == 0 and "class weights (1 - IoU of" in out
+    assert Plan.load(tmp_path / "p.json").class_weights["wall"] > 1.0
+    (run / "result.json").write_text("{}")
+    rc = main(_plan_args(ds.root, ws.path, tmp_path / "q.json", "--target", "wall=0.05", "--weight-by-iou", str(run)))
+    assert rc == 2 and "no per_class IoU" in capsys.readouterr().err

@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="perspective scale range of pasted layers (default 0.6,1.4)")
     p.add_argument("--horizon", type=float, default=0.4,
                    help="horizon row as a fraction of the height; layers shrink toward it (default 0.4)")
+    p.add_argument("--weight-by-iou", metavar="RUN_DIR",
+                   help="weight the targeted classes by what this train-seg run gets wrong (1 - its val IoU), so "
+                        "the budget goes first to the classes it misses most")
     p.add_argument("--out", required=True, help="plan file to write (JSON)")
     p.add_argument("--json", action="store_true", help="print one JSON object with the predicted shares")
     p.set_defaults(func=run)
@@ -72,6 +75,11 @@ def run(args: argparse.Namespace) -> int:
     if classes:
         for c in classes:
             ds.label_set.class_named(c)
+    weights = None
+    if args.weight_by_iou:
+        from segbalance.core.balance import iou_weights, run_iou
+
+        weights = iou_weights(run_iou(args.weight_by_iou), [c.name for c in ds.label_set.train_classes])
     with Workspace(args.workspace) as ws:
         with cli_progress("layer bank", "map") as progress:
             bank = build_layer_bank(ds, ws, progress, split=args.split)
@@ -80,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
             stats = dataset_stats(ds, split, workspace=ws, progress=progress)
         with cli_progress("planning", "recipe") as progress:
             plan = plan_balance(stats, bank, args.target or args.preset, args.budget, args.strategy, classes,
-                                args.seed, candidates=args.candidates, options=opts, progress=progress)
+                                args.seed, candidates=args.candidates, options=opts, class_weights=weights,
+                                progress=progress)
     plan.dataset = str(ds.root)
     plan.save(args.out)
     if args.json:
@@ -97,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
     counts: dict[str, int] = {}
     for r in plan.recipes:
         counts[r.strategy] = counts.get(r.strategy, 0) + 1
+    if plan.class_weights:
+        print("class weights (1 - IoU of " + args.weight_by_iou + "): "
+              + ", ".join(f"{k} {v:.2f}" for k, v in sorted(plan.class_weights.items(), key=lambda kv: -kv[1])))
     print("strategies: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"))
     if plan.skipped:
         print(f"left out (no layers to paste in this dataset): {', '.join(plan.skipped)}", file=sys.stderr)
