@@ -9,6 +9,7 @@ import argparse
 import importlib
 import os
 import sys
+from typing import NoReturn
 
 from segbalance.core import __version__
 from segbalance.core.errors import Cancelled, SegbalanceError
@@ -34,8 +35,15 @@ COMMAND_MODULES = [
 ]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's error convention: one line, exit 2 (the usage block is one --help away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="segbalance",
         description="Balance the class distribution of a semantic-segmentation dataset with generated pairs.",
     )

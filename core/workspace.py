@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 from segbalance.core.datasets import Dataset as DatasetReader
 from segbalance.core.errors import WorkspaceError
 from segbalance.db import DB_NAME, SchemaError, make_engine, session_factory
-from segbalance.db.engine import check_integrity
 from segbalance.db import models as m
+from segbalance.db.engine import check_integrity
 
 
 class Workspace:
@@ -48,7 +48,7 @@ class Workspace:
         return self.path / DB_NAME
 
     def check_integrity(self) -> None:
-        """DatabaseUnusable when the database has damaged pages; reads the whole file, so call it once (app start-up)."""
+        """DatabaseUnusable when the database has damaged pages; reads every page, so once (app start-up)."""
         check_integrity(self.engine, self.db_path)
 
     def session(self) -> Session:
