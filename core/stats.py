@@ -19,7 +19,7 @@ from sqlalchemy import select
 from segbalance.core.datasets import Dataset, SampleRef
 from segbalance.core.errors import Cancelled, DataError
 from segbalance.core.labels import LabelSet
-from segbalance.core.parallel import process_context
+from segbalance.core.parallel import pool_init, pool_initargs, process_context
 
 Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
@@ -188,8 +188,8 @@ def _scan(
     # never plain fork: OpenCV's (or Qt's) threads in this process would deadlock the children
     ctx = process_context()
     chunk = max(1, min(32, n // (workers * 8)))
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(ds,)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=pool_init,
+                             initargs=pool_initargs(_init_worker, ds)) as pool:
         try:
             for i, res in enumerate(pool.map(_work, refs, chunksize=chunk)):
                 results.append(res)
