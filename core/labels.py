@@ -142,7 +142,11 @@ class LabelSet:
                 raise DataError(f"class {item['name']!r}: color must be three values 0..255", source)
             if not -1 <= cid <= 255:  # -1: a class that never appears in a map (Cityscapes' license plate)
                 raise DataError(f"class {item['name']!r}: id {cid} outside 0..255", source)
-            ignore = bool(item.get("ignore_in_eval", False))
+            for flag in ("ignore_in_eval", "has_instances"):
+                if not isinstance(item.get(flag, False), bool):  # bool("false") would be True
+                    raise DataError(f"class {item['name']!r}: {flag} must be true or false "
+                                    f"(got {item[flag]!r})", source)
+            ignore = item.get("ignore_in_eval", False)
             if "train_id" in item:
                 train_id = item["train_id"]
                 if not isinstance(train_id, int) or isinstance(train_id, bool) or not -1 <= train_id <= 255:

@@ -204,6 +204,8 @@ CASES = [
          "classes.json: duplicate class name(s): 'crack'"),
     Case("classes-json-not-utf8", lambda c: _folder_ds(c, raw='{"name": "d\xe9fauts"}'.encode("latin-1")),
          "classes.json: not UTF-8 text"),
+    Case("has_instances-not-a-bool", lambda c: _folder_ds(c, _set(["classes", 1, "has_instances"], "false")),
+         "classes.json: class 'crack': has_instances must be true or false"),
     Case("classes-json-not-json", lambda c: _folder_ds(c, raw=b"{classes: ["), "classes.json: not valid JSON"),
     # plans
     Case("plan-not-utf8", lambda c: ["recombine", str(_write(c.tmp / "p.json", b"\xff\xfe{}")), "--workspace", c.ws,
@@ -262,6 +264,9 @@ CASES = [
          "newer than this segbalance supports"),
     Case("db-not-a-database", lambda c: ["pairs", "--workspace", str(_not_a_db(c))], "not a segbalance database"),
     Case("workspace-missing", lambda c: ["pairs", "--workspace", str(c.tmp / "nowhere")], "workspace folder not found"),
+    # run results
+    Case("compare-result-not-utf8", lambda c: ["compare", str(_write(c.tmp / "a.json", b"\xff\xfe{")),
+                                               str(_write(c.tmp / "b.json", b"{}"))], "a.json: cannot read run result"),
     # command line
     Case("unknown-option", lambda c: ["pairs", "--workspace", c.ws, "--frobnicate"],
          "unrecognized arguments: --frobnicate"),
@@ -337,6 +342,35 @@ def test_pixel_limit_can_be_raised(base: Path, tmp_path: Path, capsys, monkeypat
     assert rc == 2 and len(lines) == 1 and "SEGBALANCE_MAX_PIXELS='lots' is not a whole number" in lines[0]
     monkeypatch.setenv("SEGBALANCE_MAX_PIXELS", str(1 << 30))
     assert run_cli(["stats", str(base / "ds")], capsys)[0] == 0
+
+
+def test_recombine_stopped_midway_leaves_nothing_behind(base: Path, tmp_path: Path) -> None:
+    """Cancelled (or failing) after the first map: its files and the folder it created are removed."""
+    from segbalance.core.balance import Plan
+    from segbalance.core.datasets import open_dataset
+    from segbalance.core.errors import Cancelled
+    from segbalance.core.recombine import build_layer_bank
+    from segbalance.core.recombine.write import recombine_recipes
+    from segbalance.core.workspace import Workspace
+
+    plan = Plan.load(base / "plan.json")
+    ds = open_dataset(base / "ds")
+    calls = []
+
+    def cancel() -> bool:
+        calls.append(1)
+        return len(calls) > 1
+    with Workspace(base / "ws") as ws:
+        bank = build_layer_bank(ds, ws, split=plan.split)
+        with pytest.raises(Cancelled):
+            recombine_recipes(plan.recipes, ds, bank, tmp_path / "maps", cancel=cancel)
+        assert not (tmp_path / "maps").exists()
+        # a folder that existed before keeps existing, without the partial maps
+        (tmp_path / "mine").mkdir()
+        calls.clear()
+        with pytest.raises(Cancelled):
+            recombine_recipes(plan.recipes, ds, bank, tmp_path / "mine", cancel=cancel)
+        assert list((tmp_path / "mine").iterdir()) == []
 
 
 def test_debug_is_accepted_after_the_subcommand(base: Path, tmp_path: Path) -> None:
