@@ -64,7 +64,7 @@ def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
     cur.close()
 
 
-def _read_only_media(db_path: Path) -> bool:
+def read_only_media(db_path: Path) -> bool:
     """True when the database exists but neither it nor its folder (where SQLite puts -wal/-shm) can be written.
 
     access(2) says EROFS for a read-only mount even to root, and honours permissions for everyone else.
@@ -98,7 +98,7 @@ def make_engine(db_path: str | Path, *, create: bool = True) -> Engine:
     write then fails with DatabaseUnusable saying so.
     """
     db_path = Path(db_path)
-    modes: list[str | None] = ["ro", "immutable"] if _read_only_media(db_path) else [None]
+    modes: list[str | None] = ["ro", "immutable"] if read_only_media(db_path) else [None]
     for i, mode in enumerate(modes):
         engine = _new_engine(db_path, mode)
         try:
@@ -122,7 +122,7 @@ def make_engine(db_path: str | Path, *, create: bool = True) -> Engine:
 
 
 def _check_or_init(engine: Engine, *, create: bool, path: Path) -> None:
-    writable = not _read_only_media(path)
+    writable = not read_only_media(path)
     with engine.begin() as conn:
         has_meta = engine.dialect.has_table(conn, "meta")
         if has_meta:

@@ -449,6 +449,9 @@ def test_read_only_workspace_serves_the_read_only_commands(read_only_ws: Path, b
     assert rc == 0
     rc, _err, _lines = run_cli(["stats", str(base / "ds"), "--workspace", ws], capsys)
     assert rc == 0
+    other = shutil.copytree(base / "ds", tmp_path / "other")  # a dataset this workspace has never seen
+    rc, _err, lines = run_cli(["stats", str(other), "--workspace", ws], capsys)
+    assert rc == 0, lines
     out = tmp_path / "export"
     rc, _err, _lines = run_cli(["export", "--workspace", ws, "--dataset", str(base / "ds"), "--out", str(out)], capsys)
     assert rc == 0 and (out / "manifest.json").exists()
