@@ -135,6 +135,8 @@ def preset_target(preset: str, shares: dict[str, float], allowed: list[str] | No
         p = float(param) if param.strip() else PRESETS[name]
     except ValueError:
         raise DataError(f"preset parameter {param!r} is not a number") from None
+    if not math.isfinite(p):  # nan passes every `<` test below as False
+        raise DataError(f"preset parameter of {name} must be a finite number (got {param.strip()})")
     k = len(shares)
     pool = {c: s for c, s in shares.items() if allowed is None or c in allowed}
     if name == "raise-rare":
@@ -266,9 +268,11 @@ class Plan:
     @classmethod
     def load(cls, path: str | Path) -> Plan:
         try:
-            text = Path(path).read_text()
+            text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise DataError(f"cannot read plan ({exc.strerror})", path) from None
+        except UnicodeDecodeError as exc:
+            raise DataError(f"not a segbalance plan (not UTF-8 text, byte {exc.start})", path) from None
         return cls.from_json(text, source=path)
 
     def check_dataset(self, ds, source: str | Path = "plan") -> None:

@@ -9,6 +9,7 @@ import argparse
 import importlib
 import os
 import sys
+from typing import NoReturn
 
 from segbalance.core import __version__
 from segbalance.core.errors import Cancelled, SegbalanceError
@@ -35,8 +36,15 @@ COMMAND_MODULES = [
 ]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's error convention: one line, exit 2 (the usage block is one --help away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="segbalance",
         description="Balance the class distribution of a semantic-segmentation dataset with generated pairs.",
     )
@@ -50,7 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv or os.environ.get("SEGBALANCE_DEBUG") == "1"
+    # --debug is a global switch; accept it after the sub-command too (up to a `--` end-of-options marker)
+    end = argv.index("--") if "--" in argv else len(argv)
+    debug = "--debug" in argv[:end] or os.environ.get("SEGBALANCE_DEBUG") == "1"
+    argv = [a for a in argv[:end] if a != "--debug"] + argv[end:]
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -74,6 +85,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         print(f"segbalance {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        # a damaged, read-only or failing workspace database, from whichever query met it first
+        from segbalance.db import DatabaseUnusable
+
+        if debug or not isinstance(exc, DatabaseUnusable):
+            raise
+        print(f"segbalance {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
 

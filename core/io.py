@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import struct
@@ -15,6 +16,32 @@ from segbalance.core.errors import DataError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_IEND = b"IEND\xaeB`\x82"
+
+
+DEFAULT_MAX_PIXELS = 1 << 28  # 268 Mpx, e.g. 16384x16384: far above any segmentation dataset's frames
+MAX_PIXELS_ENV = "SEGBALANCE_MAX_PIXELS"
+
+
+def max_pixels() -> int:
+    """The decode limit in pixels: SEGBALANCE_MAX_PIXELS when set (a positive integer), else 2**28."""
+    raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(raw)
+    except ValueError:
+        raise DataError(f"{MAX_PIXELS_ENV}={raw!r} is not a whole number of pixels") from None
+    if value <= 0:
+        raise DataError(f"{MAX_PIXELS_ENV} must be positive (got {value})")
+    return value
+
+
+def check_pixel_limit(path: str | Path, height: int, width: int) -> None:
+    """Refuse to decode an image above the pixel limit (a decompression bomb takes GBs before it fails)."""
+    limit = max_pixels()
+    if height * width > limit:
+        raise DataError(f"image is {width}x{height} ({height * width / 1e6:.0f} Mpx), over the pixel limit of "
+                        f"{limit / 1e6:.0f} Mpx; set {MAX_PIXELS_ENV} to raise it", path)
 
 
 def png_size(path: str | Path) -> tuple[int, int]:
@@ -39,6 +66,16 @@ def png_size(path: str | Path) -> tuple[int, int]:
 def read_png(path: str | Path, *, color: bool = False) -> np.ndarray:
     """Decode a PNG; color=True gives RGB uint8, otherwise the stored array unchanged."""
     path = str(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(24)
+    except FileNotFoundError:
+        raise DataError("file not found", path) from None
+    except OSError as exc:
+        raise DataError(f"cannot read ({exc.strerror})", path) from None
+    if len(head) == 24 and head[:8] == PNG_SIGNATURE and head[12:16] == b"IHDR":
+        width, height = struct.unpack(">II", head[16:24])
+        check_pixel_limit(path, height, width)
     flags = cv2.IMREAD_COLOR if color else cv2.IMREAD_UNCHANGED
     try:
         arr = cv2.imread(path, flags)
@@ -64,6 +101,8 @@ def read_label_png(path: str | Path) -> np.ndarray:
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, expected a file name", str(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -71,11 +110,13 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError):  # name the user's file, not our temporary one (disk full, permissions)
+            raise type(exc)(exc.errno, exc.strerror, str(path)) from None
         raise
 
 

@@ -142,9 +142,16 @@ class LabelSet:
                 raise DataError(f"class {item['name']!r}: color must be three values 0..255", source)
             if not -1 <= cid <= 255:  # -1: a class that never appears in a map (Cityscapes' license plate)
                 raise DataError(f"class {item['name']!r}: id {cid} outside 0..255", source)
-            ignore = bool(item.get("ignore_in_eval", False))
+            for flag in ("ignore_in_eval", "has_instances"):
+                if not isinstance(item.get(flag, False), bool):  # bool("false") would be True
+                    raise DataError(f"class {item['name']!r}: {flag} must be true or false "
+                                    f"(got {item[flag]!r})", source)
+            ignore = item.get("ignore_in_eval", False)
             if "train_id" in item:
-                train_id = int(item["train_id"])
+                train_id = item["train_id"]
+                if not isinstance(train_id, int) or isinstance(train_id, bool) or not -1 <= train_id <= 255:
+                    raise DataError(f"class {item['name']!r}: train_id must be an integer -1..255 "
+                                    f"(got {train_id!r})", source)
             elif ignore:
                 train_id = IGNORE
             else:
@@ -163,7 +170,13 @@ class LabelSet:
                 )
             )
         name = data.get("name", Path(str(source)).stem) if isinstance(data, dict) else Path(str(source)).stem
-        ignore_id = int(data.get("ignore_id", 0)) if isinstance(data, dict) else 0
+        ignore_id = data.get("ignore_id", 0) if isinstance(data, dict) else 0
+        if not isinstance(ignore_id, int) or isinstance(ignore_id, bool) or not 0 <= ignore_id <= 255:
+            raise DataError(f"ignore_id must be an integer 0..255 (got {ignore_id!r})", source)
+        names = [c.name for c in classes]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:  # class names are how targets, plans and reports refer to classes
+            raise DataError(f"duplicate class name(s): {', '.join(repr(n) for n in dup)}", source)
         try:
             return cls(name=str(name), classes=tuple(classes), ignore_id=ignore_id)
         except ValueError as exc:
@@ -174,9 +187,11 @@ class LabelSet:
         """Read a custom label set (classes.json)."""
         path = Path(path)
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_text(encoding="utf-8"))
         except OSError as exc:
             raise DataError(f"cannot read label set ({exc.strerror})", path) from None
+        except UnicodeDecodeError as exc:
+            raise DataError(f"not UTF-8 text (byte {exc.start}); save the label set as UTF-8 JSON", path) from None
         except json.JSONDecodeError as exc:
             raise DataError(f"not valid JSON ({exc.msg} at line {exc.lineno})", path) from None
         return cls.from_dict(data, source=path)

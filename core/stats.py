@@ -19,7 +19,7 @@ from sqlalchemy import select
 from segbalance.core.datasets import Dataset, SampleRef
 from segbalance.core.errors import Cancelled, DataError
 from segbalance.core.labels import LabelSet
-from segbalance.core.parallel import process_context
+from segbalance.core.parallel import pool_init, pool_initargs, process_context
 
 Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
@@ -188,8 +188,8 @@ def _scan(
     # never plain fork: OpenCV's (or Qt's) threads in this process would deadlock the children
     ctx = process_context()
     chunk = max(1, min(32, n // (workers * 8)))
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(ds,)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=pool_init,
+                             initargs=pool_initargs(_init_worker, ds)) as pool:
         try:
             for i, res in enumerate(pool.map(_work, refs, chunksize=chunk)):
                 results.append(res)
@@ -223,10 +223,20 @@ def dataset_stats(
     cached: dict[str, SampleCount] = {}
     keys: dict[str, tuple[int, int]] = {}
     sample_ids: dict[str, int] = {}
+    read_only = bool(getattr(workspace, "read_only", False))
+    ds_id = None
+    if workspace is not None:
+        from segbalance.db import DatabaseUnusable
+
+        try:
+            ds_id = workspace.register_dataset(ds)  # writes nothing when the workspace knows the dataset as it is
+        except DatabaseUnusable:
+            if not read_only:
+                raise
+            workspace = None  # a read-only workspace that does not know this dataset: count without the cache
     if workspace is not None:
         from segbalance.db import models as m
 
-        ds_id = workspace.register_dataset(ds)
         with workspace.session() as s:
             q = (
                 select(m.Sample.id, m.Sample.split, m.Sample.name, m.SampleStats)
@@ -253,7 +263,7 @@ def dataset_stats(
     if bad and not skip_bad:
         raise DataError(bad[0].error + (f" (and {len(bad) - 1} more bad samples)" if len(bad) > 1 else ""))
     fresh = {r.id: r for r in results if isinstance(r, SampleCount)}
-    if workspace is not None and fresh:
+    if workspace is not None and fresh and not read_only:
         from segbalance.db import models as m
 
         with workspace.session() as s, s.begin():

@@ -12,6 +12,7 @@ from segbalance.core.datasets import Dataset as DatasetReader
 from segbalance.core.errors import WorkspaceError
 from segbalance.db import DB_NAME, SchemaError, make_engine, session_factory
 from segbalance.db import models as m
+from segbalance.db.engine import check_integrity, read_only_media
 
 
 class Workspace:
@@ -45,6 +46,15 @@ class Workspace:
     @property
     def db_path(self) -> Path:
         return self.path / DB_NAME
+
+    @property
+    def read_only(self) -> bool:
+        """True on read-only media (or without write permission): the database was opened read-only."""
+        return read_only_media(self.db_path)
+
+    def check_integrity(self) -> None:
+        """DatabaseUnusable when the database has damaged pages; reads every page, so once (app start-up)."""
+        check_integrity(self.engine, self.db_path)
 
     def session(self) -> Session:
         return self.sessions()

@@ -10,6 +10,9 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
+from segbalance.core.errors import WorkspaceError
+from segbalance.core.workspace import Workspace
+from segbalance.db import DB_NAME, DatabaseUnusable
 from segbalance.desktop_app.main_window import MainWindow
 from segbalance.desktop_app.settings import Settings
 from segbalance.desktop_app.theme import app_icon, stylesheet
@@ -60,9 +63,25 @@ def create_main_window(settings_path: str | Path | None = None, workspace: str |
     window = MainWindow(Settings(settings_path))
     target = workspace or window.settings.last_workspace()
     if target is not None and (workspace is not None or os.path.isdir(target)):
-        window.open_workspace(target, create=False)
+        open_startup_workspace(window, target, create=False)
     freeze_startup_objects()
     return window
+
+
+def open_startup_workspace(window: MainWindow, path: str | Path, *, create: bool) -> bool:
+    """Open a workspace at start-up; a damaged or unreadable database becomes a message box, not an exit."""
+    try:
+        if (Path(path) / DB_NAME).is_file():
+            with Workspace(path, create=False) as ws:
+                ws.check_integrity()  # before the views read it: their first query would fail mid-signal
+        return window.open_workspace(path, create=create)
+    except WorkspaceError as exc:
+        window.show_error("Open workspace", str(exc))
+        return False
+    except DatabaseUnusable as exc:
+        window.state.close_workspace()
+        window.show_error("Open workspace", str(exc))
+        return False
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -74,7 +93,7 @@ def run(argv: list[str] | None = None) -> int:
     app = application(sys.argv[:1])
     window = create_main_window(args.settings, None)
     if args.workspace:
-        window.open_workspace(args.workspace, create=args.new)
+        open_startup_workspace(window, args.workspace, create=args.new)
     window.show()
     return app.exec()
 

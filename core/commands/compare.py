@@ -17,8 +17,8 @@ def load_result(path: str | Path) -> dict:
         raise DataError("no result.json: the run has not finished (evaluate it, or resume it)" if p.is_dir()
                         else "file not found", f)
     try:
-        data = json.loads(f.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        data = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON, or bytes that are not UTF-8
         raise DataError(f"cannot read run result ({exc})", f) from None
     if not isinstance(data, dict) or not isinstance(data.get("per_class"), dict):
         raise DataError("no per-class IoU in this result (status "

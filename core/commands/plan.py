@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from segbalance.core.errors import SegbalanceError
 
@@ -61,6 +62,13 @@ def run(args: argparse.Namespace) -> int:
         raise SegbalanceError(f"--scale-range must be MIN,MAX (got {args.scale_range!r})") from None
     if not 0 < smin <= smax:
         raise SegbalanceError(f"--scale-range needs 0 < MIN <= MAX (got {args.scale_range!r})")
+    from segbalance.core.recombine.compose import MAX_LAYER_SCALE
+
+    if smax > MAX_LAYER_SCALE:
+        raise SegbalanceError(f"--scale-range MAX must be at most {MAX_LAYER_SCALE} (got {smax:g})")
+    out = Path(args.out)
+    if out.is_dir():
+        raise SegbalanceError("--out is a folder; give the plan file to write, e.g. plan.json", out)
     if not 0 <= args.horizon < 1:
         raise SegbalanceError(f"--horizon must be in [0, 1) (got {args.horizon})")
     opts = PlaceOptions(horizon=args.horizon, scale_min=smin, scale_max=smax)

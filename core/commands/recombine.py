@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from segbalance.core.errors import DataError
 
@@ -30,6 +31,9 @@ def run(args: argparse.Namespace) -> int:
     if not root:
         raise DataError("plan names no dataset; pass --dataset", args.plan)
     ds = open_dataset(root)
+    out = Path(args.out).resolve()
+    if out == ds.root or ds.root in out.parents:  # as export: new maps must not become part of the dataset
+        raise DataError("--out must not be inside the dataset", args.out)
     plan.check_dataset(ds, args.plan)
     with Workspace(args.workspace) as ws:
         with cli_progress("layer bank", "map") as progress:

@@ -15,6 +15,8 @@ def _size(text: str) -> tuple[int, int]:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected WxH such as 1024x512, got {text!r}") from None
+    if w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError(f"width and height must be positive, got {text!r}")
     return w, h
 
 
@@ -53,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
     from segbalance.core.errors import SegbalanceError
     from segbalance.core.io import read_label_png, write_png
+    from segbalance.core.render.base import check_label_nc
     from segbalance.core.render.pix2pixhd import load_renderer
 
     root = Path(args.label_dir)
@@ -66,16 +69,22 @@ def run(args: argparse.Namespace) -> int:
     renderer = load_renderer(args.checkpoint, args.device, size=args.size, amp=args.amp, compile=args.compile,
                              seed=args.seed, label_nc=args.label_nc, ngf=args.ngf, netG=args.netG,
                              n_downsample_global=args.n_downsample, n_blocks_global=args.n_blocks)
+    # one pass over the maps before any output: a map the generator cannot represent stops the run here
+    top, top_file = -1, files[0]
+    for f in files:
+        lab = read_label_png(f)
+        if lab.dtype != "uint8":
+            raise SegbalanceError(f"label ids up to {int(lab.max())} do not fit 0..255", f)
+        if int(lab.max()) > top:
+            top, top_file = int(lab.max()), f
+    check_label_nc(renderer.label_nc, top + 1, f"label map {top_file}", args.checkpoint)
     out = Path(args.out)
     with tqdm(total=len(files), desc="render", unit="img", file=sys.stderr, dynamic_ncols=True) as bar:
         for i in range(0, len(files), args.batch):
             chunk = files[i:i + args.batch]
             labels, insts = [], []
             for f in chunk:
-                lab = read_label_png(f)
-                if lab.dtype != "uint8":
-                    raise SegbalanceError(f"label ids up to {int(lab.max())} do not fit 0..255", f)
-                labels.append(lab)
+                labels.append(read_label_png(f))
                 inst_path = f.with_name(f.name.replace("labelIds", "instanceIds"))
                 insts.append(read_label_png(inst_path).astype("int32")
                              if inst_path != f and inst_path.exists() else None)

@@ -28,6 +28,11 @@ PROTECTED_NAMES = ("ego vehicle", "rectification border", "out of roi")  # never
 GROUND_EXTRA = ("terrain",)  # ground classes besides the flat category
 
 
+# a placed layer may be at most this many times the map's width / height: the planner's --scale-range
+# cannot exceed it, and it bounds the memory one layer's resize may take
+MAX_LAYER_SCALE = 8
+
+
 class MissingSourceError(DataError):
     """A file a recipe needs is gone: that recipe fails, the others go on."""
 

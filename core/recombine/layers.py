@@ -24,7 +24,7 @@ from sqlalchemy import delete, insert, select
 from segbalance.core.datasets import Dataset, SampleRef
 from segbalance.core.errors import Cancelled, DataError
 from segbalance.core.labels import LabelSet
-from segbalance.core.parallel import process_context
+from segbalance.core.parallel import pool_init, pool_initargs, process_context
 
 Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
@@ -333,8 +333,8 @@ def _iter_cuts(ds: Dataset, refs: list[SampleRef], workers: int):
             yield _cut_sample(r)
         return
     # never plain fork: OpenCV's or Qt's threads (invisible to `threading`) leave locks held in the child
-    with ProcessPoolExecutor(workers, mp_context=process_context(), initializer=_init,
-                             initargs=(ds, MIN_AREA_FRAC)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=process_context(), initializer=pool_init,
+                             initargs=pool_initargs(_init, ds, MIN_AREA_FRAC)) as pool:
         try:
             yield from pool.map(_cut_sample, refs, chunksize=2)
         except BaseException:

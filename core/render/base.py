@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -107,6 +108,17 @@ def _file_sha256(path: str) -> str:
     return h.hexdigest()
 
 
+def check_label_nc(label_nc: int | None, needed: int, what: str, checkpoint: str | Path | None) -> None:
+    """Refuse a generator whose one-hot input (label_nc channels) cannot hold label ids up to `needed - 1`.
+
+    Ids >= label_nc would silently render as "no class"; generate (a dataset's label set) and render (the
+    label maps themselves) share this one check.
+    """
+    if label_nc is not None and int(label_nc) < needed:
+        raise SegbalanceError(f"generator has label_nc {label_nc}, but {what} uses ids up to {needed - 1} "
+                              f"(needs label_nc >= {needed}); it was trained on another label set", checkpoint)
+
+
 def load_renderer(kind: str, *, ds=None, checkpoint: str | None = None, device: str = "auto",
                   blend: str = "feather", batch_size: int = 4) -> Renderer:
     """A renderer by name: 'copypaste' (needs the dataset), 'pix2pixhd' (needs a checkpoint) or 'procedural'.
@@ -131,10 +143,8 @@ def load_renderer(kind: str, *, ds=None, checkpoint: str | None = None, device: 
         if getattr(model, "checkpoint_sha256", None) is None:
             model.checkpoint_sha256 = _file_sha256(checkpoint)
         r = GeneratorRenderer(model, "pix2pixhd", batch_size)
-        if ds is not None and r.label_nc is not None and int(r.label_nc) < ds.label_set.label_nc:
-            raise SegbalanceError(
-                f"generator has label_nc {r.label_nc}, but label set {ds.label_set.name!r} uses ids up to "
-                f"{ds.label_set.label_nc - 1} (needs label_nc >= {ds.label_set.label_nc})", checkpoint)
+        if ds is not None:
+            check_label_nc(r.label_nc, ds.label_set.label_nc, f"label set {ds.label_set.name!r}", checkpoint)
         return r
     if kind == "procedural":
         return ProceduralRenderer()

@@ -350,6 +350,9 @@ class Renderer:
         m = arch.size_multiple
         if self.size[0] % m or self.size[1] % m:
             raise SegbalanceError(f"render size {self.size[0]}x{self.size[1]} must be a multiple of {m}")
+        if min(self.size) < 2 * m:  # the bottleneck needs 2x2 pixels (instance norm, reflection padding)
+            raise SegbalanceError(f"render size {self.size[0]}x{self.size[1]} is too small for this generator: "
+                                  f"each side must be at least {2 * m}")
 
     def _compile_options(self):
         """Inductor freezing while (re)compiling: weights become constants oneDNN can pre-pack. Scoped, because
