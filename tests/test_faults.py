@@ -40,7 +40,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
 
     from segbalance.core.render.pix2pixhd_nets import Pix2PixHDConfig, build_generator
-    from segbalance.core.sample_data import make_sample_dataset
+    from segbalance.core.datasets.sample import make_sample_dataset
 
     root = tmp_path_factory.mktemp("faults")
     make_sample_dataset(root / "ds", **SAMPLE_ARGS)
@@ -511,7 +511,7 @@ def _tagged(tag: str) -> list[int]:
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc (Linux)")
 def test_kill_9_of_stats_leaves_no_process_behind(tmp_path: Path) -> None:
     """kill -9 of `segbalance stats` while its worker pool runs: workers, forkserver and tracker all go too."""
-    from segbalance.core.sample_data import make_sample_dataset
+    from segbalance.core.datasets.sample import make_sample_dataset
 
     ds = make_sample_dataset(tmp_path / "ds", n_train=70, n_val=0, size=(64, 32), seed=1)  # >= 64: a pool
     tag = uuid.uuid4().hex
