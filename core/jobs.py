@@ -463,11 +463,13 @@ def _generate(ws, ds, plan, bank, rend, scorer, ctx: JobContext, job_id: int, re
         writer.close()
     except (Cancelled, KeyboardInterrupt):
         _settle(writer, res, done0, quiet=True)
+        ctx.done = res.done  # pairs the writer committed after the last report count too
         ctx.log(f"cancelled after {res.done} of {n} pairs")
         ctx.finish("cancelled", f"cancelled at {res.done}/{n}")
         raise Cancelled() from None
     except BaseException as exc:
         _settle(writer, res, done0, quiet=True)
+        ctx.done = res.done
         msg = str(exc) or type(exc).__name__
         try:
             ctx.log(f"failed: {msg}", "error")

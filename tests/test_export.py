@@ -225,3 +225,28 @@ def test_bad_format_is_one_line(generated, tmp_path):
     root, ws, _ = generated
     with Workspace(ws) as w, pytest.raises(SegbalanceError, match="--format takes"):
         export_dataset(w, open_dataset(root), tmp_path / "X", fmt="coco")
+
+
+def test_cancelled_generate_counts_agree(tmp_path, sample_dataset):
+    """Issue 15 minor: after a cancel the job's done, its message and the pair rows say the same number."""
+    from sqlalchemy import func, select
+
+    from segbalance.core.jobs import job_info
+    from segbalance.db import models as m
+
+    root, ws = sample_dataset, tmp_path / "ws"
+    plan = _plan(root, ws, tmp_path / "plan.json", budget=24)
+    calls = {"n": 0}
+
+    def cancel() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 12
+
+    with pytest.raises(Cancelled):
+        run_generate(ws, root, plan, "copypaste", cancel=cancel)
+    with Workspace(ws) as w:
+        with w.session() as s:
+            rows = s.scalar(select(func.count()).select_from(m.GeneratedPair))
+        info = job_info(w, 1)
+    assert info["status"] == "cancelled" and 0 < rows < 24
+    assert info["done"] == rows and info["message"] == f"cancelled at {rows}/24", (info, rows)
