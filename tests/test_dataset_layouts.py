@@ -180,3 +180,27 @@ def test_mmseg_export_reads_back_as_a_dataset(tmp_path, sample_dataset):
     a, b = exp.samples("val")[0], orig.samples("val")[0]
     assert a.id == b.id and np.array_equal(exp.load_label(a), orig.label_set.train_to_id_lut[
         orig.label_set.id_to_train_lut[orig.load_label(b)]])
+
+
+def test_daformer_class_stats_equal_a_hand_count(tmp_path, capsys):
+    """stats --daformer: DAFormer's sample_class_stats.json / samples_with_class.json, counted by hand here."""
+    from tests.helpers import make_cityscapes
+
+    root = make_cityscapes(tmp_path / "cs", n=3, size=(64, 32))
+    out = tmp_path / "daformer"
+    assert main(["stats", str(root), "--workers", "1", "--daformer", str(out)]) == 0
+    per_sample = json.loads((out / "sample_class_stats.json").read_text())
+    with_class = json.loads((out / "samples_with_class.json").read_text())
+    # make_cityscapes: road (train 0) below, sky (10) top third, building (2) a block, one 8x6 car (13)
+    expect = []
+    for i in range(3):
+        lab = read_label_png(root / "gtFine/train/testcity" / f"testcity_{i:06d}_000019_gtFine_labelIds.png")
+        hand = {"0": int((lab == 7).sum()), "2": int((lab == 11).sum()), "10": int((lab == 23).sum()),
+                "13": int((lab == 26).sum())}
+        assert hand["13"] == 48 and sum(hand.values()) == 64 * 32
+        expect.append({**hand, "file": f"gtFine/train/testcity/testcity_{i:06d}_000019_gtFine_labelTrainIds.png"})
+    assert per_sample == expect
+    assert sorted(with_class) == ["0", "10", "13", "2"]
+    assert with_class["13"] == [[e["file"], 48] for e in expect]
+    by_file = json.loads((out / "sample_class_stats_dict.json").read_text())
+    assert by_file[expect[0]["file"]]["10"] == expect[0]["10"]
