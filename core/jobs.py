@@ -322,6 +322,92 @@ def _cleanup(ws, job_id: int, pairs_dir: Path, ctx: JobContext) -> dict[int, m.G
     return rows
 
 
+# -- generation across processes (torchrun) ---------------------------------------------------------------
+@dataclass
+class Shard:
+    """This process's part of a plan under torchrun: recipe i belongs to rank (i // batch) % world.
+
+    Whole render batches go to one rank, so every rank renders exactly the batches a single process would
+    (same maps together, same reseed), and the pairs come out byte-identical to a one-process run.
+    """
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    created_group: bool = False
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def owns(self, i: int, batch: int) -> bool:
+        return (i // max(1, batch)) % self.world == self.rank
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def broadcast(self, obj):
+        """rank 0's `obj` on every rank."""
+        if self.world == 1:
+            return obj
+        import torch.distributed as dist
+
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def gather(self, obj) -> list:
+        if self.world == 1:
+            return [obj]
+        import torch.distributed as dist
+
+        out: list = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
+
+    def close(self) -> None:
+        if self.created_group:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def generation_shard() -> Shard:
+    """The torchrun rank of this process (a process group over gloo, which coordinates CPU and GPU ranks alike)."""
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world <= 1 or "RANK" not in os.environ:
+        return Shard()
+    import torch.distributed as dist
+
+    created = False
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+        created = True
+    return Shard(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), created)
+
+
+def rank_device(device: str, shard: Shard) -> str:
+    """One device per rank: auto/cuda become cuda:LOCAL_RANK where CUDA is present (auto is the CPU otherwise)."""
+    if shard.world == 1 or device not in ("auto", "cuda"):
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda:{shard.local_rank % torch.cuda.device_count()}"
+    return "cpu" if device == "auto" else device
+
+
+def _good_count(ws, job_id: int) -> int:
+    from sqlalchemy import func
+
+    with ws.session() as s:
+        return int(s.scalar(select(func.count()).select_from(m.GeneratedPair).where(
+            m.GeneratedPair.job_id == job_id, m.GeneratedPair.status != "failed")) or 0)
+
+
 def run_generate(workspace, dataset, plan, renderer: str = "copypaste", *, checkpoint: str | None = None,
                  device: str = "auto", blend: str = "feather", min_quality: float | None = None,
                  seed: int | None = None, batch_size: int | None = None, plan_source: str | Path = "plan",
@@ -331,17 +417,23 @@ def run_generate(workspace, dataset, plan, renderer: str = "copypaste", *, check
 
     `workspace`, `dataset`, `plan` may be objects or paths. Re-running with the same inputs resumes
     the same job. Cancel (callback or request_cancel from elsewhere) stops between pairs and raises
-    Cancelled after marking the job cancelled; nothing half-written is left.
+    Cancelled after marking the job cancelled; nothing half-written is left. Under torchrun every rank
+    runs this with the same arguments: they share one job and split its recipes (see Shard); rank 0
+    owns the job row and returns the totals.
     """
+    shard = generation_shard()
     try:
-        return _run_generate(workspace, dataset, plan, renderer, checkpoint, device, blend, min_quality, seed,
-                             batch_size, plan_source, seg_checkpoint, progress, cancel, log)
+        return _run_generate(workspace, dataset, plan, renderer, checkpoint, rank_device(device, shard), blend,
+                             min_quality, seed, batch_size, plan_source, seg_checkpoint, progress, cancel, log,
+                             shard)
     except OperationalError as exc:  # a DB step outside the job loop (registering the dataset, the bank)
         raise db_error(exc) from None
+    finally:
+        shard.close()
 
 
 def _run_generate(workspace, dataset, plan, renderer, checkpoint, device, blend, min_quality, seed, batch_size,
-                  plan_source, seg_checkpoint, progress, cancel, log) -> GenerateResult:
+                  plan_source, seg_checkpoint, progress, cancel, log, shard: Shard) -> GenerateResult:
     from segbalance.core.balance import Plan
     from segbalance.core.datasets import Dataset, open_dataset
     from segbalance.core.recombine import build_layer_bank
@@ -362,7 +454,11 @@ def _run_generate(workspace, dataset, plan, renderer, checkpoint, device, blend,
         if min_quality is not None and not 0 <= min_quality <= 1:
             raise SegbalanceError(f"--min-quality must be between 0 and 1 (got {min_quality})")
         scorer = load_quality_scorer(ws, device, seg_checkpoint) if min_quality is not None else None
+        if not shard.main:
+            shard.barrier()  # rank 0 builds the layer bank (a workspace write); the others then read it
         bank = build_layer_bank(ds, ws, cancel=cancel, split=plan.split)
+        if shard.main:
+            shard.barrier()
         try:
             check_recipes(plan.recipes, bank)
         except DataError as exc:
@@ -372,15 +468,18 @@ def _run_generate(workspace, dataset, plan, renderer, checkpoint, device, blend,
         if batch_size:
             rend.batch_size = batch_size
         key = generate_key(plan, ds.fingerprint(), rend.name, rend.checkpoint_sha256, blend, seed, min_quality)
-        job_id, resumed = _find_or_create(ws, key, {
-            "key": key, "dataset": str(ds.root), "fingerprint": ds.fingerprint(), "plan": str(plan_source),
-            "label_set": ds.label_set.to_dict(),
-            "renderer": rend.name, "checkpoint": str(checkpoint) if checkpoint else None,
-            "checkpoint_sha256": rend.checkpoint_sha256, "blend": blend, "seed": seed, "min_quality": min_quality,
-            "n_recipes": len(plan.recipes)})
-        ctx = JobContext(ws, job_id, progress, cancel, log)
+        found = None
+        if shard.main:
+            found = _find_or_create(ws, key, {
+                "key": key, "dataset": str(ds.root), "fingerprint": ds.fingerprint(), "plan": str(plan_source),
+                "label_set": ds.label_set.to_dict(),
+                "renderer": rend.name, "checkpoint": str(checkpoint) if checkpoint else None,
+                "checkpoint_sha256": rend.checkpoint_sha256, "blend": blend, "seed": seed,
+                "min_quality": min_quality, "n_recipes": len(plan.recipes)})
+        job_id, resumed = shard.broadcast(found)
+        ctx = JobContext(ws, job_id, progress, cancel, log) if shard.main else _RankContext(ws, job_id, cancel, log)
         try:
-            return _generate(ws, ds, plan, bank, rend, scorer, ctx, job_id, resumed, seed, min_quality)
+            return _generate(ws, ds, plan, bank, rend, scorer, ctx, job_id, resumed, seed, min_quality, shard)
         finally:
             rend.close()
     finally:
@@ -405,17 +504,45 @@ def _find_or_create(ws, key: str, params: dict) -> tuple[int, bool]:
     return _db_call(go)
 
 
+class _RankContext(JobContext):
+    """A torchrun rank other than 0: logs and follows cancel requests, leaves the job row to rank 0."""
+
+    def __init__(self, ws, job_id: int, cancel: CancelCheck | None, log: LogFn | None) -> None:
+        super().__init__(ws, job_id, None, cancel, log)
+
+    def start(self, total: int, done: int) -> None:
+        self.total, self.done = total, done
+
+    def report(self, done: int, *, force: bool = False) -> None:
+        self.done = done
+
+    def finish(self, status: str, message: str | None = None) -> None:
+        pass
+
+
+def _rows(ws, job_id: int) -> dict[int, m.GeneratedPair]:
+    with ws.session() as s:
+        return {r.recipe_index: r for r in s.scalars(select(m.GeneratedPair).where(m.GeneratedPair.job_id == job_id))}
+
+
 def _generate(ws, ds, plan, bank, rend, scorer, ctx: JobContext, job_id: int, resumed: bool, seed,
-              min_quality) -> GenerateResult:
+              min_quality, shard: Shard | None = None) -> GenerateResult:
     from segbalance.core.recombine import MissingSourceError, apply_recipe
     from segbalance.core.render.base import LayerWrite, RenderItem
 
+    shard = shard or Shard()
     pairs_dir = ws.subdir("pairs", str(job_id))
     n = len(plan.recipes)
-    rows = _cleanup(ws, job_id, pairs_dir, ctx)
+    if shard.main:
+        rows = _cleanup(ws, job_id, pairs_dir, ctx)
+    shard.barrier()  # orphans of an earlier run are gone before any rank writes
+    if not shard.main:
+        rows = _rows(ws, job_id)
     good = {i for i, r in rows.items() if r.status != "failed"}
-    todo = [i for i in range(n) if i not in good]
+    todo = [i for i in range(n) if i not in good and shard.owns(i, rend.batch_size)]
     ctx.start(n, len(good))
+    if shard.world > 1:
+        ctx.log(f"rank {shard.rank} of {shard.world}: {len(todo)} recipe(s) of this job")
     if resumed:
         ctx.log(f"resuming: {len(good)} of {n} pairs already done")
     ctx.log(f"generating {len(todo)} pair(s) with {rend.name} into {ws.rel(pairs_dir)}")
@@ -424,6 +551,7 @@ def _generate(ws, ds, plan, bank, rend, scorer, ctx: JobContext, job_id: int, re
     delay = float(os.environ.get("SEGBALANCE_JOB_DELAY", "0") or 0)  # testing aid: slow each pair down
     done0 = len(good)
     writer = _PairWriter()
+    last_count, shown = 0.0, done0
     try:
         pos = 0
         while pos < len(todo):
@@ -466,7 +594,13 @@ def _generate(ws, ds, plan, bank, rend, scorer, ctx: JobContext, job_id: int, re
                 status = "rejected" if quality is not None and quality < min_quality else "pending"
                 writer.put(partial(_store_pair, ws, job_id, i, plan.recipes[i], item, img, pairs_dir, rend, seed,
                                    quality, status, names, rows.get(i)), status == "rejected")
-                ctx.report(done0 + writer.committed)
+                if shard.world > 1 and shard.main:
+                    now = time.monotonic()
+                    if now - last_count >= ctx.interval:  # every rank's pairs, from the DB
+                        last_count, shown = now, _good_count(ws, job_id)
+                    ctx.report(max(shown, done0 + writer.committed))
+                else:
+                    ctx.report(done0 + writer.committed)
                 if ctx.stop_requested():
                     raise Cancelled()
         writer.close()
@@ -487,6 +621,13 @@ def _generate(ws, ds, plan, bank, rend, scorer, ctx: JobContext, job_id: int, re
             pass
         raise
     _settle(writer, res, done0)
+    if shard.world > 1:  # every rank's share is written: the totals are rank 0's to record
+        parts = shard.gather((res.new, res.rejected, res.failed))
+        res.new = sum(p[0] for p in parts)
+        res.rejected = sum(p[1] for p in parts)
+        res.failed = sorted(f for p in parts for f in p[2])
+        res.done = _good_count(ws, job_id)
+    ctx.done = res.done
     ctx.report(res.done, force=True)
     if res.failed:
         ctx.finish("failed", f"{len(res.failed)} recipe(s) failed (missing source files); {res.done}/{n} done")
