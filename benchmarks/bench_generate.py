@@ -88,15 +88,20 @@ def bench_renderer(name: str, ds, tmp: Path, plan: Plan, n_overhead: int, **kw) 
         rend = load_renderer(name, ds=ds, **kw)
         enc: list[float] = []
         render_only(ds, ws, sub, rend, enc)  # warm caches (bank, decoded images, torch)
+        c = time.process_time()
         t_render = render_only(ds, ws, sub, rend)
-        t = time.perf_counter()
+        c_render = time.process_time() - c
+        t, c = time.perf_counter(), time.process_time()
         res = run_generate(ws, ds, sub, name, **kw)
-        t_e2e = time.perf_counter() - t
+        t_e2e, c_e2e = time.perf_counter() - t, time.process_time() - c
     print(f"[{name}] {res.new} pairs: end to end {res.new / t_e2e:.1f} pairs/s "
           f"({t_e2e / res.new * 1000:.1f} ms/pair); recombine+render alone {t_render / res.new * 1000:.1f} ms/pair; "
           f"DB + files add {(t_e2e / t_render - 1) * 100:.1f}%  [target < 25%] (end to end / render alone = "
           f"{t_e2e / t_render:.2f}; noisy on a shared machine); PNG encoding of the 3 files alone "
           f"{enc[0] / len(sub.recipes) * 1000:.1f} ms/pair")
+    # CPU seconds of all threads: what writing costs when no core is free to overlap it (a loaded machine)
+    print(f"[{name}] CPU time: end to end {c_e2e / res.new * 1000:.1f} ms/pair, recombine+render alone "
+          f"{c_render / res.new * 1000:.1f} ms/pair: writing costs {(c_e2e / c_render - 1) * 100:.1f}% more CPU")
 
 
 def tiny_generator(path: Path, size: tuple[int, int]) -> str:

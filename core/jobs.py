@@ -442,7 +442,11 @@ def _run_generate(workspace, dataset, plan, renderer, checkpoint, device, blend,
     from segbalance.core.workspace import Workspace
 
     own_ws = not hasattr(workspace, "session")
+    if not shard.main:
+        shard.barrier()  # rank 0 creates (or migrates) the workspace; two creators would race on the schema
     ws = Workspace(workspace) if own_ws else workspace
+    if shard.main:
+        shard.barrier()
     try:
         ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
         if not isinstance(plan, Plan):
@@ -550,7 +554,7 @@ def _generate(ws, ds, plan, bank, rend, scorer, ctx: JobContext, job_id: int, re
     names = {c.id: c.name for c in ds.label_set.classes if 0 <= c.id <= 255}
     delay = float(os.environ.get("SEGBALANCE_JOB_DELAY", "0") or 0)  # testing aid: slow each pair down
     done0 = len(good)
-    writer = _PairWriter()
+    writer = _PairWriter(partial(_commit_pairs, ws))
     last_count, shown = 0.0, done0
     try:
         pos = 0
@@ -638,23 +642,40 @@ def _generate(ws, ds, plan, bank, rend, scorer, ctx: JobContext, job_id: int, re
 
 
 class _PairWriter:
-    """Encodes, writes and commits pairs on a few worker threads, so fsync and DB latency overlap rendering.
+    """Encodes and writes pairs on worker threads and commits their rows in batches, overlapping rendering.
 
-    Concurrent fsyncs share journal commits, which is most of the gain. The first error stops further
-    writes and is raised in the caller's thread at its next put() or at close(). A killed process loses
-    only queued pairs, which have no row yet (their files, if any, are orphans removed on resume).
+    Workers only encode and write files (cv2 and fsync release the GIL, and concurrent fsyncs share journal
+    commits); one committer thread inserts the rows of whatever pairs are complete in one transaction every
+    few tens of milliseconds, so the ORM's Python work and the DB's fsync are paid per batch, not per pair,
+    and contend less with the rendering thread for the GIL. A row is still committed only after its files
+    exist. The first error stops further writes and is raised in the caller's thread at its next put() or
+    at close(). A killed process loses only pairs without a row (their files are orphans removed on resume).
     """
 
-    def __init__(self, threads: int = 3, depth: int = 4) -> None:
+    BATCH = 16
+    GATHER_S = 0.05
+
+    def __init__(self, commit: Callable[[list], None] | None = None, threads: int = 4, depth: int = 8) -> None:
         self._q: queue.Queue = queue.Queue(maxsize=depth)
         self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._pending: list[tuple[object, bool]] = []
+        self._closing = False
+        self._commit = commit
         self.error: BaseException | None = None
         self.committed = 0
         self.rejected = 0
         self._threads = [threading.Thread(target=self._run, name=f"pair-writer-{k}", daemon=True)
                          for k in range(threads)]
+        self._committer = threading.Thread(target=self._commit_loop, name="pair-committer", daemon=True)
         for t in self._threads:
             t.start()
+        self._committer.start()
+
+    def _fail(self, exc: BaseException) -> None:
+        with self._lock:
+            if self.error is None:
+                self.error = exc
 
     def _run(self) -> None:
         while True:
@@ -665,14 +686,32 @@ class _PairWriter:
             if self.error is not None:
                 continue
             try:
-                task()
-                with self._lock:
-                    self.committed += 1
-                    self.rejected += rejected
+                record = task()
             except BaseException as exc:  # handed to the caller's thread
+                self._fail(exc)
+                continue
+            with self._cond:
+                self._pending.append((record, rejected))
+                self._cond.notify()
+
+    def _commit_loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closing:
+                    self._cond.wait(0.2)
+                if not self._pending and self._closing:
+                    return
+                if len(self._pending) < self.BATCH and not self._closing:
+                    self._cond.wait(self.GATHER_S)  # let a few more pairs complete
+                batch, self._pending = self._pending, []
+            try:
+                if self._commit is not None:
+                    self._commit([r for r, _ in batch])
                 with self._lock:
-                    if self.error is None:
-                        self.error = exc
+                    self.committed += len(batch)
+                    self.rejected += sum(rej for _, rej in batch)
+            except BaseException as exc:
+                self._fail(exc)
 
     def _raise(self) -> None:
         with self._lock:
@@ -680,7 +719,7 @@ class _PairWriter:
         if err is not None:
             raise err
 
-    def put(self, task: Callable[[], None], rejected: bool = False) -> None:
+    def put(self, task: Callable[[], object], rejected: bool = False) -> None:
         self._raise()
         self._q.put((task, rejected))
 
@@ -690,6 +729,11 @@ class _PairWriter:
             self._q.put(None)
         for t in alive:
             t.join()
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        if self._committer.is_alive():
+            self._committer.join()
         self._raise()
 
 
@@ -707,7 +751,8 @@ def _settle(writer: _PairWriter, res: GenerateResult, done0: int, quiet: bool = 
 
 
 def _store_pair(ws, job_id: int, i: int, recipe, item, img: np.ndarray, pairs_dir: Path, rend, seed, quality,
-                status: str, names: dict[int, str], old) -> None:
+                status: str, names: dict[int, str], old) -> _Written:
+    """Encode and write one pair's files; the row is committed by the writer's committer (_commit_pairs)."""
     from segbalance.core.recombine.write import instance_png
 
     stem = pair_stem(job_id, i)
@@ -729,19 +774,37 @@ def _store_pair(ws, job_id: int, i: int, recipe, item, img: np.ndarray, pairs_di
         pixel_counts={names.get(int(k), str(int(k))): int(counts[k]) for k in np.flatnonzero(counts)},
         quality=quality, status=status, created_at=utcnow())
 
+    return _Written(job_id, i, values, old.id if old is not None else None, [p for p, _ in blobs])
+
+
+@dataclass
+class _Written:
+    """A pair whose files are on disk and whose row is not committed yet."""
+
+    job_id: int
+    index: int
+    values: dict
+    old_id: int | None
+    files: list[Path]
+
+
+def _commit_pairs(ws, written: list[_Written]) -> None:
+    """Insert (or, for a redone recipe, update) the rows of pairs whose files exist, in one transaction."""
     def go() -> None:
         with ws.session() as s, s.begin():
-            row = s.get(m.GeneratedPair, old.id) if old is not None else None
-            if row is None:
-                s.add(m.GeneratedPair(job_id=job_id, recipe_index=i, **values))
-            else:
-                for k, v in values.items():
-                    setattr(row, k, v)
+            for w in written:
+                row = s.get(m.GeneratedPair, w.old_id) if w.old_id is not None else None
+                if row is None:
+                    s.add(m.GeneratedPair(job_id=w.job_id, recipe_index=w.index, **w.values))
+                else:
+                    for k, v in w.values.items():
+                        setattr(row, k, v)
     try:
         _db_call(go)
     except BaseException:
-        for p, _ in blobs:  # no row, no files: the pair is redone on resume
-            p.unlink(missing_ok=True)
+        for w in written:  # no row, no files: those pairs are redone on resume
+            for p in w.files:
+                p.unlink(missing_ok=True)
         raise
 
 
