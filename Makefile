@@ -8,7 +8,7 @@ QT_DEBS := libglib2.0-0 libgl1 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3
 TORCH_SPEC ?= torch==2.13.0
 WORKSPACE ?= demo-workspace
 
-.PHONY: demo test lint install sysdeps bench screenshots clean
+.PHONY: demo test lint install sysdeps bench gpu-check screenshots clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -43,6 +43,11 @@ test: install lint
 
 bench: install
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# every CUDA path on one GPU in <= 8 minutes (benchmarks/gpu_check.py; README "GPU check"); DEVICE=cuda:1 etc.
+DEVICE ?= cuda:0
+gpu-check:
+	@py=$(BIN)/python; [ -x $$py ] || py=$(PY); $$py benchmarks/gpu_check.py --device $(DEVICE)
 
 screenshots: install
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m segbalance.desktop_app.screenshots docs/screenshots

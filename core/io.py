@@ -63,8 +63,76 @@ def png_size(path: str | Path) -> tuple[int, int]:
     return int(height), int(width)
 
 
+JPEG_EXTS = (".jpg", ".jpeg")
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def is_jpeg_name(path: str | Path) -> bool:
+    return str(path).lower().endswith(JPEG_EXTS)
+
+
+def jpeg_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) from a JPEG's frame header, without decoding; raises DataError on a bad or truncated file.
+
+    Truncation is caught by the missing end-of-image marker, which libjpeg forgives (it pads with grey).
+    """
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(1 << 16)
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 2))
+            tail = fh.read(2)
+            while True:  # frame headers usually sit in the first 64 KiB; EXIF thumbnails can push them later
+                pos = _jpeg_sof(data)
+                if pos is not None or len(data) >= size:
+                    break
+                fh.seek(len(data))
+                data += fh.read(1 << 20)
+    except OSError as exc:
+        raise DataError(f"cannot read ({exc.strerror})", path) from None
+    if data[:2] != b"\xff\xd8":
+        raise DataError("not a JPEG file (bad signature)", path)
+    if tail != b"\xff\xd9":
+        raise DataError("truncated JPEG (no end-of-image marker)", path)
+    if pos is None:
+        raise DataError("JPEG without a frame header", path)
+    height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
+    return int(height), int(width)
+
+
+def _jpeg_sof(data: bytes) -> int | None:
+    """Offset of the first start-of-frame marker, walking the segments after SOI; None if not in `data`."""
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in _JPEG_SOF:
+            return i if i + 9 <= len(data) else None
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        i += 2 + struct.unpack(">H", data[i + 2 : i + 4])[0]
+    return None
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) of a PNG or JPEG photo from its header (the formats dataset readers list)."""
+    return jpeg_size(path) if is_jpeg_name(path) else png_size(path)
+
+
 def read_png(path: str | Path, *, color: bool = False) -> np.ndarray:
-    """Decode a PNG; color=True gives RGB uint8, otherwise the stored array unchanged."""
+    """Decode a PNG (or, for a .jpg/.jpeg name, a JPEG photo); color=True gives RGB uint8, else the stored array."""
+    if is_jpeg_name(path):
+        jpeg_size(path)  # signature and truncation check
+        arr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if arr is None:
+            raise DataError("corrupt JPEG (cannot decode)", path)
+        return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB) if color else arr
     path = str(path)
     try:
         with open(path, "rb") as fh:

@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -283,3 +284,44 @@ def dataset_stats(
     merged = {**cached, **fresh}
     ordered = [merged[r.id] for r in refs if r.id in merged]
     return DatasetStats(ds.label_set, split or "all", ordered, bad, cached=n_cached)
+
+
+def daformer_class_stats(ds: Dataset, st: DatasetStats) -> tuple[list[dict], dict[str, list]]:
+    """DAFormer's rare-class-sampling inputs: (sample_class_stats, samples_with_class) in train ids.
+
+    sample_class_stats: one {train_id: pixels (> 0), ..., "file": label file} per sample; samples_with_class:
+    {train_id: [[file, pixels], ...]}. Ignore (255) is left out, as DAFormer's converters do. "file" is the
+    train-id label file relative to the dataset root (Cityscapes: the _gtFine_labelTrainIds.png beside the
+    labelIds file, which `export` writes); DAFormer matches it by its file name.
+    """
+    refs: dict[str, SampleRef] = {}
+    for r in ds.samples(None if st.split == "all" else st.split):
+        refs.setdefault(r.id, r)
+    per_sample: list[dict] = []
+    with_class: dict[str, list] = {}
+    for s in st.samples:
+        ref = refs[s.id]
+        path = ref.label_path
+        if ref.label_kind == "labelIds" and path.name.endswith("_gtFine_labelIds.png"):
+            path = path.with_name(path.name.replace("_gtFine_labelIds.png", "_gtFine_labelTrainIds.png"))
+        file = path.relative_to(ds.root).as_posix()
+        train = _to_train(s.counts, ds.label_set)
+        entry: dict = {int(t): int(train[t]) for t in np.flatnonzero(train)}
+        for t, n in entry.items():
+            with_class.setdefault(str(t), []).append([file, n])
+        per_sample.append({**entry, "file": file})
+    return per_sample, with_class
+
+
+def write_daformer_stats(out_dir: str | Path, ds: Dataset, st: DatasetStats) -> list[Path]:
+    """Write sample_class_stats.json, sample_class_stats_dict.json and samples_with_class.json; returns the paths."""
+    from segbalance.core.io import atomic_write_json
+
+    per_sample, with_class = daformer_class_stats(ds, st)
+    out = Path(out_dir)
+    by_file = {e["file"]: {k: v for k, v in e.items() if k != "file"} for e in per_sample}
+    files = {"sample_class_stats.json": per_sample, "sample_class_stats_dict.json": by_file,
+             "samples_with_class.json": with_class}
+    for name, obj in files.items():
+        atomic_write_json(out / name, obj)
+    return [out / n for n in files]

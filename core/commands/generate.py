@@ -7,7 +7,8 @@ import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("generate", help="render the recipes of a plan into training pairs (resumable job)")
+    p = sub.add_parser("generate", help="render the recipes of a plan into training pairs (resumable job; "
+                                        "under torchrun the ranks split the plan, one device each)")
     p.add_argument("--workspace", required=True, help="workspace folder (pairs go to WS/pairs/<job-id>/)")
     p.add_argument("--dataset", required=True, help="dataset folder the plan was made on")
     p.add_argument("--plan", required=True, help="plan file written by `segbalance plan`")
@@ -33,10 +34,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size is not None and args.batch_size < 1:
         raise SegbalanceError("--batch-size must be at least 1")
-    with cli_progress("generating", "pair") as progress:
+    import os
+
+    rank = int(os.environ.get("RANK", "0") or 0) if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 else 0
+    with cli_progress("generating", "pair", enabled=rank == 0) as progress:  # under torchrun rank 0 speaks
         res = run_generate(args.workspace, args.dataset, args.plan, args.renderer, checkpoint=args.checkpoint,
                            device=args.device, blend=args.blend, min_quality=args.min_quality, seed=args.seed,
                            batch_size=args.batch_size, seg_checkpoint=args.seg_checkpoint, progress=progress)
+    if rank != 0:
+        return 1 if res.failed else 0
     what = "resumed" if res.resumed else "job"
     print(f"{what} #{res.job_id}: {res.new} new pair(s), {res.done}/{res.total} done"
           + (f", {res.rejected} rejected by the quality gate" if res.rejected else "")

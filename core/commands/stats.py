@@ -19,6 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--plot", metavar="PNG", help="write a bar chart of pixel shares (log scale, class colours)")
     p.add_argument("--workers", type=int, default=None, help="parallel worker processes (default: all cores)")
+    p.add_argument("--daformer", metavar="DIR", help="also write DAFormer's sample_class_stats.json and "
+                   "samples_with_class.json (train ids, for rare-class sampling) into DIR")
     p.add_argument("--skip-bad", action="store_true", help="report and skip bad samples instead of stopping")
     p.set_defaults(func=run)
 
@@ -41,6 +43,11 @@ def run(args: argparse.Namespace) -> int:
     for b in st.bad:
         print(f"skipped: {b.error}", file=sys.stderr)
     classes = st.classes()
+    if args.daformer:
+        from segbalance.core.stats import write_daformer_stats
+
+        written = write_daformer_stats(args.daformer, ds, st)
+        print("DAFormer class stats: " + ", ".join(str(p) for p in written), file=sys.stderr)
     if args.plot:
         from segbalance.core.plots import bar_chart
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from segbalance.core.datasets.ade20k import ADE20KDataset, looks_like_ade20k
 from segbalance.core.datasets.base import Dataset, SampleRef
 from segbalance.core.datasets.cityscapes import CityscapesDataset, looks_like_cityscapes
 from segbalance.core.datasets.folder import FolderDataset, looks_like_folder
+from segbalance.core.datasets.mmseg import MmsegDataset, looks_like_mmseg
 from segbalance.core.errors import DataError
 
-__all__ = ["Dataset", "SampleRef", "CityscapesDataset", "FolderDataset", "open_dataset"]
+__all__ = ["Dataset", "SampleRef", "CityscapesDataset", "FolderDataset", "ADE20KDataset", "MmsegDataset",
+           "open_dataset"]
+FORMATS = ("auto", "cityscapes", "folder", "ade20k", "mmseg")
 
 
 def open_dataset(path: str | Path, fmt: str = "auto") -> Dataset:
@@ -23,8 +27,13 @@ def open_dataset(path: str | Path, fmt: str = "auto") -> Dataset:
         return CityscapesDataset(root)
     if fmt == "folder" or (fmt == "auto" and looks_like_folder(root)):
         return FolderDataset(root)
+    if fmt == "mmseg" or (fmt == "auto" and looks_like_mmseg(root)):
+        return MmsegDataset(root)
+    if fmt == "ade20k" or (fmt == "auto" and looks_like_ade20k(root)):
+        return ADE20KDataset(root)
     raise DataError(
         "unrecognised dataset layout; expected either Cityscapes (gtFine/{split}/{city}/*_gtFine_labelIds.png "
-        "+ leftImg8bit/{split}/{city}/*_leftImg8bit.png) or a folder with images/, masks/ and classes.json",
+        "+ leftImg8bit/{split}/{city}/*_leftImg8bit.png), a folder with images/, masks/ and classes.json, "
+        "ADE20K (ADEChallengeData2016/images/, annotations/) or mmseg (img_dir/, ann_dir/, classes.json)",
         root,
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from segbalance.core.errors import DataError
-from segbalance.core.io import png_size, read_label_png, read_png
+from segbalance.core.io import image_size, png_size, read_label_png, read_png
 from segbalance.core.labels import LabelSet
 
 
@@ -119,8 +119,8 @@ class Dataset(ABC):
     def check_pair(self, s: SampleRef, label_shape: tuple[int, int]) -> None:
         """Image and instance map must exist and have the label's size (header check, no decode)."""
         if s.image_path is not None:
-            if png_size(s.image_path) != tuple(label_shape):
-                h, w = png_size(s.image_path)
+            if image_size(s.image_path) != tuple(label_shape):
+                h, w = image_size(s.image_path)
                 raise DataError(
                     f"image is {w}x{h} but its label {Path(s.label_path).name} is "
                     f"{label_shape[1]}x{label_shape[0]}",

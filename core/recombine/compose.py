@@ -158,6 +158,10 @@ class Rules:
             self.ground[c.id] = c.category == "flat" or c.name in GROUND_EXTRA
             self.thing[c.id] = c.category in THING_CATEGORIES
             self.has_inst[c.id] = c.has_instances
+        # a label set of objects only (no categories given, e.g. a generic folder) has no background to fill
+        # removed things with: recon then keeps the base map rather than erasing it to the ignore id
+        self.has_stuff = any(0 <= c.id <= 255 and c.category not in THING_CATEGORIES and c.category != "void"
+                             and not c.ignore_in_eval for c in ls.classes)
         self.thing_u8 = self.thing.astype(np.uint8)
         self.ignore_id = ls.ignore_id
         self._allow: dict[int, np.ndarray] = {}
@@ -200,6 +204,8 @@ def recon_background(label: np.ndarray, rules: Rules, step: int = 4) -> np.ndarr
     The nearest-class fill runs on a `step`-times smaller grid and is written back at full resolution only
     where things were, which keeps recon compositing within a few milliseconds at 2048x1024.
     """
+    if not rules.has_stuff:
+        return label.copy()
     removed = cv2.LUT(label, rules.thing_u8)
     if not cv2.countNonZero(removed):
         return label.copy()

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from segbalance.core.datasets import Dataset, open_dataset
 from segbalance.core.errors import Cancelled, DataError, SegbalanceError
-from segbalance.core.io import atomic_write_bytes, atomic_write_json, png_size
+from segbalance.core.io import atomic_write_bytes, atomic_write_json, image_size
 from segbalance.core.labels import IGNORE
 from segbalance.core.seg import data as sd
 from segbalance.core.seg.evaluate import CHECKPOINT_FORMAT, CHECKPOINT_NAME, evaluate, read_checkpoint
@@ -368,8 +368,8 @@ def build_training_items(cfg: SegTrainConfig, ds: Dataset, workspace, log: RunLo
                 ar.append(s.height * s.width)
         for src, ref in items[len(ds.samples(cfg.split)):]:
             lab = src.load_label(ref)  # checks ids against the label set
-            if ref.image_path is not None and png_size(ref.image_path) != lab.shape:
-                h, w = png_size(ref.image_path)
+            if ref.image_path is not None and image_size(ref.image_path) != lab.shape:
+                h, w = image_size(ref.image_path)
                 raise DataError(f"image is {w}x{h} but its label map {Path(ref.label_path).name} is "
                                 f"{lab.shape[1]}x{lab.shape[0]}", ref.image_path)
             rows.append(_train_counts(pixel_counts(lab), lut, n_cls))

@@ -1,0 +1,252 @@
+"""Exports: exactly what they report after a re-export, clean re-runs after interruption, mmseg and hf layouts."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from segbalance.core.cli import main
+from segbalance.core.datasets import open_dataset
+from segbalance.core.errors import Cancelled, SegbalanceError
+from segbalance.core.export import export_dataset, staging_paths
+from segbalance.core.io import read_label_png, read_png
+from segbalance.core.jobs import list_pairs, run_generate
+from segbalance.core.stats import dataset_stats, pixel_counts
+from segbalance.core.workspace import Workspace
+from tests.test_jobs import _plan
+
+
+@pytest.fixture()
+def generated(tmp_path, sample_dataset):
+    """The sample dataset, a workspace with 6 generated (pending) pairs, and their rows."""
+    root, ws = sample_dataset, tmp_path / "ws"
+    plan = _plan(root, ws, tmp_path / "plan.json")
+    run_generate(ws, root, plan, "copypaste")
+    with Workspace(ws) as w:
+        pairs = sorted(list_pairs(w), key=lambda p: p["recipe_index"])  # the export's order
+    assert len(pairs) == 6
+    return root, ws, pairs
+
+
+def _export(ws, root, out, *extra) -> int:
+    return main(["export", "--workspace", str(ws), "--dataset", str(root), "--out", str(out), *extra])
+
+
+def test_reexport_after_reject_leaves_exactly_what_it_reports(generated, tmp_path, capsys):
+    """Issue 15 item 1: a pair rejected after an export must not survive the next export into the same folder."""
+    root, ws, pairs = generated
+    out = tmp_path / "E"
+    assert _export(ws, root, out) == 0
+    assert len([s for s in open_dataset(out).samples("train") if s.id.startswith("job")]) == 6
+    assert main(["review", "--workspace", str(ws), "--reject", str(pairs[0]["id"])]) == 0
+    assert _export(ws, root, out) == 0
+    exp = open_dataset(out)
+    gen = sorted(s.id for s in exp.samples("train") if s.id.startswith("job"))
+    rejected_stem = Path(pairs[0]["label"]).name.replace("_gtFine_labelIds.png", "")
+    assert rejected_stem not in gen and len(gen) == 5
+    assert not list(out.rglob(f"{rejected_stem}*")), "the rejected pair's files stay out of the folder"
+    # stats of the export = originals + the 5 pairs still included
+    orig = dataset_stats(open_dataset(root), "train", workers=1)
+    added = sum(pixel_counts(read_label_png(ws / p["label"])) for p in pairs[1:])
+    assert np.array_equal(dataset_stats(exp, "train", workers=1).pixels, orig.pixels + added)
+    prov = [json.loads(x) for x in (out / "provenance.jsonl").read_text().splitlines()]
+    assert [p["pair_id"] for p in prov] == [p["id"] for p in pairs[1:]]
+    assert not any(p.exists() for p in staging_paths(out))
+
+
+def test_provenance_lines_and_generated_apart(generated, tmp_path):
+    root, ws, pairs = generated
+    out = tmp_path / "E"
+    assert _export(ws, root, out) == 0
+    prov = [json.loads(x) for x in (out / "provenance.jsonl").read_text().splitlines()]
+    assert len(prov) == 6
+    for line, p in zip(prov, pairs, strict=True):
+        assert line["pair_id"] == p["id"] and line["source_samples"] == p["source_samples"]
+        assert line["recipe"]["strategy"] == p["strategy"] and line["renderer"] == "copypaste"
+        assert line["seed"] == p["seed"] and line["status"] == "pending" and "checkpoint_sha256" in line
+    gen_list = (out / "train_generated_list.txt").read_text().split()
+    orig_list = (out / "train_original_list.txt").read_text().split()
+    assert len(gen_list) == 12 and all("/job" in x for x in gen_list)
+    assert len(orig_list) == 48 and not any("/job" in x for x in orig_list)
+
+
+def test_cancelled_export_keeps_the_previous_one_and_reruns(generated, tmp_path):
+    """Issue 15 item 4: an interrupted export neither leaves half a folder nor blocks its own re-run."""
+    root, ws, pairs = generated
+    out = tmp_path / "E"
+    ds = open_dataset(root)
+    with Workspace(ws) as w:
+        export_dataset(w, ds, out, ("accepted",))  # an earlier export: originals only
+        before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+        n = 0
+
+        def cancel() -> bool:
+            nonlocal n
+            n += 1
+            return n == 30
+
+        with pytest.raises(Cancelled):
+            export_dataset(w, ds, out, cancel=cancel)
+        assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
+        assert not any(p.exists() for p in staging_paths(out))
+        man = export_dataset(w, ds, out)
+    assert man["generated"] == 6
+
+
+def test_killed_export_leftovers_are_recovered(generated, tmp_path):
+    """kill -9 mid-export leaves a staging folder; killed mid-swap leaves only the previous export aside."""
+    root, ws, _ = generated
+    out = tmp_path / "E"
+    assert _export(ws, root, out, "--include", "accepted") == 0
+    staging, old = staging_paths(out)
+    staging.mkdir()
+    (staging / "leftImg8bit").mkdir()
+    (staging / "leftImg8bit" / "half.png").write_bytes(b"\x89PNG")
+    assert _export(ws, root, out) == 0
+    assert not staging.exists() and json.loads((out / "manifest.json").read_text())["generated"] == 6
+    os.replace(out, old)  # as if killed between the two renames
+    with Workspace(ws) as w:
+        export_dataset(w, open_dataset(root), out, ("accepted",))
+    assert not old.exists() and json.loads((out / "manifest.json").read_text())["generated"] == 0
+
+
+def test_missing_pair_file_fails_before_touching_the_export(generated, tmp_path, capsys):
+    root, ws, pairs = generated
+    out = tmp_path / "E"
+    assert _export(ws, root, out) == 0
+    img = ws / pairs[3]["image"]
+    saved = img.read_bytes()
+    img.unlink()
+    capsys.readouterr()
+    assert _export(ws, root, out) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "file missing" in err[0] and str(img) in err[0]
+    assert json.loads((out / "manifest.json").read_text())["generated"] == 6  # still the earlier export
+    img.write_bytes(saved)
+    assert _export(ws, root, out) == 0, "the re-run is not blocked"
+
+
+def test_full_disk_with_copy_names_the_export_and_leaves_no_tmp(generated, tmp_path, capsys, monkeypatch):
+    root, ws, _ = generated
+    out = tmp_path / "E"
+    real = shutil.copyfile
+    calls = {"n": 0}
+
+    def full(src, dst, *a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 20:
+            raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+        return real(src, dst, *a, **kw)
+
+    monkeypatch.setattr(shutil, "copyfile", full)
+    capsys.readouterr()
+    assert _export(ws, root, out, "--copy") == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bar's lines
+    assert f"error: {out.resolve()}: disk full" in err and "Traceback" not in err, err
+    assert not out.exists() and not any(p.exists() for p in staging_paths(out))
+    assert not list(tmp_path.rglob("*.tmp"))
+    monkeypatch.setattr(shutil, "copyfile", real)
+    assert _export(ws, root, out, "--copy") == 0
+
+
+def test_export_refuses_a_foreign_folder(generated, tmp_path, capsys):
+    root, ws, _ = generated
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    capsys.readouterr()
+    assert _export(ws, root, out) == 2
+    assert "is not an earlier export" in capsys.readouterr().err
+    assert (out / "notes.txt").read_text() == "keep me"
+
+
+def test_mmseg_layout_is_what_mmseg_lists(generated, tmp_path, capsys):
+    root, ws, pairs = generated
+    out = tmp_path / "M"
+    capsys.readouterr()
+    assert _export(ws, root, out, "--format", "mmseg") == 0
+    printed = capsys.readouterr().out
+    assert "dataset_type = 'BaseSegDataset'" in printed and "img_dir/generated" in printed
+    ds = open_dataset(root)
+    lut = ds.label_set.id_to_train_lut
+    for split, n in (("train", 24), ("val", 8), ("generated", 6)):
+        # mmseg's BaseSegDataset: every img_dir/<split>/X.png has ann_dir/<split>/X.png (img/seg suffix '.png')
+        imgs = sorted(p.name for p in (out / "img_dir" / split).iterdir())
+        anns = sorted(p.name for p in (out / "ann_dir" / split).iterdir())
+        assert imgs == anns and len(imgs) == n
+    ref = ds.samples("val")[0]
+    ann = read_label_png(out / "ann_dir" / "val" / f"{ref.id}.png")
+    assert np.array_equal(ann, lut[ds.load_label(ref)])
+    assert np.array_equal(read_png(out / "img_dir" / "val" / f"{ref.id}.png", color=True), ds.load_image(ref))
+    stem = Path(pairs[0]["label"]).name.replace("_gtFine_labelIds.png", "")
+    assert np.array_equal(read_label_png(out / "ann_dir" / "generated" / f"{stem}.png"),
+                          lut[read_label_png(ws / pairs[0]["label"])])
+    assert set(np.unique(ann)) <= {c.train_id for c in ds.label_set.train_classes} | {255}
+    cfg = (out / "mmseg_config.py").read_text()
+    ns: dict = {"train_pipeline": [], "test_pipeline": []}
+    exec(compile(cfg, "mmseg_config.py", "exec"), ns)  # the fragment is valid Python with the export's root
+    assert ns["data_root"] == str(out.resolve())
+    assert len(ns["metainfo"]["classes"]) == ds.label_set.num_train_classes
+    sets = ns["train_dataloader"]["dataset"]["datasets"]
+    assert [d["data_prefix"]["img_path"] for d in sets] == ["img_dir/train", "img_dir/generated"]
+    assert len((out / "provenance.jsonl").read_text().splitlines()) == 6
+
+
+def test_hf_parquet_loads_with_datasets(generated, tmp_path):
+    datasets = pytest.importorskip("datasets")  # a dev dependency; pyarrow is the [hf] extra
+    root, ws, pairs = generated
+    out = tmp_path / "H"
+    assert _export(ws, root, out, "--format", "hf") == 0
+    man = json.loads((out / "manifest.json").read_text())
+    files = {k: [str(out / f) for f in v] for k, v in man["data_files"].items()}
+    assert set(files) == {"train", "validation", "generated"}
+    d = datasets.load_dataset("parquet", data_files=files, cache_dir=str(tmp_path / "hf_cache"))
+    assert {k: len(v) for k, v in d.items()} == {"train": 24, "validation": 8, "generated": 6}
+    assert type(d["train"].features["image"]).__name__ == "Image"
+    ds = open_dataset(root)
+    row = d["validation"][0]
+    ref = ds.sample(row["id"], "val")
+    assert np.array_equal(np.asarray(row["mask"]), ds.label_set.id_to_train_lut[ds.load_label(ref)])
+    assert np.array_equal(np.asarray(row["image"].convert("RGB")), ds.load_image(ref))
+    gen = d["generated"][0]
+    assert gen["source"] == "generated" and gen["pair_id"] == pairs[0]["id"]
+    assert np.array_equal(np.asarray(gen["image"].convert("RGB")), read_png(ws / pairs[0]["image"], color=True))
+    id2label = json.loads((out / "id2label.json").read_text())
+    assert id2label["0"] == ds.label_set.train_classes[0].name and len(id2label) == ds.label_set.num_train_classes
+
+
+def test_bad_format_is_one_line(generated, tmp_path):
+    root, ws, _ = generated
+    with Workspace(ws) as w, pytest.raises(SegbalanceError, match="--format takes"):
+        export_dataset(w, open_dataset(root), tmp_path / "X", fmt="coco")
+
+
+def test_cancelled_generate_counts_agree(tmp_path, sample_dataset):
+    """Issue 15 minor: after a cancel the job's done, its message and the pair rows say the same number."""
+    from sqlalchemy import func, select
+
+    from segbalance.core.jobs import job_info
+    from segbalance.db import models as m
+
+    root, ws = sample_dataset, tmp_path / "ws"
+    plan = _plan(root, ws, tmp_path / "plan.json", budget=24)
+    calls = {"n": 0}
+
+    def cancel() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 12
+
+    with pytest.raises(Cancelled):
+        run_generate(ws, root, plan, "copypaste", cancel=cancel)
+    with Workspace(ws) as w:
+        with w.session() as s:
+            rows = s.scalar(select(func.count()).select_from(m.GeneratedPair))
+        info = job_info(w, 1)
+    assert info["status"] == "cancelled" and 0 < rows < 24
+    assert info["done"] == rows and info["message"] == f"cancelled at {rows}/24", (info, rows)
