@@ -39,8 +39,8 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """ds/ (sample data), ws/ (workspace with stats and layer bank), plan.json, generators g4.pth / g_deep.pth."""
     import torch
 
-    from segbalance.core.render.pix2pixhd_nets import Pix2PixHDConfig, build_generator
     from segbalance.core.datasets.sample import make_sample_dataset
+    from segbalance.core.render.pix2pixhd_nets import Pix2PixHDConfig, build_generator
 
     root = tmp_path_factory.mktemp("faults")
     make_sample_dataset(root / "ds", **SAMPLE_ARGS)
