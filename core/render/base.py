@@ -97,15 +97,6 @@ class ProceduralRenderer(Renderer):
         return [render_scene(it.label, it.instance, seed=self._seed + k) for k, it in enumerate(items)]
 
 
-def _file_sha256(path: str) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def load_renderer(kind: str, *, ds=None, checkpoint: str | None = None, device: str = "auto",
                   blend: str = "feather", batch_size: int = 4) -> Renderer:
@@ -129,7 +120,7 @@ def load_renderer(kind: str, *, ds=None, checkpoint: str | None = None, device: 
                                   "copypaste") from None
         model = pix2pixhd.load_renderer(checkpoint, device=device)
         if getattr(model, "checkpoint_sha256", None) is None:
-            model.checkpoint_sha256 = _file_sha256(checkpoint)
+            model.checkpoint_sha256 = pix2pixhd.file_sha256(checkpoint)
         r = GeneratorRenderer(model, "pix2pixhd", batch_size)
         if ds is not None and r.label_nc is not None and int(r.label_nc) < ds.label_set.label_nc:
             raise SegbalanceError(

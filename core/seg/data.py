@@ -290,7 +290,7 @@ class SegTrainSet(torch.utils.data.Dataset):
         """Decoded RGB image and train-id map of item `index`, sizes checked."""
         src, ref = self.items[index]
         img = src.load_image(ref)
-        lab = self.lut[src.load_label(ref, check=False)]
+        lab = self.lut[src.load_label(ref)]  # ids checked as `stats` checks them (an id the set lacks: error)
         if img.shape[:2] != lab.shape:
             raise DataError(f"image is {img.shape[1]}x{img.shape[0]} but its label is "
                             f"{lab.shape[1]}x{lab.shape[0]}", ref.image_path)
@@ -387,9 +387,11 @@ def _worker_init(_: int) -> None:
     # workers decode and resize; keep them single-threaded so they do not fight the training threads
     import signal
 
-    # Ctrl-C / SIGTERM stop the training process at an iteration boundary; workers must not die first
+    # Ctrl-C reaches the whole process group and stops the training process at an iteration boundary:
+    # workers must not die first. SIGTERM is sent to the training process alone (the app's stop), and is
+    # how multiprocessing ends daemon workers at exit: a worker ignoring it hung every failed run.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
 
