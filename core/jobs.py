@@ -238,7 +238,9 @@ def _write_pair(files: list[tuple[Path, bytes]]) -> None:
 
 
 def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    from segbalance.core.io import bytes_sha256
+
+    return bytes_sha256(data)
 
 
 def generate_key(plan, fingerprint: str, renderer: str, checkpoint_sha: str | None, blend: str,

@@ -6,7 +6,6 @@ file hashes. Each trainer's loop stays its own short script; this holds what the
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import os
 import random
@@ -21,6 +20,7 @@ import torch.distributed as dist
 from torch import nn
 
 from segbalance.core.errors import SegbalanceError
+from segbalance.core.io import bytes_sha256, file_sha256  # noqa: F401 - part of the runtime's surface
 
 T = TypeVar("T")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
@@ -215,19 +215,6 @@ def load_state_checked(model: nn.Module, state: Mapping[str, torch.Tensor], path
                          + (f" (+{len(unexpected) - 4})" if len(unexpected) > 4 else ""))
         raise SegbalanceError(f"checkpoint does not match the {what}: " + "; ".join(parts), path)
     model.load_state_dict(state)
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks (checkpoints can be GBs)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def bytes_sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 __all__ = ["AMP_MODES", "resolve_device", "resolve_amp", "autocast", "DDPInfo", "setup_ddp", "teardown_ddp",
