@@ -91,8 +91,7 @@ def job_info(ws, job_id: int) -> dict:
             raise SegbalanceError(f"no job #{job_id} in this workspace", ws.path)
         logs = s.scalars(select(m.JobLog).where(m.JobLog.job_id == job_id).order_by(m.JobLog.id.desc())
                          .limit(20)).all()
-        return {"id": j.id, "kind": j.kind, "status": shown_status(j.status, j.pid, j.started_at),
-                "done": j.done, "total": j.total,
+        return {"id": j.id, "kind": j.kind, "status": _shown(j), "done": j.done, "total": j.total,
                 "rate": j.rate, "eta_s": j.eta_s, "message": j.message, "pid": j.pid,
                 "params": j.params, "log": [f"{x.level}: {x.text}" for x in reversed(logs)]}
 
@@ -102,8 +101,13 @@ def list_jobs(ws, kind: str | None = None) -> list[dict]:
         q = select(m.Job).order_by(m.Job.id)
         if kind:
             q = q.where(m.Job.kind == kind)
-        return [{"id": j.id, "kind": j.kind, "status": shown_status(j.status, j.pid, j.started_at), "done": j.done,
-                 "total": j.total, "message": j.message} for j in s.scalars(q)]
+        return [{"id": j.id, "kind": j.kind, "status": _shown(j), "done": j.done, "total": j.total,
+                 "message": j.message} for j in s.scalars(q)]
+
+
+def _shown(j: m.Job) -> str:
+    """A running job whose process is gone (checked against its last heartbeat) reads "interrupted"."""
+    return shown_status(j.status, j.pid, j.heartbeat_at or j.started_at)
 
 
 def _pid_alive(pid: int | None) -> bool:

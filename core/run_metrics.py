@@ -122,7 +122,8 @@ def _shown(s, r: m.TrainingRun) -> str:
     if r.status != "running":
         return r.status
     job = s.get(m.Job, r.job_id) if r.job_id else None
-    return shown_status(r.status, r.pid, job.started_at if job is not None else r.created_at)
+    written = (job.heartbeat_at or job.started_at) if job is not None else r.created_at
+    return shown_status(r.status, r.pid, written)
 
 
 def find_run(ws: Workspace, out_dir: str | Path, kind: str = "seg") -> int | None:

@@ -16,8 +16,9 @@ from pathlib import Path
 from segbalance.core.errors import SegbalanceError
 
 # One vocabulary for Job.status and TrainingRun.status. "interrupted": the row says running but the process
-# that wrote it is gone (kill -9, power loss); it is how a reader shows such a row, and what a writer stores
-# when it finds one.
+# that wrote it is gone (kill -9, power loss). Readers show it (shown_status); the row itself keeps
+# "running" until a run resumes it, so a read-only command never writes. The check is by pid on this host:
+# a job running on another machine that shares the workspace folder would read as interrupted here.
 STATUSES = ("queued", "running", "done", "cancelled", "failed", "interrupted")
 ACTIVE = ("queued", "running")
 FINISHED = ("done", "cancelled", "failed", "interrupted")
@@ -37,9 +38,9 @@ def _proc_start(pid: int) -> datetime | None:
     return datetime.fromtimestamp(btime + ticks / os.sysconf("SC_CLK_TCK"), UTC).replace(tzinfo=None)
 
 
-def process_alive(pid: int | None, started_at: datetime | None = None) -> bool:
-    """True while process `pid` runs; with `started_at` (when the row's writer started), a process started
-    later under the same pid (pid reuse after a reboot or a long time) counts as gone."""
+def process_alive(pid: int | None, written_at: datetime | None = None) -> bool:
+    """True while process `pid` runs; with `written_at` (when the row's writer last wrote it: its heartbeat),
+    a process that started after that under the same pid (pid reuse) cannot be the writer and counts as gone."""
     if not pid:
         return False
     try:
@@ -56,41 +57,20 @@ def process_alive(pid: int | None, started_at: datetime | None = None) -> bool:
                 return False
     except OSError:
         pass
-    if started_at is not None:
+    if written_at is not None:
         began = _proc_start(pid)
         # boot time has one-second resolution: allow a few seconds of slack
-        if began is not None and began > started_at + timedelta(seconds=5):
+        if began is not None and began > written_at + timedelta(seconds=5):
             return False
     return True
 
 
-def shown_status(status: str, pid: int | None, started_at: datetime | None) -> str:
-    """The status a reader shows: a running row whose process is gone is interrupted."""
-    if status == "running" and not process_alive(pid, started_at):
+def shown_status(status: str, pid: int | None, written_at: datetime | None) -> str:
+    """The status a reader shows: a running row whose process is gone is interrupted (a row without a pid
+    names no process to check, and keeps its word)."""
+    if status == "running" and pid and not process_alive(pid, written_at):
         return "interrupted"
     return status
-
-
-def mark_interrupted(ws) -> int:
-    """Store "interrupted" on running Job/TrainingRun rows whose process is gone; returns how many."""
-    from sqlalchemy import select
-
-    from segbalance.db import models as m
-    from segbalance.db.base import utcnow
-
-    n = 0
-    with ws.session() as s, s.begin():
-        for job in s.scalars(select(m.Job).where(m.Job.status == "running")):
-            if not process_alive(job.pid, job.started_at):
-                job.status, job.finished_at = "interrupted", job.finished_at or utcnow()
-                job.message = job.message or "the process running this job is gone"
-                n += 1
-        for run in s.scalars(select(m.TrainingRun).where(m.TrainingRun.status == "running")):
-            job = s.get(m.Job, run.job_id) if run.job_id else None
-            if not process_alive(run.pid, job.started_at if job is not None else run.created_at):
-                run.status, run.finished_at = "interrupted", run.finished_at or utcnow()
-                n += 1
-    return n
 
 
 # -- one run folder, one live run ----------------------------------------------------------------------
@@ -213,7 +193,6 @@ class RunRecord:
         from segbalance.db import models as m
         from segbalance.db.base import utcnow
 
-        mark_interrupted(self.ws)
         with self.ws.session() as s, s.begin():
             row = None
             if self.resume_from is not None:
@@ -224,7 +203,8 @@ class RunRecord:
             if job is None:
                 job = m.Job(kind=f"train-{self.kind}", params=self.config, total=self.total)
                 s.add(job)
-            job.status, job.pid, job.started_at, job.total = "running", os.getpid(), utcnow(), self.total
+            job.status, job.pid, job.total = "running", os.getpid(), self.total
+            job.started_at = job.heartbeat_at = utcnow()
             job.done = self.resume_from or 0
             job.cancel_requested, job.finished_at, job.message = 0, None, None
             s.flush()
@@ -313,5 +293,5 @@ class RunRecord:
             print(f"warning: could not record the run's end: {exc}", file=sys.stderr)
 
 
-__all__ = ["STATUSES", "ACTIVE", "FINISHED", "process_alive", "shown_status", "mark_interrupted", "RunFolder",
+__all__ = ["STATUSES", "ACTIVE", "FINISHED", "process_alive", "shown_status", "RunFolder",
            "RunRecord"]

@@ -293,8 +293,13 @@ def test_running_job_whose_process_is_gone_reads_interrupted(tmp_path, capsys):
     with Workspace(tmp_path / "ws") as ws, ws.session() as s, s.begin():
         s.add(m.Job(kind="generate", status="running", pid=_dead_pid(), done=14, total=40, started_at=utcnow()))
         s.add(m.Job(kind="generate", status="running", pid=os.getpid(), done=1, total=40, started_at=utcnow()))
+        # a job resumed by this process long after it was first started: its heartbeat says who writes it now
+        from datetime import timedelta
+
+        s.add(m.Job(kind="generate", status="running", pid=os.getpid(), done=2, total=40,
+                    started_at=utcnow() - timedelta(days=30), heartbeat_at=utcnow()))
     assert cli_main(["jobs", "--workspace", str(tmp_path / "ws"), "--json"]) == 0
-    assert [j["status"] for j in json.loads(capsys.readouterr().out)] == ["interrupted", "running"]
+    assert [j["status"] for j in json.loads(capsys.readouterr().out)] == ["interrupted", "running", "running"]
 
 
 def test_reused_pid_does_not_keep_a_job_alive():
