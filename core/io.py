@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
+import re
 import struct
 import tempfile
 from pathlib import Path
@@ -171,7 +173,8 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a folder, expected a file name", str(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # the writer's pid in the name lets the next command sweep what a killed writer left (sweep_temp_files)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -186,6 +189,36 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         if isinstance(exc, OSError):  # name the user's file, not our temporary one (disk full, permissions)
             raise type(exc)(exc.errno, exc.strerror, str(path)) from None
         raise
+
+
+# temp names our writers use: ".NAME.PID.RANDOM.tmp" (atomic writes) and "NAME.PID.tmp" (the layer bank)
+_TEMP_NAME = re.compile(r"^(?:\..+\.(\d+)\.[^.]+|.+\.(\d+))\.tmp$")
+
+
+def sweep_temp_files(folder: str | Path, *, recursive: bool = False) -> list[Path]:
+    """Remove temp files our own writers name (see _TEMP_NAME) whose writing process is gone; returns them.
+    Files of a live writer, and anything not named like ours, are left alone."""
+    from segbalance.core.runs import process_alive
+
+    root = Path(folder)
+    removed: list[Path] = []
+    try:
+        entries = list(root.rglob("*.tmp") if recursive else root.glob("*.tmp"))
+    except OSError:
+        return removed
+    for p in entries:
+        m = _TEMP_NAME.match(p.name)
+        if m is None or not p.is_file():
+            continue
+        pid = int(m.group(1) or m.group(2))
+        if pid == os.getpid() or process_alive(pid):
+            continue
+        try:
+            p.unlink()
+            removed.append(p)
+        except OSError:
+            pass  # read-only media: nothing to sweep
+    return removed
 
 
 def write_png(path: str | Path, arr: np.ndarray, *, rgb: bool = False, compression: int = 1) -> None:
@@ -209,3 +242,16 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def atomic_write_json(path: str | Path, obj: object) -> None:
     _atomic_write_bytes(Path(path), (json.dumps(obj, indent=2) + "\n").encode())
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks (checkpoints can be GBs); the one file hash of the engine."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def bytes_sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -28,6 +28,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from segbalance.core.errors import Cancelled, DataError, SegbalanceError
+from segbalance.core.runs import STATUSES as RUN_STATUSES
+from segbalance.core.runs import process_alive, shown_status
 from segbalance.db import models as m
 from segbalance.db.base import utcnow
 
@@ -35,7 +37,8 @@ Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
 LogFn = Callable[[str], None]
 
-STATUSES = ("queued", "running", "cancelled", "failed", "done")
+# job statuses: the one vocabulary of runs and jobs (core.runs), importable from here as before
+STATUSES = RUN_STATUSES
 PAIR_STATUSES = ("pending", "accepted", "rejected", "failed")
 IMAGE_SUFFIX = "_leftImg8bit.png"
 LABEL_SUFFIX = "_gtFine_labelIds.png"
@@ -88,7 +91,7 @@ def job_info(ws, job_id: int) -> dict:
             raise SegbalanceError(f"no job #{job_id} in this workspace", ws.path)
         logs = s.scalars(select(m.JobLog).where(m.JobLog.job_id == job_id).order_by(m.JobLog.id.desc())
                          .limit(20)).all()
-        return {"id": j.id, "kind": j.kind, "status": j.status, "done": j.done, "total": j.total,
+        return {"id": j.id, "kind": j.kind, "status": _shown(j), "done": j.done, "total": j.total,
                 "rate": j.rate, "eta_s": j.eta_s, "message": j.message, "pid": j.pid,
                 "params": j.params, "log": [f"{x.level}: {x.text}" for x in reversed(logs)]}
 
@@ -98,25 +101,17 @@ def list_jobs(ws, kind: str | None = None) -> list[dict]:
         q = select(m.Job).order_by(m.Job.id)
         if kind:
             q = q.where(m.Job.kind == kind)
-        return [{"id": j.id, "kind": j.kind, "status": j.status, "done": j.done, "total": j.total,
+        return [{"id": j.id, "kind": j.kind, "status": _shown(j), "done": j.done, "total": j.total,
                  "message": j.message} for j in s.scalars(q)]
 
 
+def _shown(j: m.Job) -> str:
+    """A running job whose process is gone (checked against its last heartbeat) reads "interrupted"."""
+    return shown_status(j.status, j.pid, j.heartbeat_at or j.started_at)
+
+
 def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie (killed child not yet reaped) is dead for our purposes
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
+    return process_alive(pid)
 
 
 class JobContext:
@@ -256,7 +251,9 @@ def _write_pair(files: list[tuple[Path, bytes]]) -> None:
 
 
 def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    from segbalance.core.io import bytes_sha256
+
+    return bytes_sha256(data)
 
 
 def generate_key(plan, fingerprint: str, renderer: str, checkpoint_sha: str | None, blend: str,

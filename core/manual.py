@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
-from pathlib import Path
 
 import numpy as np
 
 from segbalance.core.errors import DataError
-from segbalance.core.io import write_png
+from segbalance.core.io import file_sha256, write_png
 from segbalance.core.stats import pixel_counts
 from segbalance.core.workspace import Workspace
 from segbalance.db import models as m
 from segbalance.db.base import utcnow
-
-
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def add_manual_pair(
@@ -76,8 +70,8 @@ def add_manual_pair(
             image_path=ws.rel(img_p),
             label_path=ws.rel(lab_p),
             instance_path=ws.rel(inst_p) if inst_p else None,
-            image_sha256=_file_sha256(img_p),
-            label_sha256=_file_sha256(lab_p),
+            image_sha256=file_sha256(img_p),
+            label_sha256=file_sha256(lab_p),
             renderer=renderer,
             checkpoint_sha256=checkpoint_sha256,
             pixel_counts={str(i): int(c) for i, c in enumerate(counts) if c},

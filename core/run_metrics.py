@@ -12,6 +12,7 @@ import numpy as np
 from sqlalchemy import func, select
 
 from segbalance.core.labels import LabelSet
+from segbalance.core.runs import shown_status
 from segbalance.core.workspace import Workspace
 from segbalance.db import models as m
 
@@ -108,12 +109,21 @@ def list_runs(ws: Workspace, kind: str | None = "seg") -> list[RunSummary]:
                 last = r.result.get("miou")
             out.append(
                 RunSummary(
-                    id=r.id, name=r.name, kind=r.kind, status=r.status, out_dir=r.out_dir,
+                    id=r.id, name=r.name, kind=r.kind, status=_shown(s, r), out_dir=r.out_dir,
                     iteration=int(last_it.get(r.id) or 0), miou=last, best_miou=best.get(r.id, last),
                     config=r.config or {},
                 )  # fmt: skip
             )
         return out
+
+
+def _shown(s, r: m.TrainingRun) -> str:
+    """The run's status as readers show it: "running" whose process is gone reads "interrupted"."""
+    if r.status != "running":
+        return r.status
+    job = s.get(m.Job, r.job_id) if r.job_id else None
+    written = (job.heartbeat_at or job.started_at) if job is not None else r.created_at
+    return shown_status(r.status, r.pid, written)
 
 
 def find_run(ws: Workspace, out_dir: str | Path, kind: str = "seg") -> int | None:

@@ -42,6 +42,15 @@ class Workspace:
         except OSError as exc:
             raise WorkspaceError(f"cannot open database ({exc})", db_path) from None
         self.sessions = session_factory(self.engine)
+        self._sweep()
+
+    def _sweep(self) -> None:
+        """Temp files of writers killed mid-write (layer banks, pairs): the next command removes them."""
+        from segbalance.core.io import sweep_temp_files
+
+        for sub in ("layers", "pairs"):
+            if (self.path / sub).is_dir():
+                sweep_temp_files(self.path / sub, recursive=True)
 
     @property
     def db_path(self) -> Path:

@@ -70,7 +70,7 @@ def test_tiny_training_lowers_l1_to_real_images(gan_dataset, tmp_path):
     # loss curves in the workspace DB
     with Workspace(tmp_path / "ws") as ws, ws.session() as s:
         run = s.scalars(select(m.TrainingRun)).one()
-        assert (run.kind, run.status, run.out_dir) == ("gan", "finished", str((tmp_path / "ckpt").resolve()))
+        assert (run.kind, run.status, run.out_dir) == ("gan", "done", str((tmp_path / "ckpt").resolve()))
         l1 = s.scalars(select(m.MetricPoint).where(m.MetricPoint.run_id == run.id, m.MetricPoint.name == "l1")
                        .order_by(m.MetricPoint.iteration)).all()
         assert [p.iteration for p in l1] == list(range(1, 121))
@@ -95,7 +95,7 @@ def test_resume_gives_the_same_next_losses_as_an_uninterrupted_run(gan_dataset, 
     assert all(torch.allclose(ga[k], gb[k], atol=1e-6) for k in ga)
     with Workspace(tmp_path / "ws") as ws, ws.session() as s:
         runs = s.scalars(select(m.TrainingRun)).all()
-        assert len(runs) == 1 and runs[0].status == "finished"
+        assert len(runs) == 1 and runs[0].status == "done"
         its = s.scalars(select(m.MetricPoint.iteration).where(m.MetricPoint.name == "l1")).all()
         assert sorted(its) == [1, 2, 3, 4, 5, 6]
 

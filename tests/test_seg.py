@@ -302,7 +302,7 @@ def test_resume_continues_exactly(seg_ds, tmp_path):
     done = []
     stopped = train_seg(tiny_cfg(seg_ds, tmp_path / "b", tmp_path / "ws"),
                         progress=lambda d, t: done.append(d), cancel=lambda: bool(done) and done[-1] >= 2)
-    assert stopped["status"] == "stopped" and read_checkpoint(tmp_path / "b")["iteration"] == 2
+    assert stopped["status"] == "cancelled" and read_checkpoint(tmp_path / "b")["iteration"] == 2
     resumed = train_seg(tiny_cfg(seg_ds, tmp_path / "b", tmp_path / "ws", resume=True))
     assert resumed["iteration"] == 4
     a, b = read_checkpoint(tmp_path / "a"), read_checkpoint(tmp_path / "b")
@@ -442,7 +442,7 @@ def test_sigterm_stops_cleanly_and_keeps_the_checkpoint(seg_ds, tmp_path):
     assert 2 <= it < 500
     with Workspace(tmp_path / "ws") as ws, ws.session() as s:
         run = s.scalar(select(m.TrainingRun))
-        assert run.status == "stopped" and run.result["iteration"] == it
+        assert run.status == "cancelled" and run.result["iteration"] == it
 
 
 def test_ddp_two_processes_on_cpu(seg_ds, tmp_path):

@@ -50,7 +50,7 @@ FAKE_TRAIN = textwrap.dedent(
         (out / "checkpoint.pt").write_text(json.dumps({"iter_num": state["it"]}))
         with ws.session() as s, s.begin():
             r = s.get(m.TrainingRun, run_id)
-            r.status, r.finished_at = "stopped", utcnow()
+            r.status, r.finished_at = "cancelled", utcnow()
         print(f"stopped at iteration {state['it']}; checkpoint kept", file=sys.stderr, flush=True)
         sys.exit(130)
 
@@ -144,7 +144,7 @@ def test_stop_ends_the_subprocess_and_keeps_its_checkpoint(env, qtbot):
     assert not panel.process.running
     assert (Path(req.out_dir) / "checkpoint.pt").exists()
     with ws.session() as s:
-        assert [r.status for r in s.query(m.TrainingRun).all()] == ["stopped"]
+        assert [r.status for r in s.query(m.TrainingRun).all()] == ["cancelled"]
     assert "stopped" in panel.run_state.text()
     import os
 

@@ -26,8 +26,10 @@ def run(args: argparse.Namespace) -> int:
     from segbalance.core.commands.train_seg import parse_size
     from segbalance.core.datasets import open_dataset
     from segbalance.core.progress import cli_progress
+    from segbalance.core.runtime import resolve_device
     from segbalance.core.seg.evaluate import evaluate
 
+    resolve_device(args.device)  # the one device resolver: a bad --device is one line, first
     crop = parse_size(args.crop) if args.crop else None
     ds = open_dataset(args.dataset)
     with cli_progress("evaluating", "img") as progress:

@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         result = train_seg(cfg, progress=progress)
     if os.environ.get("RANK", "0") != "0":
         return 0  # DDP: rank 0 reports
-    if result.get("status") == "stopped":
+    if result.get("status") == "cancelled":
         print(f"segbalance train-seg: stopped at iteration {result['iteration']}; checkpoint kept: "
               f"{result['checkpoint']}", file=sys.stderr)
         return 130

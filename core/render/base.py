@@ -98,15 +98,6 @@ class ProceduralRenderer(Renderer):
         return [render_scene(it.label, it.instance, seed=self._seed + k) for k, it in enumerate(items)]
 
 
-def _file_sha256(path: str) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def check_label_nc(label_nc: int | None, needed: int, what: str, checkpoint: str | Path | None) -> None:
     """Refuse a generator whose one-hot input (label_nc channels) cannot hold label ids up to `needed - 1`.
@@ -141,7 +132,7 @@ def load_renderer(kind: str, *, ds=None, checkpoint: str | None = None, device: 
                                   "copypaste") from None
         model = pix2pixhd.load_renderer(checkpoint, device=device)
         if getattr(model, "checkpoint_sha256", None) is None:
-            model.checkpoint_sha256 = _file_sha256(checkpoint)
+            model.checkpoint_sha256 = pix2pixhd.file_sha256(checkpoint)
         r = GeneratorRenderer(model, "pix2pixhd", batch_size)
         if ds is not None:
             check_label_nc(r.label_nc, ds.label_set.label_nc, f"label set {ds.label_set.name!r}", checkpoint)

@@ -1,5 +1,8 @@
 """Train pix2pixHD on a dataset: config, data, models, optimizers, loop, one checkpoint dict that resumes exactly.
 
+Device, precision, DDP, seeding, the checkpoint file and the run's TrainingRun + Job rows come from the
+shared training runtime (core.runtime, core.runs), as for train-seg.
+
 Entry point for the CLI and the desktop app: `train_gan(dataset, workspace, out_dir, config, progress, cancel)`.
 Multi-GPU/multi-process: run the CLI under `torchrun`; DDP is detected from the environment (RANK, WORLD_SIZE).
 Only rank 0 writes checkpoints and database rows.
@@ -7,9 +10,6 @@ Only rank 0 writes checkpoints and database rows.
 
 from __future__ import annotations
 
-import os
-import random
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -31,19 +31,29 @@ from segbalance.core.render.gan_losses import (
     lsgan_loss,
     vgg_weights_path,
 )
-from segbalance.core.render.pix2pixhd import (
-    kmeans,
-    label_input,
-    load_state_dict_checked,
-    read_checkpoint,
-    resolve_device,
-)
+from segbalance.core.render.pix2pixhd import kmeans, label_input
 from segbalance.core.render.pix2pixhd_nets import (
     Pix2PixHDConfig,
     build_discriminator,
     build_encoder,
     build_generator,
     init_weights,
+)
+from segbalance.core.runs import RunFolder, RunRecord
+from segbalance.core.runtime import (
+    DDPInfo,
+    any_rank,
+    autocast,
+    load_checkpoint,
+    load_state_checked,
+    resolve_amp,
+    resolve_device,
+    rng_state,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+    setup_ddp,
+    teardown_ddp,
 )
 
 CKPT_NAME = "ckpt.pt"
@@ -80,7 +90,7 @@ class GANTrainConfig:
     split: str = "train"
     seed: int = 0
     device: str = "auto"
-    amp: str = "off"  # off | bf16 | fp16
+    amp: str = "off"  # off | bf16 | fp16 | auto (core.runtime.resolve_amp: the one meaning of auto)
     save_every: int = 500
     log_every: int = 10
     kmeans_clusters: int = 10
@@ -204,32 +214,8 @@ def lr_factor(it: int, total: int, decay_start: float) -> float:
     return max(0.0, (total - it) / (total - start))
 
 
-def _atomic_save(obj: object, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o644)
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _unwrap(m: nn.Module) -> nn.Module:
     return m.module if hasattr(m, "module") else m
-
-
-def _autocast(device: torch.device, amp: str):
-    if amp == "off":
-        return torch.autocast(device_type=device.type, enabled=False)
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
-
-
-def ddp_env() -> tuple[int, int, int]:
-    """(rank, local_rank, world_size) from torchrun's environment; (0, 0, 1) when not distributed."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world
 
 
 @torch.no_grad()
@@ -253,113 +239,90 @@ def feature_clusters(encoder: nn.Module, source: PairSource, label_nc: int, k: i
     return {str(c): torch.from_numpy(kmeans(np.stack(v), k, seed=seed)) for c, v in sorted(per_class.items())}
 
 
-def _open_run(workspace, out_dir: Path, cfg: GANTrainConfig, resume_from: int | None) -> tuple[object, int] | None:
-    """(Workspace, TrainingRun id) for the loss curves; a resumed run keeps its row and drops points past the
-    checkpoint so the curve has no duplicate tail."""
-    if workspace is None:
-        return None
-    from sqlalchemy import delete, select
-
-    from segbalance.core.workspace import Workspace
-    from segbalance.db import models as m
-
-    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
-    with ws.sessions() as s, s.begin():
-        row = None
-        if resume_from is not None:
-            row = s.scalar(select(m.TrainingRun).where(m.TrainingRun.kind == "gan",
-                                                        m.TrainingRun.out_dir == str(out_dir))
-                           .order_by(m.TrainingRun.id.desc()))
-        if row is None:
-            row = m.TrainingRun(kind="gan", name=f"pix2pixHD {cfg.preset} {out_dir.name}", out_dir=str(out_dir),
-                                config=cfg.to_dict())
-            s.add(row)
-            s.flush()
-        else:
-            s.execute(delete(m.MetricPoint).where(m.MetricPoint.run_id == row.id,
-                                                  m.MetricPoint.iteration > resume_from))
-        row.status, row.pid, row.finished_at, row.config = "running", os.getpid(), None, cfg.to_dict()
-        run_id = row.id
-    return ws, run_id
-
-
-def _log_points(ws, run_id: int, iteration: int, means: dict[str, float]) -> None:
-    from segbalance.db import models as m
-
-    with ws.sessions() as s, s.begin():
-        s.add_all([m.MetricPoint(run_id=run_id, iteration=iteration, name=k, value=float(v)) for k, v in means.items()])
-
-
-def _finish_run(ws, run_id: int, status: str, result: dict | None = None) -> None:
-    from segbalance.db import models as m
-    from segbalance.db.base import utcnow
-
-    with ws.sessions() as s, s.begin():
-        row = s.get(m.TrainingRun, run_id)
-        row.status, row.finished_at, row.pid = status, utcnow(), None
-        if result is not None:
-            row.result = result
-
-
 # -- training ------------------------------------------------------------------------------------------
+def _resumed_config(config: GANTrainConfig, ckpt_path: Path, resume: bool, master: bool
+                    ) -> tuple[GANTrainConfig, dict | None]:
+    """The run's own config from its checkpoint (only length and device may change), or (config, None)."""
+    if resume and ckpt_path.exists():
+        ckpt = load_checkpoint(ckpt_path)
+        if "G" not in ckpt or "config" not in ckpt:
+            raise SegbalanceError("not a train-gan checkpoint (no G/config)", ckpt_path)
+        saved = GANTrainConfig.from_dict(ckpt["config"])
+        if config.iters is not None or config.epochs is not None:
+            saved.iters, saved.epochs = config.iters, config.epochs
+        saved.device = config.device
+        return saved, ckpt
+    if ckpt_path.exists():
+        raise SegbalanceError("already holds a training checkpoint; pass --resume to continue it or choose "
+                              "another --out", ckpt_path.parent)
+    if resume and master:
+        warnings.warn(f"{ckpt_path}: no checkpoint to resume from; starting a new run", stacklevel=3)
+    return config, None
+
+
+def _open_workspace(workspace):
+    """(Workspace or None, whether we opened it and must close it)."""
+    if workspace is None:
+        return None, False
+    from segbalance.core.workspace import Workspace
+
+    if isinstance(workspace, Workspace):
+        return workspace, False
+    return Workspace(workspace), True
+
+
 def train_gan(dataset: str | Path | Dataset, workspace, out_dir: str | Path, config: GANTrainConfig, *,
               resume: bool = False, progress: Callable[[int, int], None] | None = None,
               cancel: Callable[[], bool] | None = None,
               log: Callable[[int, dict[str, float]], None] | None = None) -> GANTrainResult:
     """Train (or with resume=True continue) pix2pixHD; returns where G was saved and the per-step losses.
 
-    workspace: Workspace, folder path or None (then no loss curves are recorded). progress(done, total) is
-    called every iteration; log(iteration, losses) every step with that step's losses; cancel() is checked
-    before each step: a cancelled run saves a checkpoint, then raises Cancelled.
+    workspace: Workspace, folder path or None (then no run/job rows and no loss curves). progress(done, total)
+    is called every iteration; log(iteration, losses) every step with that step's losses; cancel() and the
+    job row's cancel flag are checked before each step: a cancelled run saves a checkpoint, then raises
+    Cancelled. The run ends "done", "cancelled" or "failed", the words of every run and job.
     """
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
     out_dir = Path(out_dir).resolve()
-    rank, local_rank, world = ddp_env()
-    ddp = world > 1
-    own_group = ddp and not torch.distributed.is_initialized()
-    if own_group:
-        backend = "nccl" if torch.cuda.is_available() and config.device != "cpu" else "gloo"
-        torch.distributed.init_process_group(backend)
-    master = rank == 0
-    if master:
-        out_dir.mkdir(parents=True, exist_ok=True)
-
     ckpt_path = out_dir / CKPT_NAME
-    ckpt = None
-    if resume and ckpt_path.exists():
-        ckpt = read_checkpoint(ckpt_path)
-        if "G" not in ckpt or "config" not in ckpt:
-            raise SegbalanceError("not a train-gan checkpoint (no G/config)", ckpt_path)
-        saved = GANTrainConfig.from_dict(ckpt["config"])
-        # the run continues with its own config; only its length and placement may change on resume
-        if config.iters is not None or config.epochs is not None:
-            saved.iters, saved.epochs = config.iters, config.epochs
-        saved.device = config.device
-        config = saved
-    elif ckpt_path.exists():
-        raise SegbalanceError("already holds a training checkpoint; pass --resume to continue it or choose "
-                              "another --out", out_dir)
-    elif resume and master:
-        warnings.warn(f"{ckpt_path}: no checkpoint to resume from; starting a new run", stacklevel=2)
-    cfg = config
+
+    # config, device, precision, processes
+    device = resolve_device(config.device)
+    ddp, device = setup_ddp(device)
+    folder = RunFolder(out_dir, CKPT_NAME, "train-gan") if ddp.master else None
+    ws, own_ws = None, False
+    try:
+        if folder is not None:
+            folder.acquire()
+        cfg, ckpt = _resumed_config(config, ckpt_path, resume, ddp.master)
+        arch = cfg.arch
+        amp = resolve_amp(cfg.amp, device)
+        m = arch.size_multiple
+        if cfg.size[0] % m or cfg.size[1] % m:
+            raise SegbalanceError(f"--size {cfg.size[0]}x{cfg.size[1]} must be a multiple of {m} for this "
+                                  "architecture")
+        seed_everything(cfg.seed)
+        src = PairSource(ds, cfg.split, cfg.size, cfg.seed, ddp.rank, ddp.world, cfg.batch_size, cfg.flip)
+        ws, own_ws = _open_workspace(workspace) if ddp.master else (None, False)
+        res = _run(ds, src, cfg, amp, ckpt, ckpt_path, out_dir, device, ddp, ws, progress, cancel, log)
+    except BaseException:
+        if folder is not None:
+            folder.release(failed=True)
+            folder = None
+        raise
+    finally:
+        if folder is not None:
+            folder.release(failed=False)
+        if own_ws:
+            ws.close()
+        teardown_ddp(ddp)
+    return res
+
+
+def _run(ds: Dataset, src: PairSource, cfg: GANTrainConfig, amp: str, ckpt: dict | None, ckpt_path: Path,
+         out_dir: Path, device: torch.device, ddp: DDPInfo, ws, progress, cancel, log) -> GANTrainResult:
+    """The training script proper: models, optimizers, rows, loop, final checkpoint."""
     arch = cfg.arch
-    if cfg.amp not in ("off", "bf16", "fp16"):
-        raise SegbalanceError(f"amp must be off, bf16 or fp16, not {cfg.amp!r}")
-    m = arch.size_multiple
-    if cfg.size[0] % m or cfg.size[1] % m:
-        raise SegbalanceError(f"--size {cfg.size[0]}x{cfg.size[1]} must be a multiple of {m} for this architecture")
-
-    if ddp and torch.cuda.is_available() and cfg.device in ("auto", "cuda"):
-        device = torch.device(f"cuda:{local_rank}")
-        torch.cuda.set_device(device)
-    else:
-        device = resolve_device(cfg.device)
-    if cfg.amp == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise SegbalanceError("--amp bf16 is not supported by this GPU; use fp16 or off")
-
-    torch.manual_seed(cfg.seed)
-    random.seed(cfg.seed)
-    src = PairSource(ds, cfg.split, cfg.size, cfg.seed, rank, world, cfg.batch_size, cfg.flip)
     n_iters = total_iters(cfg, src.iters_per_epoch)
 
     # models (the same seed on every rank gives identical initial weights; DDP also broadcasts rank 0's)
@@ -372,38 +335,33 @@ def train_gan(dataset: str | Path | Dataset, workspace, out_dir: str | Path, con
     vgg_path = vgg_weights_path(cfg.vgg_weights)
     if vgg_path is not None:
         vgg_loss = VGGLoss(load_vgg19(vgg_path)).to(device)
-    elif master:
+    elif ddp.master:
         warnings.warn(f"VGG19 perceptual loss is off: pass --vgg-weights FILE or set {VGG_ENV} to a torchvision "
-                      "vgg19 state dict (features.N.weight) to turn it on", stacklevel=2)
+                      "vgg19 state dict (features.N.weight) to turn it on", stacklevel=3)
 
+    # optimizers and schedules
     g_params = list(G.parameters()) + (list(E.parameters()) if E is not None else [])
     opt_G = torch.optim.Adam(g_params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     opt_D = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     sched_G = torch.optim.lr_scheduler.LambdaLR(opt_G, lambda it: lr_factor(it, n_iters, cfg.decay_start))
     sched_D = torch.optim.lr_scheduler.LambdaLR(opt_D, lambda it: lr_factor(it, n_iters, cfg.decay_start))
-    scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
 
     start = 0
     if ckpt is not None:
-        load_state_dict_checked(G, ckpt["G"], ckpt_path, "generator")
-        load_state_dict_checked(D, ckpt["D"], ckpt_path, "discriminator")
+        load_state_checked(G, ckpt["G"], ckpt_path, "generator")
+        load_state_checked(D, ckpt["D"], ckpt_path, "discriminator")
         if E is not None:
-            load_state_dict_checked(E, ckpt["E"], ckpt_path, "encoder")
+            load_state_checked(E, ckpt["E"], ckpt_path, "encoder")
         opt_G.load_state_dict(ckpt["opt_G"])
         opt_D.load_state_dict(ckpt["opt_D"])
         sched_G.load_state_dict(ckpt["sched_G"])
         sched_D.load_state_dict(ckpt["sched_D"])
         scaler.load_state_dict(ckpt["scaler"])
         start = int(ckpt["iteration"])
-        rng = ckpt.get("rng", {})
-        if "torch" in rng:
-            torch.set_rng_state(rng["torch"])
-        if device.type == "cuda" and rng.get("cuda"):
-            torch.cuda.set_rng_state_all(rng["cuda"])
-        if "python" in rng:
-            random.setstate(_to_tuple(rng["python"]))
+        set_rng_state(ckpt.get("rng", {}))
 
-    if ddp:
+    if ddp.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         ids = [device.index] if device.type == "cuda" else None
@@ -413,42 +371,43 @@ def train_gan(dataset: str | Path | Dataset, workspace, out_dir: str | Path, con
             E = DDP(E, device_ids=ids)
     G_raw, D_raw, E_raw = _unwrap(G), _unwrap(D), (_unwrap(E) if E is not None else None)
 
-    run = _open_run(workspace, out_dir, cfg, start if ckpt is not None else None) if master else None
+    record = RunRecord(ws, "gan", out_dir, name=f"pix2pixHD {cfg.preset} {out_dir.name}", config=cfg.to_dict(),
+                       total=n_iters, master=ddp.master and ws is not None,
+                       resume_from=start if ckpt is not None else None)
 
     def save(iteration: int, clusters: dict | None = None) -> None:
-        if not master:
+        if not ddp.master:
             return
-        state = {
+        save_checkpoint(ckpt_path, {
             "G": G_raw.state_dict(), "D": D_raw.state_dict(), "E": E_raw.state_dict() if E_raw else None,
             "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
             "sched_G": sched_G.state_dict(), "sched_D": sched_D.state_dict(), "scaler": scaler.state_dict(),
             "iteration": iteration, "config": cfg.to_dict(), "label_set": ds.label_set.to_dict(),
             "dataset": {"path": str(ds.root), "fingerprint": ds.fingerprint()},
-            "rng": {"torch": torch.get_rng_state(), "python": list(_flatten_state(random.getstate())),
-                    "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else []},
-            "feature_clusters": clusters, "format": "segbalance-pix2pixhd-v1",
-        }
-        _atomic_save(state, ckpt_path)
+            "rng": rng_state(), "feature_clusters": clusters, "format": "segbalance-pix2pixhd-v1",
+        })
         # plain state dicts, drop-in for the official latest_net_G.pth / latest_net_D.pth
-        _atomic_save(G_raw.state_dict(), out_dir / "latest_net_G.pth")
-        _atomic_save(D_raw.state_dict(), out_dir / "latest_net_D.pth")
+        save_checkpoint(out_dir / "latest_net_G.pth", G_raw.state_dict())
+        save_checkpoint(out_dir / "latest_net_D.pth", D_raw.state_dict())
         if E_raw is not None:
-            _atomic_save(E_raw.state_dict(), out_dir / "latest_net_E.pth")
+            save_checkpoint(out_dir / "latest_net_E.pth", E_raw.state_dict())
 
+    # loop
     history: list[dict] = []
     window: dict[str, list[float]] = {}
-    status = "failed"
+    status, message = "failed", None
     it = start
     try:
+        record.open()
         G.train()
         D.train()
         for it in range(start, n_iters):
-            if cancel is not None and cancel():
+            if any_rank(ddp, bool(cancel is not None and cancel()) or record.cancel_requested()):
                 save(it)
-                status = "cancelled"
+                status, message = "cancelled", f"cancelled at iteration {it} of {n_iters}; checkpoint kept"
                 raise Cancelled()
             losses = train_step(G, D, E, D_raw, src.get_batch(it, device), arch, cfg, opt_G, opt_D, scaler,
-                                vgg_loss, device)
+                                vgg_loss, device, amp)
             sched_G.step()
             sched_D.step()
             losses["lr"] = opt_G.param_groups[0]["lr"]
@@ -456,8 +415,10 @@ def train_gan(dataset: str | Path | Dataset, workspace, out_dir: str | Path, con
             for k, v in losses.items():
                 window.setdefault(k, []).append(v)
             done = it + 1
-            if run is not None and (done % cfg.log_every == 0 or done == n_iters):
-                _log_points(run[0], run[1], done, {k: float(np.mean(v)) for k, v in window.items()})
+            if done % cfg.log_every == 0 or done == n_iters:
+                for k, v in window.items():
+                    record.metric(done, k, float(np.mean(v)))
+                record.flush(done)
                 window.clear()
             if log is not None:
                 log(done, losses)
@@ -467,36 +428,41 @@ def train_gan(dataset: str | Path | Dataset, workspace, out_dir: str | Path, con
                 save(done)
         it = n_iters
         clusters = None
-        if E_raw is not None and master:
+        if E_raw is not None and ddp.master:
             clusters = feature_clusters(E_raw, src, arch.label_nc, cfg.kmeans_clusters, device, cfg.seed)
         save(n_iters, clusters)
-        status = "finished"
-        if ddp:
+        status = "done"
+        if ddp.enabled:
             torch.distributed.barrier()  # the other ranks wait for rank 0's final checkpoint
     except KeyboardInterrupt:
-        status = "cancelled"
+        status, message = "cancelled", f"interrupted at iteration {it} of {n_iters}"
+        raise
+    except Cancelled:
+        raise
+    except BaseException as exc:
+        message = str(exc) if isinstance(exc, SegbalanceError) else f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        if run is not None:
-            result = {k: v for k, v in history[-1].items()} if history else None
-            _finish_run(run[0], run[1], status, {"iteration": it, "last_losses": result} if result else None)
-            if run[0] is not workspace:
-                run[0].close()
-        if own_group and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-    return GANTrainResult(n_iters, ckpt_path, out_dir / "latest_net_G.pth", run[1] if run else None, history)
+        result = {"iteration": it, "last_losses": dict(history[-1])} if history else None
+        try:
+            record.finish(status, result, message)
+        except Exception as db_exc:  # noqa: BLE001 - never hide the original error behind a DB one
+            warnings.warn(f"could not record the run's end: {db_exc}", stacklevel=2)
+    return GANTrainResult(n_iters, ckpt_path, out_dir / "latest_net_G.pth", record.run_id, history)
 
 
 def train_step(G: nn.Module, D: nn.Module, E: nn.Module | None, D_raw: nn.Module,
                batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], arch: Pix2PixHDConfig,
                cfg: GANTrainConfig, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer,
-               scaler: torch.amp.GradScaler, vgg_loss: nn.Module | None, device: torch.device) -> dict[str, float]:
+               scaler: torch.amp.GradScaler, vgg_loss: nn.Module | None, device: torch.device,
+               amp: str | None = None) -> dict[str, float]:
     """One G update then one D update on the same fake, as in the release; returns the step's losses."""
     label, inst, real = batch
     b = label.shape[0]
+    amp = amp or cfg.amp
     lab_in = label_input(label, inst, arch)
     weight = class_balance_weights(label, arch.label_nc) if cfg.class_balance else None
-    with _autocast(device, cfg.amp):
+    with autocast(device, amp):
         g_in = torch.cat([lab_in, E(real, inst)], 1) if E is not None else lab_in
         fake = G(g_in)
 
@@ -515,7 +481,7 @@ def train_step(G: nn.Module, D: nn.Module, E: nn.Module | None, D_raw: nn.Module
 
     # discriminator: real and fake in one batch (one DDP forward per backward)
     D_raw.requires_grad_(True)
-    with _autocast(device, cfg.amp):
+    with autocast(device, amp):
         preds = D(torch.cat([torch.cat([lab_in, fake.detach()], 1), torch.cat([lab_in, real], 1)], 0))
         loss_d_fake = lsgan_loss([[f[:b] for f in p] for p in preds], False, weight)
         loss_d_real = lsgan_loss([[f[b:] for f in p] for p in preds], True, weight)
@@ -529,17 +495,6 @@ def train_step(G: nn.Module, D: nn.Module, E: nn.Module | None, D_raw: nn.Module
     vals = {"loss_G_GAN": loss_gan, "loss_G_GAN_Feat": loss_feat, "loss_G_VGG": loss_vgg,
             "loss_D_real": loss_d_real, "loss_D_fake": loss_d_fake, "l1": l1}
     return {k: float(v.detach()) for k, v in vals.items()}
-
-
-def _flatten_state(state: tuple) -> list:
-    """random.getstate() as nested lists (weights_only-safe)."""
-    version, internal, gauss = state
-    return [version, list(internal), gauss]
-
-
-def _to_tuple(saved: list) -> tuple:
-    version, internal, gauss = saved
-    return (int(version), tuple(int(x) for x in internal), gauss)
 
 
 __all__ = ["GANTrainConfig", "GANTrainResult", "PRESETS", "make_config", "train_gan", "train_step"]

@@ -7,7 +7,6 @@ architecture is read from the tensor shapes unless given (`label_nc=`, `ngf=`, `
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -24,6 +23,8 @@ from segbalance.core.render.pix2pixhd_nets import (
     Pix2PixHDConfig,
     build_generator,
 )
+from segbalance.core.runtime import file_sha256, resolve_device
+from segbalance.core.runtime import load_state_checked as load_state_dict_checked
 
 # default render sizes (W, H) of the released models when a bare state dict does not say
 DEFAULT_SIZE = {"global": (1024, 512), "local": (2048, 1024)}
@@ -173,13 +174,6 @@ def sample_features(inst: np.ndarray, clusters: Mapping[str, torch.Tensor | np.n
 
 
 # -- checkpoints ---------------------------------------------------------------------------------------
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def read_checkpoint(path: str | Path) -> dict:
     """torch.load with weights_only=True; anything unreadable is a one-line SegbalanceError."""
@@ -251,42 +245,6 @@ def infer_generator_config(sd: Mapping[str, torch.Tensor]) -> dict:
     return out
 
 
-def load_state_dict_checked(model: nn.Module, sd: Mapping[str, torch.Tensor], path: str | Path, what: str) -> None:
-    """Strict load; a mismatch raises one line naming the missing, unexpected and wrongly-shaped keys."""
-    want = model.state_dict()
-    missing = [k for k in want if k not in sd]
-    unexpected = [k for k in sd if k not in want]
-    shapes = [f"{k} {list(sd[k].shape)} vs {list(want[k].shape)}" for k in want
-              if k in sd and isinstance(sd[k], torch.Tensor) and tuple(sd[k].shape) != tuple(want[k].shape)]
-    if missing or unexpected or shapes:
-        parts = []
-        if shapes:
-            parts.append(f"shape mismatch (checkpoint vs model): {', '.join(shapes[:3])}"
-                         + (f" (+{len(shapes) - 3} more)" if len(shapes) > 3 else ""))
-        if missing:
-            parts.append(f"missing keys: {', '.join(missing[:4])}" + (f" (+{len(missing) - 4})" if len(missing) > 4
-                                                                       else ""))
-        if unexpected:
-            parts.append(f"unexpected keys: {', '.join(unexpected[:4])}"
-                         + (f" (+{len(unexpected) - 4})" if len(unexpected) > 4 else ""))
-        raise SegbalanceError(f"checkpoint does not match the requested {what}: " + "; ".join(parts), path)
-    model.load_state_dict(sd)
-
-
-# -- devices and precision -----------------------------------------------------------------------------
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """'auto' -> cuda if available else cpu; a CUDA device that is not there is a user error."""
-    if isinstance(device, torch.device):
-        return device
-    if device in ("auto", None, ""):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise SegbalanceError(f"unknown device {device!r} (use auto, cpu or cuda:N)") from None
-    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
-        raise SegbalanceError(f"device {device} is not available (CUDA devices: {torch.cuda.device_count()})")
-    return dev
 
 
 def bf16_supported(device: torch.device) -> bool:

@@ -7,6 +7,8 @@ never overlap, and resuming at iteration k replays exactly the batches a straigh
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -290,7 +292,7 @@ class SegTrainSet(torch.utils.data.Dataset):
         """Decoded RGB image and train-id map of item `index`, sizes checked."""
         src, ref = self.items[index]
         img = src.load_image(ref)
-        lab = self.lut[src.load_label(ref, check=False)]
+        lab = self.lut[src.load_label(ref)]  # ids checked as `stats` checks them (an id the set lacks: error)
         if img.shape[:2] != lab.shape:
             raise DataError(f"image is {img.shape[1]}x{img.shape[0]} but its label is "
                             f"{lab.shape[1]}x{lab.shape[0]}", ref.image_path)
@@ -383,13 +385,22 @@ class StreamSampler(Sampler):
             yield [self.draw(base + j) for j in range(self.batch)]
 
 
-def _worker_init(_: int) -> None:
+def _worker_init(_: int, owner: int | None = None) -> None:
     # workers decode and resize; keep them single-threaded so they do not fight the training threads
     import signal
 
-    # Ctrl-C / SIGTERM stop the training process at an iteration boundary; workers must not die first
+    # a forkserver child's parent is the server, which torch's own watchdog watches: after a kill -9 of the
+    # training process the workers would live on. Watch the training process itself.
+    if owner is not None:
+        from segbalance.core.parallel import exit_with
+
+        exit_with(owner)
+
+    # Ctrl-C reaches the whole process group and stops the training process at an iteration boundary:
+    # workers must not die first. SIGTERM is sent to the training process alone (the app's stop), and is
+    # how multiprocessing ends daemon workers at exit: a worker ignoring it hung every failed run.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
 
@@ -409,7 +420,7 @@ def make_loader(dataset: SegTrainSet, sampler: StreamSampler, workers: int, *, p
         batch_sampler=sampler,
         num_workers=workers,
         pin_memory=pin_memory,
-        worker_init_fn=_worker_init if workers else None,
+        worker_init_fn=functools.partial(_worker_init, owner=os.getpid()) if workers else None,
         prefetch_factor=4 if workers else None,
         generator=torch.Generator().manual_seed(0),  # unused by our items; keeps the global RNG untouched
         persistent_workers=False,

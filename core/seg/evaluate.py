@@ -12,10 +12,10 @@ import torch
 from segbalance.core.datasets import Dataset, open_dataset
 from segbalance.core.errors import Cancelled, DataError
 from segbalance.core.labels import LabelSet
+from segbalance.core.runtime import autocast, load_state_checked, resolve_amp, resolve_device
 from segbalance.core.seg.data import check_same_classes, label_set_from_stored, normalize, train_class_names
 from segbalance.core.seg.metrics import confusion_matrix, image_counts, summarize
 from segbalance.core.seg.model import PSPNet, PSPNetConfig
-from segbalance.core.seg.runtime import autocast, resolve_amp, resolve_device
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = "segbalance-pspnet-1"
@@ -46,13 +46,19 @@ def read_checkpoint(path: str | Path) -> dict:
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[PSPNet, LabelSet, dict]:
     """(model in eval mode on `device`, its label set, the checkpoint dict without weights)."""
     ck = read_checkpoint(path)
-    cfg = ck["model_config"]
-    model = PSPNet(PSPNetConfig(**{**cfg, "bins": tuple(cfg["bins"])}))
-    model.load_state_dict(ck["model"])
+    try:
+        cfg = ck["model_config"]
+        model = PSPNet(PSPNetConfig(**{**cfg, "bins": tuple(cfg["bins"])}))
+        label_set = label_set_from_stored(ck["label_set"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"checkpoint has a broken model config or label set ({type(exc).__name__}: {exc})",
+                        checkpoint_path(path)) from None
+    load_state_checked(model, ck.get("model"), checkpoint_path(path),
+                       f"PSPNet {cfg.get('backbone')} with {cfg.get('num_classes')} classes in its config")
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     model.to(dev).eval()
     info = {k: v for k, v in ck.items() if k not in ("model", "optimizer", "scheduler", "scaler", "rng")}
-    return model, label_set_from_stored(ck["label_set"]), info
+    return model, label_set, info
 
 
 @torch.no_grad()

@@ -2,41 +2,56 @@
 
 Recipe of the reference PSPNet: SGD momentum 0.9, weight decay 1e-4, base lr 0.01 with 10x on the
 head (PPM, classifier, aux), poly decay power 0.9, loss = main + 0.4 aux (cross-entropy, ignore 255).
-DDP is detected from the environment (torchrun sets RANK/WORLD_SIZE/LOCAL_RANK). One checkpoint dict
-{model, optimizer, scheduler, scaler, rng, iteration, config, ...} resumes exactly.
+Device, precision, DDP, seeding, the checkpoint file and the run's DB rows come from the shared training
+runtime (core.runtime, core.runs). One checkpoint dict {model, optimizer, scheduler, scaler, rng,
+iteration, config, ...} resumes exactly.
+
+Before anything is allocated or written, the run is checked against the data and the machine: every label
+map of the split is validated as `segbalance stats` does (cached in the workspace), the crop may not be far
+larger than the images, and the activation memory of one training step (estimated by a forward pass on
+the meta device, which allocates nothing) must fit in the memory available.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import math
-import os
-import random
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 
 from segbalance.core.datasets import Dataset, open_dataset
 from segbalance.core.errors import Cancelled, DataError, SegbalanceError
-from segbalance.core.io import atomic_write_bytes, atomic_write_json, image_size
+from segbalance.core.io import atomic_write_json, image_size
 from segbalance.core.labels import IGNORE
+from segbalance.core.runs import RunFolder, RunRecord
+from segbalance.core.runtime import (
+    DDPInfo,
+    any_rank,
+    autocast,
+    in_rank_order,
+    load_state_checked,
+    resolve_amp,
+    resolve_device,
+    rng_state,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+    setup_ddp,
+    teardown_ddp,
+)
 from segbalance.core.seg import data as sd
 from segbalance.core.seg.evaluate import CHECKPOINT_FORMAT, CHECKPOINT_NAME, evaluate, read_checkpoint
 from segbalance.core.seg.model import BACKBONES, PSPNet, PSPNetConfig, load_backbone_weights, weights_layout
-from segbalance.core.seg.runtime import autocast, resolve_amp, resolve_device
 
-T = TypeVar("T")
+CROP_PAD_LIMIT = 2.0  # a crop side may be at most this many times the largest (scaled) image side
 
 
 class TrainingDiverged(SegbalanceError):
@@ -121,42 +136,6 @@ class SegTrainConfig:
 
 
 # -- small named helpers --------------------------------------------------------------------------
-@dataclass
-class DDPInfo:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world > 1
-
-    @property
-    def master(self) -> bool:
-        return self.rank == 0
-
-
-def setup_ddp(device_kind: str) -> DDPInfo:
-    """DDP from torchrun's environment; gloo on CPU, nccl on CUDA."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or "RANK" not in os.environ:
-        return DDPInfo()
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device_kind == "cuda" else "gloo")
-    return DDPInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def in_rank_order(ddp: DDPInfo, fn: Callable[[], T]) -> T:
-    """Run `fn` on rank 0 first (it creates the DB / fills the stats cache), then on the other ranks."""
-    if not ddp.enabled:
-        return fn()
-    if ddp.master:
-        res = fn()
-        dist.barrier()
-        return res
-    dist.barrier()
-    return fn()
-
-
 def segmentation_loss(out: torch.Tensor, aux: torch.Tensor | None, target: torch.Tensor,
                       aux_weight: float) -> torch.Tensor:
     """main CE + aux_weight * aux CE, averaged over non-ignored pixels (0 when a crop is all ignore)."""
@@ -165,33 +144,6 @@ def segmentation_loss(out: torch.Tensor, aux: torch.Tensor | None, target: torch
     if aux is not None:
         loss = loss + aux_weight * F.cross_entropy(aux.float(), target, ignore_index=IGNORE, reduction="sum") / n
     return loss
-
-
-def rng_state() -> dict:
-    st = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": [st[0], st[1].tolist(), int(st[2]), int(st[3]), float(st[4])],
-        "python": random.getstate(),
-    }
-
-
-def set_rng_state(st: dict) -> None:
-    torch.set_rng_state(st["torch"])
-    if st.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(st["cuda"])
-    n = st["numpy"]
-    np.random.set_state((n[0], np.array(n[1], dtype=np.uint32), n[2], n[3], n[4]))
-    py = st["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-
-
-def save_checkpoint(path: Path, ck: dict) -> None:
-    """Atomic: a reader (or a crash) sees the previous checkpoint or the whole new one."""
-    buf = io.BytesIO()
-    torch.save(ck, buf)
-    atomic_write_bytes(path, buf.getvalue())
 
 
 class _StopFlag:
@@ -215,98 +167,12 @@ class _StopFlag:
             signal.signal(sig, old)  # type: ignore[arg-type]
 
 
-class RunLog:
-    """Metrics stream: TrainingRun/MetricPoint/Job rows in the workspace DB and JSON lines on stdout."""
-
-    def __init__(self, cfg: SegTrainConfig, master: bool) -> None:
-        self.cfg, self.master = cfg, master
-        self.ws = None
-        self.run_id: int | None = None
-        self.job_id: int | None = None
-        self.pending: list[dict] = []
-        self.notes: list[str] = []
-
-    def open(self, workspace, config: dict, resume: bool) -> None:
-        if not self.master or workspace is None:
-            return
-        from sqlalchemy import select
-
-        from segbalance.db import models as m
-
-        self.ws = workspace
-        out = str(Path(self.cfg.out_dir).resolve())
-        with workspace.session() as s, s.begin():
-            row = None
-            if resume:
-                row = s.scalar(select(m.TrainingRun).where(m.TrainingRun.out_dir == out, m.TrainingRun.kind == "seg")
-                               .order_by(m.TrainingRun.id.desc()))
-            job = s.get(m.Job, row.job_id) if row is not None and row.job_id else None
-            if job is None:
-                job = m.Job(kind="train-seg", params=config, total=self.cfg.iters)
-                s.add(job)
-            job.status, job.pid, job.started_at = "running", os.getpid(), _now()
-            job.cancel_requested, job.finished_at, job.message = 0, None, None
-            s.flush()
-            if row is None:
-                row = m.TrainingRun(kind="seg", name=self.cfg.name or Path(out).name, out_dir=out, config=config)
-                s.add(row)
-            row.status, row.pid, row.job_id, row.finished_at, row.config = "running", os.getpid(), job.id, None, config
-            s.flush()
-            self.run_id, self.job_id = row.id, job.id
-
-    def emit(self, event: str, **data: object) -> None:
-        if self.master and self.cfg.stdout_json:
+def _emitter(cfg: SegTrainConfig, master: bool) -> Callable[..., None]:
+    """JSON lines on stdout (what the desktop app and scripts read), rank 0 only."""
+    def emit(event: str, **data: object) -> None:
+        if master and cfg.stdout_json:
             print(json.dumps({"event": event, **data}, allow_nan=False, default=_json_default), flush=True)
-
-    def note(self, text: str) -> None:
-        """A human-readable line for the run's log (stdout JSON + JobLog)."""
-        self.notes.append(text)
-        self.emit("note", message=text)
-        if self.master and self.ws is not None:
-            from segbalance.db import models as m
-
-            with self.ws.session() as s, s.begin():
-                s.add(m.JobLog(job_id=self.job_id, text=text))
-
-    def metric(self, iteration: int, name: str, value: float | None, extra: dict | None = None) -> None:
-        self.pending.append({"iteration": iteration, "name": name, "value": value, "extra": extra})
-
-    def flush(self, done: int, total: int, rate: float | None) -> None:
-        """Write buffered metric points and job progress in one transaction."""
-        if not self.master or self.ws is None:
-            self.pending.clear()
-            return
-        from segbalance.db import models as m
-
-        with self.ws.session() as s, s.begin():
-            for p in self.pending:
-                s.add(m.MetricPoint(run_id=self.run_id, **p))
-            job = s.get(m.Job, self.job_id)
-            job.done, job.total, job.heartbeat_at = done, total, _now()
-            job.rate = rate
-            job.eta_s = (total - done) / rate if rate else None
-        self.pending.clear()
-
-    def finish(self, status: str, result: dict | None, message: str | None = None) -> None:
-        if not self.master or self.ws is None:
-            return
-        from segbalance.db import models as m
-
-        with self.ws.session() as s, s.begin():
-            row = s.get(m.TrainingRun, self.run_id)
-            row.status, row.finished_at = status, _now()
-            if result is not None:
-                row.result = result
-            job = s.get(m.Job, self.job_id)
-            job.status, job.finished_at, job.message = {"done": "done"}.get(status, status), _now(), message
-            if message:
-                s.add(m.JobLog(job_id=self.job_id, level="error" if status == "failed" else "info", text=message))
-
-
-def _now():
-    from segbalance.db.base import utcnow
-
-    return utcnow()
+    return emit
 
 
 def _json_default(o: object) -> object:
@@ -317,13 +183,87 @@ def _json_default(o: object) -> object:
     return str(o)
 
 
-def _clean(v: float | None) -> float | None:
-    return None if v is None or not math.isfinite(v) else float(v)
+def _user_line(exc: SegbalanceError) -> SegbalanceError:
+    """A data worker's error arrives with the worker's traceback in its message: keep the user's one line
+    (file name included); an error raised in this process (--workers 0) is already that line."""
+    text = str(exc)
+    if "Traceback" not in text:
+        return exc
+    last = text.strip().splitlines()[-1]
+    prefix = f"{type(exc).__module__}.{type(exc).__name__}: "
+    return type(exc)(last[len(prefix):] if last.startswith(prefix) else last)
+
+
+def _available_memory(dev: torch.device) -> int | None:
+    """Bytes the run may use on its device: free GPU memory, or the OS's MemAvailable; None if unknown."""
+    if dev.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(dev)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import os
+
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def step_memory(model_cfg: PSPNetConfig, crop: tuple[int, int], batch: int, amp: str) -> int:
+    """Bytes of activations one training step keeps for backward: every layer output of a forward pass on
+    the meta device (shapes only; nothing is allocated). A lower bound of the real peak."""
+    with torch.device("meta"):
+        model = PSPNet(model_cfg)
+    model.train()
+    total = 0
+
+    def hook(_mod: torch.nn.Module, _inp: object, out: object) -> None:
+        nonlocal total
+        for o in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(o, torch.Tensor):
+                total += o.numel() * (2 if amp in ("bf16", "fp16") and o.is_floating_point() else o.element_size())
+
+    hooks = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
+    try:
+        with torch.no_grad():
+            model(torch.empty(batch, 3, *crop, device="meta"))
+    finally:
+        for h in hooks:
+            h.remove()
+    return total
+
+
+def check_fits(cfg: SegTrainConfig, model_cfg: PSPNetConfig, image_hw: tuple[int, int], per_process: int,
+               dev: torch.device, amp: str) -> None:
+    """Refuse, before allocating, a crop far larger than the images or a step that cannot fit in memory."""
+    h, w = image_hw
+    smax = max(cfg.scale)
+    lim_h, lim_w = int(CROP_PAD_LIMIT * math.ceil(h * smax)), int(CROP_PAD_LIMIT * math.ceil(w * smax))
+    if cfg.crop[0] > lim_h or cfg.crop[1] > lim_w:
+        raise SegbalanceError(
+            f"--crop {cfg.crop[0]}x{cfg.crop[1]} is far larger than the images (at most {h}x{w}, HxW; x{smax:g} "
+            f"after scale augmentation): most of every crop would be padding; use a crop up to {lim_h}x{lim_w}")
+    need = step_memory(model_cfg, cfg.crop, per_process, amp)
+    have = _available_memory(dev)
+    if have is not None and need > have:
+        where = f"free on {dev}" if dev.type == "cuda" else "of available memory"
+        raise SegbalanceError(
+            f"--crop {cfg.crop[0]}x{cfg.crop[1]} with {per_process} image(s) per step needs at least "
+            f"{need / 2**30:.1f} GiB of activations, more than the {have / 2**30:.1f} GiB {where}; "
+            "use a smaller --crop or --batch")
 
 
 # -- data ---------------------------------------------------------------------------------------------
-def build_training_items(cfg: SegTrainConfig, ds: Dataset, workspace, log: RunLog):
-    """(items, class_counts [N, C] or None, areas [N] or None) of the training split plus extras."""
+def build_training_items(cfg: SegTrainConfig, ds: Dataset, workspace, note: Callable[[str], None]):
+    """(items, class_counts [N, C], areas [N], largest image (h, w)) of the training split plus extras.
+
+    Every label map is checked as `segbalance stats` checks it (ids in the label set, image of the same
+    size): the split through the stats scan (cached in the workspace), the extras one by one."""
     ls = ds.label_set
     items: list[tuple] = [(ds, r) for r in ds.samples(cfg.split)]
     extra_src = None
@@ -348,35 +288,31 @@ def build_training_items(cfg: SegTrainConfig, ds: Dataset, workspace, log: RunLo
     if extra_src is not None and is_pairs:
         items += [(extra_src, r) for r in extra_src.refs]
     n_extra = len(items) - len(ds.samples(cfg.split))
-    log.note(f"training on {len(items)} images ({n_extra} extra from {cfg.extra})" if cfg.extra
+    note(f"training on {len(items)} images ({n_extra} extra from {cfg.extra})" if cfg.extra
              else f"training on {len(items)} images of {ds.root.name}/{cfg.split}")
-    counts = areas = None
-    # pixel counts: needed by rare-class sampling; the extras are always scanned to check their ids
-    scan_all = cfg.sampler == "rare-class"
     n_cls = ls.num_train_classes
     lut = ls.id_to_train_lut
-    if scan_all or extra_src is not None:
-        from segbalance.core.stats import dataset_stats, pixel_counts
+    from segbalance.core.stats import dataset_stats, pixel_counts
 
-        rows, ar = [], []
-        if scan_all:
-            st = dataset_stats(ds, cfg.split, workspace=workspace)
-            by_id = {s.id: s for s in st.samples}
-            for _, ref in items[: len(ds.samples(cfg.split))]:
-                s = by_id[ref.id]
-                rows.append(_train_counts(s.counts, lut, n_cls))
-                ar.append(s.height * s.width)
-        for src, ref in items[len(ds.samples(cfg.split)):]:
-            lab = src.load_label(ref)  # checks ids against the label set
-            if ref.image_path is not None and image_size(ref.image_path) != lab.shape:
-                h, w = image_size(ref.image_path)
-                raise DataError(f"image is {w}x{h} but its label map {Path(ref.label_path).name} is "
-                                f"{lab.shape[1]}x{lab.shape[0]}", ref.image_path)
-            rows.append(_train_counts(pixel_counts(lab), lut, n_cls))
-            ar.append(lab.size)
-        if scan_all:
-            counts, areas = np.stack(rows), np.asarray(ar, dtype=np.float64)
-    return items, counts, areas
+    rows, ar, sizes = [], [], []
+    st = dataset_stats(ds, cfg.split, workspace=workspace)
+    by_id = {s.id: s for s in st.samples}
+    for _, ref in items[: len(ds.samples(cfg.split))]:
+        s = by_id[ref.id]
+        rows.append(_train_counts(s.counts, lut, n_cls))
+        ar.append(s.height * s.width)
+        sizes.append((s.height, s.width))
+    for src, ref in items[len(ds.samples(cfg.split)):]:
+        lab = src.load_label(ref)  # checks ids against the label set
+        if ref.image_path is not None and image_size(ref.image_path) != lab.shape:
+            h, w = image_size(ref.image_path)
+            raise DataError(f"image is {w}x{h} but its label map {Path(ref.label_path).name} is "
+                            f"{lab.shape[1]}x{lab.shape[0]}", ref.image_path)
+        rows.append(_train_counts(pixel_counts(lab), lut, n_cls))
+        ar.append(lab.size)
+        sizes.append(lab.shape)
+    largest = (max(h for h, _ in sizes), max(w for _, w in sizes))
+    return items, np.stack(rows), np.asarray(ar, dtype=np.float64), largest
 
 
 def _train_counts(id_counts: np.ndarray, lut: np.ndarray, n: int) -> np.ndarray:
@@ -385,72 +321,134 @@ def _train_counts(id_counts: np.ndarray, lut: np.ndarray, n: int) -> np.ndarray:
 
 
 # -- the run ------------------------------------------------------------------------------------------
+def _resumed_config(cfg: SegTrainConfig, ckpt_path: Path) -> tuple[SegTrainConfig, dict | None]:
+    """The run's own recipe from its checkpoint (runtime fields from this call), or (cfg, None) when new."""
+    if not cfg.resume:
+        if ckpt_path.exists():
+            raise SegbalanceError("run folder already holds a checkpoint; pass --resume or choose another --out",
+                                  ckpt_path.parent)
+        return cfg, None
+    if not ckpt_path.is_file():
+        raise SegbalanceError("nothing to resume: no checkpoint in the run folder", ckpt_path.parent)
+    ck = read_checkpoint(ckpt_path)
+    saved = SegTrainConfig.from_dict(ck["config"])
+    runtime = {k: getattr(cfg, k) for k in SegTrainConfig.RUNTIME_FIELDS}
+    return SegTrainConfig.from_dict({**saved.to_dict(), **runtime}), ck
+
+
+def _model_config(cfg: SegTrainConfig, num_classes: int, resume_ck: dict | None) -> PSPNetConfig:
+    if resume_ck is not None:
+        mc = resume_ck["model_config"]
+        return PSPNetConfig(**{**mc, "bins": tuple(mc["bins"])})
+    deep = {"deep": True, "plain": False}.get(cfg.stem)
+    if deep is None and cfg.pretrained:
+        deep = weights_layout(cfg.pretrained) == "deep"
+    return PSPNetConfig(num_classes=num_classes, backbone=cfg.backbone, deep_stem=deep)
+
+
+def _optimizer(raw: PSPNet, cfg: SegTrainConfig) -> torch.optim.SGD:
+    """SGD with the head (PPM, classifier, aux) at head_lr_mult x the base lr, as the reference."""
+    head_ids = {id(p) for p in raw.head_parameters()}
+    groups = [
+        {"params": [p for p in raw.parameters() if id(p) not in head_ids], "lr": cfg.lr},
+        {"params": raw.head_parameters(), "lr": cfg.lr * cfg.head_lr_mult},
+    ]
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
 def train_seg(config: SegTrainConfig, progress: Callable[[int, int], None] | None = None,
               cancel: Callable[[], bool] | None = None) -> dict:
-    """Train (or resume) a PSPNet run; returns the final metrics dict (also TrainingRun.result, result.json)."""
-    cfg = config
-    out = Path(cfg.out_dir)
+    """Train (or resume) a PSPNet run; returns the final metrics dict (also TrainingRun.result, result.json).
+
+    Ends "done", or "cancelled" (SIGTERM/SIGINT, `cancel()`, or the job row's cancel flag) with a checkpoint
+    kept; any error marks the run "failed" and re-raises."""
+    out = Path(config.out_dir)
     ckpt_path = out / CHECKPOINT_NAME
-    resume_ck = None
-    if cfg.resume:
-        if not ckpt_path.is_file():
-            raise SegbalanceError("nothing to resume: no checkpoint in the run folder", out)
-        resume_ck = read_checkpoint(ckpt_path)
-        saved = SegTrainConfig.from_dict(resume_ck["config"])
-        runtime = {k: getattr(cfg, k) for k in SegTrainConfig.RUNTIME_FIELDS}
-        cfg = SegTrainConfig.from_dict({**saved.to_dict(), **runtime})
-    elif ckpt_path.exists():
-        raise SegbalanceError("run folder already holds a checkpoint; pass --resume or choose another --out", out)
 
-    dev = resolve_device(cfg.device)
-    ddp = setup_ddp(dev.type)
-    if ddp.enabled and dev.type == "cuda":
-        dev = torch.device("cuda", ddp.local_rank)
-        torch.cuda.set_device(dev)
-    if cfg.batch % ddp.world:
-        raise SegbalanceError(f"--batch {cfg.batch} is not divisible by the {ddp.world} DDP processes")
-    if cfg.batch // ddp.world < 2:
-        # the 1x1 pyramid-pooling branch has one value per channel and image: BatchNorm needs two images
-        raise SegbalanceError(f"--batch {cfg.batch} gives {cfg.batch // ddp.world} image(s) per process; "
-                              "BatchNorm training needs at least 2")
-    amp = resolve_amp(cfg.amp, dev)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
-
-    # data
-    ds = open_dataset(cfg.dataset)
-    ls = ds.label_set
-    if resume_ck is not None:
-        sd.check_same_classes(sd.label_set_from_stored(resume_ck["label_set"]), ls, ds.root)
+    # config, device, precision, processes
+    dev = resolve_device(config.device)
+    ddp, dev = setup_ddp(dev)
+    folder = RunFolder(out, CHECKPOINT_NAME, "train-seg") if ddp.master else None
     workspace = None
-    if cfg.workspace:
-        from segbalance.core.workspace import Workspace
-
-        workspace = in_rank_order(ddp, lambda: Workspace(cfg.workspace))
-    log = RunLog(cfg, ddp.master)
-    status, result, message = "failed", None, None
-    # SIGTERM/SIGINT stop the run at the next iteration boundary (or interrupt the final evaluation)
-    stop = _StopFlag().__enter__()
-
-    def should_stop() -> bool:
-        return stop.requested or bool(cancel and cancel())
-
     try:
-        if ddp.master:
-            out.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(out / "config.json", cfg.to_dict())
-        log.open(workspace, cfg.to_dict(), resume=resume_ck is not None)
+        if folder is not None:
+            folder.acquire()  # one live run per folder; before the checkpoint check so a racing twin waits
+        cfg, resume_ck = _resumed_config(config, ckpt_path)
+        if cfg.batch % ddp.world:
+            raise SegbalanceError(f"--batch {cfg.batch} is not divisible by the {ddp.world} DDP processes")
+        per_process = cfg.batch // ddp.world
+        if per_process < 2:
+            # the 1x1 pyramid-pooling branch has one value per channel and image: BatchNorm needs two images
+            raise SegbalanceError(f"--batch {cfg.batch} gives {per_process} image(s) per process; "
+                                  "BatchNorm training needs at least 2")
+        amp = resolve_amp(cfg.amp, dev)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        seed_everything(cfg.seed)
+
+        # data: validated like `stats`, sized against the crop and the machine before anything is allocated
+        ds = open_dataset(cfg.dataset)
+        ls = ds.label_set
+        if resume_ck is not None:
+            sd.check_same_classes(sd.label_set_from_stored(resume_ck["label_set"]), ls, ds.root)
+        if cfg.workspace:
+            from segbalance.core.workspace import Workspace
+
+            workspace = in_rank_order(ddp, lambda: Workspace(cfg.workspace))
+        notes: list[str] = []
         if ddp.master:
             ds.samples(cfg.val_split)  # a missing val split is an error now, not after training
-        items, counts, areas = in_rank_order(ddp, lambda: build_training_items(cfg, ds, workspace, log))
-        h0, w0 = sd.SegTrainSet(items, ls, cfg.crop).load(0)[1].shape
-        if cfg.crop[0] > h0 or cfg.crop[1] > w0:
-            log.note(f"crop {cfg.crop[0]}x{cfg.crop[1]} (HxW) is larger than the images ({h0}x{w0}): "
-                     "crops are padded with ignore, as in the reference")
-        start = int(resume_ck["iteration"]) if resume_ck is not None else 0
+        items, counts, areas, largest = in_rank_order(
+            ddp, lambda: build_training_items(cfg, ds, workspace, notes.append))
+        model_cfg = _model_config(cfg, ls.num_train_classes, resume_ck)
+        check_fits(cfg, model_cfg, largest, per_process, dev, amp)
+        if cfg.crop[0] > largest[0] or cfg.crop[1] > largest[1]:
+            notes.append(f"crop {cfg.crop[0]}x{cfg.crop[1]} (HxW) is larger than the images ({largest[0]}x"
+                         f"{largest[1]}): crops are padded with ignore, as in the reference")
+        result = _run(cfg, resume_ck, ds, items, counts, areas, model_cfg, dev, amp, ddp, workspace, notes,
+                      progress, cancel)
+    except BaseException:
+        if folder is not None:
+            folder.release(failed=True)
+            folder = None
+        raise
+    finally:
+        if folder is not None:
+            folder.release(failed=False)
+        if workspace is not None:
+            workspace.close()
+        teardown_ddp(ddp)
+    return result
+
+
+def _run(cfg: SegTrainConfig, resume_ck: dict | None, ds: Dataset, items: list, counts: np.ndarray,
+         areas: np.ndarray, model_cfg: PSPNetConfig, dev: torch.device, amp: str, ddp: DDPInfo, workspace,
+         notes: list[str], progress: Callable[[int, int], None] | None,
+         cancel: Callable[[], bool] | None) -> dict:
+    """The training script proper: rows, loader, model, optimizer, loop, final evaluation, checkpoint."""
+    out = Path(cfg.out_dir)
+    ckpt_path = out / CHECKPOINT_NAME
+    ls = ds.label_set
+    start = int(resume_ck["iteration"]) if resume_ck is not None else 0
+    emit = _emitter(cfg, ddp.master)
+    log = RunRecord(workspace, "seg", out, name=cfg.name or out.resolve().name, config=cfg.to_dict(),
+                    total=cfg.iters, master=ddp.master and workspace is not None,
+                    resume_from=start if resume_ck is not None else None,
+                    echo=lambda text: emit("note", message=text))
+    stop = _StopFlag().__enter__()  # SIGTERM/SIGINT stop at the next iteration boundary
+
+    def should_stop() -> bool:
+        return stop.requested or bool(cancel and cancel()) or log.cancel_requested()
+
+    status, message, batches = "failed", None, None
+    try:
+        if ddp.master:
+            atomic_write_json(out / "config.json", cfg.to_dict())
+        log.open()
+        for text in notes:
+            log.note(text)
+
+        # data
         trainset = sd.SegTrainSet(items, ls, cfg.crop, cfg.scale, cfg.augment)
         sampler = sd.StreamSampler(len(items), cfg.batch // ddp.world, cfg.iters, seed=cfg.seed, start_step=start,
                                    rank=ddp.rank, world=ddp.world, mode=cfg.sampler,
@@ -458,17 +456,10 @@ def train_seg(config: SegTrainConfig, progress: Callable[[int, int], None] | Non
         loader = sd.make_loader(trainset, sampler, cfg.workers, pin_memory=dev.type == "cuda")
 
         # model
+        model = PSPNet(model_cfg)
         if resume_ck is not None:
-            mc = resume_ck["model_config"]
-            model = PSPNet(PSPNetConfig(**{**mc, "bins": tuple(mc["bins"])}))
-            model.load_state_dict(resume_ck["model"])
-        else:
-            deep = {"deep": True, "plain": False}.get(cfg.stem)
-            if deep is None and cfg.pretrained:
-                deep = weights_layout(cfg.pretrained) == "deep"
-            model = PSPNet(PSPNetConfig(num_classes=ls.num_train_classes, backbone=cfg.backbone, deep_stem=deep))
-        if resume_ck is not None:
-            pass  # weights came with the checkpoint
+            load_state_checked(model, resume_ck["model"], ckpt_path, f"PSPNet {model_cfg.backbone} with "
+                               f"{model_cfg.num_classes} classes in its config")
         elif cfg.pretrained:
             info = load_backbone_weights(model, cfg.pretrained)
             stem = "deep 3x3 stem" if model.config.deep_stem else "plain 7x7 stem"
@@ -485,12 +476,7 @@ def train_seg(config: SegTrainConfig, progress: Callable[[int, int], None] | Non
                                                               else None)
 
         # optimizer and schedule
-        head_ids = {id(p) for p in raw.head_parameters()}
-        groups = [
-            {"params": [p for p in raw.parameters() if id(p) not in head_ids], "lr": cfg.lr},
-            {"params": raw.head_parameters(), "lr": cfg.lr * cfg.head_lr_mult},
-        ]
-        optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        optimizer = _optimizer(raw, cfg)
         scheduler = torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=cfg.iters, power=cfg.power)
         scaler = torch.amp.GradScaler(dev.type, enabled=amp == "fp16")
         last_metrics: dict | None = None
@@ -502,25 +488,18 @@ def train_seg(config: SegTrainConfig, progress: Callable[[int, int], None] | Non
             set_rng_state(resume_ck["rng"])
             last_metrics = resume_ck.get("metrics")
             log.note(f"resumed at iteration {start} of {cfg.iters}")
-        log.emit("start", run_id=log.run_id, iteration=start, iters=cfg.iters, device=str(dev), amp=amp,
-                 world_size=ddp.world, backbone=cfg.backbone, images=len(items))
+        emit("start", run_id=log.run_id, iteration=start, iters=cfg.iters, device=str(dev), amp=amp,
+             world_size=ddp.world, backbone=cfg.backbone, images=len(items))
 
         def checkpoint(iteration: int) -> None:
-            if not ddp.master:
-                return
-            save_checkpoint(ckpt_path, {
-                "format": CHECKPOINT_FORMAT,
-                "model": raw.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-                "rng": rng_state(),
-                "iteration": iteration,
-                "config": cfg.to_dict(),
-                "model_config": raw.config.to_dict(),
-                "label_set": ls.to_dict(),
-                "metrics": last_metrics,
-            })
+            if ddp.master:
+                save_checkpoint(ckpt_path, {
+                    "format": CHECKPOINT_FORMAT, "model": raw.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict() if scaler.is_enabled() else None, "rng": rng_state(),
+                    "iteration": iteration, "config": cfg.to_dict(), "model_config": raw.config.to_dict(),
+                    "label_set": ls.to_dict(), "metrics": last_metrics,
+                })
 
         def validate(iteration: int, max_images: int | None) -> dict | None:
             if not ddp.master:
@@ -531,13 +510,13 @@ def train_seg(config: SegTrainConfig, progress: Callable[[int, int], None] | Non
             res.pop("confusion", None)
             log.metric(iteration, "val_miou", res["miou"], {"per_class": res["per_class"],
                                                            "pixel_acc": res["pixel_acc"]})
-            log.emit("val", iteration=iteration, miou=res["miou"], pixel_acc=res["pixel_acc"],
-                     per_class=res["per_class"])
+            emit("val", iteration=iteration, miou=res["miou"], pixel_acc=res["pixel_acc"],
+                 per_class=res["per_class"])
             return res
 
+        # loop
         ckpt_every = cfg.ckpt_interval or cfg.eval_interval or 100
-        it = start
-        good_iter = start
+        it = good_iter = start
         loss_sum, loss_n, t_log = 0.0, 0, time.perf_counter()
         t_start = time.perf_counter()
         data_wait = compute_time = 0.0  # model step time vs everything else the loop does
@@ -545,20 +524,14 @@ def train_seg(config: SegTrainConfig, progress: Callable[[int, int], None] | Non
         model.train()
         batches = iter(loader)
         while it < cfg.iters:
-            want_stop = should_stop()
-            if ddp.enabled:  # every rank must agree to stop, or the others hang in the next all-reduce
-                flag = torch.tensor([float(want_stop)])
-                dist.all_reduce(flag)
-                want_stop = flag.item() > 0
-            if want_stop:
-                status = "stopped"
+            if any_rank(ddp, should_stop()):
+                status = "cancelled"
                 break
             t0 = time.perf_counter()
             try:
                 images, labels = next(batches)
             except SegbalanceError as exc:
-                # a worker's error arrives with its traceback in the message: keep the user's one line
-                raise type(exc)(str(exc).strip().splitlines()[-1].split(": ", 1)[-1]) from None
+                raise _user_line(exc) from None
             data_wait += time.perf_counter() - t0
             if first_batch is None:
                 first_batch = time.perf_counter() - t_start  # worker start-up + first decode
@@ -572,16 +545,11 @@ def train_seg(config: SegTrainConfig, progress: Callable[[int, int], None] | Non
             main, aux = outs if isinstance(outs, tuple) else (outs, None)
             loss = segmentation_loss(main, aux, y, cfg.aux_weight)
             loss_val = float(loss.detach())
-            diverged = not math.isfinite(loss_val)
-            if ddp.enabled:  # a NaN on one rank stops all of them
-                flag = torch.tensor([float(diverged)])
-                dist.all_reduce(flag)
-                diverged = flag.item() > 0
-            if diverged:
-                message = (f"loss became {loss_val} at iteration {it + 1}; stopped. Last good checkpoint kept: "
-                           f"{ckpt_path} (iteration {good_iter})" if good_iter > 0 or resume_ck is not None
-                           else f"loss became {loss_val} at iteration {it + 1}; stopped (no checkpoint yet)")
-                raise TrainingDiverged(message)
+            if any_rank(ddp, not math.isfinite(loss_val)):  # a NaN on one rank stops all of them
+                raise TrainingDiverged(
+                    f"loss became {loss_val} at iteration {it + 1}; stopped. Last good checkpoint kept: "
+                    f"{ckpt_path} (iteration {good_iter})" if good_iter > 0 or resume_ck is not None
+                    else f"loss became {loss_val} at iteration {it + 1}; stopped (no checkpoint yet)")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -597,81 +565,79 @@ def train_seg(config: SegTrainConfig, progress: Callable[[int, int], None] | Non
                 lr = optimizer.param_groups[0]["lr"]
                 log.metric(it, "loss", loss_sum / loss_n)
                 log.metric(it, "lr", lr)
-                log.emit("train", iteration=it, loss=loss_sum / loss_n, lr=lr, img_per_s=round(rate, 2))
-                log.flush(it, cfg.iters, rate / cfg.batch)
+                emit("train", iteration=it, loss=loss_sum / loss_n, lr=lr, img_per_s=round(rate, 2))
+                log.flush(it, rate / cfg.batch)
                 loss_sum, loss_n, t_log = 0.0, 0, now
             if cfg.eval_interval and it % cfg.eval_interval == 0 and it < cfg.iters:
                 try:
                     last_metrics = validate(it, cfg.max_val_images) or last_metrics
                 except Cancelled:  # stop requested mid-evaluation: the weights are still a clean state
-                    status = "stopped"
+                    status = "cancelled"
                     break
-                log.flush(it, cfg.iters, None)
+                log.flush(it)
                 t_log = time.perf_counter()
             if it % ckpt_every == 0 and it < cfg.iters:
                 checkpoint(it)
                 good_iter = it
             if ddp.enabled and (cfg.eval_interval and it % cfg.eval_interval == 0):
-                dist.barrier()
+                torch.distributed.barrier()
             if progress:
                 progress(it, cfg.iters)
-        del batches
+        _close_loader(batches)
+        batches = None
         train_time = time.perf_counter() - t_start
+
+        # final evaluation and checkpoint
         final = None
-        if status != "stopped":
+        if status != "cancelled":
             checkpoint(it)
             try:
                 final = validate(it, None)
             except Cancelled:
-                status = "stopped"
-        if status == "stopped":
+                status = "cancelled"
+        if status == "cancelled":
             checkpoint(it)
             message = f"stopped at iteration {it} of {cfg.iters}; checkpoint kept: {ckpt_path}"
             log.note(message)
-            result = {"status": "stopped", "iteration": it, "checkpoint": str(ckpt_path),
+            result = {"status": "cancelled", "iteration": it, "checkpoint": str(ckpt_path),
                       **({"miou": last_metrics.get("miou"), "per_class": last_metrics.get("per_class")}
                          if last_metrics else {})}
         else:
+            status = "done"
             if ddp.master:
                 last_metrics = final
                 checkpoint(it)
-            done_imgs = (it - start) * cfg.batch
             result = {
-                "status": "done",
-                "iteration": it,
-                **(final or {}),
-                "checkpoint": str(ckpt_path),
+                "status": "done", "iteration": it, **(final or {}), "checkpoint": str(ckpt_path),
                 "train_time_s": round(train_time, 3),
-                "img_per_s": round(done_imgs / max(train_time, 1e-9), 3),
-                "data_wait_s": round(data_wait, 3),
-                "step_time_s": round(compute_time, 3),
-                "first_batch_s": round(first_batch or 0.0, 3),
-                "world_size": ddp.world,
-                "notes": log.notes,
+                "img_per_s": round((it - start) * cfg.batch / max(train_time, 1e-9), 3),
+                "data_wait_s": round(data_wait, 3), "step_time_s": round(compute_time, 3),
+                "first_batch_s": round(first_batch or 0.0, 3), "world_size": ddp.world, "notes": log.notes,
             }
-            status = "done"
         if ddp.master:
             atomic_write_json(out / "result.json", result)
-        log.flush(it, cfg.iters, None)
+        log.flush(it)
         log.finish(status, result, message if status != "done" else None)
-        log.emit(status, **{k: v for k, v in result.items() if k != "notes"})
+        emit(status, **{k: v for k, v in result.items() if k != "notes"})
         return result
     except BaseException as exc:
-        if status != "stopped":
+        if status != "cancelled":
             msg = str(exc) if isinstance(exc, SegbalanceError) else f"{type(exc).__name__}: {exc}"
-            try:
-                log.pending.clear()
-                log.finish("failed", None, msg)
-                log.emit("failed", message=msg)
-            except Exception as db_exc:  # noqa: BLE001 - never hide the original error behind a DB one
-                print(f"warning: could not record the failure: {db_exc}", file=sys.stderr)
+            log.finish_quietly("failed", msg)
+            emit("failed", message=msg)
         raise
     finally:
+        _close_loader(batches)
         stop.__exit__()
-        if workspace is not None:
-            workspace.close()
-        if ddp.enabled and dist.is_initialized():
-            dist.destroy_process_group()
 
 
-__all__ = ["SegTrainConfig", "TrainingDiverged", "train_seg", "segmentation_loss", "DDPInfo", "setup_ddp"]
+def _close_loader(batches: object) -> None:
+    """Stop the data workers now: an error's traceback keeps the iterator alive until exit, where
+    multiprocessing would wait for the workers to be joined."""
+    shutdown = getattr(batches, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
+
+
+__all__ = ["SegTrainConfig", "TrainingDiverged", "train_seg", "segmentation_loss", "DDPInfo", "setup_ddp",
+           "step_memory", "check_fits"]

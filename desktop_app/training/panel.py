@@ -53,7 +53,8 @@ from segbalance.desktop_app.training.curves import RunCurves
 from segbalance.desktop_app.training.process import STOPPED_EXIT_CODE, TrainProcess
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
-STATUS_COLORS = {"running": "#1f77b4", "done": "#2ca02c", "failed": "#c0392b", "stopped": "#e67e22"}
+STATUS_COLORS = {"running": "#1f77b4", "done": "#2ca02c", "failed": "#c0392b", "cancelled": "#e67e22",
+                 "interrupted": "#7f7f7f"}
 ERROR_LINES = 15
 
 
@@ -285,7 +286,7 @@ class TrainingPanel(QWidget):
         run_id = self.current_run or (find_run(self.workspace, self.current_out) if self.current_out else None)
         if stopped and (code in (0, STOPPED_EXIT_CODE) or crashed):
             self.run_state.setText("stopped; the last checkpoint is kept")
-            self._mark_run(run_id, "stopped")
+            self._mark_run(run_id, "cancelled")
         elif code == 0 and not crashed:
             self.run_state.setText("finished")
         else:

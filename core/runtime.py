@@ -1,0 +1,222 @@
+"""The training runtime train-seg and train-gan share: device and precision policy, DDP from torchrun's
+environment, seeding and RNG state, the checkpoint file (atomic write, weights-only read, checked load) and
+file hashes. Each trainer's loop stays its own short script; this holds what they must agree on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from segbalance.core.errors import SegbalanceError
+from segbalance.core.io import bytes_sha256, file_sha256  # noqa: F401 - part of the runtime's surface
+
+T = TypeVar("T")
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+DEVICE_HELP = "use auto, cpu or cuda:N"
+
+
+# -- device and precision ------------------------------------------------------------------------------
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """The one device resolver: "auto" -> cuda when available, else cpu; cuda:N checked to exist; any other
+    kind (mps, xpu, meta, ...) is refused in one line, since the engine is tested on CPU and CUDA only."""
+    if isinstance(device, torch.device):
+        dev = device
+    elif device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError):
+            raise SegbalanceError(f"bad --device {device!r}; {DEVICE_HELP}") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise SegbalanceError(f"unsupported --device {str(device)!r}; {DEVICE_HELP}")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SegbalanceError(f"--device {device}: CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise SegbalanceError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s)")
+    return dev
+
+
+def resolve_amp(amp: str, device: torch.device) -> str:
+    """Concrete precision. "auto" means the same in every command: bf16 on CUDA with bf16 support, fp16 on
+    older CUDA, off on CPU (CPU autocast pays off only on some CPUs; ask for bf16 explicitly there)."""
+    if amp not in AMP_MODES:
+        raise SegbalanceError(f"bad --amp {amp!r}; choose from {', '.join(AMP_MODES)}")
+    if amp == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "off"
+    if amp == "fp16" and device.type != "cuda":
+        raise SegbalanceError("--amp fp16 needs a CUDA device (use bf16 or off on CPU)")
+    if amp == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise SegbalanceError("--amp bf16 is not supported by this GPU; use fp16 or off")
+    return amp
+
+
+def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
+    """Autocast for a concrete precision from resolve_amp ("off": a no-op context)."""
+    if amp == "off":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+# -- DDP ---------------------------------------------------------------------------------------------
+@dataclass
+class DDPInfo:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def master(self) -> bool:
+        return self.rank == 0
+
+
+def setup_ddp(device: torch.device) -> tuple[DDPInfo, torch.device]:
+    """(DDP info, this process's device) from torchrun's environment (RANK/WORLD_SIZE/LOCAL_RANK); gloo on
+    CPU, nccl on CUDA, one GPU per local rank. Without torchrun: rank 0 of 1 and the device unchanged."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or "RANK" not in os.environ:
+        return DDPInfo(), device
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    info = DDPInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    if device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+        torch.cuda.set_device(device)
+    return info, device
+
+
+def teardown_ddp(info: DDPInfo) -> None:
+    if info.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def in_rank_order(ddp: DDPInfo, fn: Callable[[], T]) -> T:
+    """Run `fn` on rank 0 first (it creates the DB / fills the stats cache), then on the other ranks."""
+    if not ddp.enabled:
+        return fn()
+    if ddp.master:
+        res = fn()
+        dist.barrier()
+        return res
+    dist.barrier()
+    return fn()
+
+
+def any_rank(ddp: DDPInfo, flag: bool) -> bool:
+    """True on every rank when `flag` is true on one (a stop or a NaN must stop all, or the rest hang)."""
+    if not ddp.enabled:
+        return flag
+    t = torch.tensor([float(flag)])
+    dist.all_reduce(t)
+    return t.item() > 0
+
+
+# -- seeding and RNG state ----------------------------------------------------------------------------
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def rng_state() -> dict:
+    """torch, CUDA, numpy and Python RNG states as weights_only-loadable containers."""
+    st = np.random.get_state()
+    py = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [st[0], st[1].tolist(), int(st[2]), int(st[3]), float(st[4])],
+        "python": [py[0], list(py[1]), py[2]],
+    }
+
+
+def set_rng_state(st: dict) -> None:
+    if "torch" in st:
+        torch.set_rng_state(st["torch"])
+    if st.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+    if st.get("numpy"):
+        n = st["numpy"]
+        np.random.set_state((n[0], np.array(n[1], dtype=np.uint32), n[2], n[3], n[4]))
+    if st.get("python"):
+        py = st["python"]
+        random.setstate((int(py[0]), tuple(int(x) for x in py[1]), py[2]))
+
+
+# -- checkpoint files -------------------------------------------------------------------------------
+def save_checkpoint(path: str | Path, obj: object) -> None:
+    """Atomic: a reader (or a crash) sees the previous file or the whole new one; a killed writer's temp
+    file carries its pid and is swept by the next run in the folder."""
+    from segbalance.core.io import atomic_write_bytes
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """torch.load with weights_only=True; anything unreadable is a one-line SegbalanceError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SegbalanceError("checkpoint not found", path)
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - corrupt/foreign files of every kind end up here
+        text = str(exc).strip()
+        if "Weights only load failed" in text:
+            msg = "it holds Python objects beyond tensors and plain containers; refusing to unpickle them"
+        else:
+            msg = f"{type(exc).__name__}: {text.splitlines()[0][:160]}" if text else type(exc).__name__
+        raise SegbalanceError(f"cannot read checkpoint ({msg})", path) from None
+    if not isinstance(ck, dict) or not ck:
+        raise SegbalanceError("not a checkpoint (expected a dict of tensors and settings)", path)
+    return ck
+
+
+def load_state_checked(model: nn.Module, state: Mapping[str, torch.Tensor], path: str | Path, what: str) -> None:
+    """Strict load; a mismatch raises one line naming the file and the missing, unexpected and wrongly shaped
+    keys (the first few), instead of torch's page-long RuntimeError."""
+    if not isinstance(state, Mapping):
+        raise SegbalanceError(f"checkpoint holds no {what} weights", path)
+    want = model.state_dict()
+    missing = [k for k in want if k not in state]
+    unexpected = [k for k in state if k not in want]
+    shapes = [f"{k} {list(state[k].shape)} vs {list(want[k].shape)}" for k in want
+              if k in state and isinstance(state[k], torch.Tensor) and tuple(state[k].shape) != tuple(want[k].shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        if shapes:
+            parts.append(f"shape mismatch (checkpoint vs model): {', '.join(shapes[:3])}"
+                         + (f" (+{len(shapes) - 3} more)" if len(shapes) > 3 else ""))
+        if missing:
+            parts.append(f"missing keys: {', '.join(missing[:4])}" + (f" (+{len(missing) - 4})"
+                                                                       if len(missing) > 4 else ""))
+        if unexpected:
+            parts.append(f"unexpected keys: {', '.join(unexpected[:4])}"
+                         + (f" (+{len(unexpected) - 4})" if len(unexpected) > 4 else ""))
+        raise SegbalanceError(f"checkpoint does not match the {what}: " + "; ".join(parts), path)
+    model.load_state_dict(state)
+
+
+__all__ = ["AMP_MODES", "resolve_device", "resolve_amp", "autocast", "DDPInfo", "setup_ddp", "teardown_ddp",
+           "in_rank_order", "any_rank", "seed_everything", "rng_state", "set_rng_state", "save_checkpoint",
+           "load_checkpoint", "load_state_checked", "file_sha256", "bytes_sha256"]
