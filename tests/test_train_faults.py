@@ -400,3 +400,38 @@ def test_failed_runs_leave_no_folder_behind(small_ds, tmp_path, capsys):
     rc = cli_main(_seg_args(small_ds, tmp_path, "--val-split", "nope", out="mine"))
     assert rc == 2
     assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
+
+
+def test_kill_9_of_train_seg_leaves_no_data_worker_behind(small_ds, tmp_path):
+    """Data workers are forkserver children: they must watch the training process, not their parent."""
+    import uuid
+
+    from tests.test_faults import _tagged
+
+    tag = uuid.uuid4().hex
+    cmd = [PY, "-m", "segbalance.core.cli", *_seg_args(small_ds, tmp_path, "--iters", "500", "--log-interval", "1",
+                                                         workers="2")]
+    cmd.remove("--no-json")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env={**_env(), "SEGBALANCE_FAULT_TAG": tag})
+    survivors: list[int] = []
+    try:
+        for line in proc.stdout:
+            if json.loads(line).get("event") == "train":
+                break
+        assert len(_tagged(tag)) >= 3  # the trainer, the forkserver and its workers are up
+        proc.kill()
+        proc.wait(10)
+        deadline = time.monotonic() + 15
+        while _tagged(tag) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        survivors = _tagged(tag)
+        assert survivors == [], f"processes left after kill -9: {survivors}"
+    finally:
+        proc.kill()
+        proc.communicate()
+        for pid in survivors:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
