@@ -1,12 +1,11 @@
 """The few engine calls the app makes that need more than one core function, kept in one place.
 
-Each function is a plain call into core (no Qt), so it runs in a Worker and stays testable; when an
-engine part is not installed yet, `*_missing()` says so in words the panel can show.
+Each function is a plain call into core (no Qt), so it runs in a Worker and stays testable. Every engine
+part is a hard import: a broken module fails at start-up (and in CI), it is never shown as "not installed".
 """
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,23 +18,7 @@ Progress = Callable[[int, int], None] | None
 Cancel = Callable[[], bool] | None
 
 
-def _missing(*modules_attrs: tuple[str, str]) -> str | None:
-    for module, attr in modules_attrs:
-        try:
-            mod = importlib.import_module(module)
-        except ImportError:
-            return f"{module} is not installed in this build"
-        if not hasattr(mod, attr):
-            return f"{module}.{attr} is not available in this build"
-    return None
-
-
 # -- balance planning ----------------------------------------------------------------------------
-def planner_missing() -> str | None:
-    return _missing(("segbalance.core.balance", "plan_balance"),
-                    ("segbalance.core.recombine.layers", "build_layer_bank"))
-
-
 def preset_names() -> list[str]:
     from segbalance.core.balance import PRESETS
 
@@ -91,15 +74,9 @@ def plan_summary(plan, label_set) -> str:
 # -- generation ------------------------------------------------------------------------------------
 def renderer_names() -> list[str]:
     """Renderers the engine offers (copypaste first: it needs no trained model)."""
-    try:
-        from segbalance.core.render.base import RENDERERS
-    except ImportError:
-        return ["copypaste", "pix2pixhd"]
+    from segbalance.core.render.base import RENDERERS
+
     return sorted(RENDERERS, key=lambda r: r != "copypaste")
-
-
-def generation_missing() -> str | None:
-    return _missing(("segbalance.core.jobs", "run_generate"))
 
 
 def run_generation(workspace: Workspace, ds: Dataset, plan_path: str | Path, renderer: str, *,
@@ -118,10 +95,6 @@ def running_jobs(workspace: Workspace) -> list[dict]:
     from segbalance.core.jobs import list_jobs
 
     return [j for j in list_jobs(workspace) if j["status"] == "running"]
-
-
-def export_missing() -> str | None:
-    return _missing(("segbalance.core.export", "export_dataset"))
 
 
 def export_dataset(workspace: Workspace, ds: Dataset, out: str | Path,

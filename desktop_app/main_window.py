@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,13 +81,8 @@ def _training_panel(state: AppState) -> PanelSpec:
 
 
 def _default_panel_factories() -> list[Callable[[AppState], PanelSpec]]:
-    """Issue 8's panels when their packages exist (desktop_app/editor, desktop_app/training)."""
-    out = []
-    panels = (("segbalance.desktop_app.editor", _editor_panel), ("segbalance.desktop_app.training", _training_panel))
-    for module, factory in panels:
-        if importlib.util.find_spec(module) is not None:
-            out.append(factory)
-    return out
+    """The label editor and training tabs; both are part of the app, a broken import fails at start."""
+    return [_editor_panel, _training_panel]
 
 
 # -- labelme-style named groups ----------------------------------------------------------------
@@ -293,7 +287,9 @@ class MainWindow(QMainWindow):
         self.menus.view.addAction(dock.toggleViewAction())
 
     def _add_extra_panels(self) -> None:
-        for factory in [*_default_panel_factories(), *PANEL_FACTORIES]:
+        for factory in _default_panel_factories():  # the app's own: a broken one fails loudly
+            self.add_panel(factory(self.state))
+        for factory in PANEL_FACTORIES:
             try:
                 spec = factory(self.state)
             except Exception as exc:  # noqa: BLE001 - one broken panel must not keep the app from starting
@@ -367,7 +363,7 @@ class MainWindow(QMainWindow):
 
     def _poll_db_jobs(self) -> None:
         ws = self.state.workspace
-        if ws is None or engine.generation_missing() is not None or (self._db_poll and not self._db_poll.done.is_set()):
+        if ws is None or (self._db_poll and not self._db_poll.done.is_set()):
             return
         w = create_worker(engine.running_jobs, ws)
         w.returned.connect(self._db_jobs_polled)
@@ -403,10 +399,6 @@ class MainWindow(QMainWindow):
             self.add_dataset(path)
 
     def export_dialog(self) -> None:
-        missing = engine.export_missing()
-        if missing is not None:
-            self.show_error("Export", f"export unavailable: {missing}")
-            return
         if self.state.workspace is None or self.state.dataset is None:
             self.show_error("Export", "open a workspace and a dataset first")
             return
@@ -440,7 +432,7 @@ class MainWindow(QMainWindow):
         self.dataset_box.clear()
         for row in self.state.dataset_rows():
             self.dataset_box.addItem(f"{Path(row.path).name}  ({row.format})", row.id)
-            self.dataset_box.setItemData(self.dataset_box.count() - 1, row.path, Qt.ItemDataRole.ToolTipRole)
+            self.dataset_box.setItemData(self.dataset_box.count() - 1, str(row.path), Qt.ItemDataRole.ToolTipRole)
         i = self.dataset_box.findData(self.state.dataset_id)
         self.dataset_box.setCurrentIndex(i)
 

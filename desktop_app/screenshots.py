@@ -45,7 +45,6 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
 
     from segbalance.core.sample_data import make_sample_dataset
-    from segbalance.desktop_app import engine
     from segbalance.desktop_app.main import create_main_window
 
     tmp = Path(tempfile.mkdtemp(prefix="segbalance-shots-"))
@@ -73,22 +72,19 @@ def main(argv: list[str] | None = None) -> int:
     grab("main-window")
 
     # 2. a plan and its predicted effect on the histogram
-    if engine.planner_missing() is None:
-        b = w.balance
-        shares = b.current_shares()
-        for name in ("wall", "fence", "traffic light", "rider"):  # rare classes of the sample data
-            if name in shares and shares[name] > 0:
-                b.set_target(name, min(0.02, 3 * shares[name]))
-        b.budget.setValue(args.budget)
-        b.start_plan()
-        wait_until(lambda: w.state.plan is not None and not w.state.running_jobs(), 300)
-        w.histogram.log.setChecked(True)
-        grab("balance-plan")
-    else:
-        print(f"screenshots: no plan view ({engine.planner_missing()})", file=sys.stderr)
+    b = w.balance
+    shares = b.current_shares()
+    for name in ("wall", "fence", "traffic light", "rider"):  # rare classes of the sample data
+        if name in shares and shares[name] > 0:
+            b.set_target(name, min(0.02, 3 * shares[name]))
+    b.budget.setValue(args.budget)
+    b.start_plan()
+    wait_until(lambda: w.state.plan is not None and not w.state.running_jobs(), 300)
+    w.histogram.log.setChecked(True)
+    grab("balance-plan")
 
     # 3. generation and review
-    if engine.generation_missing() is None and w.state.plan_path is not None:
+    if w.state.plan_path is not None:
         w.generation.renderer.setCurrentText("copypaste")
         w.generation.start()
         wait_until(lambda: not w.state.running_jobs(), 600)
@@ -99,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         settle(1.5)  # thumbnails
         grab("review-gallery")
     else:
-        print(f"screenshots: no generation view ({engine.generation_missing()})", file=sys.stderr)
+        print("screenshots: no generation view (planning gave no plan)", file=sys.stderr)
 
     # 4. the label editor (issue 8) on the sample shown first, when the editor is part of this build
     w.tabs.setCurrentWidget(w.viewer)

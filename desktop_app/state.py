@@ -10,13 +10,12 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
-from sqlalchemy import select
 
+from segbalance.core import catalog
 from segbalance.core.datasets import Dataset, open_dataset
 from segbalance.core.errors import WorkspaceError
 from segbalance.core.stats import DatasetStats, dataset_stats
 from segbalance.core.workspace import Workspace
-from segbalance.db import models as m
 from segbalance.desktop_app.settings import Settings
 from segbalance.desktop_app.workers import Worker, create_worker, error_text
 
@@ -113,11 +112,10 @@ class AppState(QObject):
         self.workspace = None
         self.workspaceChanged.emit(None)
 
-    def dataset_rows(self) -> list[m.Dataset]:
+    def dataset_rows(self) -> list[catalog.DatasetRecord]:
         if self.workspace is None:
             return []
-        with self.workspace.session() as s:
-            return list(s.scalars(select(m.Dataset).order_by(m.Dataset.id)))
+        return catalog.datasets(self.workspace)
 
     # -- datasets ---------------------------------------------------------------------
     def add_dataset(self, path: str | Path) -> Worker | None:
@@ -142,7 +140,7 @@ class AppState(QObject):
         row = rows.get(row_id)
         if row is None:
             return
-        if not os.path.isdir(row.path):
+        if not row.exists:
             self.error.emit(
                 "Open dataset",
                 f"{row.path}: dataset folder not found (moved or deleted since it was added); "

@@ -21,7 +21,6 @@ from segbalance.db import models as m
 from segbalance.desktop_app.editor import LabelEditor
 from segbalance.desktop_app.editor.render_pane import RenderPane
 
-pytest.importorskip("segbalance.core.render.pix2pixhd")
 pytestmark = pytest.mark.gui
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -31,10 +31,9 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from sqlalchemy import select
 
-from segbalance.core.errors import SegbalanceError
-from segbalance.core.labels import BUILTIN, CITYSCAPES, LabelSet, label_set_from_dict
+from segbalance.core.catalog import dataset_paths, label_set_for
+from segbalance.core.jobs import PAIR_STATUSES
 from segbalance.core.run_metrics import (
     RunSummary,
     SegRunRequest,
@@ -46,8 +45,8 @@ from segbalance.core.run_metrics import (
     read_new_points,
     train_class_shares,
 )
+from segbalance.core.runs import end_orphan_run, run_progress
 from segbalance.core.workspace import Workspace
-from segbalance.db import models as m
 from segbalance.desktop_app.training.compare import RunCompare
 from segbalance.desktop_app.training.curves import RunCurves
 from segbalance.desktop_app.training.process import STOPPED_EXIT_CODE, TrainProcess
@@ -101,7 +100,7 @@ class TrainingPanel(QWidget):
         row.addWidget(browse)
         form.addRow("Dataset", row)
         self.pairs_check = QCheckBox("mix in generated pairs with status:")
-        self.status_checks = {s: QCheckBox(s) for s in ("accepted", "pending", "rejected")}
+        self.status_checks = {s: QCheckBox(s) for s in PAIR_STATUSES if s != "failed"}
         self.status_checks["accepted"].setChecked(True)
         prow = QHBoxLayout()
         for c in self.status_checks.values():
@@ -202,9 +201,7 @@ class TrainingPanel(QWidget):
             c.setEnabled(on)
 
     def _fill_datasets(self) -> None:
-        with self.workspace.session() as s:
-            paths = list(s.scalars(select(m.Dataset.path).order_by(m.Dataset.id)))
-        for p in paths:
+        for p in dataset_paths(self.workspace):
             if self.dataset_box.findText(p) < 0:
                 self.dataset_box.addItem(p)
 
@@ -298,16 +295,9 @@ class TrainingPanel(QWidget):
         self.poll()
         self.runFinished.emit(code, stopped)
 
-    def _mark_run(self, run_id: int | None, status: str) -> None:
-        """A run whose process is gone but whose row still says running gets its real status."""
-        if run_id is None:
-            return
-        from segbalance.db.base import utcnow
-
-        with self.workspace.session() as s, s.begin():
-            r = s.get(m.TrainingRun, run_id)
-            if r is not None and r.status == "running":
-                r.status, r.finished_at = status, utcnow()
+    def _mark_run(self, run_id: int | None, outcome: str) -> None:
+        """A run whose process is gone but whose row still says running gets its real status (from core)."""
+        end_orphan_run(self.workspace, run_id, outcome)
 
     # -- live view ---------------------------------------------------------------------------------
     def poll(self) -> None:
@@ -326,18 +316,9 @@ class TrainingPanel(QWidget):
 
     def _show_progress(self, run_id: int) -> None:
         """Iteration, speed and ETA of the running run, from its Job row (train-seg keeps it current)."""
-        with self.workspace.session() as s:
-            run = s.get(m.TrainingRun, run_id)
-            job = s.get(m.Job, run.job_id) if run is not None and run.job_id else None
-        if job is None or not job.total:
-            return
-        text = f"running: iteration {job.done}/{job.total}"
-        if job.rate:
-            text += f" · {job.rate:.2f} it/s"
-        if job.eta_s is not None:
-            mins, secs = divmod(int(job.eta_s), 60)
-            text += f" · ETA {mins}m{secs:02d}s"
-        self.run_state.setText(text)
+        prog = run_progress(self.workspace, run_id)
+        if prog is not None:
+            self.run_state.setText(prog.text())
 
     def _redraw(self) -> None:
         run = next((r for r in self._runs if r.id == self.series.run_id), None)
@@ -368,9 +349,7 @@ class TrainingPanel(QWidget):
         if not ds:
             return {}, set()
         if ds not in self._shares_cache:
-            with self.workspace.session() as s:
-                row = s.scalar(select(m.Dataset).where(m.Dataset.path == str(Path(ds).resolve())))
-            ls = _label_set_of(row.label_set if row is not None else None)
+            ls = label_set_for(self.workspace, ds)
             shares = train_class_shares(self.workspace, ds, ls)
             self._shares_cache[ds] = (shares, rare_classes(shares))
         return self._shares_cache[ds]
@@ -434,14 +413,3 @@ class TrainingPanel(QWidget):
         self.timer.stop()
         super().closeEvent(ev)
 
-
-def _label_set_of(data: dict | None) -> LabelSet:
-    """The dataset's label set as stored in the DB (built-ins by name), Cityscapes when unknown or unreadable."""
-    if not data:
-        return CITYSCAPES
-    if data.get("name") in BUILTIN:
-        return BUILTIN[data["name"]]
-    try:
-        return label_set_from_dict(data)
-    except SegbalanceError:
-        return CITYSCAPES

@@ -141,9 +141,7 @@ class BalanceEditor(QWidget):
         self.cancel_button.clicked.connect(self.cancel)
         state.statsChanged.connect(lambda _s: self.refresh())
         state.planChanged.connect(self._plan_changed)
-        missing = engine.planner_missing()
-        if missing is None:
-            self.preset_box.addItems(engine.preset_names())
+        self.preset_box.addItems(engine.preset_names())
         self.refresh()
 
     # -- table ----------------------------------------------------------------------
@@ -176,12 +174,10 @@ class BalanceEditor(QWidget):
             for col, item in ((COL_CLASS, name), (COL_CURRENT, cur), (COL_TARGET, target), (COL_LOCK, lock)):
                 self.table.setItem(i, col, item)
         self._filling = False
-        ready = stats is not None and engine.planner_missing() is None
+        ready = stats is not None
         for w in (self.apply_preset, self.clear_button, self.plan_button):
             w.setEnabled(ready)
         self.cancel_button.setEnabled(False)
-        if engine.planner_missing() is not None:
-            self.summary.setText(f"Planning unavailable: {engine.planner_missing()}")
         self._targets_edited()
 
     def class_names(self) -> list[str]:

@@ -176,14 +176,11 @@ class GenerationPanel(QWidget):
             self.checkpoint.setText(path)
 
     def _update_enabled(self) -> None:
-        missing = engine.generation_missing()
         running = self.worker is not None
-        ok = missing is None and self.state.plan_path is not None and self.state.dataset is not None
+        ok = self.state.plan_path is not None and self.state.dataset is not None
         self.start_button.setEnabled(ok and not running)
         self.cancel_button.setEnabled(running)
         self.checkpoint.setEnabled(self.renderer.currentText() == "pix2pixhd")
-        if missing is not None:
-            self.error_label.setText(f"Generation unavailable: {missing}")
 
     # -- the job --------------------------------------------------------------------------
     def start(self) -> Worker | None:

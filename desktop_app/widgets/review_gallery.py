@@ -5,9 +5,6 @@ Every decision is written to the GeneratedPair table at once, so nothing is lost
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 from PySide6.QtCore import (
     QAbstractListModel,
@@ -33,12 +30,12 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from sqlalchemy import select, update
 
+from segbalance.core import pairs as pair_service
 from segbalance.core.io import read_label_png, read_png
+from segbalance.core.jobs import PAIR_STATUSES
 from segbalance.core.labels import CITYSCAPES, LabelSet
 from segbalance.core.workspace import Workspace
-from segbalance.db import models as m
 from segbalance.desktop_app.widgets.thumbnails import (
     ThumbnailLoader,
     file_key,
@@ -48,7 +45,7 @@ from segbalance.desktop_app.widgets.thumbnails import (
 )
 from segbalance.desktop_app.workers import Worker, create_worker, error_text
 
-STATUSES = ("pending", "accepted", "rejected", "failed")
+STATUSES = PAIR_STATUSES
 STATUS_COLORS = {"pending": "#fff8e1", "accepted": "#e8f5e9", "rejected": "#ffebee", "failed": "#eeeeee"}
 ALL = "All"
 PairIdRole = Qt.ItemDataRole.UserRole + 1
@@ -56,42 +53,16 @@ PAIR_THUMB = QSize(176, 44)
 REVIEW_KEYS = {Qt.Key.Key_A: "accepted", Qt.Key.Key_R: "rejected", Qt.Key.Key_U: "pending"}
 
 
-@dataclass
-class PairItem:
-    id: int
-    job_id: int
-    strategy: str
-    status: str
-    quality: float | None
-    classes_added: list[str]
-    source_samples: list[str]
-    renderer: str
-    image_path: Path
-    label_path: Path
-    key: str | None = None
-
-    def caption(self) -> str:
-        q = f" · q {self.quality:.2f}" if self.quality is not None else ""
-        return f"#{self.id} {self.strategy}{q} · {self.status}"
+PairItem = pair_service.PairRecord  # what a thumbnail shows: one generated pair
 
 
 def load_pairs(ws: Workspace) -> list[PairItem]:
-    with ws.session() as s:
-        rows = s.scalars(select(m.GeneratedPair).order_by(m.GeneratedPair.id)).all()
-        return [
-            PairItem(r.id, r.job_id, r.strategy, r.status, r.quality, list(r.classes_added or []),
-                     [str(x) for x in (r.source_samples or [])], r.renderer, ws.abs(r.image_path), ws.abs(r.label_path))
-            for r in rows
-        ]
+    return pair_service.pair_records(ws)
 
 
 def set_status(ws: Workspace, ids: list[int], status: str) -> int:
-    """Record a review decision; returns how many rows changed."""
-    if status not in STATUSES[:3]:
-        raise ValueError(f"bad review status {status!r}")
-    with ws.session() as s, s.begin():
-        res = s.execute(update(m.GeneratedPair).where(m.GeneratedPair.id.in_(ids)).values(status=status))
-        return int(res.rowcount or 0)
+    """Record a review decision through the engine's rule (the CLI's): failed or unknown pairs raise."""
+    return pair_service.review(ws, ids, status)
 
 
 def pair_preview(item: PairItem, label_set: LabelSet) -> np.ndarray:

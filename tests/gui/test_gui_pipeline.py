@@ -5,8 +5,6 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import QElapsedTimer, Qt, QTimer
 
-pytest.importorskip("segbalance.core.jobs")
-
 
 @pytest.mark.timeout(240)
 def test_plan_generate_copypaste_review_and_export(qtbot, make_window, workspace_path, sample_dataset, tmp_path):
