@@ -329,6 +329,9 @@ class MainWindow(QMainWindow):
         s.pairsChanged.connect(self.gallery.refresh)
         self.gallery.exportRequested.connect(self.export_dialog)
         self.gallery.pairActivated.connect(self.show_pair)
+        self.gallery.refused.connect(lambda msg: self.show_error("Review", msg))
+        self.gallery.sourceRequested.connect(self.show_source_sample)
+        self.viewer.reviewRequested.connect(self._review_from_viewer)
         self.histogram.classClicked.connect(lambda _name: self.docks.browser.raise_())
 
     def _tab_with(self, method: str) -> int | None:
@@ -353,10 +356,29 @@ class MainWindow(QMainWindow):
         return True
 
     def show_pair(self, item) -> None:
-        """A generated pair in the viewer, where it can be zoomed and its classes toggled."""
-        ref = SampleRef(f"pair #{item.id}", f"job {item.job_id}", item.image_path, item.label_path)
+        """A generated pair in the viewer, where it can be zoomed, its classes toggled, and accepted (A/R/U)."""
+        ref = SampleRef(f"pair #{item.id}", f"job {item.job_id} · {item.status}", item.image_path, item.label_path)
         self.viewer.show_files(ref, self.gallery.model.label_set)
+        self.viewer.set_pair(item.id)
         self.tabs.setCurrentWidget(self.viewer)
+
+    def _review_from_viewer(self, pair_id: int, status: str) -> None:
+        if self.gallery.decide([pair_id], status):
+            self.status.showMessage(f"Pair #{pair_id} {status}", 5000)
+            item = self.gallery.model.item(pair_id)
+            if item is not None:
+                self.viewer.title.setText(f"pair #{pair_id}  ·  job {item.job_id} · {item.status}")
+
+    def show_source_sample(self, sample_id: str) -> bool:
+        """Open a dataset sample a pair was recombined from in the viewer (from the review tab's links)."""
+        ds = self.state.dataset
+        ref = next((r for r in ds.samples() if r.id == sample_id), None) if ds is not None else None
+        if ref is None:
+            self.status.showMessage(f"Sample {sample_id} is not in the open dataset", 8000)
+            return False
+        self.viewer.show_sample(ds, ref)
+        self.tabs.setCurrentWidget(self.viewer)
+        return True
 
     def _update_job_label(self) -> None:
         self.status.set_jobs(self.state.running_jobs(), self.db_jobs)
