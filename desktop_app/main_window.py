@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from segbalance.core import pairs as pair_service
 from segbalance.core.datasets import SampleRef
 from segbalance.desktop_app import engine
 from segbalance.desktop_app.settings import Settings
@@ -30,6 +31,7 @@ from segbalance.desktop_app.theme import app_icon
 from segbalance.desktop_app.widgets import about
 from segbalance.desktop_app.widgets.balance_editor import BalanceEditor
 from segbalance.desktop_app.widgets.dataset_browser import DatasetBrowser
+from segbalance.desktop_app.widgets.export_dialog import DEFAULT_INCLUDE, ExportDialog
 from segbalance.desktop_app.widgets.generation_panel import GenerationPanel
 from segbalance.desktop_app.widgets.histogram import ClassHistogram
 from segbalance.desktop_app.widgets.image_viewer import ImageViewer
@@ -219,7 +221,7 @@ class MainWindow(QMainWindow):
                             QStyle.StandardPixmap.SP_DirIcon),
             refresh_stats=act("Re&measure classes", self.state.compute_stats, "F5", "Recount class pixels"),
             export=act("&Export augmented dataset…", self.export_dialog, "Ctrl+E",
-                       "Write the dataset plus the accepted pairs in the Cityscapes layout"),
+                       "Write the dataset plus the generated pairs you choose in the Cityscapes layout"),
             quit=act("&Quit", self.close, "Ctrl+Q"),
             prev_sample=act("&Previous sample", lambda: self.browser.step(-1), ["PgUp", "Ctrl+Left"],
                         icon=QStyle.StandardPixmap.SP_ArrowBack),
@@ -420,21 +422,35 @@ class MainWindow(QMainWindow):
         if path:
             self.add_dataset(path)
 
-    def export_dialog(self) -> None:
-        if self.state.workspace is None or self.state.dataset is None:
-            self.show_error("Export", "open a workspace and a dataset first")
-            return
-        out = QFileDialog.getExistingDirectory(self, "Export augmented dataset to (an empty folder)")
-        if out:
-            self.export_to(out)
+    def export_dialog(self) -> ExportDialog | None:
+        """Open the export dialog (statuses with counts before/after); it exports when accepted.
 
-    def export_to(self, out: str | Path):
-        """Export the dataset plus accepted pairs in the background; returns the worker."""
+        Non-blocking (open(), not exec()): tests and the rest of the window keep running."""
         s = self.state
-        w = create_worker(engine.export_dataset, s.workspace, s.dataset, out)
-        w.returned.connect(lambda _r: s.log.emit(f"exported to {out}"))
-        w.returned.connect(lambda _r: self.status.showMessage(f"Exported to {out}", 10_000))
-        return s.run("Export", w)
+        if s.workspace is None or s.dataset is None:
+            self.show_error("Export", "open a workspace and a dataset first")
+            return None
+        counts = pair_service.export_counts(s.workspace, s.dataset)
+        start = s.workspace.path / "exports" / s.dataset.root.name
+        dlg = ExportDialog(len(s.dataset.samples()), counts, start, self)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.accepted.connect(lambda: self.export_to(dlg.folder(), dlg.include()))
+        self.export_window = dlg
+        dlg.open()
+        return dlg
+
+    def export_to(self, out: str | Path, include: tuple[str, ...] = DEFAULT_INCLUDE):
+        """Export the dataset plus the pairs with the chosen statuses in the background; returns the worker."""
+        s = self.state
+        w = create_worker(engine.export_dataset, s.workspace, s.dataset, out, tuple(include))
+
+        def done(man: dict) -> None:
+            self.status.showMessage(f"Exported {man['originals']} original + {man['generated']} generated "
+                                    f"samples to {out}", 10_000)
+
+        w.returned.connect(done)
+        return s.run("Export", w, lambda man: f"{man['originals']} original + {man['generated']} generated samples "
+                                               f"({', '.join(man['include'])}) to {out}")
 
     def _fill_recent(self) -> None:
         m = self.menus.recent

@@ -7,6 +7,7 @@ calls go through core/db, long ones through desktop_app.workers.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -59,9 +60,21 @@ class AppState(QObject):
         self.device = "cpu"
 
     # -- background work -------------------------------------------------------------
-    def run(self, name: str, worker: Worker) -> Worker:
-        """Start a worker and track it for the status bar; errors go to the error signal."""
+    def run(self, name: str, worker: Worker, describe: Callable[[object], str] | None = None) -> Worker:
+        """Start a worker and track it for the status bar; errors go to the error signal.
+
+        The Log gets a line when it starts and one when it ends (finished with `describe(result)`, the counts
+        of what it made, or cancelled, or failed with the reason)."""
         self.jobs[worker] = name
+
+        def finished(result: object, n: str = name) -> None:
+            try:
+                what = describe(result) if describe is not None else ""
+            except Exception:  # noqa: BLE001 - a summary that cannot be made must not hide the finish
+                what = ""
+            self.log.emit(f"{n}: finished" + (f": {what}" if what else ""))
+
+        worker.returned.connect(finished)
         worker.errored.connect(lambda exc, n=name: self.error.emit(n, error_text(exc)))
         worker.errored.connect(lambda exc, n=name: self.log.emit(f"{n}: failed: {error_text(exc)}"))
         worker.cancelled.connect(lambda n=name: self.log.emit(f"{n}: cancelled"))
@@ -132,7 +145,7 @@ class AppState(QObject):
 
         w = create_worker(_open, str(path))
         w.returned.connect(lambda res: self._set_dataset(*res))
-        return self.run("Add dataset", w)
+        return self.run("Add dataset", w, lambda res: f"{len(res[0].samples())} samples ({res[0].format})")
 
     def open_dataset_row(self, row_id: int) -> None:
         """Reopen a dataset registered earlier; a folder that vanished is reported, the DB is left alone."""
@@ -174,7 +187,8 @@ class AppState(QObject):
         w = create_worker(dataset_stats, ds, None, workspace=ws, workers=workers, skip_bad=True)
         w.returned.connect(lambda st, d=ds: self._set_stats(d, st))
         self._stats_worker = w
-        return self.run("Class statistics", w)
+        return self.run("Class statistics", w, lambda st: f"{len(st.samples)} samples measured"
+                        + (f", {len(st.bad)} bad skipped" if st.bad else ""))
 
     def _set_stats(self, ds: Dataset, stats: DatasetStats) -> None:
         if ds is not self.dataset:

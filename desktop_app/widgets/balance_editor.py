@@ -295,7 +295,7 @@ class BalanceEditor(QWidget):
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
         self.summary.setText("Planning…")
-        s.run("Plan", w)
+        s.run("Plan", w, lambda res: f"{len(res[0].recipes)} recipes (budget {res[0].budget}) → {res[1].name}")
         return w
 
     def cancel(self) -> None:

@@ -208,7 +208,9 @@ class GenerationPanel(QWidget):
         self.progress.setRange(0, 0)
         self.progress.setFormat("%v / %m pairs (%p%)")
         self.rate_label.setText("starting…")
-        s.run(f"Generate ({renderer})", w)
+        s.run(f"Generate ({renderer})", w, lambda r: f"job #{r.job_id}: {r.new} new pairs, {r.done}/{r.total} "
+              f"recipes done" + (f", {r.rejected} rejected by the quality gate" if r.rejected else "")
+              + (f", {len(r.failed)} failed" if r.failed else ""))
         self._update_enabled()
         return w
 

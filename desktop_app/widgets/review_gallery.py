@@ -191,7 +191,7 @@ class ReviewGallery(QWidget):
         refresh = QPushButton("Refresh")
         refresh.clicked.connect(self.refresh)
         self.export_button = QPushButton("Export…")
-        self.export_button.setToolTip("Export the dataset plus accepted pairs (Ctrl+E)")
+        self.export_button.setToolTip("Export the dataset plus the pairs of the statuses you choose (Ctrl+E)")
         self.export_button.clicked.connect(self.exportRequested)
 
         self.view = QListView()
