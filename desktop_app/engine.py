@@ -92,9 +92,9 @@ def run_generation(workspace: Workspace, ds: Dataset, plan_path: str | Path, ren
 
 def running_jobs(workspace: Workspace) -> list[dict]:
     """Jobs of the workspace DB whose status is running (whoever started them)."""
-    from segbalance.core.jobs import list_jobs
+    from segbalance.core.jobs import job_info, list_jobs
 
-    return [j for j in list_jobs(workspace) if j["status"] == "running"]
+    return [job_info(workspace, j["id"]) for j in list_jobs(workspace) if j["status"] == "running"]
 
 
 def export_dataset(workspace: Workspace, ds: Dataset, out: str | Path,

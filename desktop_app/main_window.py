@@ -35,6 +35,7 @@ from segbalance.desktop_app.widgets.export_dialog import DEFAULT_INCLUDE, Export
 from segbalance.desktop_app.widgets.generation_panel import GenerationPanel
 from segbalance.desktop_app.widgets.histogram import ClassHistogram
 from segbalance.desktop_app.widgets.image_viewer import ImageViewer
+from segbalance.desktop_app.widgets.job_list import JobList
 from segbalance.desktop_app.widgets.log_view import LogView
 from segbalance.desktop_app.widgets.panel_host import PanelHost
 from segbalance.desktop_app.widgets.review_gallery import ReviewGallery
@@ -77,8 +78,31 @@ def _editor_panel(state: AppState) -> PanelSpec:
 def _training_panel(state: AppState) -> PanelSpec:
     from segbalance.desktop_app.training import TrainingPanel
 
-    host = PanelHost(state, lambda st: TrainingPanel(st.workspace) if st.workspace is not None else None,
-                     lambda st: st.workspace, "Training runs show once a workspace is open")
+    def build(st: AppState) -> QWidget | None:
+        if st.workspace is None:
+            return None
+        panel = TrainingPanel(st.workspace)
+        job: dict = {}  # the run in the job list while its subprocess lives
+
+        def started(_out: str) -> None:
+            job["e"] = st.start_job("Train segmentation", panel.stop_run, panel.process.pid())
+
+        def progress(done: int, total: int) -> None:
+            if "e" in job:
+                st.job_progress(job["e"], done, total)
+
+        def finished(code: int, stopped: bool) -> None:
+            e = job.pop("e", None)
+            if e is not None:
+                st.end_job(e, "stopped; the last checkpoint is kept" if stopped
+                           else "finished" if code == 0 else f"failed (exit code {code})")
+
+        panel.runStarted.connect(started)
+        panel.runProgress.connect(progress)
+        panel.runFinished.connect(finished)
+        return panel
+
+    host = PanelHost(state, build, lambda st: st.workspace, "Training runs show once a workspace is open")
     return PanelSpec("Training", host, "tab")
 
 
@@ -121,6 +145,7 @@ class _Docks:
     balance: QDockWidget
     generation: QDockWidget
     log: QDockWidget
+    jobs: QDockWidget
     extra: list[QDockWidget] = field(default_factory=list)
 
 
@@ -133,6 +158,7 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self.state = AppState(settings, self)
         self.errors: list[tuple[str, str]] = []  # every message shown to the user (tests read it)
+        self._quit_confirmed = False
 
         # panels
         self.thumbnails = ThumbnailLoader(parent=self)
@@ -142,6 +168,7 @@ class MainWindow(QMainWindow):
         self.balance = BalanceEditor(self.state)
         self.generation = GenerationPanel(self.state)
         self.log_view = LogView()
+        self.job_list = JobList(self.state)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.gallery = ReviewGallery(self.thumbnails)
@@ -157,8 +184,10 @@ class MainWindow(QMainWindow):
             balance=self._dock("Balance", self.balance, Qt.DockWidgetArea.RightDockWidgetArea),
             generation=self._dock("Generate", self.generation, Qt.DockWidgetArea.BottomDockWidgetArea),
             log=self._dock("Log", self.log_view, Qt.DockWidgetArea.BottomDockWidgetArea),
+            jobs=self._dock("Jobs", self.job_list, Qt.DockWidgetArea.BottomDockWidgetArea),
         )
         self.tabifyDockWidget(self.docks.generation, self.docks.log)
+        self.tabifyDockWidget(self.docks.log, self.docks.jobs)
         self.docks.generation.raise_()
         # side columns run the full height; the bottom docks sit under the viewer only
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -247,11 +276,12 @@ class MainWindow(QMainWindow):
         file.addAction(a.quit)
         view = bar.addMenu("&View")
         for d in (self.docks.browser, self.docks.histogram, self.docks.balance, self.docks.generation,
-                  self.docks.log):
+                  self.docks.log, self.docks.jobs):
             view.addAction(d.toggleViewAction())
         sample = bar.addMenu("&Sample")
         sample.addActions([a.prev_sample, a.next_sample, a.fit, a.edit_sample])
         jobs = bar.addMenu("&Jobs")
+        jobs.addAction(self.docks.jobs.toggleViewAction())
         jobs.addAction(a.cancel_jobs)
         help_ = bar.addMenu("&Help")
         help_.addAction(a.about)
@@ -383,7 +413,10 @@ class MainWindow(QMainWindow):
         return True
 
     def _update_job_label(self) -> None:
-        self.status.set_jobs(self.state.running_jobs(), self.db_jobs)
+        own = self.state.own_pids()
+        elsewhere = [j for j in self.db_jobs if j.get("pid") not in own]  # our own jobs are not "elsewhere"
+        self.status.set_jobs(self.state.running_jobs(), elsewhere)
+        self.job_list.set_elsewhere(elsewhere)
 
     def _poll_db_jobs(self) -> None:
         ws = self.state.workspace
@@ -538,6 +571,11 @@ class MainWindow(QMainWindow):
 
     # -- closing ---------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:
+        running = self.state.running_jobs()
+        if running and not self._quit_confirmed:
+            event.ignore()
+            self.ask_quit(running)
+            return
         self.job_poll_timer.stop()
         if self._db_poll is not None:
             self._db_poll.done.wait(5)
@@ -545,6 +583,28 @@ class MainWindow(QMainWindow):
         self.settings.save_window_state(self.saveGeometry(), self.saveState())
         self.settings.sync()
         self.state.close_workspace()
+        self.generation.wait_training(15_000)  # train-gan saves its checkpoint on SIGTERM
         self.thumbnails.clear_queue()
         self.thumbnails.wait_idle(5000)
         super().closeEvent(event)
+
+    def ask_quit(self, running: list[str]) -> QMessageBox:
+        """Jobs are running: quit only when the user says so (they are cancelled, finished work is kept)."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Quit segbalance",
+                          f"{len(running)} job{'s are' if len(running) > 1 else ' is'} still running: "
+                          f"{', '.join(running)}.\nQuit and cancel {'them' if len(running) > 1 else 'it'}? "
+                          "Work finished so far is kept.",
+                          QMessageBox.StandardButton.Cancel, self)
+        box.setObjectName("quit_confirm")
+        quit_button = box.addButton("Cancel jobs and quit", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        quit_button.clicked.connect(self._quit_now)
+        self.quit_box = box
+        box.open()
+        return box
+
+    def _quit_now(self) -> None:
+        self._quit_confirmed = True
+        self.state.cancel_all()
+        self.close()

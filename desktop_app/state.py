@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -19,6 +20,23 @@ from segbalance.core.stats import DatasetStats, dataset_stats
 from segbalance.core.workspace import Workspace
 from segbalance.desktop_app.settings import Settings
 from segbalance.desktop_app.workers import Worker, create_worker, error_text
+
+
+@dataclass(eq=False)
+class JobEntry:
+    """One background job of this window (a worker thread or a subprocess), as the job list shows it."""
+
+    name: str
+    cancel: Callable[[], None]
+    pid: int | None = None  # the process doing the work (this one for workers), to recognise its DB Job row
+    done: int = 0
+    total: int = 0  # 0 = not known yet (a busy bar)
+    cancelling: bool = False
+
+    def request_cancel(self) -> None:
+        self.cancelling = True
+        self.cancel()
+
 
 SMALL_DATASET = 256  # below this, stats scan in-process (a process pool costs more than it saves)
 
@@ -41,7 +59,8 @@ class AppState(QObject):
     pairsChanged = Signal()  # generated pairs added or reviewed
     error = Signal(str, str)  # title, one-line message
     log = Signal(str)
-    jobsChanged = Signal()
+    jobsChanged = Signal()  # a job started or ended
+    jobProgress = Signal(object)  # JobEntry whose done/total changed
 
     def __init__(self, settings: Settings, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -56,6 +75,7 @@ class AppState(QObject):
         self.plan_path: Path | None = None  # the saved plan file generation runs on
         self.target: dict[str, float] | None = None
         self.jobs: dict[Worker, str] = {}
+        self.entries: list[JobEntry] = []  # every background job, workers and subprocesses, oldest first
         self._stats_worker: Worker | None = None
         self.device = "cpu"
 
@@ -66,6 +86,9 @@ class AppState(QObject):
         The Log gets a line when it starts and one when it ends (finished with `describe(result)`, the counts
         of what it made, or cancelled, or failed with the reason)."""
         self.jobs[worker] = name
+        entry = self.start_job(name, worker.cancel, os.getpid(), emit=False)
+        worker.progress.connect(lambda d, n, e=entry: self.job_progress(e, d, n))
+        worker.finished.connect(lambda e=entry: self.end_job(e))
 
         def finished(result: object, n: str = name) -> None:
             try:
@@ -88,12 +111,37 @@ class AppState(QObject):
         self.jobs.pop(worker, None)
         self.jobsChanged.emit()
 
+    def start_job(self, name: str, cancel: Callable[[], None], pid: int | None = None, *,
+                  emit: bool = True) -> JobEntry:
+        """Show a job in the job list (subprocesses call this; workers go through `run`)."""
+        entry = JobEntry(name, cancel, pid)
+        self.entries.append(entry)
+        if emit:
+            self.log.emit(f"{name}: started")
+            self.jobsChanged.emit()
+        return entry
+
+    def job_progress(self, entry: JobEntry, done: int, total: int) -> None:
+        entry.done, entry.total = int(done), int(total)
+        self.jobProgress.emit(entry)
+
+    def end_job(self, entry: JobEntry, outcome: str | None = None) -> None:
+        """Take a job off the list; `outcome` (e.g. "finished: ...") goes to the Log for subprocess jobs."""
+        if entry in self.entries:
+            self.entries.remove(entry)
+            if outcome:
+                self.log.emit(f"{entry.name}: {outcome}")
+            self.jobsChanged.emit()
+
     def running_jobs(self) -> list[str]:
-        return list(self.jobs.values())
+        return [e.name for e in self.entries]
+
+    def own_pids(self) -> set[int]:
+        return {e.pid for e in self.entries if e.pid is not None}
 
     def cancel_all(self) -> None:
-        for w in list(self.jobs):
-            w.cancel()
+        for e in list(self.entries):
+            e.request_cancel()
 
     # -- workspace --------------------------------------------------------------------
     def open_workspace(self, path: str | Path, *, create: bool = False) -> bool:

@@ -60,6 +60,7 @@ class TrainingPanel(QWidget):
     """Training runs of one workspace."""
 
     statusMessage = Signal(str)
+    runProgress = Signal(int, int)  # iteration, total of the run this panel started
     runStarted = Signal(str)  # out dir
     runFinished = Signal(int, bool)  # exit code, stopped by user
 
@@ -319,6 +320,7 @@ class TrainingPanel(QWidget):
         prog = run_progress(self.workspace, run_id)
         if prog is not None:
             self.run_state.setText(prog.text())
+            self.runProgress.emit(prog.done, prog.total)
 
     def _redraw(self) -> None:
         run = next((r for r in self._runs if r.id == self.series.run_id), None)
