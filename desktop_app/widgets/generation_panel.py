@@ -312,7 +312,8 @@ class GenerationPanel(QWidget):
         if p is None or p.state() == QProcess.ProcessState.NotRunning:
             return
         p.terminate()
-        QTimer.singleShot(GAN_KILL_AFTER_MS, lambda: p.kill() if p.state() != QProcess.ProcessState.NotRunning
+        # p as the timer's context: no call once the process object is gone
+        QTimer.singleShot(GAN_KILL_AFTER_MS, p, lambda: p.kill() if p.state() != QProcess.ProcessState.NotRunning
                           else None)
 
     def wait_training(self, ms: int) -> bool:
