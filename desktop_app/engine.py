@@ -54,6 +54,15 @@ def make_plan(ds: Dataset, workspace: Workspace, stats: DatasetStats, target: di
     return plan, path
 
 
+def load_plan(path: str | Path, ds: Dataset):
+    """A saved plan, checked against the dataset it is to run on (DataError when it was made for another)."""
+    from segbalance.core.balance import Plan
+
+    plan = Plan.load(path)
+    plan.check_dataset(ds, path)
+    return plan
+
+
 def plan_summary(plan, label_set) -> str:
     """Recipes per strategy and per class added, in one line each."""
     by_strategy: dict[str, int] = {}

@@ -451,7 +451,7 @@ class MainWindow(QMainWindow):
         if self.state.workspace is None:
             self.show_error("Add dataset", "open or create a workspace first (File > New workspace)")
             return
-        path = QFileDialog.getExistingDirectory(self, "Add dataset folder")
+        path = QFileDialog.getExistingDirectory(self, "Add dataset folder", str(self.state.workspace.path))
         if path:
             self.add_dataset(path)
 

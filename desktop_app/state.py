@@ -15,11 +15,13 @@ from PySide6.QtCore import QObject, Signal
 
 from segbalance.core import catalog
 from segbalance.core.datasets import Dataset, open_dataset
-from segbalance.core.errors import WorkspaceError
+from segbalance.core.errors import SegbalanceError, WorkspaceError
 from segbalance.core.stats import DatasetStats, dataset_stats
 from segbalance.core.workspace import Workspace
+from segbalance.desktop_app import engine
 from segbalance.desktop_app.settings import Settings
 from segbalance.desktop_app.workers import Worker, create_worker, error_text
+from segbalance.desktop_app.workspace_memory import WorkspaceMemory
 
 
 @dataclass(eq=False)
@@ -78,6 +80,7 @@ class AppState(QObject):
         self.entries: list[JobEntry] = []  # every background job, workers and subprocesses, oldest first
         self._stats_worker: Worker | None = None
         self.device = "cpu"
+        self.memory: WorkspaceMemory | None = None
 
     # -- background work -------------------------------------------------------------
     def run(self, name: str, worker: Worker, describe: Callable[[object], str] | None = None) -> Worker:
@@ -153,12 +156,15 @@ class AppState(QObject):
             return False
         self.close_workspace()
         self.workspace = ws
+        self.memory = WorkspaceMemory(ws)
         self.settings.add_recent_workspace(ws.path)
         self.log.emit(f"workspace {ws.path}")
         self.workspaceChanged.emit(ws)
         last = self.settings.get(f"workspace_dataset/{ws.path}")
+        remembered = self.memory.dataset()  # kept in the workspace: still right after a move
         rows = self.dataset_rows()
-        row = next((r for r in rows if r.id == last), rows[-1] if rows else None)
+        row = next((r for r in rows if remembered is not None and r.path == remembered), None) \
+            or next((r for r in rows if r.id == last), rows[-1] if rows else None)
         if row is not None:
             self.open_dataset_row(row.id)
         return True
@@ -171,6 +177,7 @@ class AppState(QObject):
         if self.workspace is not None:
             self.workspace.close()
         self.workspace = None
+        self.memory = None
         self.workspaceChanged.emit(None)
 
     def dataset_rows(self) -> list[catalog.DatasetRecord]:
@@ -219,6 +226,8 @@ class AppState(QObject):
         self.sample_split = {r.id: r.split for r in ds.samples()} if ds is not None else {}
         if ds is not None and self.workspace is not None:
             self.settings.set(f"workspace_dataset/{self.workspace.path}", row_id)
+            if self.memory is not None:
+                self.memory.set_dataset(ds.root)
             self.log.emit(f"dataset {ds.root} ({ds.format}, {len(self.sample_split)} samples)")
         self.datasetChanged.emit(ds)
         self.statsChanged.emit(None)
@@ -249,6 +258,7 @@ class AppState(QObject):
             self.error.emit("Class statistics", f"{n} bad sample{'s' if n > 1 else ''} left out of the "
                                                 f"statistics: {stats.bad[0].error}{more}")
         self.statsChanged.emit(stats)
+        self._restore_plan(ds)
 
     def set_split(self, split: str | None) -> None:
         if split != self.split:
@@ -270,7 +280,35 @@ class AppState(QObject):
     # -- plan -------------------------------------------------------------------------
     def set_plan(self, plan) -> None:
         self.plan = plan
+        if plan is not None and self.plan_path is not None and self.memory is not None and self.dataset is not None:
+            self.memory.set_plan(self.dataset.root, self.plan_path)
         self.planChanged.emit(plan)
+
+    def saved_targets(self) -> tuple[dict[str, float], set[str]]:
+        """Targets and locks last set on the open dataset in this workspace (empty when none)."""
+        if self.memory is None or self.dataset is None:
+            return {}, set()
+        return self.memory.targets(self.dataset.root)
+
+    def remember_targets(self, targets: dict[str, float], locks: set[str]) -> None:
+        if self.memory is not None and self.dataset is not None:
+            self.memory.set_targets(self.dataset.root, targets, locks)
+
+    def _restore_plan(self, ds: Dataset) -> None:
+        """The plan last made or loaded on this dataset in this workspace, when it still fits the dataset."""
+        if self.memory is None or self.plan is not None:
+            return
+        path = self.memory.plan(ds.root)
+        if path is None or not path.is_file():
+            return
+        try:
+            plan = engine.load_plan(path, ds)
+        except SegbalanceError as exc:
+            self.log.emit(f"last plan not restored: {exc}")
+            return
+        self.plan_path = path
+        self.set_plan(plan)
+        self.log.emit(f"restored the last plan: {path.name} ({len(plan.recipes)} recipes)")
 
     def set_target(self, target: dict[str, float] | None) -> None:
         self.target = target

@@ -151,6 +151,8 @@ class BalanceEditor(QWidget):
         Plain items with a spin-box delegate (not a widget per cell): cheap to rebuild and to paint.
         """
         old_t, old_l = self.targets(), self.locked()
+        if not self.table.rowCount():  # first fill for this dataset: what was set last time in this workspace
+            old_t, old_l = self.state.saved_targets()
         stats = self.state.train_stats()
         rows = class_rows(stats) if stats is not None else []
         self._filling = True
@@ -212,6 +214,8 @@ class BalanceEditor(QWidget):
     def _item_changed(self, item: QTableWidgetItem) -> None:
         if item.column() == COL_TARGET:
             self._targets_edited()
+        if item.column() in (COL_TARGET, COL_LOCK) and not self._filling:  # a user's (or preset's) change
+            self.state.remember_targets(self.targets(), self.locked())
 
     def _targets_edited(self) -> None:
         if not self._filling:

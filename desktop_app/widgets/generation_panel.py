@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from segbalance.desktop_app import engine
 from segbalance.desktop_app.state import AppState
 from segbalance.desktop_app.workers import Worker, create_worker, error_text
+from segbalance.desktop_app.workspace_memory import workspace_checkpoints
 
 REFRESH_PAIRS_S = 1.0  # how often the gallery reloads while pairs arrive
 GAN_KILL_AFTER_MS = 20_000  # a train-gan that ignores SIGTERM this long is killed
@@ -73,6 +74,7 @@ class GenerationPanel(QWidget):
         self.train_process: QProcess | None = None
         self.train_entry = None  # its JobEntry in the state's job list
         self.confirm_box: QMessageBox | None = None
+        self._restoring = False
         self.train_command = [sys.executable, "-m", "segbalance.core.cli", "train-gan"]  # our own CLI, as a subprocess
 
         self.plan_label = QLabel("No plan: make one in the Balance panel, or load a plan file")
@@ -150,6 +152,8 @@ class GenerationPanel(QWidget):
         self.renderer.currentTextChanged.connect(lambda _t: self._update_enabled())
         state.planChanged.connect(lambda _p: self._update_plan_label())
         state.datasetChanged.connect(lambda _d: self._update_plan_label())
+        state.workspaceChanged.connect(self._workspace_changed)
+        self.checkpoint.textChanged.connect(self._checkpoint_changed)
         self._update_plan_label()
 
     def set_devices(self, devices: list[str]) -> None:
@@ -177,8 +181,36 @@ class GenerationPanel(QWidget):
             self.state.plan = None
             self._update_plan_label()
 
+    def _workspace_changed(self, ws) -> None:
+        """The checkpoint chosen last time in this workspace, else the newest one its own GAN runs left."""
+        if ws is None or self.state.memory is None:
+            return
+        saved = self.state.memory.checkpoint("gan")
+        own = workspace_checkpoints(ws)
+        ckpt = saved if saved is not None and saved.is_file() else (own[0] if own else None)
+        self._restoring = True
+        self.checkpoint.setText(str(ckpt) if ckpt is not None else "")
+        self._restoring = False
+        if ckpt is not None and saved is None:
+            self.state.log.emit(f"generator checkpoint offered from this workspace: {ws.rel(ckpt)}")
+
+    def _checkpoint_changed(self, text: str) -> None:
+        if self.error_label.text().startswith("pix2pixhd needs a generator checkpoint") and text.strip():
+            self.error_label.clear()  # the hint is answered
+        if not self._restoring and self.state.memory is not None:
+            self.state.memory.set_checkpoint("gan", text.strip() or None)
+
+    def checkpoint_start_dir(self) -> str:
+        """Where the checkpoint dialog opens: the workspace's newest GAN run, else its runs/ folder."""
+        ws = self.state.workspace
+        if ws is None:
+            return ""
+        own = workspace_checkpoints(ws)
+        return str(own[0].parent if own else (ws.path / "runs" if (ws.path / "runs").is_dir() else ws.path))
+
     def _choose_checkpoint(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Generator checkpoint", "", "Checkpoints (*.pth *.pt)")
+        path, _ = QFileDialog.getOpenFileName(self, "Generator checkpoint", self.checkpoint_start_dir(),
+                                              "Checkpoints (*.pth *.pt)")
         if path:
             self.checkpoint.setText(path)
 
