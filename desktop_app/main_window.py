@@ -68,7 +68,10 @@ def _editor_panel(state: AppState) -> PanelSpec:
     def build(st: AppState) -> QWidget | None:
         if st.workspace is None or st.dataset is None:
             return None
-        return LabelEditor(st.workspace, st.dataset.label_set)
+        editor = LabelEditor(st.workspace, st.dataset.label_set)
+        editor.statusMessage.connect(st.message)
+        editor.revisionSaved.connect(lambda _rid: st.log.emit(f"Label editor: {editor.status_note()}"))
+        return editor
 
     host = PanelHost(state, build, lambda st: (st.workspace, st.dataset.label_set.name if st.dataset else None),
                      "The label editor opens once a workspace and a dataset are open")
@@ -82,10 +85,15 @@ def _training_panel(state: AppState) -> PanelSpec:
         if st.workspace is None:
             return None
         panel = TrainingPanel(st.workspace)
+        panel.statusMessage.connect(st.message)
         job: dict = {}  # the run in the job list while its subprocess lives
 
         def started(_out: str) -> None:
             job["e"] = st.start_job("Train segmentation", panel.stop_run, panel.process.pid())
+
+        def process_started() -> None:  # the pid is known once the process runs: its Job row is ours
+            if "e" in job:
+                job["e"].pid = panel.process.pid()
 
         def progress(done: int, total: int) -> None:
             if "e" in job:
@@ -98,6 +106,7 @@ def _training_panel(state: AppState) -> PanelSpec:
                            else "finished" if code == 0 else f"failed (exit code {code})")
 
         panel.runStarted.connect(started)
+        panel.process.started.connect(process_started)
         panel.runProgress.connect(progress)
         panel.runFinished.connect(finished)
         return panel
@@ -233,8 +242,9 @@ class MainWindow(QMainWindow):
         if shortcut is not None:
             keys = shortcut if isinstance(shortcut, list) else [shortcut]
             a.setShortcuts([QKeySequence(k) for k in keys])
-        a.setStatusTip(tip or text)
-        a.setToolTip(f"{tip or text} ({a.shortcut().toString()})" if shortcut else tip or text)
+        plain = tip or text.replace("&&", "\0").replace("&", "").replace("\0", "&")  # mnemonics are not words
+        a.setStatusTip(plain)
+        a.setToolTip(f"{plain} ({a.shortcut().toString()})" if shortcut else plain)
         a.triggered.connect(lambda _checked=False: slot())
         return a
 
@@ -334,6 +344,7 @@ class MainWindow(QMainWindow):
         s.error.connect(self.show_error)
         self.status.devicesFound.connect(self.generation.set_devices)
         s.log.connect(self.log_view.append_line)
+        s.message.connect(lambda text: self.status.showMessage(text, 10_000))
         s.jobsChanged.connect(self._update_job_label)
         # jobs started elsewhere (a CLI `generate`, another window) are followed through the DB
         self.db_jobs: list[dict] = []

@@ -61,6 +61,7 @@ class AppState(QObject):
     pairsChanged = Signal()  # generated pairs added or reviewed
     error = Signal(str, str)  # title, one-line message
     log = Signal(str)
+    message = Signal(str)  # a short feedback line for the status bar (a panel's "saved revision 3 of ...")
     jobsChanged = Signal()  # a job started or ended
     jobProgress = Signal(object)  # JobEntry whose done/total changed
 

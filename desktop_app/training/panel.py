@@ -51,6 +51,9 @@ from segbalance.desktop_app.training.compare import RunCompare
 from segbalance.desktop_app.training.curves import RunCurves
 from segbalance.desktop_app.training.process import STOPPED_EXIT_CODE, TrainProcess
 
+# Defaults sized for a small CPU machine: a run over the sample data finishes in minutes, not hours
+CPU_DEFAULTS = {"backbone": "resnet18", "iters": 200, "batch": 4, "crop": "128x256", "eval": 100}
+GPU_HINT = "On a GPU: resnet50, 20k+ iterations, batch 8+, crops of 512x1024 (the paper's Cityscapes setting)"
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
 STATUS_COLORS = {"running": "#1f77b4", "done": "#2ca02c", "failed": "#c0392b", "stopped": "#e67e22"}
 ERROR_LINES = 15
@@ -115,15 +118,19 @@ class TrainingPanel(QWidget):
         form.addRow("Sampler", self.sampler_box)
         self.backbone_box = QComboBox()
         self.backbone_box.addItems(BACKBONES)
-        self.backbone_box.setCurrentText("resnet50")
+        self.backbone_box.setCurrentText(CPU_DEFAULTS["backbone"])
+        self.backbone_box.setToolTip(GPU_HINT)
         form.addRow("Backbone", self.backbone_box)
-        self.iters_spin = QSpinBox(minimum=1, maximum=10_000_000, value=1000, singleStep=100)
+        self.iters_spin = QSpinBox(minimum=1, maximum=10_000_000, value=CPU_DEFAULTS["iters"], singleStep=100)
+        self.iters_spin.setToolTip(GPU_HINT)
         form.addRow("Iterations", self.iters_spin)
-        self.batch_spin = QSpinBox(minimum=1, maximum=1024, value=8)
+        self.batch_spin = QSpinBox(minimum=1, maximum=1024, value=CPU_DEFAULTS["batch"])
         form.addRow("Batch", self.batch_spin)
-        self.crop_edit = QLineEdit("256x512")
+        self.crop_edit = QLineEdit(CPU_DEFAULTS["crop"])
+        self.crop_edit.setToolTip("HEIGHTxWIDTH of the training crops; at most the image size (the sample data "
+                                  "is 128x256)")
         form.addRow("Crop (HxW)", self.crop_edit)
-        self.eval_spin = QSpinBox(minimum=0, maximum=10_000_000, value=200, singleStep=50)
+        self.eval_spin = QSpinBox(minimum=0, maximum=10_000_000, value=CPU_DEFAULTS["eval"], singleStep=50)
         self.eval_spin.setToolTip("validate every N iterations (0: only at the end)")
         form.addRow("Validate every", self.eval_spin)
         self.device_box = QComboBox()
@@ -157,7 +164,7 @@ class TrainingPanel(QWidget):
         self.runs_table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.runs_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.runs_table.itemSelectionChanged.connect(self._selection_changed)
-        self.compare_btn = QPushButton("Compare selected (2)")
+        self.compare_btn = QPushButton("Compare (select 2 runs)")
         self.compare_btn.setEnabled(False)
         self.compare_btn.clicked.connect(self.compare_selected)
         rl = QVBoxLayout(runs_box)
@@ -364,6 +371,8 @@ class TrainingPanel(QWidget):
             return
         selected = self.selected_ids()
         self._runs = runs
+        if self.series is not None:
+            self._redraw()  # the chart header shows the run's status now (not "running" after Stop)
         table = self.runs_table
         table.blockSignals(True)
         table.setRowCount(len(runs))
@@ -382,7 +391,13 @@ class TrainingPanel(QWidget):
                 table.selectRow(i)
         table.setSelectionMode(mode)
         table.blockSignals(False)
-        self.compare_btn.setEnabled(len(self.selected_ids()) == 2)
+        self._update_compare()
+
+    def _update_compare(self) -> None:
+        """The button says how many runs are selected, and why it is disabled when that is not two."""
+        n = len(self.selected_ids())
+        self.compare_btn.setEnabled(n == 2)
+        self.compare_btn.setText("Compare the 2 selected" if n == 2 else f"Compare (select 2 runs; {n} selected)")
 
     def selected_ids(self) -> list[int]:
         rows = sorted({i.row() for i in self.runs_table.selectedIndexes()})
@@ -390,7 +405,7 @@ class TrainingPanel(QWidget):
 
     def _selection_changed(self) -> None:
         ids = self.selected_ids()
-        self.compare_btn.setEnabled(len(ids) == 2)
+        self._update_compare()
         if len(ids) >= 1:
             self._show_run(ids[0])
 
