@@ -367,6 +367,9 @@ class MainWindow(QMainWindow):
         self.viewer.nextRequested.connect(lambda: self.browser.step(1))
         self.viewer.prevRequested.connect(lambda: self.browser.step(-1))
         self.histogram.classClicked.connect(self.browser.set_class_filter)
+        self.browser.class_box.currentIndexChanged.connect(  # a filter chosen in the browser highlights its bar
+            lambda i: self.histogram.set_selected(self.browser.class_box.currentText() if i > 0 else None)
+            if (self.browser.class_box.currentText() if i > 0 else None) != self.histogram.selected else None)
         s.workspaceChanged.connect(self.gallery.set_workspace)
         s.datasetChanged.connect(lambda ds: self.gallery.set_label_set(ds.label_set if ds is not None else None))
         s.pairsChanged.connect(self.gallery.refresh)
@@ -375,7 +378,7 @@ class MainWindow(QMainWindow):
         self.gallery.refused.connect(lambda msg: self.show_error("Review", msg))
         self.gallery.sourceRequested.connect(self.show_source_sample)
         self.viewer.reviewRequested.connect(self._review_from_viewer)
-        self.histogram.classClicked.connect(lambda _name: self.docks.browser.raise_())
+        self.histogram.classClicked.connect(lambda name: self.docks.browser.raise_() if name else None)
 
     def _tab_with(self, method: str) -> int | None:
         """Index of the first tab whose panel (or hosted panel) offers `method` (e.g. the label editor)."""

@@ -62,7 +62,9 @@ class BalanceEditor(QWidget):
         self._filling = False
 
         self.table = QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["Class", "Current", "Target %", "Lock"])
+        self.table.setHorizontalHeaderLabels(["Class", "Train now", "Target %", "Lock"])
+        self.table.horizontalHeaderItem(1).setToolTip("Share of labeled pixels in the train split (what a plan "
+                                                      "balances); the Classes histogram may show all splits")
         self.table.verticalHeader().setVisible(False)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.table.setItemDelegateForColumn(COL_TARGET, ShareDelegate(self.table))

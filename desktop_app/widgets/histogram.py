@@ -15,6 +15,7 @@ from segbalance.core.stats import DatasetStats
 PIXEL_SHARE, IMAGE_FREQ = "Pixel share", "Image frequency"
 BY_ID, BY_FREQ = "By id", "By frequency"
 BAR_HEIGHT = 0.8
+PAIRED_HEIGHT = 0.4  # current and predicted bars side by side in one row
 
 
 @dataclass
@@ -40,7 +41,7 @@ def class_rows(stats: DatasetStats) -> list[ClassRow]:
 class ClassHistogram(QWidget):
     """Horizontal bars (class names stay readable); hover shows numbers, click emits the class."""
 
-    classClicked = Signal(str)
+    classClicked = Signal(object)  # class name, or None when a second click on the selected bar clears it
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -49,6 +50,7 @@ class ClassHistogram(QWidget):
         self.target: dict[str, float] | None = None
         self.predicted: dict[str, float] | None = None
         self.n_images = 0
+        self.selected: str | None = None  # the class the browser is filtered on (highlighted bar)
 
         self.mode = QComboBox()
         self.mode.addItems([PIXEL_SHARE, IMAGE_FREQ])
@@ -75,8 +77,8 @@ class ClassHistogram(QWidget):
         self.vb = self.plot.getPlotItem().getViewBox()
         self.vb.invertY(True)
         self.bars = pg.BarGraphItem(x0=[], y=[], width=[], height=BAR_HEIGHT)
-        self.pred_bars = pg.BarGraphItem(x0=[], y=[], width=[], height=BAR_HEIGHT, brush=None,
-                                         pen=pg.mkPen((20, 20, 20), width=2, style=Qt.PenStyle.DashLine))
+        self.pred_bars = pg.BarGraphItem(x0=[], y=[], width=[], height=PAIRED_HEIGHT, brush=pg.mkBrush(70, 70, 70, 200),
+                                         pen=pg.mkPen((20, 20, 20), width=1))
         self.target_marks = pg.ScatterPlotItem(symbol="|", size=14, pen=pg.mkPen((220, 0, 0), width=3))
         self.plot.addItem(self.bars)
         self.plot.addItem(self.pred_bars)
@@ -107,8 +109,12 @@ class ClassHistogram(QWidget):
     def set_stats(self, stats: DatasetStats | None) -> None:
         self.rows = class_rows(stats) if stats is not None else []
         self.n_images = stats.n_images if stats is not None else 0
-        split = stats.split if stats is not None else ""
-        self.title.setText(f"{self.n_images} images · split: {split}" if stats is not None else "No statistics yet")
+        split = (stats.split or "all splits") if stats is not None else ""
+        note = "" if split == "train" else " (the Balance panel counts the train split only)"
+        self.title.setText(f"{self.n_images} images · split: {split}{note}" if stats is not None
+                           else "No statistics yet")
+        self.title.setToolTip("Shares differ between the histogram and the Balance panel when the histogram shows "
+                              "other splits than train: plans balance the train split, which is what training sees")
         self.redraw()
 
     def set_target(self, target: dict[str, float] | None) -> None:
@@ -162,11 +168,17 @@ class ClassHistogram(QWidget):
         x0 = np.log10(floor) if log else 0.0
         self.plot.getAxis("bottom").setLogMode(log)
         brushes = [pg.mkBrush(*self.rows[i].color) for i in self.order]
-        self.bars.setOpts(x0=np.full(len(y), x0), y=y, width=to_axis(shown) - x0, height=BAR_HEIGHT,
-                          brushes=brushes, pen=pg.mkPen((60, 60, 60), width=1))
+        pens = [pg.mkPen((0, 0, 0), width=3) if self.rows[i].name == self.selected else pg.mkPen((60, 60, 60), width=1)
+                for i in self.order]
+        # with a plan, each class gets two bars: current (upper, its color) and predicted (lower, dark), so the
+        # change reads on a linear scale too instead of a dashed outline over the same bar
+        cur_h, cur_y = (PAIRED_HEIGHT, y - PAIRED_HEIGHT / 2) if pred is not None else (BAR_HEIGHT, y)
+        self.bars.setOpts(x0=np.full(len(y), x0), y=cur_y, width=to_axis(shown) - x0, height=cur_h,
+                          brushes=brushes, pens=pens or None, pen=pg.mkPen((60, 60, 60), width=1))
         if pred is not None:
             ok = np.isfinite(pred)
-            self.pred_bars.setOpts(x0=np.full(ok.sum(), x0), y=y[ok], width=to_axis(pred[ok]) - x0)
+            self.pred_bars.setOpts(x0=np.full(ok.sum(), x0), y=y[ok] + PAIRED_HEIGHT / 2,
+                                   width=to_axis(pred[ok]) - x0, height=PAIRED_HEIGHT)
         else:
             self.pred_bars.setOpts(x0=[], y=[], width=[])
         self.pred_bars.setVisible(pred is not None)
@@ -175,9 +187,11 @@ class ClassHistogram(QWidget):
             self.target_marks.setData(x=to_axis(target[ok]), y=y[ok])
         else:
             self.target_marks.setData(x=[], y=[])
-        parts = ["filled bars: current"]
+        parts = [] if pred is not None else ["bars: current"]
+        if self.selected:
+            parts.append(f"<b>filter: {self.selected}</b> (click it again to clear)")
         if pred is not None:
-            parts.append("dashed: predicted after plan")
+            parts.append("upper bar: current · lower dark bar: predicted after plan")
         if target is not None:
             parts.append('<span style="color:#dc0000">|</span> target')
         self.legend.setText(" · ".join(parts) if self.rows else "")
@@ -221,13 +235,20 @@ class ClassHistogram(QWidget):
             return
         i = self.row_at_scene(event.scenePos())
         if i is not None:
-            self.classClicked.emit(self.rows[self.order[i]].name)
+            name = self.rows[self.order[i]].name
+            self.set_selected(None if name == self.selected else name)
+            self.classClicked.emit(self.selected)
+
+    def set_selected(self, name: str | None) -> None:
+        """Highlight the bar the browser is filtered on (None: no filter)."""
+        self.selected = name
+        self.redraw()
 
     def bar_scene_pos(self, name: str) -> QPointF:
         """Scene position of the middle of a class's bar (for tests and tours)."""
         i = self.bar_names().index(name)
         x = float(self.bars.opts["x0"][i] + self.bars.opts["width"][i] / 2)
-        return self.vb.mapViewToScene(QPointF(x, float(i)))
+        return self.vb.mapViewToScene(QPointF(x, float(self.bars.opts["y"][i])))
 
 
 __all__ = ["ClassHistogram", "ClassRow", "class_rows"]
