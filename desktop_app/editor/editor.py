@@ -68,6 +68,8 @@ class LabelEditor(QWidget):
         self.canvas = LabelCanvas()
         self.palette = ClassPalette(label_set)
         self.render_pane = RenderPane(label_set)
+        runs = workspace.path / "runs"
+        self.render_pane.start_dir = str(runs if runs.is_dir() else workspace.path)  # its own checkpoints first
         self.status = ElidedLabel(NO_MAP_HINT, preferred_width=600)  # long states never widen the window
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self._build_toolbar()
