@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QSplitter,
     QTableWidget,
@@ -172,7 +173,12 @@ class TrainingPanel(QWidget):
         rl.addWidget(self.compare_btn)
 
         left = QSplitter(Qt.Orientation.Vertical)
-        left.addWidget(form_box)
+        form_scroll = QScrollArea()  # the form scrolls on a short screen instead of growing the window
+        form_scroll.setWidget(form_box)
+        form_scroll.setWidgetResizable(True)
+        form_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        form_scroll.setMinimumHeight(120)
+        left.addWidget(form_scroll)
         left.addWidget(runs_box)
 
         self.curves = RunCurves()

@@ -73,7 +73,7 @@ class ClassHistogram(QWidget):
         for ax in ("left", "bottom"):
             self.plot.getAxis(ax).setTextPen((40, 40, 40))
             self.plot.getAxis(ax).setPen((120, 120, 120))
-        self.plot.setMinimumHeight(260)
+        self.plot.setMinimumHeight(170)  # the window must fit a 1366x768 screen
         self.vb = self.plot.getPlotItem().getViewBox()
         self.vb.invertY(True)
         self.bars = pg.BarGraphItem(x0=[], y=[], width=[], height=BAR_HEIGHT)

@@ -82,3 +82,15 @@ def test_status_tips_have_no_stray_ampersand(qtbot, make_window):
     w = make_window()
     assert w.actions.about.statusTip() == "About segbalance"
     assert all("&" not in a.statusTip() for a in vars(w.actions).values())
+
+
+def test_every_tab_fits_a_1366x768_screen(qtbot, make_window, workspace_path, tiny_dataset):
+    w = make_window(workspace_path)
+    _editor(qtbot, w, tiny_dataset)  # dataset open: every tab holds its real panel
+    w.resize(1366, 768)
+    for i in range(w.tabs.count()):
+        w.tabs.setCurrentIndex(i)
+        QApplication.processEvents()
+        assert w.size().toTuple() == (1366, 768), w.tabs.tabText(i)
+    hint = w.minimumSizeHint()
+    assert hint.width() <= 1366 and hint.height() <= 768
