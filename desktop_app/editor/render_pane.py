@@ -58,7 +58,7 @@ def _render(renderer: Renderer, label: np.ndarray, instance: np.ndarray | None, 
 
 
 class RenderPane(QWidget):
-    """Shows the latest rendering of the painted map, its render time, and offers "Add to workspace"."""
+    """Shows the latest rendering of the painted map, its render time, and offers "Add as pair" (a manual pair in the workspace)."""
 
     rendered = Signal(object, float)  # RGB image, seconds
     addRequested = Signal()
@@ -85,13 +85,14 @@ class RenderPane(QWidget):
         self.title.setWordWrap(True)
         self.view = QLabel("Load a pix2pixHD checkpoint to see the label map rendered live.")
         self.view.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.view.setMinimumSize(200, 120)
+        self.view.setMinimumSize(160, 120)
         self.view.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         self.view.setStyleSheet("background:#202020;color:#bbb")
         self.view.setWordWrap(True)
         self.time_label = QLabel("")
-        self.load_btn = QPushButton("Load checkpoint…")
-        self.add_btn = QPushButton("Add to workspace")
+        self.load_btn = QPushButton("Checkpoint…")
+        self.load_btn.setToolTip("Load a pix2pixHD checkpoint to render the map live")
+        self.add_btn = QPushButton("Add as pair")
         self.add_btn.setEnabled(False)
         self.add_btn.setToolTip("Store the painted label map and this rendering as a generated pair (strategy manual)")
         row = QHBoxLayout()

@@ -39,6 +39,8 @@ class ExportDialog(QDialog):
         self.checks: dict[str, QCheckBox] = {}
         form = QFormLayout()
         self.out = QLineEdit(str(start_dir))
+        self.out.setMinimumWidth(self.out.fontMetrics().horizontalAdvance(str(start_dir)) + 24)
+        self.out.setCursorPosition(0)
         self.out.setToolTip("An empty folder, or an earlier export to replace")
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)

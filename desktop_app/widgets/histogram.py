@@ -8,13 +8,23 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QCursor
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QToolTip, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QScrollArea,
+    QToolTip,
+    QVBoxLayout,
+    QWidget,
+)
 
 from segbalance.core.stats import DatasetStats
 
 PIXEL_SHARE, IMAGE_FREQ = "Pixel share", "Image frequency"
 BY_ID, BY_FREQ = "By id", "By frequency"
 BAR_HEIGHT = 0.8
+ROW_PX = 15  # at least this many pixels per class row (labels never overlap)
 PAIRED_HEIGHT = 0.4  # current and predicted bars side by side in one row
 
 
@@ -60,6 +70,7 @@ class ClassHistogram(QWidget):
         self.log = QCheckBox("Log")
         self.log.setToolTip("Logarithmic value axis (rare classes become visible)")
         self.title = QLabel("No statistics yet")
+        self.title.setWordWrap(True)
         self.info = QLabel(" ")
         self.info.setWordWrap(True)
 
@@ -73,7 +84,14 @@ class ClassHistogram(QWidget):
         for ax in ("left", "bottom"):
             self.plot.getAxis(ax).setTextPen((40, 40, 40))
             self.plot.getAxis(ax).setPen((120, 120, 120))
-        self.plot.setMinimumHeight(170)  # the window must fit a 1366x768 screen
+        self.plot.setMinimumHeight(170)
+        # one readable row per class: on a short screen the chart scrolls instead of squeezing names together
+        self.scroll = QScrollArea()
+        self.scroll.setWidget(self.plot)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setMinimumHeight(170)
         self.vb = self.plot.getPlotItem().getViewBox()
         self.vb.invertY(True)
         self.bars = pg.BarGraphItem(x0=[], y=[], width=[], height=BAR_HEIGHT)
@@ -85,6 +103,7 @@ class ClassHistogram(QWidget):
         self.plot.addItem(self.target_marks)
         self.legend = QLabel()
         self.legend.setTextFormat(Qt.TextFormat.RichText)
+        self.legend.setWordWrap(True)
         self.plot.scene().sigMouseMoved.connect(self._mouse_moved)
         self.plot.scene().sigMouseClicked.connect(self._mouse_clicked)
 
@@ -97,7 +116,7 @@ class ClassHistogram(QWidget):
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(self.title)
         lay.addLayout(controls)
-        lay.addWidget(self.plot, 1)
+        lay.addWidget(self.scroll, 1)
         lay.addWidget(self.legend)
         lay.addWidget(self.info)
         for w in (self.mode, self.sort):
@@ -195,6 +214,7 @@ class ClassHistogram(QWidget):
         if target is not None:
             parts.append('<span style="color:#dc0000">|</span> target')
         self.legend.setText(" · ".join(parts) if self.rows else "")
+        self.plot.setMinimumHeight(max(170, ROW_PX * len(y) + 60))
         self.plot.getAxis("left").setTicks([[(float(i), self.rows[j].name) for i, j in enumerate(self.order)]])
         self.plot.setLabel("bottom", self.mode.currentText())
         if len(y):

@@ -94,3 +94,19 @@ def test_every_tab_fits_a_1366x768_screen(qtbot, make_window, workspace_path, ti
         assert w.size().toTuple() == (1366, 768), w.tabs.tabText(i)
     hint = w.minimumSizeHint()
     assert hint.width() <= 1366 and hint.height() <= 768
+
+
+def test_palette_class_names_are_not_cut_and_the_histogram_scrolls_rather_than_overlaps(qtbot, make_window,
+                                                                                       workspace_path, tiny_dataset):
+    w = make_window(workspace_path)
+    ed = _editor(qtbot, w, tiny_dataset)
+    w.resize(1366, 768)
+    w.tabs.setCurrentIndex(2)
+    QApplication.processEvents()
+    lst = ed.palette.list
+    fm = lst.fontMetrics()
+    longest = max(fm.horizontalAdvance(lst.item(i).text()) for i in range(lst.count()))
+    assert lst.viewport().width() >= longest + 30  # checkbox and swatch beside the full name
+    h = w.histogram
+    rows = len(h.bar_names())
+    assert h.plot.height() >= 15 * rows  # one readable row per class, scrolled when the dock is short
