@@ -58,7 +58,7 @@ def _render(renderer: Renderer, label: np.ndarray, instance: np.ndarray | None, 
 
 
 class RenderPane(QWidget):
-    """Shows the latest rendering of the painted map, its render time, and offers "Add as pair" (a manual pair in the workspace)."""
+    """Shows the latest rendering of the painted map, its render time, and offers "Add as pair" (a manual pair)."""
 
     rendered = Signal(object, float)  # RGB image, seconds
     addRequested = Signal()

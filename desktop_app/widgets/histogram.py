@@ -81,6 +81,7 @@ class ClassHistogram(QWidget):
         self.plot.hideButtons()
         self.plot.showGrid(x=True, y=False, alpha=0.25)
         self.plot.getAxis("bottom").enableAutoSIPrefix(False)
+        self.plot.getAxis("bottom").setStyle(maxTextLevel=0)  # labels on major ticks only: none overlap on log
         for ax in ("left", "bottom"):
             self.plot.getAxis(ax).setTextPen((40, 40, 40))
             self.plot.getAxis(ax).setPen((120, 120, 120))
