@@ -64,20 +64,10 @@ def load_plan(path: str | Path, ds: Dataset):
 
 
 def plan_summary(plan, label_set) -> str:
-    """Recipes per strategy and per class added, in one line each."""
-    by_strategy: dict[str, int] = {}
-    by_class: dict[str, int] = {}
-    for r in plan.recipes:
-        by_strategy[r.strategy] = by_strategy.get(r.strategy, 0) + 1
-        for cid in r.classes_added():
-            c = label_set.by_id.get(cid)
-            name = c.name if c else f"id {cid}"
-            by_class[name] = by_class.get(name, 0) + 1
-    strat = ", ".join(f"{k} {v}" for k, v in sorted(by_strategy.items())) or "-"
-    cls = ", ".join(f"{k} {v}" for k, v in sorted(by_class.items(), key=lambda kv: -kv[1])) or "-"
-    obj = getattr(plan, "objective", {}) or {}
-    gap = f"; target error {obj['before']:.3g} → {obj['after']:.3g}" if "before" in obj and "after" in obj else ""
-    return f"{len(plan.recipes)} recipes (budget {plan.budget}){gap}\nby strategy: {strat}\nadding: {cls}"
+    """Recipes per strategy and per class added, in one line each (the CLI's numbers, core.summaries)."""
+    from segbalance.core.summaries import plan_summary as _summary
+
+    return _summary(plan, label_set)
 
 
 # -- generation ------------------------------------------------------------------------------------
