@@ -43,3 +43,35 @@ def plan_summary(plan, label_set) -> str:
     obj = c.objective
     gap = f"; target error {obj['before']:.3g} → {obj['after']:.3g}" if "before" in obj and "after" in obj else ""
     return f"{c.recipes} recipes (budget {c.budget}){gap}\nby strategy: {strategies_line(c)}\nadding: {classes_line(c)}"
+
+
+# -- class statistics for the views ------------------------------------------------------------------------
+@dataclass
+class ClassRow:
+    name: str
+    color: tuple[int, int, int]
+    pixels: int
+    share: float  # of labeled pixels
+    images: int
+    frequency: float  # fraction of images containing the class
+
+
+def class_rows(stats) -> list[ClassRow]:
+    """Per train class of a DatasetStats: pixel share and image frequency, in train-id order (what the
+    histogram draws and the Balance panel lists)."""
+    pix, img = stats.train_pixels(), stats.train_images()
+    total, n = max(1, int(pix.sum())), max(1, stats.n_images)
+    return [
+        ClassRow(c.name, tuple(c.color), int(pix[i]), int(pix[i]) / total, int(img[i]), int(img[i]) / n)
+        for i, c in enumerate(stats.label_set.train_classes)
+    ]
+
+
+def split_stats(stats, refs_split: dict[str, str], split: str | None):
+    """The stats of one split, cut out of the all-splits stats (None = all)."""
+    from segbalance.core.stats import DatasetStats
+
+    if split is None:
+        return stats
+    samples = [s for s in stats.samples if refs_split.get(s.id) == split]
+    return DatasetStats(stats.label_set, split, samples)

@@ -17,6 +17,7 @@ from segbalance.core import catalog
 from segbalance.core.datasets import Dataset, open_dataset
 from segbalance.core.errors import SegbalanceError, WorkspaceError
 from segbalance.core.stats import DatasetStats, dataset_stats
+from segbalance.core.summaries import split_stats
 from segbalance.core.workspace import Workspace
 from segbalance.desktop_app import engine
 from segbalance.desktop_app.settings import Settings
@@ -41,14 +42,6 @@ class JobEntry:
 
 
 SMALL_DATASET = 256  # below this, stats scan in-process (a process pool costs more than it saves)
-
-
-def split_stats(stats: DatasetStats, refs_split: dict[str, str], split: str | None) -> DatasetStats:
-    """The stats of one split, cut out of the all-splits stats (None = all)."""
-    if split is None:
-        return stats
-    samples = [s for s in stats.samples if refs_split.get(s.id) == split]
-    return DatasetStats(stats.label_set, split, samples)
 
 
 class AppState(QObject):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
@@ -20,32 +18,13 @@ from PySide6.QtWidgets import (
 )
 
 from segbalance.core.stats import DatasetStats
+from segbalance.core.summaries import ClassRow, class_rows
 
 PIXEL_SHARE, IMAGE_FREQ = "Pixel share", "Image frequency"
 BY_ID, BY_FREQ = "By id", "By frequency"
 BAR_HEIGHT = 0.8
 ROW_PX = 15  # at least this many pixels per class row (labels never overlap)
 PAIRED_HEIGHT = 0.4  # current and predicted bars side by side in one row
-
-
-@dataclass
-class ClassRow:
-    name: str
-    color: tuple[int, int, int]
-    pixels: int
-    share: float  # of labeled pixels
-    images: int
-    frequency: float  # fraction of images containing the class
-
-
-def class_rows(stats: DatasetStats) -> list[ClassRow]:
-    """Per train class: pixel share and image frequency, in train-id order."""
-    pix, img = stats.train_pixels(), stats.train_images()
-    total, n = max(1, int(pix.sum())), max(1, stats.n_images)
-    return [
-        ClassRow(c.name, tuple(c.color), int(pix[i]), int(pix[i]) / total, int(img[i]), int(img[i]) / n)
-        for i, c in enumerate(stats.label_set.train_classes)
-    ]
 
 
 class ClassHistogram(QWidget):
