@@ -18,8 +18,9 @@ from segbalance.db import models as m
 REVIEW_STATUSES = ("accepted", "rejected", "pending")  # what a reviewer may set (failed is the job's verdict)
 EXPORTABLE_STATUSES = ("pending", "accepted", "rejected")  # what `segbalance export --include` takes
 DEFAULT_EXPORT = ("pending", "accepted")  # the CLI's default --include
+REVIEWED_EXPORT = ("accepted",)  # the app's export dialog starts here: what a reviewer vouched for
 
-__all__ = ["PAIR_STATUSES", "REVIEW_STATUSES", "EXPORTABLE_STATUSES", "DEFAULT_EXPORT", "PairRecord",
+__all__ = ["PAIR_STATUSES", "REVIEW_STATUSES", "EXPORTABLE_STATUSES", "DEFAULT_EXPORT", "REVIEWED_EXPORT", "PairRecord",
            "pair_records", "review", "status_counts", "export_counts"]
 
 

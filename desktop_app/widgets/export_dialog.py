@@ -22,9 +22,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segbalance.core.pairs import EXPORTABLE_STATUSES
+from segbalance.core.pairs import EXPORTABLE_STATUSES, REVIEWED_EXPORT
 
-DEFAULT_INCLUDE = ("accepted",)  # what a reviewer has vouched for; pending is one tick away
+DEFAULT_INCLUDE = REVIEWED_EXPORT  # what a reviewer has vouched for; pending is one tick away
 
 
 class ExportDialog(QDialog):

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from segbalance.core.datasets import Dataset, SampleRef
 from segbalance.core.io import read_label_png, read_png
 from segbalance.core.labels import LabelSet
+from segbalance.core.pairs import REVIEW_STATUSES
 from segbalance.desktop_app.widgets.thumbnails import rgb_to_qimage, rgba_to_qimage
 from segbalance.desktop_app.workers import Worker, create_worker
 
@@ -158,7 +159,7 @@ class ImageViewer(QWidget):
         top.addWidget(self.opacity)
         top.addWidget(self.fit_button)
         self.review_buttons: dict[str, QPushButton] = {}
-        for status, text in (("accepted", "Accept (A)"), ("rejected", "Reject (R)"), ("pending", "Undo (U)")):
+        for status, text in zip(REVIEW_STATUSES, ("Accept (A)", "Reject (R)", "Undo (U)"), strict=True):
             b = QPushButton(text)
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             b.clicked.connect(lambda _c=False, s=status: self.review(s))
@@ -295,7 +296,7 @@ class ImageViewer(QWidget):
         self.cursor_label.setText(f"({x}, {y})  {name}" if name else " ")
 
     def keyPressEvent(self, event) -> None:
-        review = {Qt.Key.Key_A: "accepted", Qt.Key.Key_R: "rejected", Qt.Key.Key_U: "pending"}.get(event.key())
+        review = dict(zip((Qt.Key.Key_A, Qt.Key.Key_R, Qt.Key.Key_U), REVIEW_STATUSES, strict=True)).get(event.key())
         if review is not None and self.review(review):
             return
         if event.key() == Qt.Key.Key_F:

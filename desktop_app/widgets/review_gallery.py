@@ -44,12 +44,13 @@ from segbalance.desktop_app.widgets.pair_view import PairView
 from segbalance.desktop_app.widgets.thumbnails import ThumbnailLoader, file_key, placeholder
 
 STATUSES = PAIR_STATUSES
-STATUS_COLORS = {"pending": "#fff8e1", "accepted": "#e8f5e9", "rejected": "#ffebee", "failed": "#eeeeee"}
+# background per pair status, in core's order (pending, accepted, rejected, failed); unknown words stay white
+STATUS_COLORS = dict(zip(PAIR_STATUSES, ("#fff8e1", "#e8f5e9", "#ffebee", "#eeeeee"), strict=False))
 ALL = "All"
 PairIdRole = Qt.ItemDataRole.UserRole + 1
 PAIR_THUMB = QSize(176, 44)  # image + label side by side at the default thumbnail width
 THUMB_WIDTHS = (120, 480)  # the thumbnail-size slider's range
-REVIEW_KEYS = {Qt.Key.Key_A: "accepted", Qt.Key.Key_R: "rejected", Qt.Key.Key_U: "pending"}
+REVIEW_KEYS = dict(zip((Qt.Key.Key_A, Qt.Key.Key_R, Qt.Key.Key_U), pair_service.REVIEW_STATUSES, strict=True))
 
 
 PairItem = pair_service.PairRecord  # what a thumbnail shows: one generated pair
