@@ -2,8 +2,10 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Debian libraries Qt needs offscreen on a bare machine
+# Debian libraries Qt needs offscreen on a bare machine, then those its xcb plugin needs on an X11 desktop
 QT_DEBS := libglib2.0-0 libgl1 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3
+QT_X11_DEBS := libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 \
+  libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libx11-xcb1
 # CPU build of torch (a local wheel on our machines); GPU users: see README "GPU install"
 TORCH_SPEC ?= torch==2.13.0
 WORKSPACE ?= demo-workspace
@@ -22,7 +24,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 install: sysdeps $(VENV)/.installed
 
 sysdeps:
-	@missing=""; for p in $(QT_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(QT_DEBS) $(QT_X11_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Qt system libraries:$$missing"; \
@@ -37,6 +39,7 @@ demo: install
 
 lint: install
 	$(BIN)/ruff check core db desktop_app resources packaging tests benchmarks
+	$(BIN)/lint-imports
 
 test: install lint
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q

@@ -221,13 +221,13 @@ def compare_runs(ws: Workspace, run_a: int, run_b: int) -> list[ClassDelta]:
 def train_class_shares(ws: Workspace, dataset_path: str | Path, label_set: LabelSet, split: str = "train") -> dict:
     """Share of labelled pixels per train class name, from the workspace's cached per-sample stats
     (empty when `segbalance stats` has not been run on that dataset)."""
-    root = str(Path(dataset_path).resolve())
+    roots = [str(Path(dataset_path).resolve()), ws.stored_path(dataset_path)]
     with ws.session() as s:
         rows = s.scalars(
             select(m.SampleStats.counts)
             .join(m.Sample, m.Sample.id == m.SampleStats.sample_id)
             .join(m.Dataset, m.Dataset.id == m.Sample.dataset_id)
-            .where(m.Dataset.path == root, m.Sample.split == split)
+            .where(m.Dataset.path.in_(roots), m.Sample.split == split)
         ).all()
     if not rows:
         return {}

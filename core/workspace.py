@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from segbalance.core.datasets import Dataset as DatasetReader
 from segbalance.core.errors import WorkspaceError
-from segbalance.db import DB_NAME, SchemaError, make_engine, session_factory
+from segbalance.db import DB_NAME, DatabaseUnusable, SchemaError, make_engine, session_factory
 from segbalance.db import models as m
 from segbalance.db.engine import check_integrity, read_only_media
 
@@ -81,6 +81,20 @@ class Workspace:
     def abs(self, rel: str | Path) -> Path:
         return self.path / rel
 
+    def stored_path(self, path: str | Path) -> str:
+        """How a folder is written in the DB: relative when it lies inside the workspace (so the
+        workspace can be moved or copied with its data), absolute otherwise."""
+        p = Path(path).resolve()
+        try:
+            return p.relative_to(self.path).as_posix() or "."
+        except ValueError:
+            return str(p)
+
+    def resolve_stored(self, stored: str) -> Path:
+        """The folder a DB path names today (relative ones are read against the workspace's place now)."""
+        p = Path(stored)
+        return p if p.is_absolute() else self.path / p
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -93,12 +107,14 @@ class Workspace:
     # -- datasets ----------------------------------------------------------------------
     def register_dataset(self, ds: DatasetReader) -> int:
         """Record a dataset and its sample list (kept in sync with disk); returns the dataset row id."""
+        stored = self.stored_path(ds.root)
         with self.sessions() as s, s.begin():
-            row = s.scalar(select(m.Dataset).where(m.Dataset.path == str(ds.root)))
+            row = s.scalar(select(m.Dataset).where(m.Dataset.path.in_([stored, str(ds.root)])))
             if row is None:
-                row = m.Dataset(path=str(ds.root), format=ds.format, label_set=ds.label_set.to_dict())
+                row = m.Dataset(path=stored, format=ds.format, label_set=ds.label_set.to_dict())
                 s.add(row)
                 s.flush()
+            row.path = stored  # rows written before paths were stored relative
             row.format = ds.format
             row.label_set = ds.label_set.to_dict()
             row.fingerprint = ds.fingerprint()
@@ -128,4 +144,7 @@ class Workspace:
 
     def dataset_row(self, ds: DatasetReader) -> m.Dataset | None:
         with self.sessions() as s:
-            return s.scalar(select(m.Dataset).where(m.Dataset.path == str(ds.root)))
+            return s.scalar(select(m.Dataset).where(m.Dataset.path.in_([self.stored_path(ds.root), str(ds.root)])))
+
+# the views catch a damaged database by this name without importing the db layer themselves
+__all__ = ["DB_NAME", "DatabaseUnusable", "Workspace"]

@@ -1,12 +1,11 @@
 """The few engine calls the app makes that need more than one core function, kept in one place.
 
-Each function is a plain call into core (no Qt), so it runs in a Worker and stays testable; when an
-engine part is not installed yet, `*_missing()` says so in words the panel can show.
+Each function is a plain call into core (no Qt), so it runs in a Worker and stays testable. Every engine
+part is a hard import: a broken module fails at start-up (and in CI), it is never shown as "not installed".
 """
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,23 +18,7 @@ Progress = Callable[[int, int], None] | None
 Cancel = Callable[[], bool] | None
 
 
-def _missing(*modules_attrs: tuple[str, str]) -> str | None:
-    for module, attr in modules_attrs:
-        try:
-            mod = importlib.import_module(module)
-        except ImportError:
-            return f"{module} is not installed in this build"
-        if not hasattr(mod, attr):
-            return f"{module}.{attr} is not available in this build"
-    return None
-
-
 # -- balance planning ----------------------------------------------------------------------------
-def planner_missing() -> str | None:
-    return _missing(("segbalance.core.balance", "plan_balance"),
-                    ("segbalance.core.recombine.layers", "build_layer_bank"))
-
-
 def preset_names() -> list[str]:
     from segbalance.core.balance import PRESETS
 
@@ -71,35 +54,28 @@ def make_plan(ds: Dataset, workspace: Workspace, stats: DatasetStats, target: di
     return plan, path
 
 
+def load_plan(path: str | Path, ds: Dataset):
+    """A saved plan, checked against the dataset it is to run on (DataError when it was made for another)."""
+    from segbalance.core.balance import Plan
+
+    plan = Plan.load(path)
+    plan.check_dataset(ds, path)
+    return plan
+
+
 def plan_summary(plan, label_set) -> str:
-    """Recipes per strategy and per class added, in one line each."""
-    by_strategy: dict[str, int] = {}
-    by_class: dict[str, int] = {}
-    for r in plan.recipes:
-        by_strategy[r.strategy] = by_strategy.get(r.strategy, 0) + 1
-        for cid in r.classes_added():
-            c = label_set.by_id.get(cid)
-            name = c.name if c else f"id {cid}"
-            by_class[name] = by_class.get(name, 0) + 1
-    strat = ", ".join(f"{k} {v}" for k, v in sorted(by_strategy.items())) or "-"
-    cls = ", ".join(f"{k} {v}" for k, v in sorted(by_class.items(), key=lambda kv: -kv[1])) or "-"
-    obj = getattr(plan, "objective", {}) or {}
-    gap = f"; target error {obj['before']:.3g} → {obj['after']:.3g}" if "before" in obj and "after" in obj else ""
-    return f"{len(plan.recipes)} recipes (budget {plan.budget}){gap}\nby strategy: {strat}\nadding: {cls}"
+    """Recipes per strategy and per class added, in one line each (the CLI's numbers, core.summaries)."""
+    from segbalance.core.summaries import plan_summary as _summary
+
+    return _summary(plan, label_set)
 
 
 # -- generation ------------------------------------------------------------------------------------
 def renderer_names() -> list[str]:
     """Renderers the engine offers (copypaste first: it needs no trained model)."""
-    try:
-        from segbalance.core.render.base import RENDERERS
-    except ImportError:
-        return ["copypaste", "pix2pixhd"]
+    from segbalance.core.render.base import RENDERERS
+
     return sorted(RENDERERS, key=lambda r: r != "copypaste")
-
-
-def generation_missing() -> str | None:
-    return _missing(("segbalance.core.jobs", "run_generate"))
 
 
 def run_generation(workspace: Workspace, ds: Dataset, plan_path: str | Path, renderer: str, *,
@@ -115,13 +91,9 @@ def run_generation(workspace: Workspace, ds: Dataset, plan_path: str | Path, ren
 
 def running_jobs(workspace: Workspace) -> list[dict]:
     """Jobs of the workspace DB whose status is running (whoever started them)."""
-    from segbalance.core.jobs import list_jobs
+    from segbalance.core.jobs import job_info, list_jobs
 
-    return [j for j in list_jobs(workspace) if j["status"] == "running"]
-
-
-def export_missing() -> str | None:
-    return _missing(("segbalance.core.export", "export_dataset"))
+    return [job_info(workspace, j["id"]) for j in list_jobs(workspace) if j["status"] == "running"]
 
 
 def export_dataset(workspace: Workspace, ds: Dataset, out: str | Path,

@@ -11,8 +11,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QApplication
 
 from segbalance.core.errors import WorkspaceError
-from segbalance.core.workspace import Workspace
-from segbalance.db import DB_NAME, DatabaseUnusable
+from segbalance.core.workspace import DB_NAME, DatabaseUnusable, Workspace
 from segbalance.desktop_app.main_window import MainWindow
 from segbalance.desktop_app.settings import Settings
 from segbalance.desktop_app.theme import app_icon, stylesheet

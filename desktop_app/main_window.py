@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from segbalance.core import pairs as pair_service
 from segbalance.core.datasets import SampleRef
 from segbalance.desktop_app import engine
 from segbalance.desktop_app.settings import Settings
@@ -31,9 +31,11 @@ from segbalance.desktop_app.theme import app_icon
 from segbalance.desktop_app.widgets import about
 from segbalance.desktop_app.widgets.balance_editor import BalanceEditor
 from segbalance.desktop_app.widgets.dataset_browser import DatasetBrowser
+from segbalance.desktop_app.widgets.export_dialog import DEFAULT_INCLUDE, ExportDialog
 from segbalance.desktop_app.widgets.generation_panel import GenerationPanel
 from segbalance.desktop_app.widgets.histogram import ClassHistogram
 from segbalance.desktop_app.widgets.image_viewer import ImageViewer
+from segbalance.desktop_app.widgets.job_list import JobList
 from segbalance.desktop_app.widgets.log_view import LogView
 from segbalance.desktop_app.widgets.panel_host import PanelHost
 from segbalance.desktop_app.widgets.review_gallery import ReviewGallery
@@ -66,7 +68,10 @@ def _editor_panel(state: AppState) -> PanelSpec:
     def build(st: AppState) -> QWidget | None:
         if st.workspace is None or st.dataset is None:
             return None
-        return LabelEditor(st.workspace, st.dataset.label_set)
+        editor = LabelEditor(st.workspace, st.dataset.label_set)
+        editor.statusMessage.connect(st.message)
+        editor.revisionSaved.connect(lambda _rid: st.log.emit(f"Label editor: {editor.status_note()}"))
+        return editor
 
     host = PanelHost(state, build, lambda st: (st.workspace, st.dataset.label_set.name if st.dataset else None),
                      "The label editor opens once a workspace and a dataset are open")
@@ -76,19 +81,43 @@ def _editor_panel(state: AppState) -> PanelSpec:
 def _training_panel(state: AppState) -> PanelSpec:
     from segbalance.desktop_app.training import TrainingPanel
 
-    host = PanelHost(state, lambda st: TrainingPanel(st.workspace) if st.workspace is not None else None,
-                     lambda st: st.workspace, "Training runs show once a workspace is open")
+    def build(st: AppState) -> QWidget | None:
+        if st.workspace is None:
+            return None
+        panel = TrainingPanel(st.workspace)
+        panel.statusMessage.connect(st.message)
+        job: dict = {}  # the run in the job list while its subprocess lives
+
+        def started(_out: str) -> None:
+            job["e"] = st.start_job("Train segmentation", panel.stop_run, panel.process.pid())
+
+        def process_started() -> None:  # the pid is known once the process runs: its Job row is ours
+            if "e" in job:
+                job["e"].pid = panel.process.pid()
+
+        def progress(done: int, total: int) -> None:
+            if "e" in job:
+                st.job_progress(job["e"], done, total)
+
+        def finished(code: int, stopped: bool) -> None:
+            e = job.pop("e", None)
+            if e is not None:
+                st.end_job(e, "stopped; the last checkpoint is kept" if stopped
+                           else "finished" if code == 0 else f"failed (exit code {code})")
+
+        panel.runStarted.connect(started)
+        panel.process.started.connect(process_started)
+        panel.runProgress.connect(progress)
+        panel.runFinished.connect(finished)
+        return panel
+
+    host = PanelHost(state, build, lambda st: st.workspace, "Training runs show once a workspace is open")
     return PanelSpec("Training", host, "tab")
 
 
 def _default_panel_factories() -> list[Callable[[AppState], PanelSpec]]:
-    """Issue 8's panels when their packages exist (desktop_app/editor, desktop_app/training)."""
-    out = []
-    panels = (("segbalance.desktop_app.editor", _editor_panel), ("segbalance.desktop_app.training", _training_panel))
-    for module, factory in panels:
-        if importlib.util.find_spec(module) is not None:
-            out.append(factory)
-    return out
+    """The label editor and training tabs; both are part of the app, a broken import fails at start."""
+    return [_editor_panel, _training_panel]
 
 
 # -- labelme-style named groups ----------------------------------------------------------------
@@ -125,6 +154,7 @@ class _Docks:
     balance: QDockWidget
     generation: QDockWidget
     log: QDockWidget
+    jobs: QDockWidget
     extra: list[QDockWidget] = field(default_factory=list)
 
 
@@ -137,6 +167,7 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self.state = AppState(settings, self)
         self.errors: list[tuple[str, str]] = []  # every message shown to the user (tests read it)
+        self._quit_confirmed = False
 
         # panels
         self.thumbnails = ThumbnailLoader(parent=self)
@@ -146,6 +177,7 @@ class MainWindow(QMainWindow):
         self.balance = BalanceEditor(self.state)
         self.generation = GenerationPanel(self.state)
         self.log_view = LogView()
+        self.job_list = JobList(self.state)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.gallery = ReviewGallery(self.thumbnails)
@@ -161,8 +193,10 @@ class MainWindow(QMainWindow):
             balance=self._dock("Balance", self.balance, Qt.DockWidgetArea.RightDockWidgetArea),
             generation=self._dock("Generate", self.generation, Qt.DockWidgetArea.BottomDockWidgetArea),
             log=self._dock("Log", self.log_view, Qt.DockWidgetArea.BottomDockWidgetArea),
+            jobs=self._dock("Jobs", self.job_list, Qt.DockWidgetArea.BottomDockWidgetArea),
         )
         self.tabifyDockWidget(self.docks.generation, self.docks.log)
+        self.tabifyDockWidget(self.docks.log, self.docks.jobs)
         self.docks.generation.raise_()
         # side columns run the full height; the bottom docks sit under the viewer only
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -208,8 +242,9 @@ class MainWindow(QMainWindow):
         if shortcut is not None:
             keys = shortcut if isinstance(shortcut, list) else [shortcut]
             a.setShortcuts([QKeySequence(k) for k in keys])
-        a.setStatusTip(tip or text)
-        a.setToolTip(f"{tip or text} ({a.shortcut().toString()})" if shortcut else tip or text)
+        plain = tip or text.replace("&&", "\0").replace("&", "").replace("\0", "&")  # mnemonics are not words
+        a.setStatusTip(plain)
+        a.setToolTip(f"{plain} ({a.shortcut().toString()})" if shortcut else plain)
         a.triggered.connect(lambda _checked=False: slot())
         return a
 
@@ -225,7 +260,7 @@ class MainWindow(QMainWindow):
                             QStyle.StandardPixmap.SP_DirIcon),
             refresh_stats=act("Re&measure classes", self.state.compute_stats, "F5", "Recount class pixels"),
             export=act("&Export augmented dataset…", self.export_dialog, "Ctrl+E",
-                       "Write the dataset plus the accepted pairs in the Cityscapes layout"),
+                       "Write the dataset plus the generated pairs you choose in the Cityscapes layout"),
             quit=act("&Quit", self.close, "Ctrl+Q"),
             prev_sample=act("&Previous sample", lambda: self.browser.step(-1), ["PgUp", "Ctrl+Left"],
                         icon=QStyle.StandardPixmap.SP_ArrowBack),
@@ -251,11 +286,12 @@ class MainWindow(QMainWindow):
         file.addAction(a.quit)
         view = bar.addMenu("&View")
         for d in (self.docks.browser, self.docks.histogram, self.docks.balance, self.docks.generation,
-                  self.docks.log):
+                  self.docks.log, self.docks.jobs):
             view.addAction(d.toggleViewAction())
         sample = bar.addMenu("&Sample")
         sample.addActions([a.prev_sample, a.next_sample, a.fit, a.edit_sample])
         jobs = bar.addMenu("&Jobs")
+        jobs.addAction(self.docks.jobs.toggleViewAction())
         jobs.addAction(a.cancel_jobs)
         help_ = bar.addMenu("&Help")
         help_.addAction(a.about)
@@ -293,7 +329,9 @@ class MainWindow(QMainWindow):
         self.menus.view.addAction(dock.toggleViewAction())
 
     def _add_extra_panels(self) -> None:
-        for factory in [*_default_panel_factories(), *PANEL_FACTORIES]:
+        for factory in _default_panel_factories():  # the app's own: a broken one fails loudly
+            self.add_panel(factory(self.state))
+        for factory in PANEL_FACTORIES:
             try:
                 spec = factory(self.state)
             except Exception as exc:  # noqa: BLE001 - one broken panel must not keep the app from starting
@@ -306,6 +344,7 @@ class MainWindow(QMainWindow):
         s.error.connect(self.show_error)
         self.status.devicesFound.connect(self.generation.set_devices)
         s.log.connect(self.log_view.append_line)
+        s.message.connect(lambda text: self.status.showMessage(text, 10_000))
         s.jobsChanged.connect(self._update_job_label)
         # jobs started elsewhere (a CLI `generate`, another window) are followed through the DB
         self.db_jobs: list[dict] = []
@@ -328,12 +367,18 @@ class MainWindow(QMainWindow):
         self.viewer.nextRequested.connect(lambda: self.browser.step(1))
         self.viewer.prevRequested.connect(lambda: self.browser.step(-1))
         self.histogram.classClicked.connect(self.browser.set_class_filter)
+        self.browser.class_box.currentIndexChanged.connect(  # a filter chosen in the browser highlights its bar
+            lambda i: self.histogram.set_selected(self.browser.class_box.currentText() if i > 0 else None)
+            if (self.browser.class_box.currentText() if i > 0 else None) != self.histogram.selected else None)
         s.workspaceChanged.connect(self.gallery.set_workspace)
         s.datasetChanged.connect(lambda ds: self.gallery.set_label_set(ds.label_set if ds is not None else None))
         s.pairsChanged.connect(self.gallery.refresh)
         self.gallery.exportRequested.connect(self.export_dialog)
         self.gallery.pairActivated.connect(self.show_pair)
-        self.histogram.classClicked.connect(lambda _name: self.docks.browser.raise_())
+        self.gallery.refused.connect(lambda msg: self.show_error("Review", msg))
+        self.gallery.sourceRequested.connect(self.show_source_sample)
+        self.viewer.reviewRequested.connect(self._review_from_viewer)
+        self.histogram.classClicked.connect(lambda name: self.docks.browser.raise_() if name else None)
 
     def _tab_with(self, method: str) -> int | None:
         """Index of the first tab whose panel (or hosted panel) offers `method` (e.g. the label editor)."""
@@ -357,17 +402,39 @@ class MainWindow(QMainWindow):
         return True
 
     def show_pair(self, item) -> None:
-        """A generated pair in the viewer, where it can be zoomed and its classes toggled."""
-        ref = SampleRef(f"pair #{item.id}", f"job {item.job_id}", item.image_path, item.label_path)
+        """A generated pair in the viewer, where it can be zoomed, its classes toggled, and accepted (A/R/U)."""
+        ref = SampleRef(f"pair #{item.id}", f"job {item.job_id} · {item.status}", item.image_path, item.label_path)
         self.viewer.show_files(ref, self.gallery.model.label_set)
+        self.viewer.set_pair(item.id)
         self.tabs.setCurrentWidget(self.viewer)
 
+    def _review_from_viewer(self, pair_id: int, status: str) -> None:
+        if self.gallery.decide([pair_id], status):
+            self.status.showMessage(f"Pair #{pair_id} {status}", 5000)
+            item = self.gallery.model.item(pair_id)
+            if item is not None:
+                self.viewer.title.setText(f"pair #{pair_id}  ·  job {item.job_id} · {item.status}")
+
+    def show_source_sample(self, sample_id: str) -> bool:
+        """Open a dataset sample a pair was recombined from in the viewer (from the review tab's links)."""
+        ds = self.state.dataset
+        ref = next((r for r in ds.samples() if r.id == sample_id), None) if ds is not None else None
+        if ref is None:
+            self.status.showMessage(f"Sample {sample_id} is not in the open dataset", 8000)
+            return False
+        self.viewer.show_sample(ds, ref)
+        self.tabs.setCurrentWidget(self.viewer)
+        return True
+
     def _update_job_label(self) -> None:
-        self.status.set_jobs(self.state.running_jobs(), self.db_jobs)
+        own = self.state.own_pids()
+        elsewhere = [j for j in self.db_jobs if j.get("pid") not in own]  # our own jobs are not "elsewhere"
+        self.status.set_jobs(self.state.running_jobs(), elsewhere)
+        self.job_list.set_elsewhere(elsewhere)
 
     def _poll_db_jobs(self) -> None:
         ws = self.state.workspace
-        if ws is None or engine.generation_missing() is not None or (self._db_poll and not self._db_poll.done.is_set()):
+        if ws is None or (self._db_poll and not self._db_poll.done.is_set()):
             return
         w = create_worker(engine.running_jobs, ws)
         w.returned.connect(self._db_jobs_polled)
@@ -398,29 +465,39 @@ class MainWindow(QMainWindow):
         if self.state.workspace is None:
             self.show_error("Add dataset", "open or create a workspace first (File > New workspace)")
             return
-        path = QFileDialog.getExistingDirectory(self, "Add dataset folder")
+        path = QFileDialog.getExistingDirectory(self, "Add dataset folder", str(self.state.workspace.path))
         if path:
             self.add_dataset(path)
 
-    def export_dialog(self) -> None:
-        missing = engine.export_missing()
-        if missing is not None:
-            self.show_error("Export", f"export unavailable: {missing}")
-            return
-        if self.state.workspace is None or self.state.dataset is None:
-            self.show_error("Export", "open a workspace and a dataset first")
-            return
-        out = QFileDialog.getExistingDirectory(self, "Export augmented dataset to (an empty folder)")
-        if out:
-            self.export_to(out)
+    def export_dialog(self) -> ExportDialog | None:
+        """Open the export dialog (statuses with counts before/after); it exports when accepted.
 
-    def export_to(self, out: str | Path):
-        """Export the dataset plus accepted pairs in the background; returns the worker."""
+        Non-blocking (open(), not exec()): tests and the rest of the window keep running."""
         s = self.state
-        w = create_worker(engine.export_dataset, s.workspace, s.dataset, out)
-        w.returned.connect(lambda _r: s.log.emit(f"exported to {out}"))
-        w.returned.connect(lambda _r: self.status.showMessage(f"Exported to {out}", 10_000))
-        return s.run("Export", w)
+        if s.workspace is None or s.dataset is None:
+            self.show_error("Export", "open a workspace and a dataset first")
+            return None
+        counts = pair_service.export_counts(s.workspace, s.dataset)
+        start = s.workspace.path / "exports" / s.dataset.root.name
+        dlg = ExportDialog(len(s.dataset.samples()), counts, start, self)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.accepted.connect(lambda: self.export_to(dlg.folder(), dlg.include()))
+        self.export_window = dlg
+        dlg.open()
+        return dlg
+
+    def export_to(self, out: str | Path, include: tuple[str, ...] = DEFAULT_INCLUDE):
+        """Export the dataset plus the pairs with the chosen statuses in the background; returns the worker."""
+        s = self.state
+        w = create_worker(engine.export_dataset, s.workspace, s.dataset, out, tuple(include))
+
+        def done(man: dict) -> None:
+            self.status.showMessage(f"Exported {man['originals']} original + {man['generated']} generated "
+                                    f"samples to {out}", 10_000)
+
+        w.returned.connect(done)
+        return s.run("Export", w, lambda man: f"{man['originals']} original + {man['generated']} generated samples "
+                                               f"({', '.join(man['include'])}) to {out}")
 
     def _fill_recent(self) -> None:
         m = self.menus.recent
@@ -440,7 +517,7 @@ class MainWindow(QMainWindow):
         self.dataset_box.clear()
         for row in self.state.dataset_rows():
             self.dataset_box.addItem(f"{Path(row.path).name}  ({row.format})", row.id)
-            self.dataset_box.setItemData(self.dataset_box.count() - 1, row.path, Qt.ItemDataRole.ToolTipRole)
+            self.dataset_box.setItemData(self.dataset_box.count() - 1, str(row.path), Qt.ItemDataRole.ToolTipRole)
         i = self.dataset_box.findData(self.state.dataset_id)
         self.dataset_box.setCurrentIndex(i)
 
@@ -508,6 +585,11 @@ class MainWindow(QMainWindow):
 
     # -- closing ---------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:
+        running = self.state.running_jobs()
+        if running and not self._quit_confirmed:
+            event.ignore()
+            self.ask_quit(running)
+            return
         self.job_poll_timer.stop()
         if self._db_poll is not None:
             self._db_poll.done.wait(5)
@@ -515,6 +597,28 @@ class MainWindow(QMainWindow):
         self.settings.save_window_state(self.saveGeometry(), self.saveState())
         self.settings.sync()
         self.state.close_workspace()
+        self.generation.wait_training(15_000)  # train-gan saves its checkpoint on SIGTERM
         self.thumbnails.clear_queue()
         self.thumbnails.wait_idle(5000)
         super().closeEvent(event)
+
+    def ask_quit(self, running: list[str]) -> QMessageBox:
+        """Jobs are running: quit only when the user says so (they are cancelled, finished work is kept)."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Quit segbalance",
+                          f"{len(running)} job{'s are' if len(running) > 1 else ' is'} still running: "
+                          f"{', '.join(running)}.\nQuit and cancel {'them' if len(running) > 1 else 'it'}? "
+                          "Work finished so far is kept.",
+                          QMessageBox.StandardButton.Cancel, self)
+        box.setObjectName("quit_confirm")
+        quit_button = box.addButton("Cancel jobs and quit", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        quit_button.clicked.connect(self._quit_now)
+        self.quit_box = box
+        box.open()
+        return box
+
+    def _quit_now(self) -> None:
+        self._quit_confirmed = True
+        self.state.cancel_all()
+        self.close()

@@ -1,7 +1,8 @@
 """Render the main views of the app to PNG for the README: `python -m desktop_app.screenshots docs/screenshots`.
 
 Builds a throw-away workspace on the built-in sample dataset, drives the real window like a user
-(add dataset, pick a sample, plan, generate, review) and grabs each view at 1400x900.
+(add dataset, pick a sample, plan, generate, review) and grabs each view at the two window sizes the
+layout must hold at: 1920x1080 (NAME.png, the README's) and 1366x768 (NAME-1366x768.png).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-SIZE = (1400, 900)
+SIZES = ((1920, 1080), (1366, 768))
 
 
 def wait_until(pred: Callable[[], bool], timeout: float = 120.0) -> bool:
@@ -45,13 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
 
     from segbalance.core.datasets.sample import make_sample_dataset
-    from segbalance.desktop_app import engine
     from segbalance.desktop_app.main import create_main_window
 
     tmp = Path(tempfile.mkdtemp(prefix="segbalance-shots-"))
     data = make_sample_dataset(tmp / "sample", n_train=args.train, n_val=12, size=(512, 256), seed=0)
     w = create_main_window(settings_path=tmp / "settings.ini")
-    w.resize(*SIZE)
+    w.resize(*SIZES[0])
     w.show()
     w.open_workspace(tmp / "workspace", create=True)
     w.add_dataset(data)
@@ -61,10 +61,15 @@ def main(argv: list[str] | None = None) -> int:
     shots: list[Path] = []
 
     def grab(name: str) -> None:
-        settle(0.6)
-        p = args.out / f"{name}.png"
-        w.grab().save(str(p))
-        shots.append(p)
+        for i, (width, height) in enumerate(SIZES):
+            w.resize(width, height)
+            settle(0.8)
+            if w.width() != width:
+                print(f"screenshots: {name}: the window is {w.width()} px wide, not {width}", file=sys.stderr)
+            p = args.out / (f"{name}.png" if i == 0 else f"{name}-{width}x{height}.png")
+            w.grab().save(str(p))
+            shots.append(p)
+        w.resize(*SIZES[0])
 
     # 1. browser + viewer + histogram
     w.browser.step(3)
@@ -73,22 +78,19 @@ def main(argv: list[str] | None = None) -> int:
     grab("main-window")
 
     # 2. a plan and its predicted effect on the histogram
-    if engine.planner_missing() is None:
-        b = w.balance
-        shares = b.current_shares()
-        for name in ("wall", "fence", "traffic light", "rider"):  # rare classes of the sample data
-            if name in shares and shares[name] > 0:
-                b.set_target(name, min(0.02, 3 * shares[name]))
-        b.budget.setValue(args.budget)
-        b.start_plan()
-        wait_until(lambda: w.state.plan is not None and not w.state.running_jobs(), 300)
-        w.histogram.log.setChecked(True)
-        grab("balance-plan")
-    else:
-        print(f"screenshots: no plan view ({engine.planner_missing()})", file=sys.stderr)
+    b = w.balance
+    shares = b.current_shares()
+    for name in ("wall", "fence", "traffic light", "rider"):  # rare classes of the sample data
+        if name in shares and shares[name] > 0:
+            b.set_target(name, min(0.02, 3 * shares[name]))
+    b.budget.setValue(args.budget)
+    b.start_plan()
+    wait_until(lambda: w.state.plan is not None and not w.state.running_jobs(), 300)
+    w.histogram.log.setChecked(True)
+    grab("balance-plan")
 
     # 3. generation and review
-    if engine.generation_missing() is None and w.state.plan_path is not None:
+    if w.state.plan_path is not None:
         w.generation.renderer.setCurrentText("copypaste")
         w.generation.start()
         wait_until(lambda: not w.state.running_jobs(), 600)
@@ -98,8 +100,15 @@ def main(argv: list[str] | None = None) -> int:
         wait_until(lambda: w.gallery.proxy.rowCount() > 0, 10)
         settle(1.5)  # thumbnails
         grab("review-gallery")
+        dlg = w.export_dialog()
+        if dlg is not None:
+            settle(0.3)
+            p = args.out / "export-dialog.png"
+            dlg.grab().save(str(p))
+            shots.append(p)
+            dlg.reject()
     else:
-        print(f"screenshots: no generation view ({engine.generation_missing()})", file=sys.stderr)
+        print("screenshots: no generation view (planning gave no plan)", file=sys.stderr)
 
     # 4. the label editor (issue 8) on the sample shown first, when the editor is part of this build
     w.tabs.setCurrentWidget(w.viewer)

@@ -7,28 +7,41 @@ calls go through core/db, long ones through desktop_app.workers.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
-from sqlalchemy import select
 
+from segbalance.core import catalog
 from segbalance.core.datasets import Dataset, open_dataset
-from segbalance.core.errors import WorkspaceError
+from segbalance.core.errors import SegbalanceError, WorkspaceError
 from segbalance.core.stats import DatasetStats, dataset_stats
+from segbalance.core.summaries import split_stats
 from segbalance.core.workspace import Workspace
-from segbalance.db import models as m
+from segbalance.desktop_app import engine
 from segbalance.desktop_app.settings import Settings
 from segbalance.desktop_app.workers import Worker, create_worker, error_text
+from segbalance.desktop_app.workspace_memory import WorkspaceMemory
+
+
+@dataclass(eq=False)
+class JobEntry:
+    """One background job of this window (a worker thread or a subprocess), as the job list shows it."""
+
+    name: str
+    cancel: Callable[[], None]
+    pid: int | None = None  # the process doing the work (this one for workers), to recognise its DB Job row
+    done: int = 0
+    total: int = 0  # 0 = not known yet (a busy bar)
+    cancelling: bool = False
+
+    def request_cancel(self) -> None:
+        self.cancelling = True
+        self.cancel()
+
 
 SMALL_DATASET = 256  # below this, stats scan in-process (a process pool costs more than it saves)
-
-
-def split_stats(stats: DatasetStats, refs_split: dict[str, str], split: str | None) -> DatasetStats:
-    """The stats of one split, cut out of the all-splits stats (None = all)."""
-    if split is None:
-        return stats
-    samples = [s for s in stats.samples if refs_split.get(s.id) == split]
-    return DatasetStats(stats.label_set, split, samples)
 
 
 class AppState(QObject):
@@ -41,7 +54,9 @@ class AppState(QObject):
     pairsChanged = Signal()  # generated pairs added or reviewed
     error = Signal(str, str)  # title, one-line message
     log = Signal(str)
-    jobsChanged = Signal()
+    message = Signal(str)  # a short feedback line for the status bar (a panel's "saved revision 3 of ...")
+    jobsChanged = Signal()  # a job started or ended
+    jobProgress = Signal(object)  # JobEntry whose done/total changed
 
     def __init__(self, settings: Settings, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -56,13 +71,30 @@ class AppState(QObject):
         self.plan_path: Path | None = None  # the saved plan file generation runs on
         self.target: dict[str, float] | None = None
         self.jobs: dict[Worker, str] = {}
+        self.entries: list[JobEntry] = []  # every background job, workers and subprocesses, oldest first
         self._stats_worker: Worker | None = None
         self.device = "cpu"
+        self.memory: WorkspaceMemory | None = None
 
     # -- background work -------------------------------------------------------------
-    def run(self, name: str, worker: Worker) -> Worker:
-        """Start a worker and track it for the status bar; errors go to the error signal."""
+    def run(self, name: str, worker: Worker, describe: Callable[[object], str] | None = None) -> Worker:
+        """Start a worker and track it for the status bar; errors go to the error signal.
+
+        The Log gets a line when it starts and one when it ends (finished with `describe(result)`, the counts
+        of what it made, or cancelled, or failed with the reason)."""
         self.jobs[worker] = name
+        entry = self.start_job(name, worker.cancel, os.getpid(), emit=False)
+        worker.progress.connect(lambda d, n, e=entry: self.job_progress(e, d, n))
+        worker.finished.connect(lambda e=entry: self.end_job(e))
+
+        def finished(result: object, n: str = name) -> None:
+            try:
+                what = describe(result) if describe is not None else ""
+            except Exception:  # noqa: BLE001 - a summary that cannot be made must not hide the finish
+                what = ""
+            self.log.emit(f"{n}: finished" + (f": {what}" if what else ""))
+
+        worker.returned.connect(finished)
         worker.errored.connect(lambda exc, n=name: self.error.emit(n, error_text(exc)))
         worker.errored.connect(lambda exc, n=name: self.log.emit(f"{n}: failed: {error_text(exc)}"))
         worker.cancelled.connect(lambda n=name: self.log.emit(f"{n}: cancelled"))
@@ -76,12 +108,37 @@ class AppState(QObject):
         self.jobs.pop(worker, None)
         self.jobsChanged.emit()
 
+    def start_job(self, name: str, cancel: Callable[[], None], pid: int | None = None, *,
+                  emit: bool = True) -> JobEntry:
+        """Show a job in the job list (subprocesses call this; workers go through `run`)."""
+        entry = JobEntry(name, cancel, pid)
+        self.entries.append(entry)
+        if emit:
+            self.log.emit(f"{name}: started")
+            self.jobsChanged.emit()
+        return entry
+
+    def job_progress(self, entry: JobEntry, done: int, total: int) -> None:
+        entry.done, entry.total = int(done), int(total)
+        self.jobProgress.emit(entry)
+
+    def end_job(self, entry: JobEntry, outcome: str | None = None) -> None:
+        """Take a job off the list; `outcome` (e.g. "finished: ...") goes to the Log for subprocess jobs."""
+        if entry in self.entries:
+            self.entries.remove(entry)
+            if outcome:
+                self.log.emit(f"{entry.name}: {outcome}")
+            self.jobsChanged.emit()
+
     def running_jobs(self) -> list[str]:
-        return list(self.jobs.values())
+        return [e.name for e in self.entries]
+
+    def own_pids(self) -> set[int]:
+        return {e.pid for e in self.entries if e.pid is not None}
 
     def cancel_all(self) -> None:
-        for w in list(self.jobs):
-            w.cancel()
+        for e in list(self.entries):
+            e.request_cancel()
 
     # -- workspace --------------------------------------------------------------------
     def open_workspace(self, path: str | Path, *, create: bool = False) -> bool:
@@ -93,12 +150,15 @@ class AppState(QObject):
             return False
         self.close_workspace()
         self.workspace = ws
+        self.memory = WorkspaceMemory(ws)
         self.settings.add_recent_workspace(ws.path)
         self.log.emit(f"workspace {ws.path}")
         self.workspaceChanged.emit(ws)
         last = self.settings.get(f"workspace_dataset/{ws.path}")
+        remembered = self.memory.dataset()  # kept in the workspace: still right after a move
         rows = self.dataset_rows()
-        row = next((r for r in rows if r.id == last), rows[-1] if rows else None)
+        row = next((r for r in rows if remembered is not None and r.path == remembered), None) \
+            or next((r for r in rows if r.id == last), rows[-1] if rows else None)
         if row is not None:
             self.open_dataset_row(row.id)
         return True
@@ -111,13 +171,13 @@ class AppState(QObject):
         if self.workspace is not None:
             self.workspace.close()
         self.workspace = None
+        self.memory = None
         self.workspaceChanged.emit(None)
 
-    def dataset_rows(self) -> list[m.Dataset]:
+    def dataset_rows(self) -> list[catalog.DatasetRecord]:
         if self.workspace is None:
             return []
-        with self.workspace.session() as s:
-            return list(s.scalars(select(m.Dataset).order_by(m.Dataset.id)))
+        return catalog.datasets(self.workspace)
 
     # -- datasets ---------------------------------------------------------------------
     def add_dataset(self, path: str | Path) -> Worker | None:
@@ -134,7 +194,7 @@ class AppState(QObject):
 
         w = create_worker(_open, str(path))
         w.returned.connect(lambda res: self._set_dataset(*res))
-        return self.run("Add dataset", w)
+        return self.run("Add dataset", w, lambda res: f"{len(res[0].samples())} samples ({res[0].format})")
 
     def open_dataset_row(self, row_id: int) -> None:
         """Reopen a dataset registered earlier; a folder that vanished is reported, the DB is left alone."""
@@ -142,7 +202,7 @@ class AppState(QObject):
         row = rows.get(row_id)
         if row is None:
             return
-        if not os.path.isdir(row.path):
+        if not row.exists:
             self.error.emit(
                 "Open dataset",
                 f"{row.path}: dataset folder not found (moved or deleted since it was added); "
@@ -160,6 +220,8 @@ class AppState(QObject):
         self.sample_split = {r.id: r.split for r in ds.samples()} if ds is not None else {}
         if ds is not None and self.workspace is not None:
             self.settings.set(f"workspace_dataset/{self.workspace.path}", row_id)
+            if self.memory is not None:
+                self.memory.set_dataset(ds.root)
             self.log.emit(f"dataset {ds.root} ({ds.format}, {len(self.sample_split)} samples)")
         self.datasetChanged.emit(ds)
         self.statsChanged.emit(None)
@@ -176,7 +238,8 @@ class AppState(QObject):
         w = create_worker(dataset_stats, ds, None, workspace=ws, workers=workers, skip_bad=True)
         w.returned.connect(lambda st, d=ds: self._set_stats(d, st))
         self._stats_worker = w
-        return self.run("Class statistics", w)
+        return self.run("Class statistics", w, lambda st: f"{len(st.samples)} samples measured"
+                        + (f", {len(st.bad)} bad skipped" if st.bad else ""))
 
     def _set_stats(self, ds: Dataset, stats: DatasetStats) -> None:
         if ds is not self.dataset:
@@ -189,6 +252,7 @@ class AppState(QObject):
             self.error.emit("Class statistics", f"{n} bad sample{'s' if n > 1 else ''} left out of the "
                                                 f"statistics: {stats.bad[0].error}{more}")
         self.statsChanged.emit(stats)
+        self._restore_plan(ds)
 
     def set_split(self, split: str | None) -> None:
         if split != self.split:
@@ -210,7 +274,35 @@ class AppState(QObject):
     # -- plan -------------------------------------------------------------------------
     def set_plan(self, plan) -> None:
         self.plan = plan
+        if plan is not None and self.plan_path is not None and self.memory is not None and self.dataset is not None:
+            self.memory.set_plan(self.dataset.root, self.plan_path)
         self.planChanged.emit(plan)
+
+    def saved_targets(self) -> tuple[dict[str, float], set[str]]:
+        """Targets and locks last set on the open dataset in this workspace (empty when none)."""
+        if self.memory is None or self.dataset is None:
+            return {}, set()
+        return self.memory.targets(self.dataset.root)
+
+    def remember_targets(self, targets: dict[str, float], locks: set[str]) -> None:
+        if self.memory is not None and self.dataset is not None:
+            self.memory.set_targets(self.dataset.root, targets, locks)
+
+    def _restore_plan(self, ds: Dataset) -> None:
+        """The plan last made or loaded on this dataset in this workspace, when it still fits the dataset."""
+        if self.memory is None or self.plan is not None:
+            return
+        path = self.memory.plan(ds.root)
+        if path is None or not path.is_file():
+            return
+        try:
+            plan = engine.load_plan(path, ds)
+        except SegbalanceError as exc:
+            self.log.emit(f"last plan not restored: {exc}")
+            return
+        self.plan_path = path
+        self.set_plan(plan)
+        self.log.emit(f"restored the last plan: {path.name} ({len(plan.recipes)} recipes)")
 
     def set_target(self, target: dict[str, float] | None) -> None:
         self.target = target

@@ -9,7 +9,6 @@ from segbalance.core.datasets import open_dataset
 from segbalance.core.workspace import Workspace
 from segbalance.desktop_app.editor import LabelEditor
 
-pytest.importorskip("segbalance.core.recombine.layers")
 pytestmark = pytest.mark.gui
 
 

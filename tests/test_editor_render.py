@@ -21,7 +21,6 @@ from segbalance.db import models as m
 from segbalance.desktop_app.editor import LabelEditor
 from segbalance.desktop_app.editor.render_pane import RenderPane
 
-pytest.importorskip("segbalance.core.render.pix2pixhd")
 pytestmark = pytest.mark.gui
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -100,3 +99,24 @@ def test_checkpoint_for_another_label_set_is_refused_with_the_reason(tiny_gan, q
     qtbot.waitUntil(lambda: "Cannot render" in pane.message, timeout=60000)
     assert "does not match label set 'wide'" in pane.message and "35 label channels" in pane.message
     assert pane.renderer is None and not pane.add_btn.isEnabled()
+
+
+def test_a_wrong_checkpoint_is_said_once_and_the_working_renderer_stays(tiny_gan, tmp_path, qtbot):
+    root, ckpt = tiny_gan
+    ds = open_dataset(root)
+    pane = RenderPane(ds.label_set)
+    qtbot.addWidget(pane)
+    pane.load_checkpoint(ckpt, device="cpu")
+    qtbot.waitUntil(lambda: pane.renderer is not None or "Cannot" in pane.message, timeout=60000)
+    working = pane.renderer
+    assert working is not None, pane.message
+    bad = tmp_path / "not_a_generator.pt"
+    import torch
+
+    torch.save({f"layer{i}.weight": torch.zeros(2) for i in range(40)}, bad)  # a state dict of something else
+    pane.load_checkpoint(bad, device="cpu")
+    qtbot.waitUntil(lambda: "Not loaded" in pane.message, timeout=60000)
+    assert pane.renderer is working  # still rendering with the one that worked
+    assert "still rendering with ckpt.pt" in pane.message
+    shown = pane.message + "\n" + pane.view.text()
+    assert shown.count("layer0.weight") <= 1  # the reason once, not the key list twice

@@ -414,8 +414,10 @@ def test_quality_gate_marks_low_scores_rejected(setup, monkeypatch, tmp_path):
 
 
 def _tiny_generator(path: Path, label_nc: int = 35) -> Path:
-    torch = pytest.importorskip("torch")
-    nets = pytest.importorskip("segbalance.core.render.pix2pixhd_nets")
+    import torch
+
+    from segbalance.core.render import pix2pixhd_nets as nets
+
     torch.manual_seed(0)
     g = nets.build_generator(nets.Pix2PixHDConfig(label_nc=label_nc, ngf=8, n_downsample_global=2, n_blocks_global=1))
     torch.save(g.state_dict(), path)
@@ -424,7 +426,6 @@ def _tiny_generator(path: Path, label_nc: int = 35) -> Path:
 
 def test_real_pix2pixhd_renderer_job(setup, tmp_path, capsys):
     """The real generator module (tiny untrained weights): rows, hashes, checkpoint SHA, label_nc check."""
-    pytest.importorskip("segbalance.core.render.pix2pixhd")
     import torch
 
     torch.set_num_threads(2)
@@ -460,7 +461,6 @@ def test_procedural_renderer_job(setup):
 
 def test_quality_gate_with_a_real_segmentation_run(setup, tmp_path):
     """A 2-iteration PSPNet run stands in for a trained model: scores land in the rows, the threshold rejects."""
-    pytest.importorskip("segbalance.core.seg.train")
     import torch
 
     from segbalance.core.seg.train import SegTrainConfig, train_seg

@@ -203,7 +203,6 @@ def test_bad_form_input_is_refused_with_a_reason(env):
 
 def test_a_short_real_train_seg_run_streams_into_the_panel(tmp_path, qtbot):
     """The real `segbalance train-seg` subprocess (resnet18, 4 iterations on 64x32 maps)."""
-    pytest.importorskip("segbalance.core.seg.train")
     from segbalance.core.datasets.sample import make_sample_dataset
 
     root = make_sample_dataset(tmp_path / "ds", n_train=6, n_val=2, size=(64, 32), seed=1)

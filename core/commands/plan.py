@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from segbalance.core.progress import cli_progress
     from segbalance.core.recombine import build_layer_bank
     from segbalance.core.stats import dataset_stats
+    from segbalance.core.summaries import classes_line, plan_counts, strategies_line
     from segbalance.core.workspace import Workspace
 
     if args.budget <= 0:
@@ -111,13 +112,12 @@ def run(args: argparse.Namespace) -> int:
         t = f"{plan.target[name] * 100:>10.3f}" if name in plan.target else f"{'':>10}"
         mark = " *" if name in plan.target else ""
         print(f"{name:<16}{plan.before[name] * 100:>10.3f}{plan.after[name] * 100:>10.3f}{t}{mark}")
-    counts: dict[str, int] = {}
-    for r in plan.recipes:
-        counts[r.strategy] = counts.get(r.strategy, 0) + 1
     if plan.class_weights:
         print("class weights (1 - IoU of " + args.weight_by_iou + "): "
               + ", ".join(f"{k} {v:.2f}" for k, v in sorted(plan.class_weights.items(), key=lambda kv: -kv[1])))
-    print("strategies: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"))
+    counts = plan_counts(plan, ds.label_set)  # the same numbers the app's Balance panel shows
+    print(f"strategies: {strategies_line(counts)}")
+    print(f"adding: {classes_line(counts)}")
     if plan.skipped:
         print(f"left out (no layers to paste in this dataset): {', '.join(plan.skipped)}", file=sys.stderr)
     if len(plan.recipes) < args.budget:

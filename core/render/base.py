@@ -125,11 +125,8 @@ def load_renderer(kind: str, *, ds=None, checkpoint: str | None = None, device: 
     if kind == "pix2pixhd":
         if not checkpoint:
             raise SegbalanceError("--renderer pix2pixhd needs --checkpoint CKPT (a trained generator)")
-        try:
-            from segbalance.core.render import pix2pixhd
-        except ImportError:
-            raise SegbalanceError("the pix2pixhd renderer is not available in this build; use --renderer "
-                                  "copypaste") from None
+        from segbalance.core.render import pix2pixhd
+
         model = pix2pixhd.load_renderer(checkpoint, device=device)
         if getattr(model, "checkpoint_sha256", None) is None:
             model.checkpoint_sha256 = pix2pixhd.file_sha256(checkpoint)

@@ -29,7 +29,7 @@ class LabelCanvas(QWidget):
         super().__init__(parent)
         self.setMouseTracking(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.setMinimumSize(320, 200)
+        self.setMinimumSize(240, 200)
         self.edit: LabelEdit | None = None
         self.tool = "brush"
         self.class_id = 0

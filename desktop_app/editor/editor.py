@@ -35,7 +35,12 @@ from segbalance.core.workspace import Workspace
 from segbalance.desktop_app.editor.canvas import LabelCanvas
 from segbalance.desktop_app.editor.palette import HOTKEYS, ClassPalette
 from segbalance.desktop_app.editor.render_pane import RenderPane
+from segbalance.desktop_app.widgets.elided_label import ElidedLabel
 
+NO_MAP_HINT = "No label map open: pick a sample in the Dataset panel and press Ctrl+L (Sample ▸ Edit label map)"
+# Tool, class and edit keys work anywhere in the window while the editor tab is shown (not only when the
+# canvas has focus); a hidden tab's shortcuts are inactive, so they never fire over the review keys.
+KEY_CONTEXT = Qt.ShortcutContext.WindowShortcut
 TOOL_KEYS = {"brush": "B", "eraser": "E", "fill": "G", "polygon": "P", "rect": "R"}
 
 
@@ -58,11 +63,14 @@ class LabelEditor(QWidget):
         self.autosave = True
         self._autosaver: Autosaver | None = None
         self.last_error = ""
+        self.last_saved = ""
 
         self.canvas = LabelCanvas()
         self.palette = ClassPalette(label_set)
         self.render_pane = RenderPane(label_set)
-        self.status = QLabel("No label map open")
+        runs = workspace.path / "runs"
+        self.render_pane.start_dir = str(runs if runs.is_dir() else workspace.path)  # its own checkpoints first
+        self.status = ElidedLabel(NO_MAP_HINT, preferred_width=600)  # long states never widen the window
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self._build_toolbar()
 
@@ -77,6 +85,7 @@ class LabelEditor(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(self.toolbar)
+        lay.addWidget(self.actions_toolbar)
         lay.addWidget(split, 1)
         lay.addWidget(self.status)
 
@@ -88,7 +97,7 @@ class LabelEditor(QWidget):
         self.render_pane.addRequested.connect(self.add_to_workspace)
         self.render_pane.rendered.connect(lambda *_: self._update_status())
         for i, _k in enumerate(HOTKEYS):
-            sc = QShortcut(QKeySequence(HOTKEYS[i]), self, context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            sc = QShortcut(QKeySequence(HOTKEYS[i]), self, context=KEY_CONTEXT)
             sc.activated.connect(lambda i=i: self.palette.select_hotkey(i))
         first = self.palette.hotkey_classes[0] if self.palette.hotkey_classes else label_set.ignore_id
         self.palette.select(first)
@@ -103,7 +112,7 @@ class LabelEditor(QWidget):
             a = QAction(tool.capitalize(), self)
             a.setCheckable(True)
             a.setShortcut(QKeySequence(key))
-            a.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            a.setShortcutContext(KEY_CONTEXT)
             a.setToolTip(f"{tool} ({key})")
             a.triggered.connect(lambda _=False, t=tool: self.set_tool(t))
             group.addAction(a)
@@ -134,16 +143,24 @@ class LabelEditor(QWidget):
         self.opacity_slider.setFixedWidth(90)
         self.opacity_slider.valueChanged.connect(self._set_opacity)
         tb.addWidget(self.opacity_slider)
-        tb.addSeparator()
+        # edit and file actions on a row of their own: Save and Export never fall behind the overflow »
+        tb = self.actions_toolbar = QToolBar()
         self.undo_action = QAction("Undo", self, shortcut=QKeySequence.StandardKey.Undo)
-        self.redo_action = QAction("Redo", self, shortcut=QKeySequence.StandardKey.Redo)
+        self.redo_action = QAction("Redo", self)
+        # the platform's redo keys plus Ctrl+Y (labelme/CVAT) and Ctrl+Shift+Z on every OS, each once (a key
+        # bound twice is ambiguous and does nothing)
+        redo_keys = [k.toString() for k in QKeySequence.keyBindings(QKeySequence.StandardKey.Redo)]
+        redo_keys += [k for k in ("Ctrl+Y", "Ctrl+Shift+Z") if k not in redo_keys]
+        self.redo_action.setShortcuts([QKeySequence(k) for k in redo_keys])
+        self.undo_action.setToolTip("Undo (Ctrl+Z)")
+        self.redo_action.setToolTip("Redo (Ctrl+Y, Ctrl+Shift+Z)")
         for a, fn in ((self.undo_action, self.canvas.undo), (self.redo_action, self.canvas.redo)):
-            a.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            a.setShortcutContext(KEY_CONTEXT)
             a.triggered.connect(fn)
             tb.addAction(a)
             self.addAction(a)
         self.fit_action = QAction("Fit", self, shortcut=QKeySequence("F"))
-        self.fit_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.fit_action.setShortcutContext(KEY_CONTEXT)
         self.fit_action.triggered.connect(self._fit)
         tb.addAction(self.fit_action)
         self.addAction(self.fit_action)
@@ -153,7 +170,8 @@ class LabelEditor(QWidget):
         self.paste_action.triggered.connect(self.open_layer_picker)
         tb.addAction(self.paste_action)
         self.save_action = QAction("Save revision", self, shortcut=QKeySequence.StandardKey.Save)
-        self.save_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.save_action.setShortcutContext(KEY_CONTEXT)
+        self.save_action.setToolTip("Save the map as a new revision in the workspace (Ctrl+S)")
         self.save_action.triggered.connect(self.save_revision)
         self.addAction(self.save_action)
         tb.addAction(self.save_action)
@@ -269,10 +287,15 @@ class LabelEditor(QWidget):
             self._error(f"save failed: {exc}")
             return None
         self.origin = f"revision {rev.number}"
-        self.statusMessage.emit(f"Saved revision {rev.number} of {self.source.stem} ({rev.label_path})")
+        self.last_saved = f"Saved revision {rev.number} of {self.source.stem} ({rev.label_path})"
+        self.statusMessage.emit(self.last_saved)
         self._update_status()
         self.revisionSaved.emit(rev.id)
         return rev.id
+
+    def status_note(self) -> str:
+        """The last save, as said in the status bar and the Log."""
+        return self.last_saved
 
     def export(self, out_dir: str | Path) -> Path | None:
         try:
@@ -347,7 +370,7 @@ class LabelEditor(QWidget):
 
     def _update_status(self) -> None:
         if self.edit is None:
-            self.status.setText("No label map open")
+            self.status.setText(NO_MAP_HINT)
             return
         c = self.label_set.by_id.get(self.canvas.class_id)
         parts = [

@@ -19,13 +19,12 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from sqlalchemy import select
 
+from segbalance.core.catalog import dataset_paths
 from segbalance.core.datasets import open_dataset
 from segbalance.core.errors import SegbalanceError
 from segbalance.core.labels import LabelSet
 from segbalance.core.workspace import Workspace
-from segbalance.db import models as m
 from segbalance.desktop_app.editor._render_worker import start_worker
 
 THUMB = 72
@@ -101,8 +100,7 @@ class LayerPicker(QWidget):
         lay.addLayout(bottom)
         self.resize(560, 420)
 
-        with workspace.session() as s:
-            roots = list(s.scalars(select(m.Dataset.path).order_by(m.Dataset.id)))
+        roots = dataset_paths(workspace)
         if dataset_root and str(dataset_root) not in roots:
             roots.insert(0, str(dataset_root))
         for r in roots:

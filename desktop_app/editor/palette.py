@@ -48,6 +48,11 @@ class ClassPalette(QWidget):
             item.setCheckState(Qt.CheckState.Checked)
             item.setToolTip(f"{c.name} (id {c.id}, {c.category}{', things' if c.has_instances else ''})")
             self.list.addItem(item)
+        # wide enough for the longest class name (plus checkbox, swatch, scroll bar): names are never cut
+        fm = self.list.fontMetrics()
+        longest = max((fm.horizontalAdvance(self.list.item(i).text()) for i in range(self.list.count())), default=80)
+        self.list.setMinimumWidth(longest + 56)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.search.textChanged.connect(self._filter)
         self.list.currentItemChanged.connect(self._current)
         self.list.itemChanged.connect(self._checked)

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QSi
 
 from segbalance.core.labels import LabelSet
 from segbalance.desktop_app.editor._render_worker import start_worker
+from segbalance.desktop_app.widgets.elided_label import ElidedLabel
 
 DEBOUNCE_MS = 150
 
@@ -57,7 +58,7 @@ def _render(renderer: Renderer, label: np.ndarray, instance: np.ndarray | None, 
 
 
 class RenderPane(QWidget):
-    """Shows the latest rendering of the painted map, its render time, and offers "Add to workspace"."""
+    """Shows the latest rendering of the painted map, its render time, and offers "Add as pair" (a manual pair)."""
 
     rendered = Signal(object, float)  # RGB image, seconds
     addRequested = Signal()
@@ -69,6 +70,7 @@ class RenderPane(QWidget):
         self.renderer: Renderer | None = None
         self.renderer_name = ""
         self.checkpoint_sha256: str | None = None
+        self.start_dir = ""  # where the checkpoint dialog opens (the editor sets the workspace's runs/)
         self.last_image: np.ndarray | None = None
         self.last_revision: int | None = None
         self.last_seconds: float | None = None
@@ -79,17 +81,18 @@ class RenderPane(QWidget):
         self._seq = 0
         self._requested_rev: int | None = None
 
-        self.title = QLabel("No checkpoint loaded")
+        self.title = ElidedLabel("No checkpoint loaded", preferred_width=360)  # the full reason in its tooltip
         self.title.setWordWrap(True)
         self.view = QLabel("Load a pix2pixHD checkpoint to see the label map rendered live.")
         self.view.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.view.setMinimumSize(200, 120)
+        self.view.setMinimumSize(160, 120)
         self.view.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         self.view.setStyleSheet("background:#202020;color:#bbb")
         self.view.setWordWrap(True)
         self.time_label = QLabel("")
-        self.load_btn = QPushButton("Load checkpoint…")
-        self.add_btn = QPushButton("Add to workspace")
+        self.load_btn = QPushButton("Checkpoint…")
+        self.load_btn.setToolTip("Load a pix2pixHD checkpoint to render the map live")
+        self.add_btn = QPushButton("Add as pair")
         self.add_btn.setEnabled(False)
         self.add_btn.setToolTip("Store the painted label map and this rendering as a generated pair (strategy manual)")
         row = QHBoxLayout()
@@ -123,16 +126,21 @@ class RenderPane(QWidget):
         self.last_revision = None
         self.title.setText(f"Renderer: {self.renderer_name} ({renderer.label_nc} label channels)" if renderer else "")
         self.title.setStyleSheet("")
+        self.title.setToolTip("")
         self._update_add()
         self.rendererChanged.emit()
         return True
 
     def _refuse(self, why: str) -> None:
-        self.renderer = None
-        self.title.setText(f"Cannot render: {why}")
+        """Say once why a checkpoint was not taken; a renderer that was working stays in use."""
         self.title.setStyleSheet("color:#c0392b")
+        self.title.setToolTip(why)
+        if self.renderer is not None:
+            self.title.setText(f"Not loaded: {why} — still rendering with {self.renderer_name}")
+            return
+        self.title.setText(f"Cannot render: {why}")
         self.view.setPixmap(QPixmap())
-        self.view.setText(why)
+        self.view.setText("Load a pix2pixHD checkpoint that matches this label set to see the map rendered live.")
         self._update_add()
         self.rendererChanged.emit()
 
@@ -156,7 +164,8 @@ class RenderPane(QWidget):
         )
 
     def _choose_checkpoint(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "pix2pixHD checkpoint", "", "Checkpoints (*.pth *.pt);;All (*)")
+        path, _ = QFileDialog.getOpenFileName(self, "pix2pixHD checkpoint", self.start_dir,
+                                              "Checkpoints (*.pth *.pt);;All (*)")
         if path:
             self.load_checkpoint(path)
 

@@ -20,7 +20,8 @@ class RunCompare(QWidget):
         pg.setConfigOptions(exitCleanup=False)  # see curves.py
         self.plot = pg.PlotWidget(title="per-class IoU (%)")
         self.plot.setBackground("w")
-        self.plot.showGrid(y=True, alpha=0.3)
+        self.plot.showGrid(x=True, alpha=0.3)
+        self.plot.getPlotItem().getViewBox().invertY(True)
         self.plot.addLegend()
         self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["class", "A (%)", "B (%)", "B − A"])
@@ -46,11 +47,15 @@ class RunCompare(QWidget):
         mean = f"; mean ΔIoU {np.mean(ds) * 100:+.2f} points" if ds else ""
         self.title.setText(f"A = {name_a}   B = {name_b}{mean}")
         self.plot.clear()
-        x = np.arange(len(rows))
-        self.plot.addItem(pg.BarGraphItem(x=x - 0.2, height=np.nan_to_num(a), width=0.4, brush="#1f77b4", name="A"))
-        self.plot.addItem(pg.BarGraphItem(x=x + 0.2, height=np.nan_to_num(b), width=0.4, brush="#ff7f0e", name="B"))
-        ax = self.plot.getAxis("bottom")
-        ax.setTicks([[(i, r.name) for i, r in enumerate(rows)]])
+        # horizontal bars: class names sit one per row on the left axis and never overlap (19 vertical labels
+        # under a 600 px chart did)
+        y = np.arange(len(rows))
+        self.plot.addItem(pg.BarGraphItem(x0=0, y=y - 0.2, width=np.nan_to_num(a), height=0.4, brush="#1f77b4",
+                                          name="A"))
+        self.plot.addItem(pg.BarGraphItem(x0=0, y=y + 0.2, width=np.nan_to_num(b), height=0.4, brush="#ff7f0e",
+                                          name="B"))
+        self.plot.getAxis("left").setTicks([[(i, r.name) for i, r in enumerate(rows)]])
+        self.plot.getAxis("bottom").setTicks(None)
         self.table.setRowCount(len(rows))
         for i, r in enumerate(rows):
             d = r.delta
@@ -63,3 +68,11 @@ class RunCompare(QWidget):
                 if col == 3 and d is not None and abs(d) > 1e-9:
                     it.setBackground(QBrush(GAIN if d > 0 else LOSS))
                 self.table.setItem(i, col, it)
+        fit_table_width(self.table)
+
+
+def fit_table_width(table: QTableWidget) -> None:
+    """Columns sized to their contents and the table at least that wide, so no column is ever cut."""
+    table.resizeColumnsToContents()
+    width = table.horizontalHeader().length() + 2 * table.frameWidth() + table.verticalScrollBar().sizeHint().width()
+    table.setMinimumWidth(min(width, 420))

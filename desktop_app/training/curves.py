@@ -8,6 +8,7 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QHeaderView, QLabel, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from segbalance.core.run_metrics import Series
+from segbalance.desktop_app.training.compare import fit_table_width
 
 RARE_BRUSH = QBrush(QColor(255, 214, 153))
 
@@ -102,6 +103,7 @@ class RunCurves(QWidget):
                     it.setBackground(RARE_BRUSH)
                     it.setToolTip("rare class")
                 self.table.setItem(row, col, it)
+        fit_table_width(self.table)
 
     def highlighted_rows(self) -> list[str]:
         return [

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QSplitter,
     QTableWidget,
@@ -31,10 +32,9 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from sqlalchemy import select
 
-from segbalance.core.errors import SegbalanceError
-from segbalance.core.labels import BUILTIN, CITYSCAPES, LabelSet, label_set_from_dict
+from segbalance.core.catalog import dataset_paths, label_set_for
+from segbalance.core.jobs import PAIR_STATUSES
 from segbalance.core.run_metrics import (
     RunSummary,
     SegRunRequest,
@@ -46,12 +46,15 @@ from segbalance.core.run_metrics import (
     read_new_points,
     train_class_shares,
 )
+from segbalance.core.run_views import end_orphan_run, run_progress
 from segbalance.core.workspace import Workspace
-from segbalance.db import models as m
 from segbalance.desktop_app.training.compare import RunCompare
 from segbalance.desktop_app.training.curves import RunCurves
 from segbalance.desktop_app.training.process import STOPPED_EXIT_CODE, TrainProcess
 
+# Defaults sized for a small CPU machine: a run over the sample data finishes in minutes, not hours
+CPU_DEFAULTS = {"backbone": "resnet18", "iters": 200, "batch": 4, "crop": "128x256", "eval": 100}
+GPU_HINT = "On a GPU: resnet50, 20k+ iterations, batch 8+, crops of 512x1024 (the paper's Cityscapes setting)"
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
 STATUS_COLORS = {"running": "#1f77b4", "done": "#2ca02c", "failed": "#c0392b", "cancelled": "#e67e22",
                  "interrupted": "#7f7f7f"}
@@ -62,6 +65,7 @@ class TrainingPanel(QWidget):
     """Training runs of one workspace."""
 
     statusMessage = Signal(str)
+    runProgress = Signal(int, int)  # iteration, total of the run this panel started
     runStarted = Signal(str)  # out dir
     runFinished = Signal(int, bool)  # exit code, stopped by user
 
@@ -102,7 +106,7 @@ class TrainingPanel(QWidget):
         row.addWidget(browse)
         form.addRow("Dataset", row)
         self.pairs_check = QCheckBox("mix in generated pairs with status:")
-        self.status_checks = {s: QCheckBox(s) for s in ("accepted", "pending", "rejected")}
+        self.status_checks = {s: QCheckBox(s) for s in PAIR_STATUSES if s != "failed"}
         self.status_checks["accepted"].setChecked(True)
         prow = QHBoxLayout()
         for c in self.status_checks.values():
@@ -116,15 +120,19 @@ class TrainingPanel(QWidget):
         form.addRow("Sampler", self.sampler_box)
         self.backbone_box = QComboBox()
         self.backbone_box.addItems(BACKBONES)
-        self.backbone_box.setCurrentText("resnet50")
+        self.backbone_box.setCurrentText(CPU_DEFAULTS["backbone"])
+        self.backbone_box.setToolTip(GPU_HINT)
         form.addRow("Backbone", self.backbone_box)
-        self.iters_spin = QSpinBox(minimum=1, maximum=10_000_000, value=1000, singleStep=100)
+        self.iters_spin = QSpinBox(minimum=1, maximum=10_000_000, value=CPU_DEFAULTS["iters"], singleStep=100)
+        self.iters_spin.setToolTip(GPU_HINT)
         form.addRow("Iterations", self.iters_spin)
-        self.batch_spin = QSpinBox(minimum=1, maximum=1024, value=8)
+        self.batch_spin = QSpinBox(minimum=1, maximum=1024, value=CPU_DEFAULTS["batch"])
         form.addRow("Batch", self.batch_spin)
-        self.crop_edit = QLineEdit("256x512")
+        self.crop_edit = QLineEdit(CPU_DEFAULTS["crop"])
+        self.crop_edit.setToolTip("HEIGHTxWIDTH of the training crops; at most the image size (the sample data "
+                                  "is 128x256)")
         form.addRow("Crop (HxW)", self.crop_edit)
-        self.eval_spin = QSpinBox(minimum=0, maximum=10_000_000, value=200, singleStep=50)
+        self.eval_spin = QSpinBox(minimum=0, maximum=10_000_000, value=CPU_DEFAULTS["eval"], singleStep=50)
         self.eval_spin.setToolTip("validate every N iterations (0: only at the end)")
         form.addRow("Validate every", self.eval_spin)
         self.device_box = QComboBox()
@@ -158,7 +166,7 @@ class TrainingPanel(QWidget):
         self.runs_table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.runs_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.runs_table.itemSelectionChanged.connect(self._selection_changed)
-        self.compare_btn = QPushButton("Compare selected (2)")
+        self.compare_btn = QPushButton("Compare (select 2 runs)")
         self.compare_btn.setEnabled(False)
         self.compare_btn.clicked.connect(self.compare_selected)
         rl = QVBoxLayout(runs_box)
@@ -166,7 +174,12 @@ class TrainingPanel(QWidget):
         rl.addWidget(self.compare_btn)
 
         left = QSplitter(Qt.Orientation.Vertical)
-        left.addWidget(form_box)
+        form_scroll = QScrollArea()  # the form scrolls on a short screen instead of growing the window
+        form_scroll.setWidget(form_box)
+        form_scroll.setWidgetResizable(True)
+        form_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        form_scroll.setMinimumHeight(120)
+        left.addWidget(form_scroll)
         left.addWidget(runs_box)
 
         self.curves = RunCurves()
@@ -203,9 +216,7 @@ class TrainingPanel(QWidget):
             c.setEnabled(on)
 
     def _fill_datasets(self) -> None:
-        with self.workspace.session() as s:
-            paths = list(s.scalars(select(m.Dataset.path).order_by(m.Dataset.id)))
-        for p in paths:
+        for p in dataset_paths(self.workspace):
             if self.dataset_box.findText(p) < 0:
                 self.dataset_box.addItem(p)
 
@@ -299,16 +310,9 @@ class TrainingPanel(QWidget):
         self.poll()
         self.runFinished.emit(code, stopped)
 
-    def _mark_run(self, run_id: int | None, status: str) -> None:
-        """A run whose process is gone but whose row still says running gets its real status."""
-        if run_id is None:
-            return
-        from segbalance.db.base import utcnow
-
-        with self.workspace.session() as s, s.begin():
-            r = s.get(m.TrainingRun, run_id)
-            if r is not None and r.status == "running":
-                r.status, r.finished_at = status, utcnow()
+    def _mark_run(self, run_id: int | None, outcome: str) -> None:
+        """A run whose process is gone but whose row still says running gets its real status (from core)."""
+        end_orphan_run(self.workspace, run_id, outcome)
 
     # -- live view ---------------------------------------------------------------------------------
     def poll(self) -> None:
@@ -327,18 +331,10 @@ class TrainingPanel(QWidget):
 
     def _show_progress(self, run_id: int) -> None:
         """Iteration, speed and ETA of the running run, from its Job row (train-seg keeps it current)."""
-        with self.workspace.session() as s:
-            run = s.get(m.TrainingRun, run_id)
-            job = s.get(m.Job, run.job_id) if run is not None and run.job_id else None
-        if job is None or not job.total:
-            return
-        text = f"running: iteration {job.done}/{job.total}"
-        if job.rate:
-            text += f" · {job.rate:.2f} it/s"
-        if job.eta_s is not None:
-            mins, secs = divmod(int(job.eta_s), 60)
-            text += f" · ETA {mins}m{secs:02d}s"
-        self.run_state.setText(text)
+        prog = run_progress(self.workspace, run_id)
+        if prog is not None:
+            self.run_state.setText(prog.text())
+            self.runProgress.emit(prog.done, prog.total)
 
     def _redraw(self) -> None:
         run = next((r for r in self._runs if r.id == self.series.run_id), None)
@@ -369,9 +365,7 @@ class TrainingPanel(QWidget):
         if not ds:
             return {}, set()
         if ds not in self._shares_cache:
-            with self.workspace.session() as s:
-                row = s.scalar(select(m.Dataset).where(m.Dataset.path == str(Path(ds).resolve())))
-            ls = _label_set_of(row.label_set if row is not None else None)
+            ls = label_set_for(self.workspace, ds)
             shares = train_class_shares(self.workspace, ds, ls)
             self._shares_cache[ds] = (shares, rare_classes(shares))
         return self._shares_cache[ds]
@@ -384,6 +378,8 @@ class TrainingPanel(QWidget):
             return
         selected = self.selected_ids()
         self._runs = runs
+        if self.series is not None:
+            self._redraw()  # the chart header shows the run's status now (not "running" after Stop)
         table = self.runs_table
         table.blockSignals(True)
         table.setRowCount(len(runs))
@@ -402,7 +398,13 @@ class TrainingPanel(QWidget):
                 table.selectRow(i)
         table.setSelectionMode(mode)
         table.blockSignals(False)
-        self.compare_btn.setEnabled(len(self.selected_ids()) == 2)
+        self._update_compare()
+
+    def _update_compare(self) -> None:
+        """The button says how many runs are selected, and why it is disabled when that is not two."""
+        n = len(self.selected_ids())
+        self.compare_btn.setEnabled(n == 2)
+        self.compare_btn.setText("Compare the 2 selected" if n == 2 else f"Compare (select 2 runs; {n} selected)")
 
     def selected_ids(self) -> list[int]:
         rows = sorted({i.row() for i in self.runs_table.selectedIndexes()})
@@ -410,7 +412,7 @@ class TrainingPanel(QWidget):
 
     def _selection_changed(self) -> None:
         ids = self.selected_ids()
-        self.compare_btn.setEnabled(len(ids) == 2)
+        self._update_compare()
         if len(ids) >= 1:
             self._show_run(ids[0])
 
@@ -435,14 +437,3 @@ class TrainingPanel(QWidget):
         self.timer.stop()
         super().closeEvent(ev)
 
-
-def _label_set_of(data: dict | None) -> LabelSet:
-    """The dataset's label set as stored in the DB (built-ins by name), Cityscapes when unknown or unreadable."""
-    if not data:
-        return CITYSCAPES
-    if data.get("name") in BUILTIN:
-        return BUILTIN[data["name"]]
-    try:
-        return label_set_from_dict(data)
-    except SegbalanceError:
-        return CITYSCAPES

@@ -64,8 +64,9 @@ class TrainProcess(QObject):
         self.stop_requested = True
         self.proc.terminate()
         proc = self.proc
-        QTimer.singleShot(KILL_AFTER_MS, lambda: proc.kill() if proc.state() != QProcess.ProcessState.NotRunning
-                          else None)
+        # proc as the timer's context: no call once the QProcess is gone (a raise in the event loop otherwise)
+        QTimer.singleShot(KILL_AFTER_MS, proc, lambda: proc.kill()
+                          if proc.state() != QProcess.ProcessState.NotRunning else None)
 
     def wait(self, ms: int) -> bool:
         return self.proc.waitForFinished(ms) if self.proc is not None else True

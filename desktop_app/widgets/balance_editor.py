@@ -62,7 +62,9 @@ class BalanceEditor(QWidget):
         self._filling = False
 
         self.table = QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["Class", "Current", "Target %", "Lock"])
+        self.table.setHorizontalHeaderLabels(["Class", "Train now", "Target %", "Lock"])
+        self.table.horizontalHeaderItem(1).setToolTip("Share of labeled pixels in the train split (what a plan "
+                                                      "balances); the Classes histogram may show all splits")
         self.table.verticalHeader().setVisible(False)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.table.setItemDelegateForColumn(COL_TARGET, ShareDelegate(self.table))
@@ -141,9 +143,7 @@ class BalanceEditor(QWidget):
         self.cancel_button.clicked.connect(self.cancel)
         state.statsChanged.connect(lambda _s: self.refresh())
         state.planChanged.connect(self._plan_changed)
-        missing = engine.planner_missing()
-        if missing is None:
-            self.preset_box.addItems(engine.preset_names())
+        self.preset_box.addItems(engine.preset_names())
         self.refresh()
 
     # -- table ----------------------------------------------------------------------
@@ -153,6 +153,8 @@ class BalanceEditor(QWidget):
         Plain items with a spin-box delegate (not a widget per cell): cheap to rebuild and to paint.
         """
         old_t, old_l = self.targets(), self.locked()
+        if not self.table.rowCount():  # first fill for this dataset: what was set last time in this workspace
+            old_t, old_l = self.state.saved_targets()
         stats = self.state.train_stats()
         rows = class_rows(stats) if stats is not None else []
         self._filling = True
@@ -176,12 +178,10 @@ class BalanceEditor(QWidget):
             for col, item in ((COL_CLASS, name), (COL_CURRENT, cur), (COL_TARGET, target), (COL_LOCK, lock)):
                 self.table.setItem(i, col, item)
         self._filling = False
-        ready = stats is not None and engine.planner_missing() is None
+        ready = stats is not None
         for w in (self.apply_preset, self.clear_button, self.plan_button):
             w.setEnabled(ready)
         self.cancel_button.setEnabled(False)
-        if engine.planner_missing() is not None:
-            self.summary.setText(f"Planning unavailable: {engine.planner_missing()}")
         self._targets_edited()
 
     def class_names(self) -> list[str]:
@@ -216,6 +216,8 @@ class BalanceEditor(QWidget):
     def _item_changed(self, item: QTableWidgetItem) -> None:
         if item.column() == COL_TARGET:
             self._targets_edited()
+        if item.column() in (COL_TARGET, COL_LOCK) and not self._filling:  # a user's (or preset's) change
+            self.state.remember_targets(self.targets(), self.locked())
 
     def _targets_edited(self) -> None:
         if not self._filling:
@@ -299,7 +301,7 @@ class BalanceEditor(QWidget):
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
         self.summary.setText("Planning…")
-        s.run("Plan", w)
+        s.run("Plan", w, lambda res: f"{len(res[0].recipes)} recipes (budget {res[0].budget}) → {res[1].name}")
         return w
 
     def cancel(self) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QProcess, QProcessEnvironment, Qt, Signal
+from PySide6.QtCore import QProcess, QProcessEnvironment, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -16,6 +17,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QVBoxLayout,
@@ -25,8 +27,11 @@ from PySide6.QtWidgets import (
 from segbalance.desktop_app import engine
 from segbalance.desktop_app.state import AppState
 from segbalance.desktop_app.workers import Worker, create_worker, error_text
+from segbalance.desktop_app.workspace_memory import workspace_checkpoints
 
 REFRESH_PAIRS_S = 1.0  # how often the gallery reloads while pairs arrive
+GAN_KILL_AFTER_MS = 20_000  # a train-gan that ignores SIGTERM this long is killed
+TQDM_COUNT = re.compile(r"\|\s*(\d+)/(\d+)\s*\[")  # "train-gan:  12%|##   | 12/100 [00:03<..." from tqdm
 
 
 def format_eta(seconds: float | None) -> str:
@@ -67,6 +72,9 @@ class GenerationPanel(QWidget):
         self.meter = RateMeter()
         self._last_refresh = 0.0
         self.train_process: QProcess | None = None
+        self.train_entry = None  # its JobEntry in the state's job list
+        self.confirm_box: QMessageBox | None = None
+        self._restoring = False
         self.train_command = [sys.executable, "-m", "segbalance.core.cli", "train-gan"]  # our own CLI, as a subprocess
 
         self.plan_label = QLabel("No plan: make one in the Balance panel, or load a plan file")
@@ -83,7 +91,8 @@ class GenerationPanel(QWidget):
         browse.setToolTip("Choose a checkpoint file")
         browse.clicked.connect(self._choose_checkpoint)
         self.train_button = QPushButton("Train tiny GAN")
-        self.train_button.setToolTip("Start `segbalance train-gan --preset tiny` in the background")
+        self.train_button.setToolTip("Train a tiny generator with `segbalance train-gan --preset tiny` in the "
+                                     "background (asks first; shows in the job list)")
         self.train_button.clicked.connect(self.train_tiny_gan)
         self.device = QComboBox()
         self.device.addItems(["auto", "cpu"])
@@ -143,6 +152,8 @@ class GenerationPanel(QWidget):
         self.renderer.currentTextChanged.connect(lambda _t: self._update_enabled())
         state.planChanged.connect(lambda _p: self._update_plan_label())
         state.datasetChanged.connect(lambda _d: self._update_plan_label())
+        state.workspaceChanged.connect(self._workspace_changed)
+        self.checkpoint.textChanged.connect(self._checkpoint_changed)
         self._update_plan_label()
 
     def set_devices(self, devices: list[str]) -> None:
@@ -170,20 +181,45 @@ class GenerationPanel(QWidget):
             self.state.plan = None
             self._update_plan_label()
 
+    def _workspace_changed(self, ws) -> None:
+        """The checkpoint chosen last time in this workspace, else the newest one its own GAN runs left."""
+        if ws is None or self.state.memory is None:
+            return
+        saved = self.state.memory.checkpoint("gan")
+        own = workspace_checkpoints(ws)
+        ckpt = saved if saved is not None and saved.is_file() else (own[0] if own else None)
+        self._restoring = True
+        self.checkpoint.setText(str(ckpt) if ckpt is not None else "")
+        self._restoring = False
+        if ckpt is not None and saved is None:
+            self.state.log.emit(f"generator checkpoint offered from this workspace: {ws.rel(ckpt)}")
+
+    def _checkpoint_changed(self, text: str) -> None:
+        if self.error_label.text().startswith("pix2pixhd needs a generator checkpoint") and text.strip():
+            self.error_label.clear()  # the hint is answered
+        if not self._restoring and self.state.memory is not None:
+            self.state.memory.set_checkpoint("gan", text.strip() or None)
+
+    def checkpoint_start_dir(self) -> str:
+        """Where the checkpoint dialog opens: the workspace's newest GAN run, else its runs/ folder."""
+        ws = self.state.workspace
+        if ws is None:
+            return ""
+        own = workspace_checkpoints(ws)
+        return str(own[0].parent if own else (ws.path / "runs" if (ws.path / "runs").is_dir() else ws.path))
+
     def _choose_checkpoint(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Generator checkpoint", "", "Checkpoints (*.pth *.pt)")
+        path, _ = QFileDialog.getOpenFileName(self, "Generator checkpoint", self.checkpoint_start_dir(),
+                                              "Checkpoints (*.pth *.pt)")
         if path:
             self.checkpoint.setText(path)
 
     def _update_enabled(self) -> None:
-        missing = engine.generation_missing()
         running = self.worker is not None
-        ok = missing is None and self.state.plan_path is not None and self.state.dataset is not None
+        ok = self.state.plan_path is not None and self.state.dataset is not None
         self.start_button.setEnabled(ok and not running)
         self.cancel_button.setEnabled(running)
         self.checkpoint.setEnabled(self.renderer.currentText() == "pix2pixhd")
-        if missing is not None:
-            self.error_label.setText(f"Generation unavailable: {missing}")
 
     # -- the job --------------------------------------------------------------------------
     def start(self) -> Worker | None:
@@ -211,7 +247,9 @@ class GenerationPanel(QWidget):
         self.progress.setRange(0, 0)
         self.progress.setFormat("%v / %m pairs (%p%)")
         self.rate_label.setText("starting…")
-        s.run(f"Generate ({renderer})", w)
+        s.run(f"Generate ({renderer})", w, lambda r: f"job #{r.job_id}: {r.new} new pairs, {r.done}/{r.total} "
+              f"recipes done" + (f", {r.rejected} rejected by the quality gate" if r.rejected else "")
+              + (f", {len(r.failed)} failed" if r.failed else ""))
         self._update_enabled()
         return w
 
@@ -257,39 +295,91 @@ class GenerationPanel(QWidget):
         self._update_enabled()
 
     # -- training a generator ------------------------------------------------------------
-    def train_tiny_gan(self) -> None:
-        """Run our own CLI's train-gan as a subprocess: its output goes to the log view."""
+    def train_tiny_gan(self) -> QMessageBox | None:
+        """Ask first (training takes minutes and a core or two), then run our own CLI's train-gan as a
+        subprocess: it shows in the job list with its progress and Cancel; its output goes to the Log."""
         s = self.state
         if s.workspace is None or s.dataset is None:
             self.error_label.setText("Open a workspace and a dataset first")
-            return
+            return None
         if self.train_process is not None:
-            return
+            return None
+        box = QMessageBox(QMessageBox.Icon.Question, "Train tiny GAN",
+                          f"Train a tiny pix2pixHD generator on {s.dataset.root.name} (device "
+                          f"{self.device.currentText()})? It runs in the background, shows in the job list and "
+                          "can be cancelled there; its checkpoint goes to runs/gan-tiny in the workspace.",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
+        box.setObjectName("train_gan_confirm")
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.button(QMessageBox.StandardButton.Yes).clicked.connect(self.start_gan_training)
+        self.confirm_box = box
+        box.open()
+        return box
+
+    def start_gan_training(self) -> bool:
+        s = self.state
+        if s.workspace is None or s.dataset is None or self.train_process is not None:
+            return False
         out = s.workspace.subdir("runs", "gan-tiny")
         args = [*self.train_command[1:], str(s.dataset.root), "--workspace", str(s.workspace.path),
-                "--preset", "tiny", "--out", str(out), "--device", self.device.currentText(), "--quiet"]
+                "--preset", "tiny", "--out", str(out), "--device", self.device.currentText()]
         p = QProcess(self)
         env = QProcessEnvironment.systemEnvironment()
+        env.insert("PYTHONUNBUFFERED", "1")
         p.setProcessEnvironment(env)
         p.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
-        p.readyReadStandardOutput.connect(
-            lambda: [s.log.emit(f"train-gan: {line}") for line in
-                     bytes(p.readAllStandardOutput()).decode(errors="replace").splitlines() if line.strip()])
+        p.readyReadStandardOutput.connect(lambda: self._train_output(p))
         p.finished.connect(lambda code, _st: self._train_done(code, out))
         s.log.emit(f"train-gan: {self.train_command[0]} {' '.join(args)}")
         p.start(self.train_command[0], args)
+        p.waitForStarted(5000)
         self.train_process = p
+        self.train_entry = s.start_job("Train GAN (tiny)", self.cancel_gan_training, int(p.processId()) or None)
         self.train_button.setEnabled(False)
+        return True
+
+    def cancel_gan_training(self) -> None:
+        """SIGTERM: train-gan stops after the current step and saves its checkpoint; killed if it hangs."""
+        p = self.train_process
+        if p is None or p.state() == QProcess.ProcessState.NotRunning:
+            return
+        p.terminate()
+        # p as the timer's context: no call once the process object is gone
+        QTimer.singleShot(GAN_KILL_AFTER_MS, p, lambda: p.kill() if p.state() != QProcess.ProcessState.NotRunning
+                          else None)
+
+    def wait_training(self, ms: int) -> bool:
+        """Wait for a GAN training subprocess to end (after a cancel); True when none is left."""
+        p = self.train_process
+        return p is None or p.waitForFinished(ms)
+
+    def _train_output(self, p: QProcess) -> None:
+        text = bytes(p.readAllStandardOutput()).decode(errors="replace").replace("\r", "\n")
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            m = TQDM_COUNT.search(line)
+            if m and self.train_entry is not None:
+                self.state.job_progress(self.train_entry, int(m.group(1)), int(m.group(2)))
+                continue  # progress bars go to the job list, not the Log
+            self.state.log.emit(f"train-gan: {line}")
 
     def _train_done(self, code: int, out: Path) -> None:
         self.train_process = None
         self.train_button.setEnabled(True)
-        if code != 0:
-            self.error_label.setText(f"train-gan exited with code {code}; see the log")
-            return
-        # the generator weights (official pix2pixHD name), else the full training checkpoint
+        entry, self.train_entry = self.train_entry, None
+        cancelled = entry is not None and entry.cancelling
         ckpt = next((p for p in (out / "latest_net_G.pth", out / "ckpt.pt") if p.exists()), None)
-        if ckpt is not None:
+        if cancelled:
+            outcome = "cancelled" + (f"; checkpoint kept: {ckpt}" if ckpt else "")
+        elif code != 0:
+            outcome = f"failed (train-gan exited with code {code}; see the Log)"
+            self.error_label.setText(f"train-gan exited with code {code}; see the log")
+        else:
+            outcome = f"finished: {ckpt or 'no checkpoint found in ' + str(out)}"
+        if ckpt is not None and not (code != 0 and not cancelled):
+            # the generator weights (official pix2pixHD name), else the full training checkpoint
             self.checkpoint.setText(str(ckpt))
             self.renderer.setCurrentText("pix2pixhd")
-        self.state.log.emit(f"train-gan finished: {ckpt or 'no checkpoint found in ' + str(out)}")
+        if entry is not None:
+            self.state.end_job(entry, outcome)

@@ -2,45 +2,35 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QCursor
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QToolTip, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QScrollArea,
+    QToolTip,
+    QVBoxLayout,
+    QWidget,
+)
 
 from segbalance.core.stats import DatasetStats
+from segbalance.core.summaries import ClassRow, class_rows
 
 PIXEL_SHARE, IMAGE_FREQ = "Pixel share", "Image frequency"
 BY_ID, BY_FREQ = "By id", "By frequency"
 BAR_HEIGHT = 0.8
-
-
-@dataclass
-class ClassRow:
-    name: str
-    color: tuple[int, int, int]
-    pixels: int
-    share: float  # of labeled pixels
-    images: int
-    frequency: float  # fraction of images containing the class
-
-
-def class_rows(stats: DatasetStats) -> list[ClassRow]:
-    """Per train class: pixel share and image frequency, in train-id order."""
-    pix, img = stats.train_pixels(), stats.train_images()
-    total, n = max(1, int(pix.sum())), max(1, stats.n_images)
-    return [
-        ClassRow(c.name, tuple(c.color), int(pix[i]), int(pix[i]) / total, int(img[i]), int(img[i]) / n)
-        for i, c in enumerate(stats.label_set.train_classes)
-    ]
+ROW_PX = 15  # at least this many pixels per class row (labels never overlap)
+PAIRED_HEIGHT = 0.4  # current and predicted bars side by side in one row
 
 
 class ClassHistogram(QWidget):
     """Horizontal bars (class names stay readable); hover shows numbers, click emits the class."""
 
-    classClicked = Signal(str)
+    classClicked = Signal(object)  # class name, or None when a second click on the selected bar clears it
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -49,6 +39,7 @@ class ClassHistogram(QWidget):
         self.target: dict[str, float] | None = None
         self.predicted: dict[str, float] | None = None
         self.n_images = 0
+        self.selected: str | None = None  # the class the browser is filtered on (highlighted bar)
 
         self.mode = QComboBox()
         self.mode.addItems([PIXEL_SHARE, IMAGE_FREQ])
@@ -58,6 +49,7 @@ class ClassHistogram(QWidget):
         self.log = QCheckBox("Log")
         self.log.setToolTip("Logarithmic value axis (rare classes become visible)")
         self.title = QLabel("No statistics yet")
+        self.title.setWordWrap(True)
         self.info = QLabel(" ")
         self.info.setWordWrap(True)
 
@@ -68,21 +60,30 @@ class ClassHistogram(QWidget):
         self.plot.hideButtons()
         self.plot.showGrid(x=True, y=False, alpha=0.25)
         self.plot.getAxis("bottom").enableAutoSIPrefix(False)
+        self.plot.getAxis("bottom").setStyle(maxTextLevel=0)  # labels on major ticks only: none overlap on log
         for ax in ("left", "bottom"):
             self.plot.getAxis(ax).setTextPen((40, 40, 40))
             self.plot.getAxis(ax).setPen((120, 120, 120))
-        self.plot.setMinimumHeight(260)
+        self.plot.setMinimumHeight(170)
+        # one readable row per class: on a short screen the chart scrolls instead of squeezing names together
+        self.scroll = QScrollArea()
+        self.scroll.setWidget(self.plot)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setMinimumHeight(170)
         self.vb = self.plot.getPlotItem().getViewBox()
         self.vb.invertY(True)
         self.bars = pg.BarGraphItem(x0=[], y=[], width=[], height=BAR_HEIGHT)
-        self.pred_bars = pg.BarGraphItem(x0=[], y=[], width=[], height=BAR_HEIGHT, brush=None,
-                                         pen=pg.mkPen((20, 20, 20), width=2, style=Qt.PenStyle.DashLine))
+        self.pred_bars = pg.BarGraphItem(x0=[], y=[], width=[], height=PAIRED_HEIGHT, brush=pg.mkBrush(70, 70, 70, 200),
+                                         pen=pg.mkPen((20, 20, 20), width=1))
         self.target_marks = pg.ScatterPlotItem(symbol="|", size=14, pen=pg.mkPen((220, 0, 0), width=3))
         self.plot.addItem(self.bars)
         self.plot.addItem(self.pred_bars)
         self.plot.addItem(self.target_marks)
         self.legend = QLabel()
         self.legend.setTextFormat(Qt.TextFormat.RichText)
+        self.legend.setWordWrap(True)
         self.plot.scene().sigMouseMoved.connect(self._mouse_moved)
         self.plot.scene().sigMouseClicked.connect(self._mouse_clicked)
 
@@ -95,7 +96,7 @@ class ClassHistogram(QWidget):
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(self.title)
         lay.addLayout(controls)
-        lay.addWidget(self.plot, 1)
+        lay.addWidget(self.scroll, 1)
         lay.addWidget(self.legend)
         lay.addWidget(self.info)
         for w in (self.mode, self.sort):
@@ -107,8 +108,12 @@ class ClassHistogram(QWidget):
     def set_stats(self, stats: DatasetStats | None) -> None:
         self.rows = class_rows(stats) if stats is not None else []
         self.n_images = stats.n_images if stats is not None else 0
-        split = stats.split if stats is not None else ""
-        self.title.setText(f"{self.n_images} images · split: {split}" if stats is not None else "No statistics yet")
+        split = (stats.split or "all splits") if stats is not None else ""
+        note = "" if split == "train" else " (the Balance panel counts the train split only)"
+        self.title.setText(f"{self.n_images} images · split: {split}{note}" if stats is not None
+                           else "No statistics yet")
+        self.title.setToolTip("Shares differ between the histogram and the Balance panel when the histogram shows "
+                              "other splits than train: plans balance the train split, which is what training sees")
         self.redraw()
 
     def set_target(self, target: dict[str, float] | None) -> None:
@@ -162,11 +167,17 @@ class ClassHistogram(QWidget):
         x0 = np.log10(floor) if log else 0.0
         self.plot.getAxis("bottom").setLogMode(log)
         brushes = [pg.mkBrush(*self.rows[i].color) for i in self.order]
-        self.bars.setOpts(x0=np.full(len(y), x0), y=y, width=to_axis(shown) - x0, height=BAR_HEIGHT,
-                          brushes=brushes, pen=pg.mkPen((60, 60, 60), width=1))
+        pens = [pg.mkPen((0, 0, 0), width=3) if self.rows[i].name == self.selected else pg.mkPen((60, 60, 60), width=1)
+                for i in self.order]
+        # with a plan, each class gets two bars: current (upper, its color) and predicted (lower, dark), so the
+        # change reads on a linear scale too instead of a dashed outline over the same bar
+        cur_h, cur_y = (PAIRED_HEIGHT, y - PAIRED_HEIGHT / 2) if pred is not None else (BAR_HEIGHT, y)
+        self.bars.setOpts(x0=np.full(len(y), x0), y=cur_y, width=to_axis(shown) - x0, height=cur_h,
+                          brushes=brushes, pens=pens or None, pen=pg.mkPen((60, 60, 60), width=1))
         if pred is not None:
             ok = np.isfinite(pred)
-            self.pred_bars.setOpts(x0=np.full(ok.sum(), x0), y=y[ok], width=to_axis(pred[ok]) - x0)
+            self.pred_bars.setOpts(x0=np.full(ok.sum(), x0), y=y[ok] + PAIRED_HEIGHT / 2,
+                                   width=to_axis(pred[ok]) - x0, height=PAIRED_HEIGHT)
         else:
             self.pred_bars.setOpts(x0=[], y=[], width=[])
         self.pred_bars.setVisible(pred is not None)
@@ -175,12 +186,15 @@ class ClassHistogram(QWidget):
             self.target_marks.setData(x=to_axis(target[ok]), y=y[ok])
         else:
             self.target_marks.setData(x=[], y=[])
-        parts = ["filled bars: current"]
+        parts = [] if pred is not None else ["bars: current"]
+        if self.selected:
+            parts.append(f"<b>filter: {self.selected}</b> (click it again to clear)")
         if pred is not None:
-            parts.append("dashed: predicted after plan")
+            parts.append("upper bar: current · lower dark bar: predicted after plan")
         if target is not None:
             parts.append('<span style="color:#dc0000">|</span> target')
         self.legend.setText(" · ".join(parts) if self.rows else "")
+        self.plot.setMinimumHeight(max(170, ROW_PX * len(y) + 60))
         self.plot.getAxis("left").setTicks([[(float(i), self.rows[j].name) for i, j in enumerate(self.order)]])
         self.plot.setLabel("bottom", self.mode.currentText())
         if len(y):
@@ -221,13 +235,20 @@ class ClassHistogram(QWidget):
             return
         i = self.row_at_scene(event.scenePos())
         if i is not None:
-            self.classClicked.emit(self.rows[self.order[i]].name)
+            name = self.rows[self.order[i]].name
+            self.set_selected(None if name == self.selected else name)
+            self.classClicked.emit(self.selected)
+
+    def set_selected(self, name: str | None) -> None:
+        """Highlight the bar the browser is filtered on (None: no filter)."""
+        self.selected = name
+        self.redraw()
 
     def bar_scene_pos(self, name: str) -> QPointF:
         """Scene position of the middle of a class's bar (for tests and tours)."""
         i = self.bar_names().index(name)
         x = float(self.bars.opts["x0"][i] + self.bars.opts["width"][i] / 2)
-        return self.vb.mapViewToScene(QPointF(x, float(i)))
+        return self.vb.mapViewToScene(QPointF(x, float(self.bars.opts["y"][i])))
 
 
 __all__ = ["ClassHistogram", "ClassRow", "class_rows"]

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from segbalance.core.datasets import Dataset, SampleRef
 from segbalance.core.io import read_label_png, read_png
 from segbalance.core.labels import LabelSet
+from segbalance.core.pairs import REVIEW_STATUSES
 from segbalance.desktop_app.widgets.thumbnails import rgb_to_qimage, rgba_to_qimage
 from segbalance.desktop_app.workers import Worker, create_worker
 
@@ -108,6 +109,7 @@ class ImageViewer(QWidget):
 
     nextRequested = Signal()
     prevRequested = Signal()
+    reviewRequested = Signal(int, str)  # pair id, status: A/R/U or the buttons while a generated pair is shown
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -118,6 +120,7 @@ class ImageViewer(QWidget):
         self.hidden: set[int] = set()
         self._loader: Worker | None = None
         self._request = 0
+        self.pair_id: int | None = None  # set while a generated pair (not a dataset sample) is shown
 
         self.canvas = ImageCanvas()
         self.canvas.hovered.connect(self._hovered)
@@ -155,6 +158,14 @@ class ImageViewer(QWidget):
         top.addWidget(self.show_overlay)
         top.addWidget(self.opacity)
         top.addWidget(self.fit_button)
+        self.review_buttons: dict[str, QPushButton] = {}
+        for status, text in zip(REVIEW_STATUSES, ("Accept (A)", "Reject (R)", "Undo (U)"), strict=True):
+            b = QPushButton(text)
+            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            b.clicked.connect(lambda _c=False, s=status: self.review(s))
+            b.setVisible(False)
+            top.addWidget(b)
+            self.review_buttons[status] = b
         split = QSplitter()
         split.addWidget(self.canvas)
         split.addWidget(self.class_list)
@@ -170,6 +181,7 @@ class ImageViewer(QWidget):
     # -- loading --------------------------------------------------------------------
     def show_sample(self, ds: Dataset | None, ref: SampleRef | None) -> Worker | None:
         self.dataset, self.ref = ds, ref
+        self.set_pair(None)
         self.label_set = ds.label_set if ds is not None else None
         self._request += 1
         if ds is None or ref is None:
@@ -192,6 +204,18 @@ class ImageViewer(QWidget):
             return img, read_label_png(ref.label_path)
 
         return self._load(ref, load)
+
+    def set_pair(self, pair_id: int | None) -> None:
+        """Mark what is shown as generated pair `pair_id` (review keys and buttons on), or as a sample (None)."""
+        self.pair_id = pair_id
+        for b in self.review_buttons.values():
+            b.setVisible(pair_id is not None)
+
+    def review(self, status: str) -> bool:
+        if self.pair_id is None:
+            return False
+        self.reviewRequested.emit(self.pair_id, status)
+        return True
 
     def _load(self, ref: SampleRef, load) -> Worker:
         req = self._request
@@ -272,6 +296,9 @@ class ImageViewer(QWidget):
         self.cursor_label.setText(f"({x}, {y})  {name}" if name else " ")
 
     def keyPressEvent(self, event) -> None:
+        review = dict(zip((Qt.Key.Key_A, Qt.Key.Key_R, Qt.Key.Key_U), REVIEW_STATUSES, strict=True)).get(event.key())
+        if review is not None and self.review(review):
+            return
         if event.key() == Qt.Key.Key_F:
             self.canvas.fit()
         elif event.key() in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):

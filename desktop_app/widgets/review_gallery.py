@@ -1,12 +1,11 @@
-"""Review gallery: the generated pairs of the workspace, accepted or rejected one by one or in bulk.
+"""Review gallery: the generated pairs of the workspace, judged in a large zoomable view and accepted or
+rejected one by one or in bulk.
 
-Every decision is written to the GeneratedPair table at once, so nothing is lost if the app stops.
+Every decision goes through the engine's review rule (core.pairs.review, the CLI's), written at once, so
+nothing is lost if the app stops and a failed pair can no more be accepted here than on the command line.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import (
@@ -20,7 +19,7 @@ from PySide6.QtCore import (
     Qt,
 )
 from PySide6.QtCore import Signal as _Signal
-from PySide6.QtGui import QBrush, QColor, QPixmap
+from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
@@ -29,69 +28,41 @@ from PySide6.QtWidgets import (
     QListView,
     QPushButton,
     QSizePolicy,
+    QSlider,
     QSplitter,
     QVBoxLayout,
     QWidget,
 )
-from sqlalchemy import select, update
 
+from segbalance.core import pairs as pair_service
+from segbalance.core.errors import SegbalanceError
 from segbalance.core.io import read_label_png, read_png
+from segbalance.core.jobs import PAIR_STATUSES
 from segbalance.core.labels import CITYSCAPES, LabelSet
 from segbalance.core.workspace import Workspace
-from segbalance.db import models as m
-from segbalance.desktop_app.widgets.thumbnails import (
-    ThumbnailLoader,
-    file_key,
-    fit_thumbnail,
-    placeholder,
-    rgb_to_qimage,
-)
-from segbalance.desktop_app.workers import Worker, create_worker, error_text
+from segbalance.desktop_app.widgets.pair_view import PairView
+from segbalance.desktop_app.widgets.thumbnails import ThumbnailLoader, file_key, placeholder
 
-STATUSES = ("pending", "accepted", "rejected", "failed")
-STATUS_COLORS = {"pending": "#fff8e1", "accepted": "#e8f5e9", "rejected": "#ffebee", "failed": "#eeeeee"}
+STATUSES = PAIR_STATUSES
+# background per pair status, in core's order (pending, accepted, rejected, failed); unknown words stay white
+STATUS_COLORS = dict(zip(PAIR_STATUSES, ("#fff8e1", "#e8f5e9", "#ffebee", "#eeeeee"), strict=False))
 ALL = "All"
 PairIdRole = Qt.ItemDataRole.UserRole + 1
-PAIR_THUMB = QSize(176, 44)
-REVIEW_KEYS = {Qt.Key.Key_A: "accepted", Qt.Key.Key_R: "rejected", Qt.Key.Key_U: "pending"}
+PAIR_THUMB = QSize(176, 44)  # image + label side by side at the default thumbnail width
+THUMB_WIDTHS = (120, 480)  # the thumbnail-size slider's range
+REVIEW_KEYS = dict(zip((Qt.Key.Key_A, Qt.Key.Key_R, Qt.Key.Key_U), pair_service.REVIEW_STATUSES, strict=True))
 
 
-@dataclass
-class PairItem:
-    id: int
-    job_id: int
-    strategy: str
-    status: str
-    quality: float | None
-    classes_added: list[str]
-    source_samples: list[str]
-    renderer: str
-    image_path: Path
-    label_path: Path
-    key: str | None = None
-
-    def caption(self) -> str:
-        q = f" · q {self.quality:.2f}" if self.quality is not None else ""
-        return f"#{self.id} {self.strategy}{q} · {self.status}"
+PairItem = pair_service.PairRecord  # what a thumbnail shows: one generated pair
 
 
 def load_pairs(ws: Workspace) -> list[PairItem]:
-    with ws.session() as s:
-        rows = s.scalars(select(m.GeneratedPair).order_by(m.GeneratedPair.id)).all()
-        return [
-            PairItem(r.id, r.job_id, r.strategy, r.status, r.quality, list(r.classes_added or []),
-                     [str(x) for x in (r.source_samples or [])], r.renderer, ws.abs(r.image_path), ws.abs(r.label_path))
-            for r in rows
-        ]
+    return pair_service.pair_records(ws)
 
 
 def set_status(ws: Workspace, ids: list[int], status: str) -> int:
-    """Record a review decision; returns how many rows changed."""
-    if status not in STATUSES[:3]:
-        raise ValueError(f"bad review status {status!r}")
-    with ws.session() as s, s.begin():
-        res = s.execute(update(m.GeneratedPair).where(m.GeneratedPair.id.in_(ids)).values(status=status))
-        return int(res.rowcount or 0)
+    """Record a review decision through the engine's rule (the CLI's): failed or unknown pairs raise."""
+    return pair_service.review(ws, ids, status)
 
 
 def pair_preview(item: PairItem, label_set: LabelSet) -> np.ndarray:
@@ -113,8 +84,18 @@ class PairListModel(QAbstractListModel):
         self.loader = loader
         self.items: list[PairItem] = []
         self.label_set: LabelSet = CITYSCAPES
+        self.thumb = QSize(PAIR_THUMB)
         self._row_of_key: dict[str, int] = {}
         loader.ready.connect(self._ready)
+
+    def set_thumb_width(self, width: int) -> None:
+        """Thumbnails `width` px wide (image and label side by side, so a quarter as high)."""
+        self.beginResetModel()
+        self.thumb = QSize(width, max(16, width // 4))
+        for it in self.items:
+            it.key = None
+        self._row_of_key = {}
+        self.endResetModel()
 
     def set_items(self, items: list[PairItem]) -> None:
         self.beginResetModel()
@@ -132,15 +113,15 @@ class PairListModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return it.caption()
         if role == Qt.ItemDataRole.DecorationRole:
+            tw, th = self.thumb.width(), self.thumb.height()
             if it.key is None:
-                it.key = "pair|" + file_key(it.image_path, it.label_path)
+                it.key = f"pair{tw}|" + file_key(it.image_path, it.label_path)
                 self._row_of_key[it.key] = index.row()
             img = self.loader.get(it.key)
             if img is None:
                 ls = self.label_set
-                self.loader.request(it.key, lambda: fit_thumbnail(pair_preview(it, ls), PAIR_THUMB.width(),
-                                                                  PAIR_THUMB.height()))
-            return img if img is not None else placeholder(PAIR_THUMB.width(), PAIR_THUMB.height())
+                self.loader.request(it.key, lambda: pair_preview(it, ls), (tw, th))
+            return img if img is not None else placeholder(tw, th)
         if role == Qt.ItemDataRole.BackgroundRole:
             return QBrush(QColor(STATUS_COLORS.get(it.status, "#ffffff")))
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -188,14 +169,15 @@ class ReviewGallery(QWidget):
     """Pairs with accept/reject (buttons, A/R keys, bulk over the selection or everything shown)."""
 
     decided = _Signal(list, str)  # pair ids, status
+    refused = _Signal(str)  # the engine's one-line reason a decision was not recorded
+    sourceRequested = _Signal(str)  # a source sample id clicked in the large view
     pairActivated = _Signal(object)  # PairItem (double click: look at it in the viewer)
     exportRequested = _Signal()
 
     def __init__(self, loader: ThumbnailLoader | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.workspace: Workspace | None = None
-        self._preview_request = 0
-        self.preview_worker: Worker | None = None
+        self.last_refusal: str | None = None
         self.loader = loader or ThumbnailLoader(parent=self)
         self.model = PairListModel(self.loader, self)
         self.proxy = PairFilter(self)
@@ -210,7 +192,7 @@ class ReviewGallery(QWidget):
         refresh = QPushButton("Refresh")
         refresh.clicked.connect(self.refresh)
         self.export_button = QPushButton("Export…")
-        self.export_button.setToolTip("Export the dataset plus accepted pairs (Ctrl+E)")
+        self.export_button.setToolTip("Export the dataset plus the pairs of the statuses you choose (Ctrl+E)")
         self.export_button.clicked.connect(self.exportRequested)
 
         self.view = QListView()
@@ -218,17 +200,21 @@ class ReviewGallery(QWidget):
         self.view.setResizeMode(QListView.ResizeMode.Adjust)
         self.view.setMovement(QListView.Movement.Static)
         self.view.setUniformItemSizes(True)
-        self.view.setIconSize(PAIR_THUMB)
-        self.view.setGridSize(QSize(PAIR_THUMB.width() + 14, PAIR_THUMB.height() + 32))
+        self.thumb_size = QSlider(Qt.Orientation.Horizontal)
+        self.thumb_size.setRange(*THUMB_WIDTHS)
+        self.thumb_size.setValue(PAIR_THUMB.width())
+        self.thumb_size.setFixedWidth(120)
+        self.thumb_size.setToolTip("Thumbnail size")
+        self.thumb_size.valueChanged.connect(self.set_thumb_width)
+        self._apply_grid()
         self.view.setSelectionMode(QListView.SelectionMode.ExtendedSelection)
         self.view.setModel(self.proxy)
         self.view.selectionModel().currentChanged.connect(lambda cur, _prev: self._show_detail(cur))
         self.view.doubleClicked.connect(lambda idx: self.pairActivated.emit(self.model.item(idx.data(PairIdRole))))
 
-        self.preview = QLabel("Select a pair")
-        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.preview.setMinimumSize(200, 160)
-        self.preview.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        self.pair_view = PairView()
+        self.pair_view.sourceClicked.connect(self.sourceRequested)
+        self.pair_view.canvas.installEventFilter(self)
         self.detail = QLabel()
         self.detail.setWordWrap(True)
         self.detail.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -253,6 +239,8 @@ class ReviewGallery(QWidget):
                   self.class_box):
             filters.addWidget(w)
         filters.addStretch(1)
+        filters.addWidget(QLabel("Size"))
+        filters.addWidget(self.thumb_size)
         filters.addWidget(refresh)
         filters.addWidget(self.export_button)
         self.count_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -264,15 +252,15 @@ class ReviewGallery(QWidget):
         side = QWidget()
         side_lay = QVBoxLayout(side)
         side_lay.addWidget(self.count_label)
-        side_lay.addWidget(self.preview, 2)
-        side_lay.addWidget(self.detail, 1)
+        side_lay.addWidget(self.pair_view, 4)
+        side_lay.addWidget(self.detail)
         side_lay.addLayout(buttons)
         split = QSplitter()
         split.addWidget(self.view)
         split.addWidget(side)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
-        split.setSizes([560, 400])
+        split.setStretchFactor(0, 2)
+        split.setStretchFactor(1, 3)
+        split.setSizes([380, 580])
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addLayout(filters)
@@ -282,10 +270,13 @@ class ReviewGallery(QWidget):
         self._update_buttons()
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-        if obj is self.view and event.type() == QEvent.Type.KeyPress and not event.modifiers():
+        if obj in (self.view, self.pair_view.canvas) and event.type() == QEvent.Type.KeyPress \
+                and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier:
             status = REVIEW_KEYS.get(event.key())
             if status is not None:
                 self.decide_selected(status)
+                return True
+            if self.pair_view.handle_key(event.key()):
                 return True
         return super().eventFilter(obj, event)
 
@@ -293,6 +284,15 @@ class ReviewGallery(QWidget):
     def set_workspace(self, ws: Workspace | None) -> None:
         self.workspace = ws
         self.refresh()
+
+    def set_thumb_width(self, width: int) -> None:
+        self.model.set_thumb_width(width)
+        self._apply_grid()
+
+    def _apply_grid(self) -> None:
+        t = self.model.thumb
+        self.view.setIconSize(t)
+        self.view.setGridSize(QSize(t.width() + 14, t.height() + 32))
 
     def set_label_set(self, label_set: LabelSet | None) -> None:
         self.model.label_set = label_set or CITYSCAPES
@@ -352,10 +352,17 @@ class ReviewGallery(QWidget):
         return False
 
     # -- decisions --------------------------------------------------------------------
-    def decide(self, ids: list[int], status: str) -> None:
+    def decide(self, ids: list[int], status: str) -> bool:
+        """Record a decision through the engine; a refusal (failed pair) is said through `refused`."""
         if self.workspace is None or not ids:
-            return
-        set_status(self.workspace, ids, status)
+            return False
+        try:
+            set_status(self.workspace, ids, status)
+        except SegbalanceError as exc:
+            self.last_refusal = str(exc)
+            self.refused.emit(self.last_refusal)
+            return False
+        self.last_refusal = None
         row = self.view.currentIndex().row()
         for it in self.model.items:
             if it.id in ids:
@@ -368,6 +375,7 @@ class ReviewGallery(QWidget):
         if len(ids) == 1 and n:
             nxt = row + 1 if self.proxy.status is None else row
             self.view.setCurrentIndex(self.proxy.index(min(max(0, nxt), n - 1), 0))
+        return True
 
     def decide_selected(self, status: str) -> None:
         self.decide(self.selected_ids(), status)
@@ -382,21 +390,14 @@ class ReviewGallery(QWidget):
 
     def _show_detail(self, index: QModelIndex) -> None:
         it = self.model.item(index.data(PairIdRole)) if index.isValid() else None
+        self.pair_view.show_pair(it, self.model.label_set)
         if it is None:
-            self.preview.setText("Select a pair")
             self.detail.clear()
             return
-        self._preview_request += 1
-        req, ls = self._preview_request, self.model.label_set
-        size = (max(200, self.preview.width()), max(100, self.preview.height()))
-        w = create_worker(lambda: rgb_to_qimage(fit_thumbnail(pair_preview(it, ls), *size)))
-        w.returned.connect(lambda img: req == self._preview_request and self.preview.setPixmap(QPixmap.fromImage(img)))
-        w.errored.connect(lambda exc: req == self._preview_request
-                          and self.preview.setText(f"cannot show pair #{it.id}: {error_text(exc)}"))
-        self.preview_worker = w.start()
-        q = f"{it.quality:.3f}" if it.quality is not None else "not scored"
+        q = (f"{it.quality:.3f} (label-to-image agreement of the segmentation model)" if it.quality is not None
+             else "not scored (no segmentation checkpoint when it was generated)")
         self.detail.setText(
             f"<b>Pair #{it.id}</b> · job {it.job_id} · {it.strategy} · {it.renderer} · <b>{it.status}</b><br>"
             f"Classes added: {', '.join(it.classes_added) or '-'}<br>"
-            f"Quality: {q}<br>Sources: {', '.join(it.source_samples) or '-'}"
+            f"Quality: {q}"
         )

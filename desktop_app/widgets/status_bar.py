@@ -7,6 +7,7 @@ import threading
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
+from segbalance.desktop_app.widgets.elided_label import ElidedLabel
 from segbalance.desktop_app.workers import create_worker
 
 _DEVICE_LOCK = threading.Lock()
@@ -47,7 +48,7 @@ class StatusBar(QStatusBar):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.job_label = QLabel("Idle")
+        self.job_label = ElidedLabel("Idle")  # long job names are cut, the window never grows for them
         self.device_label = QLabel("Device: …")
         self.device_label.setToolTip("Device used for rendering and training (auto = CUDA when available)")
         self.addPermanentWidget(self.job_label)

@@ -94,11 +94,12 @@ class ThumbnailLoader(QObject):
                 self._mem.move_to_end(key)
             return img
 
-    def request(self, key: str, render: Callable[[], np.ndarray]) -> None:
+    def request(self, key: str, render: Callable[[], np.ndarray], size: tuple[int, int] = (THUMB_W, THUMB_H)) -> None:
+        """Render (off the UI thread) and cache a thumbnail fitted into `size` (w, h); `ready(key)` when done."""
         with self._lock:
             if key in self._mem:
                 return
-            self._queue[key] = render
+            self._queue[key] = (render, size)
             self._queue.move_to_end(key)
             while len(self._queue) > MAX_QUEUED:
                 self._queue.popitem(last=False)
@@ -124,9 +125,9 @@ class ThumbnailLoader(QObject):
                 if not self._queue:
                     self._active -= 1
                     return
-                key, render = self._queue.popitem(last=True)  # newest first: what the user looks at now
+                key, (render, size) = self._queue.popitem(last=True)  # newest first: what the user looks at now
             try:
-                img = self._load(key, render)
+                img = self._load(key, render, size)
             except Exception:  # noqa: BLE001 - a bad file gets a grey tile, the browser keeps going
                 img = rgb_to_qimage(np.full((THUMB_H, THUMB_W, 3), 90, np.uint8))
             with self._lock:
@@ -135,13 +136,13 @@ class ThumbnailLoader(QObject):
                     self._mem.popitem(last=False)
             self.ready.emit(key)
 
-    def _load(self, key: str, render: Callable[[], np.ndarray]) -> QImage:
+    def _load(self, key: str, render: Callable[[], np.ndarray], size: tuple[int, int]) -> QImage:
         disk = self._disk_path(key)
         if disk is not None and disk.exists():
             bgr = cv2.imread(str(disk), cv2.IMREAD_COLOR)
             if bgr is not None:
                 return rgb_to_qimage(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-        rgb = fit_thumbnail(render())
+        rgb = fit_thumbnail(render(), *size)
         self.rendered += 1
         if disk is not None:
             try:

@@ -79,7 +79,9 @@ def make_window(qtbot, isolated_settings: Path):
         from segbalance.desktop_app.main import create_main_window
 
         w = create_main_window(settings_path=isolated_settings, workspace=workspace)
-        qtbot.addWidget(w)
+        # at teardown the test is the user saying "quit anyway": jobs still running are cancelled and waited
+        # for (the window would otherwise ask, stay open, and be deleted under its running workers)
+        qtbot.addWidget(w, before_close_func=lambda win: setattr(win, "_quit_confirmed", True))
         w.show()
         return w
 

@@ -8,8 +8,6 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDoubleSpinBox
 
-pytest.importorskip("segbalance.core.balance")
-
 
 @pytest.fixture
 def plan_window(qtbot, make_window, workspace_path, sample_dataset):

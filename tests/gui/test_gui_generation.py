@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
 from sqlalchemy import func, select
 
 from segbalance.core.errors import Cancelled, DataError
@@ -58,7 +59,6 @@ def gen_window(loaded_window, monkeypatch, tmp_path):
     plan = tmp_path / "plan.json"
     plan.write_text("{}")
     loaded_window.state.plan_path = plan
-    monkeypatch.setattr(engine, "generation_missing", lambda: None)
     loaded_window.generation._update_plan_label()
     return loaded_window
 
@@ -133,6 +133,8 @@ def test_train_tiny_gan_runs_the_cli_in_a_subprocess_and_picks_its_checkpoint(qt
     )
     g.train_command = [sys.executable, str(fake_cli)]
     qtbot.mouseClick(g.train_button, Qt.MouseButton.LeftButton)
+    assert g.train_process is None and g.confirm_box.isVisible()  # asks first
+    qtbot.mouseClick(g.confirm_box.button(QMessageBox.StandardButton.Yes), Qt.MouseButton.LeftButton)
     assert not g.train_button.isEnabled()
     qtbot.waitUntil(lambda: g.train_process is None, timeout=20_000)
     assert g.checkpoint.text().endswith("runs/gan-tiny/latest_net_G.pth")
@@ -145,6 +147,6 @@ def test_train_tiny_gan_failure_is_shown(qtbot, loaded_window):
 
     g = loaded_window.generation
     g.train_command = [sys.executable, "-c", "import sys; print('error: no GPU'); sys.exit(2)"]
-    g.train_tiny_gan()
+    assert g.start_gan_training()  # what Yes in the confirmation starts
     qtbot.waitUntil(lambda: g.train_process is None, timeout=20_000)
     assert "train-gan exited with code 2" in g.error_label.text()

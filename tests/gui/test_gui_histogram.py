@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PySide6.QtCore import Qt
 
 from tests.gui.conftest import TINY_H, TINY_W
@@ -67,3 +68,32 @@ def test_target_and_predicted_overlays(qtbot, loaded_window):
     names = h.bar_names()
     assert np.isclose(pred[names.index("car")], 0.15) and h.pred_bars.isVisible()
     assert "predicted 15.000%" in h.info_for(names.index("car"))
+
+
+def test_the_selected_bar_is_highlighted_and_a_second_click_clears_the_filter(qtbot, loaded_window):
+    h, b = loaded_window.histogram, loaded_window.browser
+    loaded_window.resize(1400, 900)
+    qtbot.wait(50)
+
+    def click(name):
+        qtbot.mouseClick(h.plot.viewport(), Qt.MouseButton.LeftButton, pos=h.plot.mapFromScene(h.bar_scene_pos(name)))
+
+    click("car")
+    qtbot.waitUntil(lambda: b.class_box.currentText() == "car", timeout=3000)
+    i = h.bar_names().index("car")
+    assert h.selected == "car" and h.bars.opts["pens"][i].width() == 3  # the filtered bar stands out
+    assert "filter: car" in h.legend.text()
+    click("car")  # again: the filter goes
+    qtbot.waitUntil(lambda: b.class_box.currentIndex() == 0, timeout=3000)
+    assert h.selected is None and b.visible_count() == 8
+    assert all(p.width() == 1 for p in h.bars.opts["pens"])
+
+
+def test_predicted_bars_sit_beside_the_current_ones(qtbot, loaded_window):
+    h = loaded_window.histogram
+    h.set_predicted({"car": 0.15})
+    i = h.bar_names().index("car")
+    cur_y = h.bars.opts["y"][i]
+    pred_y = h.pred_bars.opts["y"][0]
+    assert pred_y - cur_y == pytest.approx(h.bars.opts["height"])  # one row, two separate bars
+    assert "lower dark bar: predicted" in h.legend.text()

@@ -5,8 +5,6 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import QElapsedTimer, Qt, QTimer
 
-pytest.importorskip("segbalance.core.jobs")
-
 
 @pytest.mark.timeout(240)
 def test_plan_generate_copypaste_review_and_export(qtbot, make_window, workspace_path, sample_dataset, tmp_path):
@@ -45,7 +43,7 @@ def test_plan_generate_copypaste_review_and_export(qtbot, make_window, workspace
     qtbot.keyClick(gal.view, Qt.Key.Key_R)  # reject the first pair
     rejected = gal.model.items[0].id
     out = tmp_path / "export"
-    worker = w.export_to(out)
+    worker = w.export_to(out, ("pending", "accepted"))  # the CLI default; the dialog starts at accepted
     qtbot.waitUntil(lambda: worker.done.is_set() and not w.state.running_jobs(), timeout=60_000)
     assert not w.errors, w.errors
     import json

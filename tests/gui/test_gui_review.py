@@ -57,10 +57,10 @@ def test_gallery_lists_pairs_with_details_and_thumbnails(qtbot, make_window, wor
     assert g.shown_ids() == ids
     assert "5 of 5 pairs shown (5 pending)" == g.count_label.text()
     assert g.current_id() == ids[0]
-    assert "Classes added: car" in g.detail.text() and "tiny_000000_000019" in g.detail.text()
+    assert "Classes added: car" in g.detail.text() and "tiny_000000_000019" in g.pair_view.sources.text()
     assert "Quality: 0.500" in g.detail.text()
-    qtbot.waitUntil(lambda: not g.preview.pixmap().isNull(), timeout=5000)  # rendered off the UI thread
-    assert g.preview.pixmap().width() >= 200
+    qtbot.waitUntil(lambda: not g.pair_view.shown_pixmap().isNull(), timeout=5000)  # loaded off the UI thread
+    assert g.pair_view.shown_pixmap().width() == 64  # the pair at full size, scaled by the view, not shrunk
     qtbot.waitUntil(lambda: g.model.items[0].key is not None and g.loader.get(g.model.items[0].key) is not None,
                     timeout=10_000)
 

@@ -1,0 +1,156 @@
+"""The large pair view of the review tab: one generated pair at full size, zoomable, as image, label map or
+the label over the image, with the source samples it was cut from as links (click opens one in the viewer).
+
+Loading runs on a worker; the canvas fits itself on every resize, so the first preview is never cropped.
+"""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
+
+from segbalance.core.io import read_label_png, read_png
+from segbalance.core.labels import LabelSet
+from segbalance.core.pairs import PairRecord
+from segbalance.desktop_app.widgets.image_viewer import ZOOM_STEP, ImageCanvas, overlay_rgba
+from segbalance.desktop_app.widgets.thumbnails import rgb_to_qimage, rgba_to_qimage
+from segbalance.desktop_app.workers import Worker, create_worker, error_text
+
+MODES = ("image", "label", "overlay")
+
+
+def load_pair_arrays(item: PairRecord) -> tuple[np.ndarray | None, np.ndarray]:
+    """The pair's label map and its image (None when the image file is missing: the label still shows)."""
+    label = read_label_png(item.label_path)
+    label = label if label.dtype == np.uint8 else label.astype(np.uint8)
+    try:
+        img = read_png(item.image_path, color=True)
+    except Exception:  # noqa: BLE001 - a pair whose image is gone still shows its label
+        img = None
+    if img is not None and img.shape[:2] != label.shape:
+        img = None
+    return img, label
+
+
+class PairView(QWidget):
+    """Big, zoomable view of one pair; `sourceClicked(sample_id)` when a source link is clicked."""
+
+    sourceClicked = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.item: PairRecord | None = None
+        self.label_set: LabelSet | None = None
+        self.image: np.ndarray | None = None
+        self.label: np.ndarray | None = None
+        self.mode = "overlay"
+        self.worker: Worker | None = None
+        self._request = 0
+
+        self.canvas = ImageCanvas()
+        self.canvas.setMinimumSize(240, 120)
+        self.mode_buttons: dict[str, QPushButton] = {}
+        group = QButtonGroup(self)
+        bar = QHBoxLayout()
+        for mode, key in zip(MODES, ("1", "2", "3"), strict=True):
+            b = QPushButton(mode.capitalize())
+            b.setCheckable(True)
+            b.setToolTip(f"Show the {mode} ({key})")
+            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            b.clicked.connect(lambda _c=False, m=mode: self.set_mode(m))
+            group.addButton(b)
+            bar.addWidget(b)
+            self.mode_buttons[mode] = b
+        self.mode_buttons[self.mode].setChecked(True)
+        bar.addStretch(1)
+        for text, tip, slot in (("−", "Zoom out (-)", lambda: self.canvas.zoom_by(1 / ZOOM_STEP)),
+                                ("+", "Zoom in (+)", lambda: self.canvas.zoom_by(ZOOM_STEP)),
+                                ("Fit", "Fit to the view (F)", self.canvas.fit)):
+            b = QPushButton(text)
+            b.setToolTip(tip)
+            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            b.clicked.connect(slot)
+            bar.addWidget(b)
+        self.message = QLabel("Select a pair")
+        self.message.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.sources = QLabel()
+        self.sources.setWordWrap(True)
+        self.sources.setTextFormat(Qt.TextFormat.RichText)
+        self.sources.linkActivated.connect(lambda href: self.sourceClicked.emit(href.removeprefix("sample:")))
+        self.sources.setToolTip("The dataset samples this pair was recombined from; click one to open it")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addLayout(bar)
+        lay.addWidget(self.canvas, 1)
+        lay.addWidget(self.message)
+        lay.addWidget(self.sources)
+
+    # -- showing ---------------------------------------------------------------------------
+    def show_pair(self, item: PairRecord | None, label_set: LabelSet) -> Worker | None:
+        self.item, self.label_set = item, label_set
+        self._request += 1
+        if item is None:
+            self.image = self.label = None
+            self.canvas.image_item.setPixmap(QPixmap())
+            self.canvas.overlay_item.setPixmap(QPixmap())
+            self.message.setText("Select a pair")
+            self.sources.clear()
+            return None
+        links = ", ".join(f'<a href="sample:{html.escape(s)}">{html.escape(s)}</a>' for s in item.source_samples)
+        self.sources.setText(f"Sources: {links or '-'}")
+        req = self._request
+        w = create_worker(load_pair_arrays, item)
+        w.returned.connect(lambda res: req == self._request and self._loaded(*res))
+        w.errored.connect(lambda exc: req == self._request
+                          and self.message.setText(f"cannot show pair #{item.id}: {error_text(exc)}"))
+        self.worker = w.start()
+        return w
+
+    def _loaded(self, img: np.ndarray | None, label: np.ndarray) -> None:
+        self.image, self.label = img, label
+        h, w = label.shape
+        self.message.setText(f"Pair #{self.item.id} · {w}×{h}" + ("" if img is not None else " · image missing"))
+        self._paint()
+        self.canvas.fit()
+
+    def set_mode(self, mode: str) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}")
+        self.mode = mode
+        self.mode_buttons[mode].setChecked(True)
+        self._paint()
+
+    def _paint(self) -> None:
+        if self.label is None or self.label_set is None:
+            return
+        color = self.label_set.colorize(self.label)
+        base = self.image if self.image is not None else np.zeros_like(color)
+        self.canvas.image_item.setPixmap(QPixmap.fromImage(rgb_to_qimage(color if self.mode == "label" else base)))
+        if self.mode == "overlay":
+            self.canvas.overlay_item.setPixmap(QPixmap.fromImage(rgba_to_qimage(
+                overlay_rgba(self.label, self.label_set, set()))))
+            self.canvas.overlay_item.setOpacity(0.5)
+        else:
+            self.canvas.overlay_item.setPixmap(QPixmap())
+
+    def shown_pixmap(self) -> QPixmap:
+        return self.canvas.image_item.pixmap()
+
+    def handle_key(self, key: int) -> bool:
+        """View keys (1/2/3 modes, +/- zoom, F fit); True when used."""
+        modes = {Qt.Key.Key_1: "image", Qt.Key.Key_2: "label", Qt.Key.Key_3: "overlay"}
+        if key in modes:
+            self.set_mode(modes[key])
+        elif key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
+            self.canvas.zoom_by(ZOOM_STEP)
+        elif key == Qt.Key.Key_Minus:
+            self.canvas.zoom_by(1 / ZOOM_STEP)
+        elif key == Qt.Key.Key_F:
+            self.canvas.fit()
+        else:
+            return False
+        return True
