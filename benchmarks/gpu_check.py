@@ -170,7 +170,18 @@ class GpuCheck:
                 f"max |d loss| = {losses:.3g}")
 
     def gan_fp16(self) -> str:
-        iters = 1 if self.dry else self.gan_iters  # fp16 kernels on a CPU are slow; one step proves the path
+        if not self.cuda:
+            # the precision policy (core.runtime) allows fp16 + GradScaler on CUDA only: on a CPU the dry
+            # run checks that the refusal is the one-line error, and the GPU run trains
+            from segbalance.core.errors import SegbalanceError
+            from segbalance.core.runtime import resolve_amp
+
+            try:
+                resolve_amp("fp16", self.torch.device("cpu"))
+            except SegbalanceError as exc:
+                return f"refused on CPU as designed ({exc}); trains on CUDA"
+            raise RuntimeError("fp16 on a CPU should be refused by the precision policy")
+        iters = self.gan_iters
         dt = self._gan("gan_fp16", "fp16", iters)
         ck = self.torch.load(self.root / "gan_fp16" / "ckpt.pt", map_location="cpu", weights_only=True)
         scale = ck["scaler"].get("scale") if ck.get("scaler") else None

@@ -45,11 +45,11 @@ def run_progress(ws, run_id: int) -> RunProgress | None:
 def end_orphan_run(ws, run_id: int | None, outcome: str) -> str | None:
     """A run whose process ended while its row still says running gets its real end status.
 
-    `outcome` is "stopped" (the user stopped it) or "failed" (it crashed); returns the status written,
+    `outcome` is "stopped" or "cancelled" (the user stopped it) or "failed" (it crashed); returns the status written,
     None when the row had already ended (the run wrote its own status)."""
     if run_id is None:
         return None
-    status = {"stopped": STOPPED, "failed": FAILED}[outcome]
+    status = {"stopped": STOPPED, STOPPED: STOPPED, FAILED: FAILED}[outcome]
     with ws.session() as s, s.begin():
         r = s.get(m.TrainingRun, run_id)
         if r is None or r.status != RUNNING:
