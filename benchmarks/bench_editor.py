@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from segbalance.core.edit import LabelEdit, stroke_mask
-from segbalance.core.labels import CITYSCAPES
-from segbalance.core.revisions import EditSource, save_working
+from segbalance.core.datasets.labels import CITYSCAPES
+from segbalance.core.editing.label_edit import LabelEdit, stroke_mask
+from segbalance.core.editing.revisions import EditSource, save_working
 from segbalance.core.workspace import Workspace
 
 

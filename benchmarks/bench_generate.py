@@ -17,12 +17,13 @@ from pathlib import Path
 
 import cv2
 
-from segbalance.core.balance import Plan, plan_balance  # noqa: E402
 from segbalance.core.datasets import open_dataset  # noqa: E402
-from segbalance.core.jobs import PNG_MAP, PNG_PHOTO, run_generate  # noqa: E402
+from segbalance.core.datasets.stats import dataset_stats  # noqa: E402
+from segbalance.core.jobs.generate import PNG_MAP, PNG_PHOTO, run_generate
+from segbalance.core.planning.balance import Plan, plan_balance  # noqa: E402
 from segbalance.core.recombine import apply_recipe, build_layer_bank  # noqa: E402
-from segbalance.core.render.base import LayerWrite, RenderItem, load_renderer  # noqa: E402
-from segbalance.core.stats import dataset_stats  # noqa: E402
+from segbalance.core.render.interface import LayerWrite, RenderItem
+from segbalance.core.render.registry import load_renderer
 from segbalance.core.workspace import Workspace  # noqa: E402
 
 

@@ -18,13 +18,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from segbalance.core.balance import plan_balance  # noqa: E402
 from segbalance.core.datasets import open_dataset  # noqa: E402
+from segbalance.core.datasets.stats import dataset_stats  # noqa: E402
 from segbalance.core.io import read_label_png, write_png  # noqa: E402
+from segbalance.core.planning.balance import plan_balance  # noqa: E402
 from segbalance.core.recombine import build_layer_bank, rules_for  # noqa: E402
 from segbalance.core.recombine.compose import compose_recipe, load_base  # noqa: E402
 from segbalance.core.recombine.write import instance_png, recombine_recipes  # noqa: E402
-from segbalance.core.stats import dataset_stats  # noqa: E402
 from segbalance.core.workspace import Workspace  # noqa: E402
 
 

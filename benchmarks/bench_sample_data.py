@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from segbalance.core.commands.sample_data import parse_size
+from segbalance.core.datasets.labels import CITYSCAPES
 from segbalance.core.datasets.sample import make_sample_dataset, render_scene
-from segbalance.core.labels import CITYSCAPES
-from segbalance.core.stats import pixel_counts
+from segbalance.core.datasets.stats import pixel_counts
 
 # Cityscapes train split, % of the pixels of the 19 evaluated classes
 CITYSCAPES_SHARES = {

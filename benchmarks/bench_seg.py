@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from segbalance.core.estimate import peak_mb, reset_peak  # noqa: E402
+from segbalance.core.experiments.estimate import peak_mb, reset_peak  # noqa: E402
 from segbalance.core.seg.data import normalize  # noqa: E402
 from segbalance.core.seg.model import PSPNet, PSPNetConfig  # noqa: E402
 from segbalance.core.seg.runtime import autocast  # noqa: E402

@@ -20,7 +20,7 @@ import numpy as np
 
 from segbalance.core.datasets import open_dataset  # noqa: E402
 from segbalance.core.datasets.sample import make_layout, sample_rng  # noqa: E402
-from segbalance.core.stats import dataset_stats  # noqa: E402
+from segbalance.core.datasets.stats import dataset_stats  # noqa: E402
 from segbalance.core.workspace import Workspace  # noqa: E402
 
 

@@ -171,10 +171,10 @@ class GpuCheck:
 
     def gan_fp16(self) -> str:
         if not self.cuda:
-            # the precision policy (core.runtime) allows fp16 + GradScaler on CUDA only: on a CPU the dry
+            # the precision policy (core.runs.runtime) allows fp16 + GradScaler on CUDA only: on a CPU the dry
             # run checks that the refusal is the one-line error, and the GPU run trains
             from segbalance.core.errors import SegbalanceError
-            from segbalance.core.runtime import resolve_amp
+            from segbalance.core.runs.runtime import resolve_amp
 
             try:
                 resolve_amp("fp16", self.torch.device("cpu"))

@@ -198,7 +198,7 @@ _TEMP_NAME = re.compile(r"^(?:\..+\.(\d+)\.[^.]+|.+\.(\d+))\.tmp$")
 def sweep_temp_files(folder: str | Path, *, recursive: bool = False) -> list[Path]:
     """Remove temp files our own writers name (see _TEMP_NAME) whose writing process is gone; returns them.
     Files of a live writer, and anything not named like ours, are left alone."""
-    from segbalance.core.runs import process_alive
+    from segbalance.core.runs.records import process_alive
 
     root = Path(folder)
     removed: list[Path] = []

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from multiprocessing.context import BaseContext
 
-_PRELOAD = ["numpy", "cv2", "segbalance.core.stats", "segbalance.core.recombine.layers"]
+_PRELOAD = ["numpy", "cv2", "segbalance.core.datasets.stats", "segbalance.core.recombine.layers"]
 
 
 def _wait_for_exit(pid: int) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from segbalance.core.datasets import Dataset
-from segbalance.core.stats import DatasetStats
+from segbalance.core.datasets.stats import DatasetStats
 from segbalance.core.workspace import Workspace
 
 Progress = Callable[[int, int], None] | None
@@ -20,19 +20,19 @@ Cancel = Callable[[], bool] | None
 
 # -- balance planning ----------------------------------------------------------------------------
 def preset_names() -> list[str]:
-    from segbalance.core.balance import PRESETS
+    from segbalance.core.planning.balance import PRESETS
 
     return list(PRESETS)
 
 
 def preset_default(name: str) -> float:
-    from segbalance.core.balance import PRESETS
+    from segbalance.core.planning.balance import PRESETS
 
     return float(PRESETS[name])
 
 
 def preset_target(name: str, param: float, shares: dict[str, float], allowed: list[str] | None) -> dict[str, float]:
-    from segbalance.core.balance import preset_target as _preset
+    from segbalance.core.planning.balance import preset_target as _preset
 
     return _preset(f"{name}:{param:g}", shares, allowed)
 
@@ -41,7 +41,7 @@ def make_plan(ds: Dataset, workspace: Workspace, stats: DatasetStats, target: di
               strategy: str | dict[str, float], seed: int = 0, *, progress: Progress = None,
               cancel: Cancel = None):
     """Build (or reuse) the layer bank, plan, and save the plan under WS/plans/; returns (plan, path)."""
-    from segbalance.core.balance import plan_balance
+    from segbalance.core.planning.balance import plan_balance
     from segbalance.core.recombine.layers import build_layer_bank
 
     bank = build_layer_bank(ds, workspace, progress=progress, cancel=cancel)
@@ -56,7 +56,7 @@ def make_plan(ds: Dataset, workspace: Workspace, stats: DatasetStats, target: di
 
 def load_plan(path: str | Path, ds: Dataset):
     """A saved plan, checked against the dataset it is to run on (DataError when it was made for another)."""
-    from segbalance.core.balance import Plan
+    from segbalance.core.planning.balance import Plan
 
     plan = Plan.load(path)
     plan.check_dataset(ds, path)
@@ -64,8 +64,8 @@ def load_plan(path: str | Path, ds: Dataset):
 
 
 def plan_summary(plan, label_set) -> str:
-    """Recipes per strategy and per class added, in one line each (the CLI's numbers, core.summaries)."""
-    from segbalance.core.summaries import plan_summary as _summary
+    """Recipes per strategy and per class added, in one line each (the CLI's numbers, core.planning.summaries)."""
+    from segbalance.core.planning.summaries import plan_summary as _summary
 
     return _summary(plan, label_set)
 
@@ -73,7 +73,7 @@ def plan_summary(plan, label_set) -> str:
 # -- generation ------------------------------------------------------------------------------------
 def renderer_names() -> list[str]:
     """Renderers the engine offers (copypaste first: it needs no trained model)."""
-    from segbalance.core.render.base import RENDERERS
+    from segbalance.core.render.registry import RENDERERS
 
     return sorted(RENDERERS, key=lambda r: r != "copypaste")
 
@@ -82,7 +82,7 @@ def run_generation(workspace: Workspace, ds: Dataset, plan_path: str | Path, ren
                    checkpoint: str | None = None, device: str = "auto", min_quality: float | None = None,
                    log: Callable[[str], None] | None = None, progress: Progress = None, cancel: Cancel = None):
     """Run (or resume) a generation job: recombine -> render -> score -> pairs in the DB; returns its result."""
-    from segbalance.core.jobs import run_generate
+    from segbalance.core.jobs.generate import run_generate
 
     return run_generate(workspace, ds, str(plan_path), renderer, checkpoint=checkpoint, device=device,
                         min_quality=min_quality, plan_source=str(plan_path), log=log, progress=progress,
@@ -91,7 +91,7 @@ def run_generation(workspace: Workspace, ds: Dataset, plan_path: str | Path, ren
 
 def running_jobs(workspace: Workspace) -> list[dict]:
     """Jobs of the workspace DB whose status is running (whoever started them)."""
-    from segbalance.core.jobs import job_info, list_jobs
+    from segbalance.core.jobs.records import job_info, list_jobs
 
     return [job_info(workspace, j["id"]) for j in list_jobs(workspace) if j["status"] == "running"]
 
@@ -100,6 +100,6 @@ def export_dataset(workspace: Workspace, ds: Dataset, out: str | Path,
                    include: tuple[str, ...] = ("pending", "accepted"), *, progress: Progress = None,
                    cancel: Cancel = None) -> dict:
     """Write the dataset plus its generated pairs (not the rejected ones) in the Cityscapes layout."""
-    from segbalance.core.export import export_dataset as _export
+    from segbalance.core.export.formats import export_dataset as _export
 
     return _export(workspace, ds, out, tuple(include), progress=progress, cancel=cancel)

@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segbalance.core import pairs as pair_service
 from segbalance.core.datasets import SampleRef
+from segbalance.core.jobs import pairs as pair_service
 from segbalance.desktop_app import engine
 from segbalance.desktop_app.settings import Settings
 from segbalance.desktop_app.state import AppState

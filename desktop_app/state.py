@@ -13,11 +13,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from segbalance.core import catalog
-from segbalance.core.datasets import Dataset, open_dataset
+from segbalance.core.datasets import Dataset, catalog, open_dataset
+from segbalance.core.datasets.stats import DatasetStats, dataset_stats
 from segbalance.core.errors import SegbalanceError, WorkspaceError
-from segbalance.core.stats import DatasetStats, dataset_stats
-from segbalance.core.summaries import split_stats
+from segbalance.core.planning.summaries import split_stats
 from segbalance.core.workspace import Workspace
 from segbalance.desktop_app import engine
 from segbalance.desktop_app.settings import Settings
@@ -49,7 +48,7 @@ class AppState(QObject):
     datasetChanged = Signal(object)  # core Dataset | None
     statsChanged = Signal(object)  # DatasetStats of all splits | None
     splitChanged = Signal(object)  # str | None
-    planChanged = Signal(object)  # core.balance Plan | None
+    planChanged = Signal(object)  # core.planning.balance Plan | None
     targetChanged = Signal(object)  # dict class_name -> share | None
     pairsChanged = Signal()  # generated pairs added or reviewed
     error = Signal(str, str)  # title, one-line message

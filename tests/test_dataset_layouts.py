@@ -11,8 +11,8 @@ import numpy as np
 from segbalance.core.cli import main
 from segbalance.core.datasets import ADE20KDataset, MmsegDataset, open_dataset
 from segbalance.core.datasets.ade20k import ADE20K_CLASSES
+from segbalance.core.datasets.labels import LabelSet
 from segbalance.core.io import image_size, read_label_png
-from segbalance.core.labels import LabelSet
 from segbalance.core.recombine.compose import recon_background, rules_for
 from tests.helpers import make_folder
 

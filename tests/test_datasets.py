@@ -14,8 +14,8 @@ import pytest
 
 from segbalance.core.cli import main
 from segbalance.core.datasets import CityscapesDataset, FolderDataset, open_dataset
+from segbalance.core.datasets.labels import CITYSCAPES, LabelSet
 from segbalance.core.errors import DataError, WorkspaceError
-from segbalance.core.labels import CITYSCAPES, LabelSet
 from segbalance.core.workspace import Workspace
 from tests.helpers import make_cityscapes, make_folder
 

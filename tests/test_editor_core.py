@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.path import Path as MplPath
 
-from segbalance.core.edit import LabelEdit, footprint
-from segbalance.core.labels import CITYSCAPES
+from segbalance.core.datasets.labels import CITYSCAPES
+from segbalance.core.editing.label_edit import LabelEdit, footprint
 
 ROAD, CAR, SKY, PERSON = 7, 26, 23, 24
 
@@ -42,7 +42,7 @@ def test_stroke_through_several_segments_is_one_undo_step():
     ed = LabelEdit(_map(), CITYSCAPES)
     before = ed.label.copy()
     ed.begin_stroke(CAR)
-    from segbalance.core.edit import stroke_mask
+    from segbalance.core.editing.label_edit import stroke_mask
 
     for a, b in [((5, 5), (30, 20)), ((30, 20), (60, 50)), ((60, 50), (90, 60))]:
         ed.paint(stroke_mask([a, b], 7, "round", ed.shape))
@@ -191,8 +191,8 @@ def test_editor_engine_modules_do_not_import_qt(tmp_path):
     import sys
 
     code = (
-        "import sys, segbalance.core.edit, segbalance.core.revisions, segbalance.core.manual,"
-        " segbalance.core.run_metrics;"
+        "import sys, segbalance.core.editing.label_edit, segbalance.core.editing.revisions,"
+        " segbalance.core.jobs.manual, segbalance.core.runs.metrics;"
         "bad=[m for m in sys.modules if m.startswith(('PySide6','pyqtgraph','shiboken6'))];"
         "print(bad); sys.exit(1 if bad else 0)"
     )

@@ -13,9 +13,9 @@ from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
 
 from segbalance.core.datasets import open_dataset
+from segbalance.core.datasets.labels import CITYSCAPES
+from segbalance.core.editing.revisions import load_working
 from segbalance.core.io import read_label_png, read_png
-from segbalance.core.labels import CITYSCAPES
-from segbalance.core.revisions import load_working
 from segbalance.core.workspace import Workspace
 from segbalance.db import models as m
 from segbalance.desktop_app.editor import LabelEditor
@@ -245,7 +245,7 @@ def test_paste_layer_move_scale_then_drop(setup, qtbot):
 
 def test_edit_a_generated_pair_as_a_revision(setup, qtbot):
     ed, ws, _ds, _ref = setup
-    from segbalance.core.manual import add_manual_pair
+    from segbalance.core.jobs.manual import add_manual_pair
 
     lab = np.full((32, 48), ROAD, np.uint8)
     pid = add_manual_pair(ws, lab, CITYSCAPES.palette[lab])

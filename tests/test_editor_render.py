@@ -14,8 +14,8 @@ from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
 
 from segbalance.core.datasets import open_dataset
+from segbalance.core.datasets.labels import LabelClass, LabelSet
 from segbalance.core.io import read_png
-from segbalance.core.labels import LabelClass, LabelSet
 from segbalance.core.workspace import Workspace
 from segbalance.db import models as m
 from segbalance.desktop_app.editor import LabelEditor

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 
 from segbalance.core.datasets import open_dataset
-from segbalance.core.edit import LabelEdit
-from segbalance.core.io import read_label_png, write_png
-from segbalance.core.revisions import (
+from segbalance.core.editing.label_edit import LabelEdit
+from segbalance.core.editing.revisions import (
     EditSource,
     export_revisions,
     load_for_edit,
@@ -22,6 +21,7 @@ from segbalance.core.revisions import (
     save_revision,
     save_working,
 )
+from segbalance.core.io import read_label_png, write_png
 from segbalance.core.workspace import Workspace
 from segbalance.db import models as m
 

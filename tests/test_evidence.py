@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from segbalance.core.evidence import (
+from segbalance.core.experiments.evidence import (
     GAIN,
     LOSS,
     NOISE,

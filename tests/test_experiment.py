@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from segbalance.core.experiment import ALL_ARMS, preset, run_experiment
+from segbalance.core.experiments.protocol import ALL_ARMS, preset, run_experiment
 from segbalance.core.workspace import Workspace
 from segbalance.db import models as m
 
@@ -97,7 +97,7 @@ def test_demo_command_prints_table_plots_and_workspace(tmp_path: Path) -> None:
 def test_estimate_multiplies_measured_unit_costs_by_the_schedule(tmp_path: Path, capsys, monkeypatch) -> None:
     """`experiment --estimate` sizes a config (the paper one on a GPU) without running it or writing anything."""
     from segbalance.core.cli import main
-    from segbalance.core.estimate import estimate_experiment
+    from segbalance.core.experiments.estimate import estimate_experiment
 
     monkeypatch.delenv("SEGBALANCE_VGG19", raising=False)
     cfg = preset("ci", arms=("baseline", "recon", "single"), seeds=2)
@@ -125,7 +125,7 @@ def test_estimate_multiplies_measured_unit_costs_by_the_schedule(tmp_path: Path,
 def test_estimate_extrapolates_a_batch_too_big_to_measure() -> None:
     from dataclasses import replace
 
-    from segbalance.core.estimate import estimate_experiment
+    from segbalance.core.experiments.estimate import estimate_experiment
 
     cfg = replace(preset("ci", arms=("baseline",)), seg_batch=6)
     step = estimate_experiment(cfg, steps=1, say=lambda s: None)["components"][0]

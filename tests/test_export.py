@@ -13,11 +13,12 @@ import pytest
 
 from segbalance.core.cli import main
 from segbalance.core.datasets import open_dataset
+from segbalance.core.datasets.stats import dataset_stats, pixel_counts
 from segbalance.core.errors import Cancelled, SegbalanceError
-from segbalance.core.export import export_dataset, staging_paths
+from segbalance.core.export.formats import export_dataset, staging_paths
 from segbalance.core.io import read_label_png, read_png
-from segbalance.core.jobs import list_pairs, run_generate
-from segbalance.core.stats import dataset_stats, pixel_counts
+from segbalance.core.jobs.generate import run_generate
+from segbalance.core.jobs.pairs import list_pairs
 from segbalance.core.workspace import Workspace
 from tests.test_jobs import _plan
 
@@ -231,7 +232,7 @@ def test_cancelled_generate_counts_agree(tmp_path, sample_dataset):
     """Issue 15 minor: after a cancel the job's done, its message and the pair rows say the same number."""
     from sqlalchemy import func, select
 
-    from segbalance.core.jobs import job_info
+    from segbalance.core.jobs.records import job_info
     from segbalance.db import models as m
 
     root, ws = sample_dataset, tmp_path / "ws"

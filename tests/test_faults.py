@@ -346,9 +346,9 @@ def test_pixel_limit_can_be_raised(base: Path, tmp_path: Path, capsys, monkeypat
 
 def test_recombine_stopped_midway_leaves_nothing_behind(base: Path, tmp_path: Path) -> None:
     """Cancelled (or failing) after the first map: its files and the folder it created are removed."""
-    from segbalance.core.balance import Plan
     from segbalance.core.datasets import open_dataset
     from segbalance.core.errors import Cancelled
+    from segbalance.core.planning.balance import Plan
     from segbalance.core.recombine import build_layer_bank
     from segbalance.core.recombine.write import recombine_recipes
     from segbalance.core.workspace import Workspace

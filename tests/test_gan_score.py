@@ -10,7 +10,8 @@ import pytest
 
 from segbalance.core.cli import main
 from segbalance.core.datasets import open_dataset
-from segbalance.core.render.base import ProceduralRenderer, Renderer
+from segbalance.core.render.interface import Renderer
+from segbalance.core.render.procedural import ProceduralRenderer
 from segbalance.core.seg.gan_score import score_real, score_renderer
 from segbalance.core.seg.quality import load_scorer
 

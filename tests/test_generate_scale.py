@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from segbalance.core.jobs import PNG_MAP, PNG_PHOTO
+from segbalance.core.jobs.generate import PNG_MAP, PNG_PHOTO
 
 
 def test_fast_png_settings_stay_lossless():

@@ -18,14 +18,16 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from segbalance.core.balance import plan_balance
 from segbalance.core.cli import main
 from segbalance.core.datasets import open_dataset
+from segbalance.core.datasets.stats import dataset_stats, pixel_counts
 from segbalance.core.errors import Cancelled, SegbalanceError
 from segbalance.core.io import read_label_png, read_png
-from segbalance.core.jobs import job_info, list_pairs, request_cancel, run_generate
+from segbalance.core.jobs.generate import run_generate
+from segbalance.core.jobs.pairs import list_pairs
+from segbalance.core.jobs.records import job_info, request_cancel
+from segbalance.core.planning.balance import plan_balance
 from segbalance.core.recombine import build_layer_bank
-from segbalance.core.stats import dataset_stats, pixel_counts
 from segbalance.core.workspace import Workspace
 from segbalance.db import models as m
 from tests.recombine_helpers import make_dataset

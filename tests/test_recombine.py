@@ -12,15 +12,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from segbalance.core.balance import Plan, parse_target_spec, plan_balance, preset_target
 from segbalance.core.cli import main
 from segbalance.core.datasets import open_dataset
+from segbalance.core.datasets.labels import CITYSCAPES
+from segbalance.core.datasets.stats import dataset_stats, pixel_counts
 from segbalance.core.errors import DataError
-from segbalance.core.labels import CITYSCAPES
+from segbalance.core.planning.balance import Plan, parse_target_spec, plan_balance, preset_target
 from segbalance.core.recombine import Placement, Recipe, apply_recipe, build_layer_bank, compose, decompose, rules_for
 from segbalance.core.recombine.compose import recon_background, sort_layers
 from segbalance.core.recombine.layers import unpack_mask
-from segbalance.core.stats import dataset_stats, pixel_counts
 from segbalance.core.workspace import Workspace
 from tests.recombine_helpers import BUILDING, CAR, EGO, FENCE, PERSON, ROAD, SKY, WALL, make_dataset, scene
 
@@ -472,7 +472,7 @@ def test_recipe_json_roundtrip(r):
 
 # -- planning toward what a model gets wrong ---------------------------------------------------------
 def test_iou_weights_follow_the_misses_with_a_floor_and_mean_one():
-    from segbalance.core.balance import IOU_WEIGHT_FLOOR, iou_weights
+    from segbalance.core.planning.balance import IOU_WEIGHT_FLOOR, iou_weights
 
     w = iou_weights({"wall": 0.0, "fence": 0.5, "road": 0.99, "train": None}, ["wall", "fence", "road", "train"])
     assert np.mean(list(w.values())) == pytest.approx(1.0)
@@ -484,7 +484,7 @@ def test_iou_weights_follow_the_misses_with_a_floor_and_mean_one():
 
 
 def test_iou_weighted_plan_puts_more_recipes_on_the_weak_class(synth):
-    from segbalance.core.balance import iou_weights
+    from segbalance.core.planning.balance import iou_weights
 
     ds, _, bank, stats, _ = synth
     wall, fence = ds.label_set.class_named("wall").id, ds.label_set.class_named("fence").id

@@ -10,10 +10,10 @@ import pytest
 
 from segbalance.core.cli import main
 from segbalance.core.datasets import open_dataset
+from segbalance.core.datasets.labels import CITYSCAPES
 from segbalance.core.datasets.sample import THING_IDS, make_layout, make_sample_dataset, render_scene, sample_rng
+from segbalance.core.datasets.stats import dataset_stats
 from segbalance.core.errors import Cancelled
-from segbalance.core.labels import CITYSCAPES
-from segbalance.core.stats import dataset_stats
 
 # Cityscapes train split, % of the pixels of the 19 evaluated classes
 CITYSCAPES_SHARES = {

@@ -17,9 +17,9 @@ import torch
 from sqlalchemy import select
 
 from segbalance.core.cli import main as cli_main
+from segbalance.core.datasets.labels import CITYSCAPES
 from segbalance.core.errors import DataError
 from segbalance.core.io import write_png
-from segbalance.core.labels import CITYSCAPES
 from segbalance.core.seg import data as sd
 from segbalance.core.seg.metrics import (
     confusion_matrix,

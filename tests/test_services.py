@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from segbalance.core import catalog, pairs
-from segbalance.core.balance import Plan
 from segbalance.core.cli import main
-from segbalance.core.datasets import open_dataset
+from segbalance.core.datasets import catalog, open_dataset
 from segbalance.core.errors import SegbalanceError
-from segbalance.core.export import export_dataset
+from segbalance.core.export.formats import export_dataset
 from segbalance.core.io import write_png
+from segbalance.core.jobs import pairs
+from segbalance.core.planning.balance import Plan
 from segbalance.core.workspace import Workspace
 from segbalance.db import models as m
 from segbalance.desktop_app import engine

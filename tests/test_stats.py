@@ -14,8 +14,8 @@ import pytest
 
 from segbalance.core.cli import main
 from segbalance.core.datasets import open_dataset
-from segbalance.core.labels import CITYSCAPES
-from segbalance.core.stats import dataset_stats, pixel_counts
+from segbalance.core.datasets.labels import CITYSCAPES
+from segbalance.core.datasets.stats import dataset_stats, pixel_counts
 from segbalance.core.workspace import Workspace
 from tests.helpers import make_cityscapes
 
@@ -127,8 +127,8 @@ def test_stats_table_and_plot(tmp_path: Path, capsys) -> None:
 
 def test_core_and_db_never_import_qt() -> None:
     code = (
-        "import sys, segbalance.core.cli, segbalance.core.stats, segbalance.core.workspace, segbalance.core.datasets,"
-        " segbalance.db.models;"
+        "import sys, segbalance.core.cli, segbalance.core.datasets.stats, segbalance.core.workspace,"
+        " segbalance.core.datasets, segbalance.db.models;"
         "segbalance.core.cli.build_parser();"
         "bad=[m for m in sys.modules if m.startswith(('PySide6','pyqtgraph','shiboken6'))];"
         "print(bad); sys.exit(1 if bad else 0)"

@@ -70,7 +70,8 @@ def _dead_pid() -> int:
 
 # -- one runtime: status words, job rows, cancellation ---------------------------------------------------
 def test_status_vocabulary_is_single_sourced():
-    from segbalance.core import jobs, runs
+    from segbalance.core.jobs import records as jobs
+    from segbalance.core.runs import records as runs
 
     assert jobs.STATUSES is runs.STATUSES
     assert set(runs.FINISHED) | set(runs.ACTIVE) == set(runs.STATUSES) and "interrupted" in runs.STATUSES
@@ -90,7 +91,7 @@ def test_status_vocabulary_is_single_sourced():
 
 
 def test_gan_and_seg_runs_are_jobs_with_the_same_status_words(small_ds, tmp_path, capsys):
-    from segbalance.core.jobs import list_jobs, request_cancel
+    from segbalance.core.jobs.records import list_jobs, request_cancel
     from segbalance.core.render.gan_train import make_config, train_gan
     from segbalance.core.workspace import Workspace
 
@@ -251,7 +252,7 @@ def test_label_id_200_is_refused_as_stats_refuses_it(small_ds, tmp_path, capsys)
 
 # -- #15 item 10: gone processes read "interrupted"; their temp files are swept -----------------------
 def test_kill_9_during_train_seg_reads_interrupted_and_temp_files_are_swept(small_ds, tmp_path, capsys):
-    from segbalance.core.run_metrics import list_runs
+    from segbalance.core.runs.metrics import list_runs
     from segbalance.core.workspace import Workspace
 
     cmd = [PY, "-m", "segbalance.core.cli", *_seg_args(small_ds, tmp_path, "--iters", "500", "--log-interval", "1")]
@@ -305,7 +306,7 @@ def test_running_job_whose_process_is_gone_reads_interrupted(tmp_path, capsys):
 def test_reused_pid_does_not_keep_a_job_alive():
     from datetime import timedelta
 
-    from segbalance.core.runs import process_alive
+    from segbalance.core.runs.records import process_alive
     from segbalance.db.base import utcnow
 
     began = _started_before_this_process()
@@ -315,7 +316,7 @@ def test_reused_pid_does_not_keep_a_job_alive():
 
 
 def _started_before_this_process():
-    from segbalance.core.runs import _proc_start
+    from segbalance.core.runs.records import _proc_start
 
     began = _proc_start(os.getpid())
     if began is None:
@@ -349,7 +350,7 @@ def test_wrong_shape_checkpoint_in_evaluate_is_one_line(bad_ckpt, small_ds, caps
 
 def test_wrong_shape_checkpoint_for_the_quality_gate_is_one_line(bad_ckpt, tmp_path):
     from segbalance.core.errors import SegbalanceError
-    from segbalance.core.jobs import load_quality_scorer
+    from segbalance.core.jobs.generate import load_quality_scorer
     from segbalance.core.workspace import Workspace
 
     with Workspace(tmp_path / "ws") as ws, pytest.raises(SegbalanceError) as err:

@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import QSettings
 
 from segbalance.core.datasets import open_dataset
-from segbalance.core.run_metrics import SegRunRequest
+from segbalance.core.runs.metrics import SegRunRequest
 from segbalance.core.workspace import Workspace
 from segbalance.db import models as m
 from segbalance.desktop_app.training import TrainingPanel

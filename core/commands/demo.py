@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from segbalance.core.commands.sample_data import parse_size
-    from segbalance.core.demo import DemoConfig, run_demo
+    from segbalance.core.experiments.demo import DemoConfig, run_demo
 
     run_demo(DemoConfig(workspace=args.workspace, n_train=args.n_train, n_val=args.n_val,
                         size=parse_size(args.size), device=args.device, config=args.config))

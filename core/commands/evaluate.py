@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from segbalance.core.commands.train_seg import parse_size
     from segbalance.core.datasets import open_dataset
     from segbalance.core.progress import cli_progress
-    from segbalance.core.runtime import resolve_device
+    from segbalance.core.runs.runtime import resolve_device
     from segbalance.core.seg.evaluate import evaluate
 
     resolve_device(args.device)  # the one device resolver: a bad --device is one line, first

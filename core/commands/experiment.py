@@ -27,13 +27,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from segbalance.core.experiment import preset, run_experiment
+    from segbalance.core.experiments.protocol import preset, run_experiment
 
     arms = tuple(a.strip() for a in args.arms.split(",") if a.strip()) if args.arms else None
     cfg = preset(args.config, dataset=args.dataset, seeds=args.seeds, arms=arms, device=args.device,
                  seg_iters=args.seg_iters, gan_iters=args.gan_iters, budget=args.budget, pretrained=args.pretrained)
     if args.estimate:
-        from segbalance.core.estimate import estimate_experiment
+        from segbalance.core.experiments.estimate import estimate_experiment
 
         estimate_experiment(cfg, steps=args.estimate_steps)
         return 0

@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from segbalance.core.datasets import open_dataset
-    from segbalance.core.export import export_dataset
+    from segbalance.core.export.formats import export_dataset
     from segbalance.core.progress import cli_progress
     from segbalance.core.workspace import Workspace
 

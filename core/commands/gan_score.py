@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     with cli_progress(f"real {args.split}", "img") as progress:
         out["real"] = gs.score_real(scorer, ds, args.split, max_images=args.max_images, progress=progress)
     if args.job is not None:
-        from segbalance.core.jobs import list_pairs
+        from segbalance.core.jobs.pairs import list_pairs
         from segbalance.core.workspace import Workspace
 
         with Workspace(args.workspace) as ws:
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             if args.montage:
                 gs.pair_montage(args.montage, pairs, ws.path, ds)
     else:
-        from segbalance.core.render.base import load_renderer
+        from segbalance.core.render.registry import load_renderer
 
         rend = load_renderer(args.renderer, ds=ds, checkpoint=args.checkpoint, device=args.device)
         try:

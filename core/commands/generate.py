@@ -29,9 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from segbalance.core.errors import SegbalanceError
-    from segbalance.core.jobs import run_generate
+    from segbalance.core.jobs.generate import run_generate
     from segbalance.core.progress import cli_progress
-    from segbalance.core.runtime import resolve_device
+    from segbalance.core.runs.runtime import resolve_device
 
     resolve_device(args.device)  # the one device resolver: a bad --device is one line, first
     if args.batch_size is not None and args.batch_size < 1:

@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from segbalance.core.errors import SegbalanceError
-    from segbalance.core.jobs import PAIR_STATUSES, list_pairs
+    from segbalance.core.jobs.pairs import PAIR_STATUSES, list_pairs
     from segbalance.core.workspace import Workspace
 
     status = [s.strip() for s in args.status.split(",") if s.strip()] if args.status else None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from segbalance.core.errors import SegbalanceError
 
-# kept here (not imported from core.balance) so `segbalance --help` loads neither numpy nor OpenCV
+# kept here (not imported from core.planning.balance) so `segbalance --help` loads neither numpy nor OpenCV
 PRESET_HELP = ("raise-rare[:SHARE] lifts every class below SHARE (default 0.01) to it; "
                "inverse-frequency[:T] targets shares proportional to share**(1/T) (T>=1, default 2; "
                "larger T is flatter); uniform-capped[:CAP] lifts classes toward a uniform share but at most "
@@ -43,19 +43,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from segbalance.core.balance import plan_balance
     from segbalance.core.datasets import open_dataset
+    from segbalance.core.datasets.stats import dataset_stats
+    from segbalance.core.planning.balance import plan_balance
+    from segbalance.core.planning.summaries import classes_line, plan_counts, strategies_line
     from segbalance.core.progress import cli_progress
     from segbalance.core.recombine import build_layer_bank
-    from segbalance.core.stats import dataset_stats
-    from segbalance.core.summaries import classes_line, plan_counts, strategies_line
     from segbalance.core.workspace import Workspace
 
     if args.budget <= 0:
         raise SegbalanceError(f"--budget must be at least 1 (got {args.budget})")
     if args.candidates <= 0:
         raise SegbalanceError("--candidates must be at least 1")
-    from segbalance.core.balance import PRESETS, PlaceOptions, parse_strategy, parse_target_spec
+    from segbalance.core.planning.balance import PRESETS, PlaceOptions, parse_strategy, parse_target_spec
 
     try:
         smin, smax = (float(v) for v in args.scale_range.split(","))
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             ds.label_set.class_named(c)
     weights = None
     if args.weight_by_iou:
-        from segbalance.core.balance import iou_weights, run_iou
+        from segbalance.core.planning.balance import iou_weights, run_iou
 
         weights = iou_weights(run_iou(args.weight_by_iou), [c.name for c in ds.label_set.train_classes])
     with Workspace(args.workspace) as ws:

@@ -19,8 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from segbalance.core.balance import Plan
     from segbalance.core.datasets import open_dataset
+    from segbalance.core.planning.balance import Plan
     from segbalance.core.progress import cli_progress
     from segbalance.core.recombine import build_layer_bank
     from segbalance.core.recombine.write import check_recipes, recombine_recipes

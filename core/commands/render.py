@@ -55,9 +55,9 @@ def run(args: argparse.Namespace) -> int:
 
     from segbalance.core.errors import SegbalanceError
     from segbalance.core.io import read_label_png, write_png
-    from segbalance.core.render.base import check_label_nc
     from segbalance.core.render.pix2pixhd import load_renderer
-    from segbalance.core.runtime import resolve_device
+    from segbalance.core.render.registry import check_label_nc
+    from segbalance.core.runs.runtime import resolve_device
 
     resolve_device(args.device)  # the one device resolver: a bad --device is one line, first
     root = Path(args.label_dir)

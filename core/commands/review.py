@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from segbalance.core.jobs import review_pairs
+    from segbalance.core.jobs.pairs import review_pairs
     from segbalance.core.workspace import Workspace
 
     ids, status = (args.accept, "accepted") if args.accept else (args.reject, "rejected")

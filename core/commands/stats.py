@@ -7,8 +7,8 @@ import json
 import sys
 
 from segbalance.core.datasets import open_dataset
+from segbalance.core.datasets.stats import dataset_stats
 from segbalance.core.progress import cli_progress
-from segbalance.core.stats import dataset_stats
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"skipped: {b.error}", file=sys.stderr)
     classes = st.classes()
     if args.daformer:
-        from segbalance.core.stats import write_daformer_stats
+        from segbalance.core.datasets.stats import write_daformer_stats
 
         written = write_daformer_stats(args.daformer, ds, st)
         print("DAFormer class stats: " + ", ".join(str(p) for p in written), file=sys.stderr)

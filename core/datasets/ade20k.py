@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 
 from segbalance.core.datasets.base import Dataset, SampleRef
+from segbalance.core.datasets.labels import LabelClass, LabelSet, _auto_color
 from segbalance.core.errors import DataError
-from segbalance.core.labels import LabelClass, LabelSet, _auto_color
 
 ADE20K_CLASSES = (
     'wall', 'building', 'sky', 'floor', 'tree', 'ceiling', 'road', 'bed', 'windowpane', 'grass', 'cabinet',

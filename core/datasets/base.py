@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from segbalance.core.datasets.labels import LabelSet
 from segbalance.core.errors import DataError
 from segbalance.core.io import image_size, png_size, read_label_png, read_png
-from segbalance.core.labels import LabelSet
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from segbalance.core.datasets.base import Dataset, SampleRef
+from segbalance.core.datasets.labels import CITYSCAPES, LabelSet
 from segbalance.core.errors import DataError
-from segbalance.core.labels import CITYSCAPES, LabelSet
 
 # the layout's file names, defined once: every reader and writer of Cityscapes folders uses these
 IMAGE_SUFFIX = "_leftImg8bit.png"

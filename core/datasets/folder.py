@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from segbalance.core.datasets.base import Dataset, SampleRef
+from segbalance.core.datasets.labels import LabelSet
 from segbalance.core.errors import DataError
 from segbalance.core.io import read_png
-from segbalance.core.labels import LabelSet
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
 

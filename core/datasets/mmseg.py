@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 
 from segbalance.core.datasets.base import Dataset, SampleRef
+from segbalance.core.datasets.labels import LabelSet
 from segbalance.core.errors import DataError
-from segbalance.core.labels import LabelSet
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
 

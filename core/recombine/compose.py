@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 
 from segbalance.core.datasets import Dataset, SampleRef
+from segbalance.core.datasets.labels import LabelSet
 from segbalance.core.errors import DataError
-from segbalance.core.labels import LabelSet
 
 STRATEGIES = ("single", "multi", "recon")
 # occlusion order: a pasted layer only covers pixels of a category at or below its own rank

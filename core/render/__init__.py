@@ -1,2 +1,2 @@
-"""Renderers: label maps -> RGB images behind one interface (core.render.base): pix2pixHD, copy-paste,
+"""Renderers: label maps -> RGB images behind one interface (core.render.interface): pix2pixHD, copy-paste,
 and the sample dataset's procedural renderer."""

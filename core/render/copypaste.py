@@ -16,7 +16,7 @@ import numpy as np
 from segbalance.core.datasets import Dataset
 from segbalance.core.errors import DataError
 from segbalance.core.recombine.compose import rules_for, sample_refs
-from segbalance.core.render.base import LayerWrite, Renderer, RenderItem
+from segbalance.core.render.interface import LayerWrite, Renderer, RenderItem
 
 BLENDS = ("feather", "poisson", "none")
 

@@ -1,7 +1,7 @@
 """Train pix2pixHD on a dataset: config, data, models, optimizers, loop, one checkpoint dict that resumes exactly.
 
 Device, precision, DDP, seeding, the checkpoint file and the run's TrainingRun + Job rows come from the
-shared training runtime (core.runtime, core.runs), as for train-seg.
+shared training runtime (core.runs.runtime, core.runs.records), as for train-seg.
 
 Entry point for the CLI and the desktop app: `train_gan(dataset, workspace, out_dir, config, progress, cancel)`.
 Multi-GPU/multi-process: run the CLI under `torchrun`; DDP is detected from the environment (RANK, WORLD_SIZE).
@@ -39,8 +39,8 @@ from segbalance.core.render.pix2pixhd_nets import (
     build_generator,
     init_weights,
 )
-from segbalance.core.runs import RunFolder, RunRecord
-from segbalance.core.runtime import (
+from segbalance.core.runs.records import RunFolder, RunRecord
+from segbalance.core.runs.runtime import (
     DDPInfo,
     any_rank,
     autocast,
@@ -90,7 +90,7 @@ class GANTrainConfig:
     split: str = "train"
     seed: int = 0
     device: str = "auto"
-    amp: str = "off"  # off | bf16 | fp16 | auto (core.runtime.resolve_amp: the one meaning of auto)
+    amp: str = "off"  # off | bf16 | fp16 | auto (core.runs.runtime.resolve_amp: the one meaning of auto)
     save_every: int = 500
     log_every: int = 10
     kmeans_clusters: int = 10

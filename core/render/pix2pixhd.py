@@ -23,8 +23,8 @@ from segbalance.core.render.pix2pixhd_nets import (
     Pix2PixHDConfig,
     build_generator,
 )
-from segbalance.core.runtime import file_sha256, resolve_device
-from segbalance.core.runtime import load_state_checked as load_state_dict_checked
+from segbalance.core.runs.runtime import file_sha256, resolve_device
+from segbalance.core.runs.runtime import load_state_checked as load_state_dict_checked
 
 # default render sizes (W, H) of the released models when a bare state dict does not say
 DEFAULT_SIZE = {"global": (1024, 512), "local": (2048, 1024)}

@@ -19,9 +19,9 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from segbalance.core.datasets import Dataset, SampleRef
+from segbalance.core.datasets.labels import IGNORE, LabelSet
 from segbalance.core.errors import DataError
 from segbalance.core.io import read_label_png, read_png
-from segbalance.core.labels import IGNORE, LabelSet
 
 MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
@@ -103,7 +103,7 @@ def label_set_from_stored(d: dict) -> LabelSet:
     outside 0..255 (Cityscapes' "license plate", id -1) cannot appear in a label map and are dropped
     before LabelSet.from_dict, which refuses them.
     """
-    from segbalance.core.labels import BUILTIN, LabelSet
+    from segbalance.core.datasets.labels import BUILTIN, LabelSet
 
     if not isinstance(d, dict):
         raise DataError("stored label set is not an object")

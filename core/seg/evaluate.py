@@ -10,9 +10,9 @@ import numpy as np
 import torch
 
 from segbalance.core.datasets import Dataset, open_dataset
+from segbalance.core.datasets.labels import LabelSet
 from segbalance.core.errors import Cancelled, DataError
-from segbalance.core.labels import LabelSet
-from segbalance.core.runtime import autocast, load_state_checked, resolve_amp, resolve_device
+from segbalance.core.runs.runtime import autocast, load_state_checked, resolve_amp, resolve_device
 from segbalance.core.seg.data import check_same_classes, label_set_from_stored, normalize, train_class_names
 from segbalance.core.seg.metrics import confusion_matrix, image_counts, summarize
 from segbalance.core.seg.model import PSPNet, PSPNetConfig
@@ -117,7 +117,7 @@ def evaluate(
     """Metrics of a model on a split: {"miou", "pixel_acc", "mean_acc", "per_class", "n_images", "confusion"}.
 
     `per_image` adds "image_counts", an (n_images, C, 3) array of each image's intersection, predicted and
-    true pixels per class: what a bootstrap over val images resamples (core.evidence).
+    true pixels per class: what a bootstrap over val images resamples (core.experiments.evidence).
 
     A checkpoint's classes must match the dataset's; predictions can be written as label-id PNGs
     (`<sample id>.png`) that the official Cityscapes scripts accept.

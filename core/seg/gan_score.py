@@ -15,15 +15,13 @@ import numpy as np
 
 from segbalance.core.errors import Cancelled, DataError
 from segbalance.core.io import read_label_png, read_png, write_png
-from segbalance.core.seg.metrics import image_counts
+from segbalance.core.seg.metrics import image_counts, iou_from_counts
 from segbalance.core.seg.quality import SegScorer
 
 Progress = Callable[[int, int], None]
 
 
 def _result(counts: np.ndarray, class_names: Sequence[str]) -> dict:
-    from segbalance.core.evidence import iou_from_counts
-
     iou = iou_from_counts(counts.sum(0)) if len(counts) else np.full(len(class_names), np.nan)
     valid = iou[~np.isnan(iou)]
     return {"miou": float(valid.mean()) if valid.size else None,
@@ -77,7 +75,7 @@ def score_real(scorer: SegScorer, ds, split: str = "val", *, max_images: int | N
 def score_renderer(scorer: SegScorer, ds, renderer, split: str = "val", *, max_images: int | None = None,
                    seed: int = 0, **kw) -> dict:
     """A renderer on the dataset's real label maps: how well its images carry those maps."""
-    from segbalance.core.render.base import RenderItem
+    from segbalance.core.render.interface import RenderItem
 
     refs = ds.samples(split)[: max_images or None]
 

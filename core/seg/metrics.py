@@ -93,3 +93,11 @@ def image_counts(pred: np.ndarray, target: np.ndarray, num_classes: int, ignore:
     out[:, 1] = np.bincount(p, minlength=num_classes + 1)[:num_classes]
     out[:, 2] = np.bincount(t, minlength=num_classes + 1)[:num_classes]
     return out
+
+
+def iou_from_counts(counts: np.ndarray) -> np.ndarray:
+    """Per-class IoU from summed counts (..., C, 3); NaN where a class is neither predicted nor present."""
+    inter, pred, true = counts[..., 0], counts[..., 1], counts[..., 2]
+    union = (pred + true - inter).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, inter / np.where(union > 0, union, 1), np.nan)

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from segbalance.core.datasets.labels import LabelSet
 from segbalance.core.errors import DataError
-from segbalance.core.labels import LabelSet
 from segbalance.core.seg.data import normalize
 from segbalance.core.seg.evaluate import load_model
 from segbalance.core.seg.metrics import present_miou

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from segbalance.core.runtime import AMP_MODES, autocast, resolve_amp, resolve_device
+from segbalance.core.runs.runtime import AMP_MODES, autocast, resolve_amp, resolve_device
 
 __all__ = ["AMP_MODES", "autocast", "resolve_amp", "resolve_device"]

@@ -3,7 +3,7 @@
 Recipe of the reference PSPNet: SGD momentum 0.9, weight decay 1e-4, base lr 0.01 with 10x on the
 head (PPM, classifier, aux), poly decay power 0.9, loss = main + 0.4 aux (cross-entropy, ignore 255).
 Device, precision, DDP, seeding, the checkpoint file and the run's DB rows come from the shared training
-runtime (core.runtime, core.runs). One checkpoint dict {model, optimizer, scheduler, scaler, rng,
+runtime (core.runs.runtime, core.runs.records). One checkpoint dict {model, optimizer, scheduler, scaler, rng,
 iteration, config, ...} resumes exactly.
 
 Before anything is allocated or written, the run is checked against the data and the machine: every label
@@ -28,11 +28,11 @@ import torch
 import torch.nn.functional as F
 
 from segbalance.core.datasets import Dataset, open_dataset
+from segbalance.core.datasets.labels import IGNORE
 from segbalance.core.errors import Cancelled, DataError, SegbalanceError
 from segbalance.core.io import atomic_write_json, image_size
-from segbalance.core.labels import IGNORE
-from segbalance.core.runs import RunFolder, RunRecord
-from segbalance.core.runtime import (
+from segbalance.core.runs.records import RunFolder, RunRecord
+from segbalance.core.runs.runtime import (
     DDPInfo,
     any_rank,
     autocast,
@@ -292,7 +292,7 @@ def build_training_items(cfg: SegTrainConfig, ds: Dataset, workspace, note: Call
              else f"training on {len(items)} images of {ds.root.name}/{cfg.split}")
     n_cls = ls.num_train_classes
     lut = ls.id_to_train_lut
-    from segbalance.core.stats import dataset_stats, pixel_counts
+    from segbalance.core.datasets.stats import dataset_stats, pixel_counts
 
     rows, ar, sizes = [], [], []
     st = dataset_stats(ds, cfg.split, workspace=workspace)

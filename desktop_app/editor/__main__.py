@@ -22,8 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
+    from segbalance.core.datasets.labels import BUILTIN, LabelSet
     from segbalance.core.errors import SegbalanceError
-    from segbalance.core.labels import BUILTIN, LabelSet
     from segbalance.core.workspace import Workspace
     from segbalance.desktop_app.editor import LabelEditor
 

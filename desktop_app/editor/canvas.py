@@ -1,6 +1,6 @@
 """The painting surface: image + colored label overlay, zoom/pan, and the mouse side of the editing tools.
 
-All pixel work goes through core.edit.LabelEdit; this widget only maps mouse positions to map pixels,
+All pixel work goes through core.editing.label_edit.LabelEdit; this widget only maps mouse positions to map pixels,
 shows previews and keeps the overlay buffer in step with the map (bbox-sized updates, never the whole map).
 """
 
@@ -11,7 +11,7 @@ from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPen, QTransform, QWheelEvent
 from PySide6.QtWidgets import QWidget
 
-from segbalance.core.edit import LabelEdit, footprint, rect_mask, stroke_mask
+from segbalance.core.editing.label_edit import LabelEdit, footprint, rect_mask, stroke_mask
 
 TOOLS = ("brush", "eraser", "fill", "polygon", "rect", "paste")
 
@@ -195,7 +195,7 @@ class LabelCanvas(QWidget):
         self.viewChanged.emit()
 
     def _scaled_paste_mask(self) -> np.ndarray:
-        from segbalance.core.edit import layer_mask
+        from segbalance.core.editing.label_edit import layer_mask
 
         m = self.paste_mask
         if self.paste_scale == 1.0:

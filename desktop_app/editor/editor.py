@@ -25,12 +25,12 @@ from PySide6.QtWidgets import (
 
 from segbalance.core.datasets.base import Dataset as DatasetReader
 from segbalance.core.datasets.base import SampleRef
-from segbalance.core.edit import LabelEdit
+from segbalance.core.datasets.labels import LabelSet
+from segbalance.core.editing.label_edit import LabelEdit
+from segbalance.core.editing.revisions import Autosaver, EditSource, export_revisions, load_for_edit, save_revision
 from segbalance.core.errors import SegbalanceError
 from segbalance.core.io import read_png
-from segbalance.core.labels import LabelSet
-from segbalance.core.manual import add_manual_pair
-from segbalance.core.revisions import Autosaver, EditSource, export_revisions, load_for_edit, save_revision
+from segbalance.core.jobs.manual import add_manual_pair
 from segbalance.core.workspace import Workspace
 from segbalance.desktop_app.editor.canvas import LabelCanvas
 from segbalance.desktop_app.editor.palette import HOTKEYS, ClassPalette

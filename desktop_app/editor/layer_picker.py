@@ -20,10 +20,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segbalance.core.catalog import dataset_paths
 from segbalance.core.datasets import open_dataset
+from segbalance.core.datasets.catalog import dataset_paths
+from segbalance.core.datasets.labels import LabelSet
 from segbalance.core.errors import SegbalanceError
-from segbalance.core.labels import LabelSet
 from segbalance.core.workspace import Workspace
 from segbalance.desktop_app.editor._render_worker import start_worker
 

@@ -7,7 +7,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
-from segbalance.core.labels import LabelSet
+from segbalance.core.datasets.labels import LabelSet
 
 HOTKEYS = "1234567890"
 

@@ -15,7 +15,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
-from segbalance.core.labels import LabelSet
+from segbalance.core.datasets.labels import LabelSet
 from segbalance.desktop_app.editor._render_worker import start_worker
 from segbalance.desktop_app.widgets.elided_label import ElidedLabel
 

@@ -33,9 +33,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segbalance.core.catalog import dataset_paths, label_set_for
-from segbalance.core.jobs import PAIR_STATUSES
-from segbalance.core.run_metrics import (
+from segbalance.core.datasets.catalog import dataset_paths, label_set_for
+from segbalance.core.jobs.pairs import PAIR_STATUSES
+from segbalance.core.runs.metrics import (
     RunSummary,
     SegRunRequest,
     Series,
@@ -46,7 +46,7 @@ from segbalance.core.run_metrics import (
     read_new_points,
     train_class_shares,
 )
-from segbalance.core.run_views import end_orphan_run, run_progress
+from segbalance.core.runs.progress import end_orphan_run, run_progress
 from segbalance.core.workspace import Workspace
 from segbalance.desktop_app.training.compare import RunCompare
 from segbalance.desktop_app.training.curves import RunCurves

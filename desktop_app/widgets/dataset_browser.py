@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from segbalance.core.datasets import Dataset, SampleRef
-from segbalance.core.stats import DatasetStats
+from segbalance.core.datasets.stats import DatasetStats
 from segbalance.desktop_app.widgets.thumbnails import THUMB_H, THUMB_W, ThumbnailLoader, file_key, placeholder
 
 ALL = "All"

@@ -1,6 +1,6 @@
 """Export dialog: which pair statuses go into the exported dataset, with the counts before and after.
 
-The counts come from core.pairs.export_counts, the rule core.export applies (pairs of generate jobs run on
+The counts come from core.jobs.pairs.export_counts, the rule core.export.formats applies (pairs of generate jobs run on
 this dataset's content); failed pairs are never exported, as on the CLI (`--include` refuses them).
 """
 
@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segbalance.core.pairs import EXPORTABLE_STATUSES, REVIEWED_EXPORT
+from segbalance.core.jobs.pairs import EXPORTABLE_STATUSES, REVIEWED_EXPORT
 
 DEFAULT_INCLUDE = REVIEWED_EXPORT  # what a reviewer has vouched for; pending is one tick away
 

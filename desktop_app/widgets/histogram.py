@@ -17,8 +17,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segbalance.core.stats import DatasetStats
-from segbalance.core.summaries import ClassRow, class_rows
+from segbalance.core.datasets.stats import DatasetStats
+from segbalance.core.planning.summaries import ClassRow, class_rows
 
 PIXEL_SHARE, IMAGE_FREQ = "Pixel share", "Image frequency"
 BY_ID, BY_FREQ = "By id", "By frequency"

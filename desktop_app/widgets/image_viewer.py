@@ -23,9 +23,9 @@ from PySide6.QtWidgets import (
 )
 
 from segbalance.core.datasets import Dataset, SampleRef
+from segbalance.core.datasets.labels import LabelSet
 from segbalance.core.io import read_label_png, read_png
-from segbalance.core.labels import LabelSet
-from segbalance.core.pairs import REVIEW_STATUSES
+from segbalance.core.jobs.pairs import REVIEW_STATUSES
 from segbalance.desktop_app.widgets.thumbnails import rgb_to_qimage, rgba_to_qimage
 from segbalance.desktop_app.workers import Worker, create_worker
 

@@ -13,9 +13,9 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
+from segbalance.core.datasets.labels import LabelSet
 from segbalance.core.io import read_label_png, read_png
-from segbalance.core.labels import LabelSet
-from segbalance.core.pairs import PairRecord
+from segbalance.core.jobs.pairs import PairRecord
 from segbalance.desktop_app.widgets.image_viewer import ZOOM_STEP, ImageCanvas, overlay_rgba
 from segbalance.desktop_app.widgets.thumbnails import rgb_to_qimage, rgba_to_qimage
 from segbalance.desktop_app.workers import Worker, create_worker, error_text

@@ -1,7 +1,7 @@
 """Review gallery: the generated pairs of the workspace, judged in a large zoomable view and accepted or
 rejected one by one or in bulk.
 
-Every decision goes through the engine's review rule (core.pairs.review, the CLI's), written at once, so
+Every decision goes through the engine's review rule (core.jobs.pairs.review, the CLI's), written at once, so
 nothing is lost if the app stops and a failed pair can no more be accepted here than on the command line.
 """
 
@@ -34,11 +34,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segbalance.core import pairs as pair_service
+from segbalance.core.datasets.labels import CITYSCAPES, LabelSet
 from segbalance.core.errors import SegbalanceError
 from segbalance.core.io import read_label_png, read_png
-from segbalance.core.jobs import PAIR_STATUSES
-from segbalance.core.labels import CITYSCAPES, LabelSet
+from segbalance.core.jobs import pairs as pair_service
+from segbalance.core.jobs.pairs import PAIR_STATUSES
 from segbalance.core.workspace import Workspace
 from segbalance.desktop_app.widgets.pair_view import PairView
 from segbalance.desktop_app.widgets.thumbnails import ThumbnailLoader, file_key, placeholder

@@ -58,15 +58,15 @@ def test_worker_errors_reach_one_place(qtbot):
 
 
 def test_cancel_stops_a_running_stats_job(qtbot, window, tmp_path, monkeypatch):
-    import segbalance.core.stats
+    import segbalance.core.datasets.stats
 
-    count = segbalance.core.stats.count_sample
+    count = segbalance.core.datasets.stats.count_sample
 
     def slow_count(ds, ref):  # a big dataset in miniature: each label map takes 50 ms
         time.sleep(0.05)
         return count(ds, ref)
 
-    monkeypatch.setattr(segbalance.core.stats, "count_sample", slow_count)
+    monkeypatch.setattr(segbalance.core.datasets.stats, "count_sample", slow_count)
     data = tmp_path / "many"
     make_tiny_cityscapes(data, {"train": 40})
     window.add_dataset(data)
@@ -77,7 +77,7 @@ def test_cancel_stops_a_running_stats_job(qtbot, window, tmp_path, monkeypatch):
     assert window.state.stats is None
     assert "Class statistics: cancelled" in window.log_view.toPlainText()
     assert window.status.job_label.text() == "Idle"
-    monkeypatch.setattr(segbalance.core.stats, "count_sample", count)
+    monkeypatch.setattr(segbalance.core.datasets.stats, "count_sample", count)
     window.actions.refresh_stats.trigger()  # and it can be run again to the end
     wait_for_stats(qtbot, window)
     assert window.state.stats.n_images == 40
@@ -85,7 +85,7 @@ def test_cancel_stops_a_running_stats_job(qtbot, window, tmp_path, monkeypatch):
 
 @pytest.mark.timeout(120)
 def test_ui_heartbeat_never_waits_over_100ms_while_jobs_run(qtbot, window, tmp_path):
-    from segbalance.core.stats import dataset_stats
+    from segbalance.core.datasets.stats import dataset_stats
 
     data = tmp_path / "busy"
     make_tiny_cityscapes(data, {"train": 60})

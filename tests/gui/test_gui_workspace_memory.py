@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from segbalance.core import catalog
+from segbalance.core.datasets import catalog
 from segbalance.core.workspace import Workspace
 from tests.gui.conftest import make_tiny_cityscapes, wait_for_stats
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from segbalance.core.labels import CITYSCAPES
+from segbalance.core.datasets.labels import CITYSCAPES
 
 # Cityscapes label ids used here
 UNLABELED, EGO, OUT_OF_ROI = 0, 1, 3

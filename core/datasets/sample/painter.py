@@ -12,6 +12,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from segbalance.core.datasets.labels import CITYSCAPES
 from segbalance.core.datasets.sample.layout import (
     BICYCLE,
     BUILDING,
@@ -37,7 +38,6 @@ from segbalance.core.datasets.sample.layout import (
     WALL,
 )
 from segbalance.core.errors import DataError
-from segbalance.core.labels import CITYSCAPES
 
 
 def _fractal(rng: np.random.Generator, h: int, w: int, cell: float, octaves: int = 3) -> np.ndarray:

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from segbalance.core.datasets.cityscapes import cityscapes_paths, write_cityscapes_sample
+from segbalance.core.datasets.labels import CITYSCAPES
 from segbalance.core.datasets.sample.layout import make_layout
 from segbalance.core.datasets.sample.painter import render_scene
 from segbalance.core.errors import Cancelled, DataError
-from segbalance.core.labels import CITYSCAPES
 
 Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from segbalance.core.experiment import preset, run_experiment
+from segbalance.core.experiments.protocol import preset, run_experiment
 
 
 @dataclass
@@ -20,8 +20,8 @@ class DemoConfig:
 def run_demo(cfg: DemoConfig) -> dict:
     """Sample data -> stats + histogram -> plan -> tiny pix2pixHD -> pairs -> PSPNet without/with -> table."""
     from segbalance.core.datasets import open_dataset
+    from segbalance.core.datasets.stats import dataset_stats
     from segbalance.core.plots import bar_chart
-    from segbalance.core.stats import dataset_stats
     from segbalance.core.workspace import Workspace
 
     exp = preset(cfg.config, device=cfg.device)

@@ -23,9 +23,9 @@ from sqlalchemy import func, select
 from segbalance.core.datasets.base import Dataset as DatasetReader
 from segbalance.core.datasets.base import SampleRef
 from segbalance.core.datasets.cityscapes import IMAGE_SUFFIX, INSTANCE_SUFFIX, LABEL_SUFFIX, TRAIN_ID_SUFFIX
+from segbalance.core.datasets.stats import pixel_counts
 from segbalance.core.errors import DataError, SegbalanceError, WorkspaceError
 from segbalance.core.io import atomic_write_json, read_label_png, write_png
-from segbalance.core.stats import pixel_counts
 from segbalance.core.workspace import Workspace
 from segbalance.db import models as m
 

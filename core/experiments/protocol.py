@@ -15,7 +15,7 @@ Arms (same dataset, split, schedule and pair budget):
 Arms are paired by seed: seed s fixes the segmentation init and batch order in every arm, and also the
 plan, the pairs and the generator of the arms that add pairs, so the spread over seeds covers the whole
 pipeline. Every arm is compared with the baseline by paired deltas with 95% intervals over seeds and over
-val images (core.evidence), and earns one word: gain, loss or within noise. Classes the protocol cannot
+val images (core.experiments.evidence), and earns one word: gain, loss or within noise. Classes the protocol cannot
 resolve are marked so. Arms that render pairs also get their label-to-image score (core.seg.gan_score).
 
 Everything is cached in the experiment's workspace: a re-run reuses the sample data, the layer bank,
@@ -155,7 +155,7 @@ def _sample_dataset(cfg: ExperimentConfig, out: Path, progress_factory) -> Path:
 
 def _plan(ctx: Context, kind: str, seed: int):
     """The balance plan of an arm family (single / multi / recon) for one seed, kept as a JSON file."""
-    from segbalance.core.balance import Plan, plan_balance
+    from segbalance.core.planning.balance import Plan, plan_balance
     from segbalance.core.recombine import build_layer_bank
 
     path = ctx.out / "plans" / f"{kind}-seed{seed}.json"
@@ -212,7 +212,8 @@ def _generator(ctx: Context, seed: int) -> Path:
 
 def _pairs(ctx: Context, arm: str, seed: int) -> dict:
     """Generate (or resume) the pairs of an arm for one seed: {"job", "pairs", "recipes", "note"}."""
-    from segbalance.core.jobs import list_pairs, run_generate
+    from segbalance.core.jobs.generate import run_generate
+    from segbalance.core.jobs.pairs import list_pairs
 
     family = {"copypaste": "recon", "oracle": "recon"}.get(arm, arm)
     plan, plan_path = _plan(ctx, family, seed)
@@ -286,7 +287,7 @@ def _val_counts(ctx: Context, arm: str, seed: int) -> np.ndarray:
 
 def _gen_score(ctx: Context, arm: str, seed: int, job_id: int) -> float | None:
     """Label-to-image score of an arm's pairs, by the baseline run of the same seed (trained on real data)."""
-    from segbalance.core.jobs import list_pairs
+    from segbalance.core.jobs.pairs import list_pairs
     from segbalance.core.seg.gan_score import pair_montage, score_pairs
     from segbalance.core.seg.quality import load_scorer
 
@@ -308,7 +309,7 @@ def _gen_score(ctx: Context, arm: str, seed: int, job_id: int) -> float | None:
 
 def _resolvability(ctx: Context) -> list:
     """Which train classes the protocol can resolve at its size (val label maps, PSPNet's output stride)."""
-    from segbalance.core.evidence import resolvability
+    from segbalance.core.experiments.evidence import resolvability
     from segbalance.core.seg.model import OUTPUT_STRIDE
 
     maps = [ctx.ds.load_train_ids(r) for r in ctx.ds.samples("val")]
@@ -330,7 +331,7 @@ def _pts(iv) -> list[float] | None:
 
 def _evidence(base_vals: list, arm_vals: list, boot) -> dict:
     """Paired delta (points), its intervals over seeds and over val images, and the word they earn."""
-    from segbalance.core.evidence import decide, seed_interval
+    from segbalance.core.experiments.evidence import decide, seed_interval
 
     deltas = [a - b for a, b in zip(arm_vals, base_vals, strict=True) if a is not None and b is not None]
     siv = seed_interval(deltas)
@@ -342,7 +343,7 @@ def summarize(results: dict[str, list[dict]], class_names: list[str], counts: di
               resolv: list | None = None, extras: dict[str, dict] | None = None, n_boot: int = 1000) -> dict:
     """Per arm: mIoU mean/std (in %), per-class IoU means (in %), and, against the baseline, paired deltas
     of mIoU and of every class with their 95% intervals and words; unresolved classes say why."""
-    from segbalance.core.evidence import bootstrap_deltas
+    from segbalance.core.experiments.evidence import bootstrap_deltas
 
     extras = extras or {}
     unresolved = {r.name: r.reason for r in resolv or []}
@@ -442,9 +443,9 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, *, say: Say = print, 
                    cancel: Callable[[], bool] | None = None) -> dict:
     """Run every arm x seed (reusing finished work) and write results.md, results.json and delta.png."""
     from segbalance.core.datasets import open_dataset
+    from segbalance.core.datasets.stats import dataset_stats
     from segbalance.core.plots import grouped_delta_chart
     from segbalance.core.progress import cli_progress
-    from segbalance.core.stats import dataset_stats
     from segbalance.core.workspace import Workspace
 
     progress_factory = progress_factory or cli_progress

@@ -1,11 +1,9 @@
-"""Jobs: long work shared by the CLI and the desktop app, followed through the workspace DB.
+"""The generate job: a plan turned into pairs, recombine -> render -> (score) -> write files atomically ->
+commit the GeneratedPair row (only after its files exist).
 
-A job row holds kind, parameters, status (queued/running/cancelled/failed/done), progress
-(done/total, rate, ETA, heartbeat) and a log, so a GUI or a second CLI can follow a job started
-elsewhere and ask it to stop (cancel_requested). The generate job turns a plan into pairs:
-recombine -> render -> (score) -> write files atomically -> commit the GeneratedPair row. It is
-resumable: the same command finds its job again by a key over its inputs, removes orphan files,
-marks rows whose files vanished as failed and redoes exactly the recipes without a good row.
+Resumable: the same command finds its job again by a key over its inputs, removes orphan files, marks rows
+whose files vanished as failed and redoes exactly the recipes without a good row. Under torchrun the ranks
+split one plan's render batches and write into the same job.
 """
 
 from __future__ import annotations
@@ -24,12 +22,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from segbalance.core.datasets.cityscapes import IMAGE_SUFFIX, INSTANCE_SUFFIX, LABEL_SUFFIX
 from segbalance.core.errors import Cancelled, DataError, SegbalanceError
-from segbalance.core.runs import STATUSES as RUN_STATUSES
-from segbalance.core.runs import process_alive, shown_status
+from segbalance.core.jobs.records import JobContext, _db_call, _pid_alive, db_error
+from segbalance.core.runs.records import STATUSES as RUN_STATUSES
 from segbalance.db import models as m
 from segbalance.db.base import utcnow
 
@@ -37,160 +36,8 @@ Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
 LogFn = Callable[[str], None]
 
-# job statuses: the one vocabulary of runs and jobs (core.runs), importable from here as before
+# job statuses: the one vocabulary of runs and jobs (core.runs.records), importable from here as before
 STATUSES = RUN_STATUSES
-PAIR_STATUSES = ("pending", "accepted", "rejected", "failed")
-IMAGE_SUFFIX = "_leftImg8bit.png"
-LABEL_SUFFIX = "_gtFine_labelIds.png"
-INSTANCE_SUFFIX = "_gtFine_instanceIds.png"
-
-
-# -- the job row -----------------------------------------------------------------------------------
-def db_error(exc: OperationalError) -> SegbalanceError:
-    """A user-facing one-liner for SQLite's operational errors (lock held too long, read-only media)."""
-    msg = str(exc.orig if getattr(exc, "orig", None) else exc)
-    if "locked" in msg:
-        return SegbalanceError("workspace database is locked by another writer (waited 15 s); "
-                               "try again when it is done")
-    if "readonly" in msg or "read-only" in msg:
-        return SegbalanceError("workspace database is read-only; use a writable workspace")
-    return SegbalanceError(f"workspace database error: {msg}")
-
-
-def _db_call(fn, *a, **kw):
-    """Run a DB step; SQLite's lock/read-only failures become clear user errors."""
-    try:
-        return fn(*a, **kw)
-    except OperationalError as exc:
-        raise db_error(exc) from None
-
-
-def create_job(ws, kind: str, params: dict) -> int:
-    def go() -> int:
-        with ws.session() as s, s.begin():
-            job = m.Job(kind=kind, params=params, status="queued")
-            s.add(job)
-            s.flush()
-            return job.id
-    return _db_call(go)
-
-
-def request_cancel(ws, job_id: int) -> None:
-    """Ask a job (running here or in another process) to stop at its next clean boundary."""
-    def go() -> None:
-        with ws.session() as s, s.begin():
-            s.execute(update(m.Job).where(m.Job.id == job_id).values(cancel_requested=1))
-    _db_call(go)
-
-
-def job_info(ws, job_id: int) -> dict:
-    """Status, progress and the last log lines of a job, as plain data (what a GUI polls)."""
-    with ws.session() as s:
-        j = s.get(m.Job, job_id)
-        if j is None:
-            raise SegbalanceError(f"no job #{job_id} in this workspace", ws.path)
-        logs = s.scalars(select(m.JobLog).where(m.JobLog.job_id == job_id).order_by(m.JobLog.id.desc())
-                         .limit(20)).all()
-        return {"id": j.id, "kind": j.kind, "status": _shown(j), "done": j.done, "total": j.total,
-                "rate": j.rate, "eta_s": j.eta_s, "message": j.message, "pid": j.pid,
-                "params": j.params, "log": [f"{x.level}: {x.text}" for x in reversed(logs)]}
-
-
-def list_jobs(ws, kind: str | None = None) -> list[dict]:
-    with ws.session() as s:
-        q = select(m.Job).order_by(m.Job.id)
-        if kind:
-            q = q.where(m.Job.kind == kind)
-        return [{"id": j.id, "kind": j.kind, "status": _shown(j), "done": j.done, "total": j.total,
-                 "message": j.message} for j in s.scalars(q)]
-
-
-def _shown(j: m.Job) -> str:
-    """A running job whose process is gone (checked against its last heartbeat) reads "interrupted"."""
-    return shown_status(j.status, j.pid, j.heartbeat_at or j.started_at)
-
-
-def _pid_alive(pid: int | None) -> bool:
-    return process_alive(pid)
-
-
-class JobContext:
-    """Progress, log and cancel plumbing of one running job; DB writes are throttled."""
-
-    def __init__(self, ws, job_id: int, progress: Progress | None = None, cancel: CancelCheck | None = None,
-                 log: LogFn | None = None, interval: float = 0.5) -> None:
-        self.ws = ws
-        self.id = job_id
-        self._progress = progress
-        self._cancel = cancel
-        self._log = log
-        self.interval = interval
-        self._last_db = 0.0
-        self._last_cancel_check = 0.0
-        self._t0 = time.monotonic()
-        self._done0: int | None = None
-        self.done = 0
-        self.total = 0
-
-    def start(self, total: int, done: int) -> None:
-        def go() -> None:
-            with self.ws.session() as s, s.begin():
-                j = s.get(m.Job, self.id)
-                j.status, j.pid, j.total, j.done = "running", os.getpid(), total, done
-                j.started_at = j.started_at or utcnow()
-                j.heartbeat_at, j.cancel_requested, j.message, j.finished_at = utcnow(), 0, None, None
-        _db_call(go)
-        self.total, self.done, self._done0 = total, done, done
-        self._t0 = time.monotonic()
-        if self._progress:
-            self._progress(done, total)
-
-    def log(self, text: str, level: str = "info") -> None:
-        if self._log:
-            self._log(text)
-
-        def go() -> None:
-            with self.ws.session() as s, s.begin():
-                s.add(m.JobLog(job_id=self.id, level=level, text=text))
-        _db_call(go)
-
-    def report(self, done: int, *, force: bool = False) -> None:
-        self.done = done
-        if self._progress:
-            self._progress(done, self.total)
-        now = time.monotonic()
-        if not force and now - self._last_db < self.interval:
-            return
-        self._last_db = now
-        elapsed = now - self._t0
-        n = done - (self._done0 or 0)
-        rate = n / elapsed if elapsed > 0 and n > 0 else None
-        eta = (self.total - done) / rate if rate else None
-
-        def go() -> None:
-            with self.ws.session() as s, s.begin():
-                s.execute(update(m.Job).where(m.Job.id == self.id).values(
-                    done=done, rate=rate, eta_s=eta, heartbeat_at=utcnow()))
-        _db_call(go)
-
-    def stop_requested(self) -> bool:
-        """True when the caller's cancel check or the DB flag (another process) asks to stop."""
-        if self._cancel and self._cancel():
-            return True
-        now = time.monotonic()
-        if now - self._last_cancel_check < 0.2:
-            return False
-        self._last_cancel_check = now
-        with self.ws.session() as s:
-            return bool(s.scalar(select(m.Job.cancel_requested).where(m.Job.id == self.id)))
-
-    def finish(self, status: str, message: str | None = None) -> None:
-        def go() -> None:
-            with self.ws.session() as s, s.begin():
-                s.execute(update(m.Job).where(m.Job.id == self.id).values(
-                    status=status, message=message, done=self.done, finished_at=utcnow(), heartbeat_at=utcnow(),
-                    eta_s=None))
-        _db_call(go)
 
 
 # -- generate ---------------------------------------------------------------------------------------
@@ -431,11 +278,11 @@ def run_generate(workspace, dataset, plan, renderer: str = "copypaste", *, check
 
 def _run_generate(workspace, dataset, plan, renderer, checkpoint, device, blend, min_quality, seed, batch_size,
                   plan_source, seg_checkpoint, progress, cancel, log, shard: Shard) -> GenerateResult:
-    from segbalance.core.balance import Plan
     from segbalance.core.datasets import Dataset, open_dataset
+    from segbalance.core.planning.balance import Plan
     from segbalance.core.recombine import build_layer_bank
     from segbalance.core.recombine.write import check_recipes
-    from segbalance.core.render.base import load_renderer
+    from segbalance.core.render.registry import load_renderer
     from segbalance.core.workspace import Workspace
 
     own_ws = not hasattr(workspace, "session")
@@ -529,7 +376,7 @@ def _rows(ws, job_id: int) -> dict[int, m.GeneratedPair]:
 def _generate(ws, ds, plan, bank, rend, scorer, ctx: JobContext, job_id: int, resumed: bool, seed,
               min_quality, shard: Shard | None = None) -> GenerateResult:
     from segbalance.core.recombine import MissingSourceError, apply_recipe
-    from segbalance.core.render.base import LayerWrite, RenderItem
+    from segbalance.core.render.interface import LayerWrite, RenderItem
 
     shard = shard or Shard()
     pairs_dir = ws.subdir("pairs", str(job_id))
@@ -803,43 +650,3 @@ def _commit_pairs(ws, written: list[_Written]) -> None:
             for p in w.files:
                 p.unlink(missing_ok=True)
         raise
-
-
-# -- pairs: list, review ------------------------------------------------------------------------------
-def list_pairs(ws, status: list[str] | None = None, job_id: int | None = None) -> list[dict]:
-    with ws.session() as s:
-        q = select(m.GeneratedPair).order_by(m.GeneratedPair.id)
-        if status:
-            q = q.where(m.GeneratedPair.status.in_(status))
-        if job_id is not None:
-            q = q.where(m.GeneratedPair.job_id == job_id)
-        return [pair_dict(r) for r in s.scalars(q)]
-
-
-def pair_dict(r: m.GeneratedPair) -> dict:
-    return {"id": r.id, "job_id": r.job_id, "recipe_index": r.recipe_index, "strategy": r.strategy,
-            "classes_added": r.classes_added, "source_samples": r.source_samples, "image": r.image_path,
-            "label": r.label_path, "instance": r.instance_path, "image_sha256": r.image_sha256,
-            "label_sha256": r.label_sha256, "instance_sha256": r.instance_sha256, "renderer": r.renderer,
-            "checkpoint_sha256": r.checkpoint_sha256, "seed": r.seed, "quality": r.quality, "status": r.status,
-            "pixel_counts": r.pixel_counts, "created_at": r.created_at.isoformat() if r.created_at else None}
-
-
-def review_pairs(ws, ids: list[int], status: str) -> int:
-    """Set accepted/rejected on pairs; unknown ids or failed pairs raise (nothing is changed then)."""
-    if status not in ("accepted", "rejected", "pending"):
-        raise SegbalanceError(f"review status must be accepted, rejected or pending (got {status!r})")
-
-    def go() -> int:
-        with ws.session() as s, s.begin():
-            rows = {r.id: r for r in s.scalars(select(m.GeneratedPair).where(m.GeneratedPair.id.in_(ids)))}
-            missing = [i for i in ids if i not in rows]
-            if missing:
-                raise SegbalanceError(f"no pair with id {', '.join(map(str, missing))} in this workspace", ws.path)
-            bad = [i for i in ids if rows[i].status == "failed"]
-            if bad:
-                raise SegbalanceError(f"pair {', '.join(map(str, bad))} failed (files missing); re-run its job")
-            for r in rows.values():
-                r.status = status
-            return len(rows)
-    return _db_call(go)

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import func, select
 
-from segbalance.core.labels import LabelSet
-from segbalance.core.runs import shown_status
+from segbalance.core.datasets.labels import LabelSet
+from segbalance.core.runs.records import shown_status
 from segbalance.core.workspace import Workspace
 from segbalance.db import models as m
 

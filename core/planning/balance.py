@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from segbalance.core.datasets.labels import LabelSet
 from segbalance.core.errors import Cancelled, DataError, SegbalanceError
-from segbalance.core.labels import LabelSet
 from segbalance.core.recombine.compose import (
     STRATEGIES,
     Placement,

@@ -1,8 +1,8 @@
 """Generated pairs as the views and the CLI see them: listing, review decisions and what an export takes.
 
-The review rule (unknown ids and failed pairs are refused, nothing changes then) is `core.jobs.review_pairs`,
-the one the CLI's `segbalance review` calls; the gallery calls it through `review` here, so pressing A in
-the app and `--accept` on the command line accept exactly the same pairs, with the same message.
+The review rule (unknown ids and failed pairs are refused, nothing changes then) is `review_pairs`, the one
+the CLI's `segbalance review` and the app's gallery both call, so pressing A in the app and `--accept` on
+the command line accept exactly the same pairs, with the same message.
 """
 
 from __future__ import annotations
@@ -12,16 +12,18 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from segbalance.core.jobs import PAIR_STATUSES, review_pairs
+from segbalance.core.errors import SegbalanceError
+from segbalance.core.jobs.records import _db_call
 from segbalance.db import models as m
 
+PAIR_STATUSES = ("pending", "accepted", "rejected", "failed")
 REVIEW_STATUSES = ("accepted", "rejected", "pending")  # what a reviewer may set (failed is the job's verdict)
 EXPORTABLE_STATUSES = ("pending", "accepted", "rejected")  # what `segbalance export --include` takes
 DEFAULT_EXPORT = ("pending", "accepted")  # the CLI's default --include
 REVIEWED_EXPORT = ("accepted",)  # the app's export dialog starts here: what a reviewer vouched for
 
 __all__ = ["PAIR_STATUSES", "REVIEW_STATUSES", "EXPORTABLE_STATUSES", "DEFAULT_EXPORT", "REVIEWED_EXPORT", "PairRecord",
-           "pair_records", "review", "status_counts", "export_counts"]
+           "pair_records", "review", "status_counts", "export_counts", "list_pairs", "pair_dict", "review_pairs"]
 
 
 @dataclass
@@ -74,7 +76,7 @@ def status_counts(ws) -> dict[str, int]:
 
 def export_counts(ws, ds) -> dict[str, int]:
     """Pairs per status that an export of `ds` can include: those of generate jobs run on this dataset's
-    content (same fingerprint), the rule `core.export.export_dataset` applies."""
+    content (same fingerprint), the rule `core.export.formats.export_dataset` applies."""
     fp = ds.fingerprint()
     with ws.session() as s:
         jobs = [j.id for j in s.scalars(select(m.Job).where(m.Job.kind == "generate"))
@@ -84,3 +86,43 @@ def export_counts(ws, ds) -> dict[str, int]:
     out = dict.fromkeys(PAIR_STATUSES, 0)
     out.update({k: int(v) for k, v in rows})
     return out
+
+
+# -- pairs: list, review ------------------------------------------------------------------------------
+def list_pairs(ws, status: list[str] | None = None, job_id: int | None = None) -> list[dict]:
+    with ws.session() as s:
+        q = select(m.GeneratedPair).order_by(m.GeneratedPair.id)
+        if status:
+            q = q.where(m.GeneratedPair.status.in_(status))
+        if job_id is not None:
+            q = q.where(m.GeneratedPair.job_id == job_id)
+        return [pair_dict(r) for r in s.scalars(q)]
+
+
+def pair_dict(r: m.GeneratedPair) -> dict:
+    return {"id": r.id, "job_id": r.job_id, "recipe_index": r.recipe_index, "strategy": r.strategy,
+            "classes_added": r.classes_added, "source_samples": r.source_samples, "image": r.image_path,
+            "label": r.label_path, "instance": r.instance_path, "image_sha256": r.image_sha256,
+            "label_sha256": r.label_sha256, "instance_sha256": r.instance_sha256, "renderer": r.renderer,
+            "checkpoint_sha256": r.checkpoint_sha256, "seed": r.seed, "quality": r.quality, "status": r.status,
+            "pixel_counts": r.pixel_counts, "created_at": r.created_at.isoformat() if r.created_at else None}
+
+
+def review_pairs(ws, ids: list[int], status: str) -> int:
+    """Set accepted/rejected on pairs; unknown ids or failed pairs raise (nothing is changed then)."""
+    if status not in REVIEW_STATUSES:
+        raise SegbalanceError(f"review status must be accepted, rejected or pending (got {status!r})")
+
+    def go() -> int:
+        with ws.session() as s, s.begin():
+            rows = {r.id: r for r in s.scalars(select(m.GeneratedPair).where(m.GeneratedPair.id.in_(ids)))}
+            missing = [i for i in ids if i not in rows]
+            if missing:
+                raise SegbalanceError(f"no pair with id {', '.join(map(str, missing))} in this workspace", ws.path)
+            bad = [i for i in ids if rows[i].status == "failed"]
+            if bad:
+                raise SegbalanceError(f"pair {', '.join(map(str, bad))} failed (files missing); re-run its job")
+            for r in rows.values():
+                r.status = status
+            return len(rows)
+    return _db_call(go)

@@ -6,9 +6,9 @@ import uuid
 
 import numpy as np
 
+from segbalance.core.datasets.stats import pixel_counts
 from segbalance.core.errors import DataError
 from segbalance.core.io import file_sha256, write_png
-from segbalance.core.stats import pixel_counts
 from segbalance.core.workspace import Workspace
 from segbalance.db import models as m
 from segbalance.db.base import utcnow

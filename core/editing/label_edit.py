@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from segbalance.core.labels import LabelSet
+from segbalance.core.datasets.labels import LabelSet
 
 MAX_UNDO = 200  # the issue asks for >= 100 steps
 THING_BASE = 1000  # Cityscapes instance encoding: class_id * 1000 + k for things, class id for stuff

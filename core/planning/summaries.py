@@ -69,7 +69,7 @@ def class_rows(stats) -> list[ClassRow]:
 
 def split_stats(stats, refs_split: dict[str, str], split: str | None):
     """The stats of one split, cut out of the all-splits stats (None = all)."""
-    from segbalance.core.stats import DatasetStats
+    from segbalance.core.datasets.stats import DatasetStats
 
     if split is None:
         return stats

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from segbalance.core.seg.metrics import iou_from_counts
+
 GAIN, LOSS, NOISE = "gain", "loss", "within noise"
 
 # two-sided 95% quantiles of Student's t, df = 1..30 (beyond: the normal's 1.96 is within 2%)
@@ -74,14 +76,6 @@ def decide(*intervals: Interval | None) -> str:
 
 
 # -- per-image counts and the bootstrap ---------------------------------------------------------------
-def iou_from_counts(counts: np.ndarray) -> np.ndarray:
-    """Per-class IoU from summed counts (..., C, 3); NaN where a class is neither predicted nor present."""
-    inter, pred, true = counts[..., 0], counts[..., 1], counts[..., 2]
-    union = (pred + true - inter).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, inter / np.where(union > 0, union, 1), np.nan)
-
-
 def miou_from_counts(counts: np.ndarray, classes: Sequence[int] | None = None) -> np.ndarray:
     """mIoU over `classes` (all by default), NaN classes left out, as the real evaluation does."""
     iou = iou_from_counts(counts)

@@ -18,8 +18,8 @@ import numpy as np
 from sqlalchemy import select
 
 from segbalance.core.datasets import Dataset, SampleRef
+from segbalance.core.datasets.labels import LabelSet
 from segbalance.core.errors import Cancelled, DataError
-from segbalance.core.labels import LabelSet
 from segbalance.core.parallel import pool_init, pool_initargs, process_context
 
 Progress = Callable[[int, int], None]

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from segbalance.core.runs import STATUSES
+from segbalance.core.runs.records import STATUSES
 from segbalance.db import models as m
 from segbalance.db.base import utcnow
 
-# the run words of the one vocabulary (core.runs.STATUSES): a stopped run ends "cancelled", as train-seg writes
+# the run words of the one vocabulary (core.runs.records.STATUSES): a stopped run ends "cancelled", as train-seg writes
 RUNNING, STOPPED, FAILED = "running", "cancelled", "failed"
 if not {RUNNING, STOPPED, FAILED} <= set(STATUSES):  # a renamed word must be renamed here too
     raise ImportError(f"run status words {RUNNING, STOPPED, FAILED} are not all in {STATUSES}")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from segbalance.core.datasets.labels import BUILTIN, CITYSCAPES, LabelSet, label_set_from_dict
 from segbalance.core.errors import SegbalanceError
-from segbalance.core.labels import BUILTIN, CITYSCAPES, LabelSet, label_set_from_dict
 from segbalance.db import models as m
 
 

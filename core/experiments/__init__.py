@@ -1,0 +1,1 @@
+"""Experiments: the protocol that measures whether balancing helps, with its evidence."""
