@@ -70,6 +70,13 @@ def _editor_panel(state: AppState) -> PanelSpec:
             return None
         editor = LabelEditor(st.workspace, st.dataset.label_set)
         editor.statusMessage.connect(st.message)
+        # the editor's checkpoint is kept with the workspace, like the Generate panel's
+        if st.memory is not None:
+            memory = st.memory
+            editor.render_pane.checkpointLoaded.connect(lambda p: memory.set_checkpoint("editor", p))
+            saved = memory.checkpoint("editor")
+            if saved is not None and saved.is_file():
+                editor.render_pane.load_checkpoint(saved)
         editor.revisionSaved.connect(lambda _rid: st.log.emit(f"Label editor: {editor.status_note()}"))
         return editor
 

@@ -231,3 +231,21 @@ def test_a_short_real_train_seg_run_streams_into_the_panel(tmp_path, qtbot):
     assert (Path(panel.request().out_dir).parent / "tiny_real_run" / "checkpoint.pt").exists()
     panel.close()
     ws.close()
+
+
+def test_gan_runs_are_listed_beside_segmentation_runs_with_the_same_status_words(env, qtbot):
+    """A GAN run (train-gan) sits in the same run list as a segmentation run, in the same words."""
+    from segbalance.core.runs.records import STATUSES
+
+    panel, ws, _script, _root = env
+    with ws.session() as s, s.begin():
+        s.add(m.TrainingRun(kind="seg", name="seg-a", out_dir="/x/a", config={}, status="cancelled"))
+        s.add(m.TrainingRun(kind="gan", name="gan-b", out_dir="/x/b", config={}, status="done"))
+    panel.refresh_runs()
+    table = panel.runs_table
+    rows = {table.item(i, 1).text(): table.item(i, 2).text() for i in range(table.rowCount())}
+    assert rows == {"seg-a": "cancelled", "gan-b (gan)": "done"}
+    assert set(rows.values()) <= set(STATUSES)
+    table.selectAll()  # comparing needs two segmentation runs: a GAN run is refused with a reason
+    panel.compare_selected()
+    assert "two segmentation runs" in panel.run_state.text()

@@ -63,6 +63,7 @@ class RenderPane(QWidget):
     rendered = Signal(object, float)  # RGB image, seconds
     addRequested = Signal()
     rendererChanged = Signal()
+    checkpointLoaded = Signal(str)  # path of a checkpoint now in use (the app remembers it per workspace)
 
     def __init__(self, label_set: LabelSet, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -156,6 +157,7 @@ class RenderPane(QWidget):
 
         def done(renderer: object) -> None:
             if self.set_renderer(renderer, name):  # type: ignore[arg-type]
+                self.checkpointLoaded.emit(str(path))
                 if self._requested_rev is not None and self._last_request is not None:
                     self.request(*self._last_request)
 

@@ -361,7 +361,7 @@ class TrainingPanel(QWidget):
         self._redraw()
 
     def _class_shares(self, run: RunSummary | None) -> tuple[dict, set]:
-        ds = (run.config or {}).get("dataset") if run else None
+        ds = (run.config or {}).get("dataset") if run is not None and run.kind == "seg" else None
         if not ds:
             return {}, set()
         if ds not in self._shares_cache:
@@ -371,7 +371,7 @@ class TrainingPanel(QWidget):
         return self._shares_cache[ds]
 
     def refresh_runs(self) -> None:
-        runs = list_runs(self.workspace, kind="seg")
+        runs = list_runs(self.workspace, kind=None)  # segmentation and GAN runs, with the same status words
         if [(r.id, r.status, r.iteration, r.miou) for r in runs] == [
             (r.id, r.status, r.iteration, r.miou) for r in self._runs
         ]:
@@ -384,7 +384,8 @@ class TrainingPanel(QWidget):
         table.blockSignals(True)
         table.setRowCount(len(runs))
         for i, r in enumerate(runs):
-            vals = [str(r.id), r.name, r.status, str(r.iteration), "–" if r.miou is None else f"{r.miou * 100:.1f}"]
+            name = r.name if r.kind == "seg" else f"{r.name} ({r.kind})"
+            vals = [str(r.id), name, r.status, str(r.iteration), "–" if r.miou is None else f"{r.miou * 100:.1f}"]
             for col, v in enumerate(vals):
                 it = QTableWidgetItem(v)
                 if col == 2:
@@ -422,6 +423,10 @@ class TrainingPanel(QWidget):
             self._say("select exactly two runs to compare")
             return
         a, b = sorted(ids)  # older run as the baseline
+        kinds = {r.id: r.kind for r in self._runs}
+        if kinds.get(a) != "seg" or kinds.get(b) != "seg":
+            self._say("compare works on two segmentation runs (per-class IoU)")
+            return
         names = {r.id: r.name for r in self._runs}
         run_a = next((r for r in self._runs if r.id == a), None)
         _shares, rare = self._class_shares(run_a)

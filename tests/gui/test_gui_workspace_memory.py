@@ -69,3 +69,35 @@ def test_a_moved_workspace_still_opens_its_dataset(qtbot, make_window, tmp_path)
     assert len(w2.state.dataset.samples()) == 8 and not w2.errors
     with Workspace(moved, create=False) as ws:
         assert [d.stored for d in catalog.datasets(ws)] == ["data/tiny"]
+
+
+def test_the_label_editors_checkpoint_comes_back_with_the_workspace(qtbot, make_window, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from segbalance.core.datasets.sample import make_sample_dataset
+
+    ws_path = tmp_path / "ws"
+    data = make_sample_dataset(ws_path / "data" / "sample", n_train=4, n_val=1, size=(64, 32), seed=0)
+    ckpt_dir = ws_path / "runs" / "gan-tiny"
+    r = subprocess.run([sys.executable, "-m", "segbalance.core.cli", "train-gan", str(data), "--workspace",
+                        str(ws_path), "--out", str(ckpt_dir), "--iters", "1", "--size", "64x32", "--threads", "1",
+                        "--device", "cpu", "--quiet"], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-800:]
+    w = make_window(ws_path)
+    w.add_dataset(data)
+    wait_for_stats(qtbot, w)
+    host = w.tabs.widget(2)
+    qtbot.waitUntil(lambda: host.inner is not None, timeout=10_000)
+    with qtbot.waitSignal(host.inner.render_pane.checkpointLoaded, timeout=60_000):
+        host.inner.render_pane.load_checkpoint(ckpt_dir / "ckpt.pt")
+    w.close()
+
+    w2 = make_window(ws_path)  # the next launch: the editor loads the same generator by itself
+    host2 = w2.tabs.widget(2)
+    qtbot.waitUntil(lambda: host2.inner is not None, timeout=20_000)
+    qtbot.waitUntil(lambda: host2.inner.render_pane.renderer is not None, timeout=60_000)
+    saved = json.loads((ws_path / "gui_state.json").read_text())
+    assert saved["checkpoints"]["editor"] == "runs/gan-tiny/ckpt.pt"
