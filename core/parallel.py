@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from multiprocessing.context import BaseContext
 
+from segbalance.core.runs.records import process_alive
+
 _PRELOAD = ["numpy", "cv2", "segbalance.core.datasets.stats", "segbalance.core.recombine.layers"]
 
 
@@ -26,23 +28,13 @@ def _wait_for_exit(pid: int) -> None:
     except ProcessLookupError:
         return
     except (AttributeError, OSError):  # no pidfd (macOS, old kernels, some sandboxes)
-        while _pid_alive(pid):
+        while process_alive(pid):
             time.sleep(0.5)
         return
     try:
         select.select([fd], [], [])
     finally:
         os.close(fd)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def exit_with(pid: int) -> None:
