@@ -15,7 +15,7 @@ images holding them) are marked, not reported as an IoU of 0 that means nothing.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -155,26 +155,29 @@ class Resolvability:
     reason: str | None
 
 
-def resolvability(val_maps: Sequence[np.ndarray], class_names: Sequence[str], *, output_stride: int = 8,
+def resolvability(val_maps: Iterable[np.ndarray], class_names: Sequence[str], *, output_stride: int = 8,
                   min_images: int = 10) -> list[Resolvability]:
     """Mark the classes a protocol cannot answer for: thinner than the output stride, or too rare in val.
 
-    `val_maps` are train-id maps at the size the protocol evaluates at.
+    `val_maps` are train-id maps at the size the protocol evaluates at; they are read one at a time, so a
+    generator over a large val split never holds more than one map.
     """
-    out = []
-    for c, name in enumerate(class_names):
-        widths: list[float] = []
-        images = 0
-        for t in val_maps:
+    widths: list[list[float]] = [[] for _ in class_names]
+    images = [0] * len(class_names)
+    for t in val_maps:
+        present = np.unique(t)
+        for c in present[present < len(class_names)].tolist():
             w = object_widths(t, c)
             if w:
-                images += 1
-                widths.extend(w)
-        med = float(np.median(widths)) if widths else None
+                images[c] += 1
+                widths[c].extend(w)
+    out = []
+    for c, name in enumerate(class_names):
+        med = float(np.median(widths[c])) if widths[c] else None
         reason = None
-        if images < min_images:
-            reason = f"in {images} val image{'s' if images != 1 else ''} (< {min_images})"
+        if images[c] < min_images:
+            reason = f"in {images[c]} val image{'s' if images[c] != 1 else ''} (< {min_images})"
         elif med is not None and med < output_stride:
             reason = f"median width {med:.1f} px < output stride {output_stride}"
-        out.append(Resolvability(name, med, images, reason))
+        out.append(Resolvability(name, med, images[c], reason))
     return out

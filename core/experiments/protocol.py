@@ -312,7 +312,7 @@ def _resolvability(ctx: Context) -> list:
     from segbalance.core.experiments.evidence import resolvability
     from segbalance.core.seg.model import OUTPUT_STRIDE
 
-    maps = [ctx.ds.load_train_ids(r) for r in ctx.ds.samples("val")]
+    maps = (ctx.ds.load_train_ids(r) for r in ctx.ds.samples("val"))
     names = [c.name for c in ctx.ds.label_set.train_classes]
     return resolvability(maps, names, output_stride=OUTPUT_STRIDE, min_images=ctx.cfg.min_val_images)
 
