@@ -20,6 +20,7 @@ from segbalance.core.experiments.evidence import (
     resolvability,
     seed_interval,
     t_quantile,
+    weighted_median,
 )
 from segbalance.core.seg.metrics import confusion_matrix, image_counts, per_class_iou
 
@@ -116,3 +117,16 @@ def test_unresolvable_classes_are_marked_with_their_reason():
     assert "output stride 8" in res["pole"].reason and res["pole"].val_images == 12
     assert res["bus"].reason == "in 3 val images (< 10)"
     assert not math.isnan(res["car"].median_width)
+
+
+def test_a_big_class_with_slivers_is_judged_by_where_its_pixels_are():
+    maps = []
+    for _ in range(10):
+        t = np.zeros((64, 128), np.uint8)
+        t[0:40, 0:60] = 1  # one big building
+        for x in range(70, 128, 4):  # and many 1 px slivers of it between other objects
+            t[10:12, x] = 1
+        maps.append(t)
+    (bg, building) = resolvability(maps, ["bg", "building"], output_stride=8, min_images=10)
+    assert building.reason is None and building.median_width > 30
+    assert weighted_median([1, 2, 50], [1, 1, 10]) == 50 and weighted_median([1, 2, 50], [6, 4, 1]) == 1

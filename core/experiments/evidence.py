@@ -129,25 +129,39 @@ def bootstrap_deltas(base: Sequence[np.ndarray], arm: Sequence[np.ndarray], *, n
 
 
 # -- what the protocol can resolve --------------------------------------------------------------------
-def object_widths(train_ids: np.ndarray, cls: int) -> list[float]:
-    """Width in pixels of each connected object of class `cls`: the diameter of its largest inscribed disc.
+def object_sizes(train_ids: np.ndarray, cls: int) -> tuple[list[float], list[int]]:
+    """Width in pixels (diameter of the largest inscribed disc) and area of each connected object of `cls`.
 
     A pole 3 px wide and 40 px tall is 3 px wide whatever its orientation, which a bounding box misses.
     """
     m = (train_ids == cls).astype(np.uint8)
     if not m.any():
-        return []
+        return [], []
     n, comp = cv2.connectedComponents(m, connectivity=8)
     dist = cv2.distanceTransform(np.pad(m, 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
     widths = np.zeros(n, np.float64)
     np.maximum.at(widths, comp.ravel(), dist.ravel())
+    areas = np.bincount(comp.ravel(), minlength=n)
     # distance to the nearest background pixel centre: a 1 px line has distance 1, a 3 px one 2
-    return [float(2 * v - 1) for v in widths[1:] if v > 0]
+    keep = [k for k in range(1, n) if widths[k] > 0]
+    return [float(2 * widths[k] - 1) for k in keep], [int(areas[k]) for k in keep]
+
+
+def object_widths(train_ids: np.ndarray, cls: int) -> list[float]:
+    """Width in pixels of each connected object of class `cls` (see `object_sizes`)."""
+    return object_sizes(train_ids, cls)[0]
+
+
+def weighted_median(values: Sequence[float], weights: Sequence[float]) -> float:
+    """The value below which half of the total weight lies."""
+    order = np.argsort(values)
+    v, w = np.asarray(values, np.float64)[order], np.asarray(weights, np.float64)[order]
+    return float(v[np.searchsorted(np.cumsum(w), 0.5 * w.sum())])
 
 
 @dataclass
 class Resolvability:
-    """Per class: median object width, val images holding it, and why it cannot be resolved (or None)."""
+    """Per class: median object width (by pixel), val images holding it, and why it cannot be resolved (or None)."""
 
     name: str
     median_width: float | None
@@ -163,17 +177,21 @@ def resolvability(val_maps: Iterable[np.ndarray], class_names: Sequence[str], *,
     generator over a large val split never holds more than one map.
     """
     widths: list[list[float]] = [[] for _ in class_names]
+    areas: list[list[int]] = [[] for _ in class_names]
     images = [0] * len(class_names)
     for t in val_maps:
         present = np.unique(t)
         for c in present[present < len(class_names)].tolist():
-            w = object_widths(t, c)
+            w, a = object_sizes(t, c)
             if w:
                 images[c] += 1
                 widths[c].extend(w)
+                areas[c].extend(a)
     out = []
     for c, name in enumerate(class_names):
-        med = float(np.median(widths[c])) if widths[c] else None
+        # weighted by area: the width of the object a typical pixel of the class lies in, so the slivers a
+        # big class leaves between other objects do not make it look thin
+        med = weighted_median(widths[c], areas[c]) if widths[c] else None
         reason = None
         if images[c] < min_images:
             reason = f"in {images[c]} val image{'s' if images[c] != 1 else ''} (< {min_images})"
