@@ -23,7 +23,7 @@ from segbalance.core.render.pix2pixhd_nets import (
     Pix2PixHDConfig,
     build_generator,
 )
-from segbalance.core.runs.runtime import file_sha256, resolve_device
+from segbalance.core.runs.runtime import file_sha256, load_checkpoint, resolve_device
 from segbalance.core.runs.runtime import load_state_checked as load_state_dict_checked
 
 # default render sizes (W, H) of the released models when a bare state dict does not say
@@ -176,26 +176,8 @@ def sample_features(inst: np.ndarray, clusters: Mapping[str, torch.Tensor | np.n
 # -- checkpoints ---------------------------------------------------------------------------------------
 
 def read_checkpoint(path: str | Path) -> dict:
-    """torch.load with weights_only=True; anything unreadable is a one-line SegbalanceError."""
-    path = Path(path)
-    if not path.is_file():
-        raise SegbalanceError("checkpoint not found", path)
-    with open(path, "rb") as fh:
-        head = fh.read(2)
-    if head[:2] != b"PK" and head[:1] != b"\x80":  # torch zip archive or legacy pickle
-        raise SegbalanceError("not a PyTorch checkpoint file", path)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - corrupt/foreign files of every kind end up here
-        text = str(exc).strip()
-        if "Weights only load failed" in text:
-            msg = "it holds Python objects beyond tensors and plain containers; refusing to unpickle them"
-        else:
-            msg = text.splitlines()[0][:200] if text else type(exc).__name__
-        raise SegbalanceError(f"not a readable PyTorch checkpoint ({msg})", path) from None
-    if not isinstance(ckpt, dict) or not ckpt:
-        raise SegbalanceError("not a checkpoint: expected a state dict or a segbalance train-gan checkpoint", path)
-    return ckpt
+    """A generator checkpoint, read by the runtime's one loader (weights_only, one-line errors)."""
+    return load_checkpoint(path, expected="a state dict or a segbalance train-gan checkpoint")
 
 
 def strip_module_prefix(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

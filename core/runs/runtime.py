@@ -173,11 +173,18 @@ def save_checkpoint(path: str | Path, obj: object) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def load_checkpoint(path: str | Path) -> dict:
-    """torch.load with weights_only=True; anything unreadable is a one-line SegbalanceError naming the file."""
+def load_checkpoint(path: str | Path, *, expected: str = "a dict of tensors and settings") -> dict:
+    """torch.load with weights_only=True; anything unreadable is a one-line SegbalanceError naming the file.
+
+    The one checkpoint reader: train-seg, train-gan and the renderers all load through it.
+    """
     path = Path(path)
     if not path.is_file():
         raise SegbalanceError("checkpoint not found", path)
+    with open(path, "rb") as fh:
+        head = fh.read(2)
+    if head[:2] != b"PK" and head[:1] != b"\x80":  # torch zip archive or legacy pickle
+        raise SegbalanceError("not a PyTorch checkpoint file", path)
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - corrupt/foreign files of every kind end up here
@@ -185,10 +192,10 @@ def load_checkpoint(path: str | Path) -> dict:
         if "Weights only load failed" in text:
             msg = "it holds Python objects beyond tensors and plain containers; refusing to unpickle them"
         else:
-            msg = f"{type(exc).__name__}: {text.splitlines()[0][:160]}" if text else type(exc).__name__
-        raise SegbalanceError(f"cannot read checkpoint ({msg})", path) from None
+            msg = text.splitlines()[0][:200] if text else type(exc).__name__
+        raise SegbalanceError(f"not a readable PyTorch checkpoint ({msg})", path) from None
     if not isinstance(ck, dict) or not ck:
-        raise SegbalanceError("not a checkpoint (expected a dict of tensors and settings)", path)
+        raise SegbalanceError(f"not a checkpoint (expected {expected})", path)
     return ck
 
 
