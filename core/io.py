@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import json
 import os
 import re
@@ -242,6 +243,13 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def atomic_write_json(path: str | Path, obj: object) -> None:
     _atomic_write_bytes(Path(path), (json.dumps(obj, indent=2) + "\n").encode())
+
+
+def atomic_write_npy(path: str | Path, arr: np.ndarray) -> None:
+    """Write one array as .npy, atomically (a cached result is either whole or absent)."""
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(arr), allow_pickle=False)
+    _atomic_write_bytes(Path(path), buf.getvalue())
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -234,6 +234,12 @@ def test_resnet18_run_learns_and_streams_metrics(trained, seg_ds):
     val = [p for p in pts if p.name == "val_miou"][-1]
     assert set(val.extra["per_class"]) == {c.name for c in CITYSCAPES.train_classes}
     assert json.loads((Path(cfg.out_dir) / "result.json").read_text())["miou"] == pytest.approx(res["miou"])
+    # the final evaluation's per-image counts sit beside the run, so a bootstrap needs no second pass
+    counts = np.load(Path(cfg.out_dir) / "val_counts.npy", allow_pickle=False)
+    assert counts.shape == (len(ds.samples("val")), 19, 3)
+    inter, pred, true = counts.sum(0).T.astype(float)
+    union = pred + true - inter
+    assert np.mean(inter[union > 0] / union[union > 0]) == pytest.approx(res["miou"])
 
 
 def test_evaluate_cli_json_and_label_id_predictions(trained, seg_ds, tmp_path, capsys):

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from segbalance.core.errors import SegbalanceError
-from segbalance.core.io import atomic_write_json, atomic_write_text
+from segbalance.core.io import atomic_write_json, atomic_write_npy, atomic_write_text
 
 ALL_ARMS = ("baseline", "traditional", "style", "copypaste", "rcs", "single", "multi", "recon", "oracle")
 GAN_ARMS = ("single", "multi", "recon")
@@ -268,20 +268,19 @@ def _train(ctx: Context, arm: str, seed: int, job_id: int | None) -> dict:
 
 
 def _val_counts(ctx: Context, arm: str, seed: int) -> np.ndarray:
-    """Per-val-image (C, 3) counts of a finished run, cached beside it: what the bootstrap resamples."""
-    from segbalance.core.seg.evaluate import evaluate
+    """Per-val-image (C, 3) counts of a finished run: what the bootstrap resamples. train_seg writes them with
+    its final evaluation; a run from before that is evaluated once more and the counts cached beside it."""
+    from segbalance.core.seg.evaluate import VAL_COUNTS_NAME, evaluate
 
     run_dir = ctx.out / "runs" / f"{arm}-seed{seed}"
-    path = run_dir / "val_counts.npy"
+    path = run_dir / VAL_COUNTS_NAME
     if path.exists():
-        return np.load(path)
+        return np.load(path, allow_pickle=False)
     with ctx.progress_factory(f"val counts {arm} s{seed}", "img") as progress:
         res = evaluate(run_dir, ctx.ds, "val", device=ctx.cfg.device, per_image=True, progress=progress,
                        cancel=ctx.cancel)
     counts = res["image_counts"]
-    tmp = run_dir / "val_counts.tmp.npy"
-    np.save(tmp, counts)
-    tmp.replace(path)
+    atomic_write_npy(path, counts)
     return counts
 
 

@@ -18,6 +18,7 @@ from segbalance.core.seg.metrics import confusion_matrix, image_counts, summariz
 from segbalance.core.seg.model import PSPNet, PSPNetConfig
 
 CHECKPOINT_NAME = "checkpoint.pt"
+VAL_COUNTS_NAME = "val_counts.npy"  # a finished run's per-val-image counts (train_seg writes them)
 CHECKPOINT_FORMAT = "segbalance-pspnet-1"
 
 

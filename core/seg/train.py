@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from segbalance.core.datasets import Dataset, open_dataset
 from segbalance.core.datasets.labels import IGNORE
 from segbalance.core.errors import Cancelled, DataError, SegbalanceError
-from segbalance.core.io import atomic_write_json, image_size
+from segbalance.core.io import atomic_write_json, atomic_write_npy, image_size
 from segbalance.core.runs.records import RunFolder, RunRecord
 from segbalance.core.runs.runtime import (
     DDPInfo,
@@ -48,7 +48,13 @@ from segbalance.core.runs.runtime import (
     teardown_ddp,
 )
 from segbalance.core.seg import data as sd
-from segbalance.core.seg.evaluate import CHECKPOINT_FORMAT, CHECKPOINT_NAME, evaluate, read_checkpoint
+from segbalance.core.seg.evaluate import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_NAME,
+    VAL_COUNTS_NAME,
+    evaluate,
+    read_checkpoint,
+)
 from segbalance.core.seg.model import BACKBONES, PSPNet, PSPNetConfig, load_backbone_weights, weights_layout
 
 CROP_PAD_LIMIT = 2.0  # a crop side may be at most this many times the largest (scaled) image side
@@ -504,10 +510,13 @@ def _run(cfg: SegTrainConfig, resume_ck: dict | None, ds: Dataset, items: list, 
         def validate(iteration: int, max_images: int | None) -> dict | None:
             if not ddp.master:
                 return None
+            final_pass = max_images is None
             res = evaluate(raw, ds, cfg.val_split, mode=cfg.eval_mode, crop=cfg.crop, device=dev, amp=amp,
-                           label_set=ls, max_images=max_images,
+                           label_set=ls, max_images=max_images, per_image=final_pass,
                            cancel=None if ddp.enabled else should_stop)  # DDP ranks wait in a barrier
             res.pop("confusion", None)
+            if final_pass:  # what a bootstrap over val images resamples, so no second pass is needed
+                atomic_write_npy(out / VAL_COUNTS_NAME, res.pop("image_counts"))
             log.metric(iteration, "val_miou", res["miou"], {"per_class": res["per_class"],
                                                            "pixel_acc": res["pixel_acc"]})
             emit("val", iteration=iteration, miou=res["miou"], pixel_acc=res["pixel_acc"],
