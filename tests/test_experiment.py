@@ -39,7 +39,13 @@ def test_every_arm_gives_a_row_and_outputs_parse(ci_run) -> None:
     img = cv2.imread(str(out / "delta.png"))
     assert img is not None and img.shape[1] > 400
     # the arms with generated data used their own generation jobs, all logged in the workspace
-    assert set(data["jobs"]) == {"copypaste", "single", "multi", "recon", "oracle"}
+    assert set(data["jobs"]) == {"copypaste", "single", "multi", "recon", "recon-filter", "oracle"}
+    # recon-filter trains on recon's very pairs: only the training differs
+    assert data["jobs"]["recon-filter"] == data["jobs"]["recon"]
+    ignored = data["arms"]["recon-filter"]["ignored_per_seed"]
+    assert len(ignored) == 1 and 0.0 <= ignored[0] <= 100.0
+    assert "recon-filter: trains on recon's pairs with the noisy-pixel filter (x1.25)" in table
+    assert "ignored_per_seed" not in data["arms"]["recon"]
     with Workspace(out) as ws, ws.session() as s:
         runs = s.query(m.TrainingRun).filter(m.TrainingRun.kind == "seg").count()
         used = {arm: [s.query(m.GeneratedPair).filter(m.GeneratedPair.job_id == j,
@@ -59,7 +65,8 @@ def test_every_arm_gives_a_row_and_outputs_parse(ci_run) -> None:
         assert ev["seeds"] is None and len(ev["images"]) == 2  # one seed: no interval over seeds
     for arm in data["jobs"]:
         assert data["arms"][arm]["gen_score"] is not None
-        assert (out / "montages" / f"{arm}.png").is_file()
+        assert Path(data["montages"][arm]).is_file()
+    assert data["arms"]["recon-filter"]["gen_score"] == data["arms"]["recon"]["gen_score"]
 
 
 def test_rerun_reuses_finished_work_and_same_seed_repeats_numbers(ci_run, tmp_path: Path) -> None:
@@ -100,14 +107,15 @@ def test_estimate_multiplies_measured_unit_costs_by_the_schedule(tmp_path: Path,
     from segbalance.core.experiments.estimate import estimate_experiment
 
     monkeypatch.delenv("SEGBALANCE_VGG19", raising=False)
-    cfg = preset("ci", arms=("baseline", "recon", "single"), seeds=2)
+    cfg = preset("ci", arms=("baseline", "recon", "single", "recon-filter"), seeds=2)
     est = estimate_experiment(cfg, steps=1, say=lambda s: None)
     parts = {c["what"].split(",")[0]: c for c in est["components"]}
     assert set(parts) == {"PSPNet-resnet18 training step", "PSPNet evaluation", "pix2pixHD tiny G+D step",
                           "pix2pixHD render"}
-    assert parts["PSPNet-resnet18 training step"]["count"] == 3 * 2 * cfg.seg_iters
-    # two passes per run (train-seg's own, the per-image counts), plus the pairs the generator score segments
-    assert parts["PSPNet evaluation"]["count"] == 2 * 3 * 2 * cfg.n_val + 2 * 2 * min(cfg.score_images, cfg.budget)
+    assert parts["PSPNet-resnet18 training step"]["count"] == 4 * 2 * cfg.seg_iters
+    # one pass per run (its final evaluation writes the per-image counts), plus the pairs the generator score
+    # segments: recon-filter trains on recon's pairs, so it renders and scores nothing of its own
+    assert parts["PSPNet evaluation"]["count"] == 4 * 2 * cfg.n_val + 2 * 2 * min(cfg.score_images, cfg.budget)
     assert parts["pix2pixHD tiny G+D step"]["count"] == 2 * cfg.gan_iters  # one generator per seed
     assert parts["pix2pixHD render"]["count"] == 2 * 2 * cfg.budget  # two generating arms x two seeds
     assert "without the VGG loss" in parts["pix2pixHD tiny G+D step"]["note"]  # says what it did not time

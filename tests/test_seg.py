@@ -155,7 +155,8 @@ def test_crop_larger_than_image_is_padded_with_ignore(seg_ds):
     ref = ds.samples("train")[0]
     h, w = ds.load_label(ref).shape
     tset = sd.SegTrainSet([(ds, ref)], ds.label_set, crop=(h + 16, w + 32), scale=(1.0, 1.0), augment="none")
-    img, lab = tset[(0, 123, -1, 0)]
+    img, lab, real = tset[(0, 123, -1, 0)]
+    assert bool(real)  # n_real defaults to every item
     assert img.shape == (3, h + 16, w + 32) and lab.shape == (h + 16, w + 32)
     assert (lab[h:] == 255).all() and (lab[:, w:] == 255).all()
     assert (lab[:h, :w] != 255).any()
@@ -171,7 +172,7 @@ def test_augmentations_keep_labels_aligned_and_replay_from_the_seed(seg_ds, augm
     tset = sd.SegTrainSet([(ds, r) for r in ds.samples("train")[:4]], ds.label_set, crop=CROP, augment=augment)
     labels_in = set(np.unique(ds.load_train_ids(ds.samples("train")[0])).tolist())
     for seed in range(6):
-        img, lab = tset[(0, seed, -1, 0)]
+        img, lab, _ = tset[(0, seed, -1, 0)]
         assert img.shape == (3, *CROP) and img.dtype == torch.uint8 and lab.shape == CROP
         assert set(np.unique(lab.numpy()).tolist()) <= labels_in | {255}
         again = tset[(0, seed, -1, 0)]
@@ -382,6 +383,60 @@ def test_extra_pairs_from_the_workspace_db(seg_ds, tmp_path, capsys):
     rc, _, err = cli(["train-seg", *common, "--out", str(tmp_path / "r3"), "--extra", "pairs"], capsys)
     assert rc == 2 and "0_img.png" in err and "but its label map 0_lab.png is 8x8" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_noisy_pixel_filter_ignores_generated_pixels_and_logs_the_fraction_per_class(seg_ds, tmp_path, capsys):
+    """train-seg --noisy-filter: generated pixels are judged against real ones; the run's record (DB point,
+    result.json, checkpoint for resume, the app's Series) carries the ignored fraction per class."""
+    from segbalance.core.datasets import open_dataset
+    from segbalance.core.runs.metrics import Series, read_new_points
+    from segbalance.core.runs.records import NOISY_METRIC
+    from segbalance.core.runs.runtime import load_checkpoint
+    from segbalance.core.workspace import Workspace
+
+    ds = open_dataset(seg_ds)
+    ws_path = tmp_path / "ws"
+    rng = np.random.default_rng(0)
+    pair_classes: set[str] = set()
+    with Workspace(ws_path) as ws, ws.session() as s, s.begin():
+        job = m.Job(kind="generate", params={"label_set": CITYSCAPES.to_dict()})
+        s.add(job)
+        s.flush()
+        for i, ref in enumerate(ds.samples("train")):  # as many pairs as real images: noise with a real map
+            lab = ds.load_label(ref)
+            pair_classes |= {CITYSCAPES.train_classes[t].name for t in np.unique(ds.load_train_ids(ref)) if t != 255}
+            write_png(ws.subdir("pairs") / f"{i}_img.png", rng.integers(0, 256, (*lab.shape, 3), dtype=np.uint8),
+                      rgb=True)
+            write_png(ws.subdir("pairs") / f"{i}_lab.png", lab)
+            s.add(m.GeneratedPair(job_id=job.id, recipe_index=i, recipe={}, strategy="recon", renderer="noise",
+                                  image_path=f"pairs/{i}_img.png", label_path=f"pairs/{i}_lab.png",
+                                  status="accepted"))
+    out = tmp_path / "run"
+    rc, _, err = cli(["train-seg", str(seg_ds), "--workspace", str(ws_path), "--backbone", "resnet18", "--crop",
+                      CROP_ARG, "--iters", "4", "--batch", "4", "--workers", "0", "--device", "cpu", "--no-json",
+                      "--amp", "off", "--threads", "1", "--log-interval", "2", "--out", str(out), "--extra", "pairs",
+                      "--noisy-filter", "1.0"], capsys)
+    assert rc == 0, err
+    assert "noisy-pixel filter (x1): ignored" in err
+    nf = json.loads((out / "result.json").read_text())["noisy_filter"]
+    assert nf["factor"] == 1.0 and 0.0 < nf["ignored"] < 1.0
+    assert set(nf["per_class"]) <= pair_classes and all(0.0 <= v <= 1.0 for v in nf["per_class"].values())
+    with Workspace(ws_path) as ws:
+        with ws.session() as s:
+            run_id = s.scalar(select(m.TrainingRun.id))
+            pts = s.scalars(select(m.MetricPoint).where(m.MetricPoint.name == NOISY_METRIC)
+                            .order_by(m.MetricPoint.iteration)).all()
+            assert [p.iteration for p in pts] == [2, 4]
+            assert pts[-1].value == pytest.approx(nf["ignored"]) and pts[-1].extra["per_class"] == nf["per_class"]
+        series = Series(run_id)
+        read_new_points(ws, series)
+    assert series.ignored_per_class == pytest.approx(nf["per_class"])
+    # the running means travel with the checkpoint: a resumed run judges against the same reference
+    state = load_checkpoint(out / "checkpoint.pt")["noisy_filter"]
+    assert state["factor"] == 1.0 and sum(state["total_seen"]) > 0
+    rc, _, err = cli(["train-seg", str(seg_ds), "--workspace", str(ws_path), "--out", str(tmp_path / "bad"),
+                      "--noisy-filter", "-1", "--device", "cpu"], capsys)
+    assert rc == 2 and "--noisy-filter must be a factor > 0" in err
 
 
 def _other_label_set_dataset(root: Path) -> Path:

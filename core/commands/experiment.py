@@ -12,7 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", help="dataset folder (default: the built-in sample dataset)")
     p.add_argument("--seeds", type=int, help="seeds per arm (default: the config's)")
     p.add_argument("--arms", help="comma-separated subset of: baseline,traditional,style,copypaste,rcs,single,"
-                                  "multi,recon,oracle")
+                                  "multi,recon,recon-filter (recon's pairs, noisy generated pixels ignored),oracle")
     p.add_argument("--out", default="experiment-workspace", help="output folder (a workspace)")
     p.add_argument("--device", help="auto, cpu or cuda:N")
     p.add_argument("--seg-iters", type=int, help="override the PSPNet schedule")

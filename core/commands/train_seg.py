@@ -32,6 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(comma list of accepted, pending, rejected; default: accepted)")
     p.add_argument("--sampler", choices=["uniform", "rare-class"], default="uniform",
                    help="image sampling: uniform, or DAFormer rare-class sampling (T=0.01)")
+    p.add_argument("--noisy-filter", nargs="?", type=float, const=1.25, default=0.0, metavar="FACTOR",
+                   help="ignore pixels of generated pairs whose loss exceeds FACTOR x the running mean loss of real "
+                   "pixels of the same class (FreeMask; FACTOR defaults to 1.25); the ignored fraction per class "
+                   "is logged to the run")
     p.add_argument("--backbone", choices=["resnet18", "resnet34", "resnet50", "resnet101"], default="resnet50")
     p.add_argument("--pretrained", metavar="FILE", help="local ImageNet backbone weights (deep-stem reference "
                    "layout for resnet50/101, torchvision layout for resnet18/34); without: from scratch")
@@ -79,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         extra=args.extra,
         extra_status=tuple(s.strip() for s in args.extra_status.split(",") if s.strip()),
         sampler=args.sampler,
+        noisy_factor=args.noisy_filter,
         backbone=args.backbone,
         pretrained=args.pretrained,
         stem=args.stem,
@@ -107,6 +112,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"segbalance train-seg: stopped at iteration {result['iteration']}; checkpoint kept: "
               f"{result['checkpoint']}", file=sys.stderr)
         return 130
+    nf = result.get("noisy_filter")
+    if nf and nf.get("ignored") is not None:
+        print(f"noisy-pixel filter (x{nf['factor']:g}): ignored {nf['ignored'] * 100:.1f}% of the generated "
+              "pixels", file=sys.stderr)
     miou = result.get("miou")
     print(f"done: {result['iteration']} iterations, val mIoU {miou * 100:.2f}%" if miou is not None
           else f"done: {result['iteration']} iterations", file=sys.stderr)

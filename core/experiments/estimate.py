@@ -180,7 +180,7 @@ def render_one(preset: str, size: tuple[int, int], device: torch.device, steps: 
 
 def estimate_experiment(cfg, *, steps: int = 2, say: Callable[[str], None] = print) -> dict:
     """Measured unit costs x the config's schedule; returns {"components": [...], "total_s", "peak_mb"}."""
-    from segbalance.core.experiments.protocol import GAN_ARMS, fast_amp
+    from segbalance.core.experiments.protocol import GAN_ARMS, fast_amp, pair_source
     from segbalance.core.render.gan_losses import VGG_ENV, vgg_weights_path
     from segbalance.core.seg.runtime import resolve_device
 
@@ -212,13 +212,14 @@ def estimate_experiment(cfg, *, steps: int = 2, say: Callable[[str], None] = pri
     comps = [Cost(f"PSPNet-{cfg.backbone} training step, batch {b}, crop {crop[0]}x{crop[1]}", "step", tb,
                   runs * cfg.seg_iters, mb, f"{runs} runs x {cfg.seg_iters} iterations; {note}")]
     te, me = seg_eval(cfg.backbone, size, amp, device, steps)
-    rendering = [a for a in cfg.arms if a in (*GAN_ARMS, "copypaste", "oracle")]
+    # arms sharing another arm's pairs (recon-filter) render and score nothing of their own
+    rendering = sorted({pair_source(a) for a in cfg.arms} - {None})
     scored = len(rendering) * cfg.seeds * min(cfg.score_images, cfg.budget) if "baseline" in cfg.arms else 0
-    # each run is evaluated twice (train-seg's own pass, then the per-image counts the bootstrap needs),
-    # and the baseline segments the pairs of every rendering arm for the generator score
-    comps.append(Cost(f"PSPNet evaluation, {size[0]}x{size[1]} image", "image", te, 2 * runs * n_val + scored, me,
-                      f"{runs} runs x {n_val} val images x 2 passes + {scored} scored pairs"))
-    gan_arms = [a for a in cfg.arms if a in GAN_ARMS]
+    # each run's final evaluation also writes the per-image counts the bootstrap needs (one pass), and the
+    # baseline segments the pairs of every rendering arm for the generator score
+    comps.append(Cost(f"PSPNet evaluation, {size[0]}x{size[1]} image", "image", te, runs * n_val + scored, me,
+                      f"{runs} runs x {n_val} val images + {scored} scored pairs"))
+    gan_arms = [a for a in rendering if a in GAN_ARMS]
     if gan_arms:
         gsize = tuple(cfg.gan_size)
         tg, mg = gan_step(cfg.gan_preset, gsize, amp, device, steps)

@@ -36,8 +36,18 @@ import numpy as np
 from segbalance.core.errors import SegbalanceError
 from segbalance.core.io import atomic_write_json, atomic_write_npy, atomic_write_text
 
-ALL_ARMS = ("baseline", "traditional", "style", "copypaste", "rcs", "single", "multi", "recon", "oracle")
+ALL_ARMS = ("baseline", "traditional", "style", "copypaste", "rcs", "single", "multi", "recon", "recon-filter",
+            "oracle")
 GAN_ARMS = ("single", "multi", "recon")
+# an arm that trains on another arm's pairs (the same job, so the comparison isolates the training change)
+PAIR_SOURCE = {"recon-filter": "recon"}
+NOISY_ARMS = {"recon-filter": 1.25}  # arm -> train-seg's noisy-pixel factor (FreeMask's setting)
+
+
+def pair_source(arm: str) -> str | None:
+    """The arm whose generated pairs `arm` trains on; None for arms without generated pairs."""
+    src = PAIR_SOURCE.get(arm, arm)
+    return src if src in (*GAN_ARMS, "copypaste", "oracle") else None
 RARE = ("wall", "fence", "pole", "traffic light", "train", "rider", "motorcycle")
 MULTI = ("wall", "fence", "pole", "traffic light", "train")
 
@@ -64,6 +74,7 @@ class ExperimentConfig:
     seg_iters: int = 300
     seg_batch: int = 8
     seg_crop: tuple[int, int] = (96, 192)  # (H, W)
+    seg_scale: tuple[float, float] = (0.5, 2.0)  # random rescale range of the training images
     seg_lr: float = 0.01
     device: str = "auto"
     amp: str = "auto"  # auto: bf16 where the device runs it fast (AMX/AVX512-BF16 CPUs, recent GPUs), else off
@@ -82,10 +93,11 @@ class ExperimentConfig:
 PRESETS: dict[str, ExperimentConfig] = {
     # 2 CPU cores, at most 90 minutes: power before breadth. Three arms answer "how far is the generator
     # from the oracle, and does it help at all"; 500 val images so the rarer classes are in enough of them.
-    "small": ExperimentConfig(arms=("baseline", "recon", "oracle"), n_val=500, gan_iters=1500, seg_iters=460),
+    "small": ExperimentConfig(arms=("baseline", "recon", "oracle"), n_val=500, gan_iters=1500, seg_iters=800,
+                              workers=0),
     # up to 3 hours on 2 cores: adds the arms recombination must beat (rare-class sampling, copy-paste)
     "medium": ExperimentConfig(name="medium", arms=("baseline", "rcs", "copypaste", "recon", "oracle"), n_val=500,
-                               gan_iters=1500, seg_iters=460),
+                               gan_iters=1500, seg_iters=800, workers=0),
     # every arm, for a bigger machine
     "full": ExperimentConfig(name="full", n_val=500, gan_iters=3000, seg_iters=1000),
     # the method's Cityscapes protocol (GPU): PSPNet-50, 512x1024 crops, full schedule
@@ -253,9 +265,10 @@ def _train(ctx: Context, arm: str, seed: int, job_id: int | None) -> dict:
     cfg = SegTrainConfig(
         dataset=str(ctx.ds.root), out_dir=str(run_dir), workspace=str(ctx.ws.path),
         extra=f"pairs:{job_id}" if job_id is not None else None, extra_status=c.extra_status,
-        sampler="rare-class" if arm == "rcs" else "uniform",
+        sampler="rare-class" if arm == "rcs" else "uniform", noisy_factor=NOISY_ARMS.get(arm, 0.0),
         augment={"traditional": "strong", "style": "style"}.get(arm, "standard"),
-        backbone=c.backbone, pretrained=c.pretrained, crop=tuple(c.seg_crop), iters=c.seg_iters,
+        backbone=c.backbone, pretrained=c.pretrained, crop=tuple(c.seg_crop), scale=tuple(c.seg_scale),
+        iters=c.seg_iters,
         batch=c.seg_batch, lr=c.seg_lr, seed=seed, device=c.device, amp=fast_amp(c), workers=c.workers,
         threads=c.threads,
         name=f"{c.name}:{arm}:seed{seed}", stdout_json=False, resume=(run_dir / SEG_CKPT).exists(),
@@ -406,6 +419,10 @@ def markdown_table(rows: dict[str, dict], rare: list[str], resolv: list | None =
         pairs = "–" if r.get("pairs") is None else f"{r['pairs']:.0f}" + ("*" if r.get("pairs_note") else "")
         if r.get("pairs_note"):
             notes.append(f"- {arm}*: {r['pairs_note']}")
+        if r.get("ignored_per_seed"):
+            shown = ", ".join(_fmt(v, 1) for v in r["ignored_per_seed"])
+            notes.append(f"- {arm}: trains on {PAIR_SOURCE.get(arm, arm)}'s pairs with the noisy-pixel filter "
+                         f"(x{NOISY_ARMS.get(arm, 0):g}); generated pixels ignored per seed (%): {shown}")
         score = r.get("gen_score")
         score_txt = "–" if score is None else (f"{score:.1f}" + (f" ({score / real * 100:.0f}% of real)"
                                                                    if real else ""))
@@ -471,16 +488,19 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, *, say: Say = print, 
         arms = ["baseline", *[a for a in cfg.arms if a != "baseline"]]  # scores need the baseline first
         arms = [a for a in arms if a in cfg.arms]
         for arm in arms:
-            runs, arm_counts, made, scores = [], [], [], []
+            runs, arm_counts, made, scores, ignored = [], [], [], [], []
+            source = pair_source(arm)
             for seed in range(cfg.seeds):
-                job = _pairs(ctx, arm, seed) if arm in ("copypaste", "oracle") + GAN_ARMS else None
+                job = _pairs(ctx, source, seed) if source else None  # the same inputs resume the same job
                 r = _train(ctx, arm, seed, job["job"] if job else None)
                 runs.append(r)
                 arm_counts.append(_val_counts(ctx, arm, seed))
+                if r.get("noisy_filter"):
+                    ignored.append(r["noisy_filter"].get("ignored"))
                 if job:
                     made.append(job)
                     if "baseline" in cfg.arms:
-                        scores.append(_gen_score(ctx, arm, seed, job["job"]))
+                        scores.append(_gen_score(ctx, source, seed, job["job"]))
                 say(f"{arm:<12} seed {seed}: mIoU {r['miou'] * 100:.2f}")
             results[arm], counts[arm] = runs, arm_counts
             if made:
@@ -491,6 +511,8 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, *, say: Say = print, 
                                "pairs_per_seed": [j["pairs"] for j in made], "pairs_note": "; ".join(notes) or None,
                                "gen_score": float(np.mean(valid)) * 100 if valid else None,
                                "gen_score_per_seed": [None if x is None else x * 100 for x in scores]}
+                if ignored:
+                    extras[arm]["ignored_per_seed"] = [None if x is None else x * 100 for x in ignored]
             else:
                 extras[arm] = {"pairs": 0.0, "pairs_per_seed": [0] * cfg.seeds, "pairs_note": None}
         names = [c.name for c in ds.label_set.train_classes]
@@ -514,8 +536,8 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, *, say: Say = print, 
         payload = {"config": cfg.to_dict(), "arms": rows, "jobs": jobs, "elapsed_s": elapsed,
                    "workspace": str(out), "n_val": n_val,
                    "resolvability": [asdict(x) for x in resolv],
-                   "montages": {a: str(out / "montages" / f"{a}.png") for a in jobs
-                                if (out / "montages" / f"{a}.png").exists()}}
+                   "montages": {a: str(out / "montages" / f"{pair_source(a)}.png") for a in jobs
+                                if (out / "montages" / f"{pair_source(a)}.png").exists()}}
         atomic_write_json(out / "results.json", payload)
         arms_with_delta = [a for a in rows if a != "baseline" and rows[a]["delta"] is not None]
         if arms_with_delta:

@@ -12,7 +12,7 @@ import numpy as np
 from sqlalchemy import func, select
 
 from segbalance.core.datasets.labels import LabelSet
-from segbalance.core.runs.records import shown_status
+from segbalance.core.runs.records import NOISY_METRIC, shown_status
 from segbalance.core.workspace import Workspace
 from segbalance.db import models as m
 
@@ -30,6 +30,7 @@ class SegRunRequest:
     use_pairs: bool = False
     pair_statuses: tuple[str, ...] = ("accepted",)
     sampler: str = "uniform"  # uniform | rare-class
+    noisy_factor: float = 0.0  # > 0: train-seg --noisy-filter FACTOR (with generated pairs)
     backbone: str = "resnet50"
     iters: int = 1000
     batch: int = 8
@@ -58,6 +59,8 @@ class SegRunRequest:
             args += ["--name", self.name]
         if self.use_pairs:
             args += ["--extra", "pairs", "--extra-status", ",".join(self.pair_statuses) or "accepted"]
+            if self.noisy_factor > 0:
+                args += ["--noisy-filter", f"{self.noisy_factor:g}"]
         return args + list(self.extra_args)
 
     def command(self) -> tuple[str, list[str]]:
@@ -147,6 +150,7 @@ class Series:
     points: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
     per_class: dict[str, float | None] = field(default_factory=dict)  # latest val per-class IoU
     per_class_iteration: int | None = None
+    ignored_per_class: dict[str, float | None] = field(default_factory=dict)  # noisy-pixel filter, so far
 
 
 def read_new_points(ws: Workspace, series: Series) -> int:
@@ -168,6 +172,8 @@ def read_new_points(ws: Workspace, series: Series) -> int:
             pc = per_class_of(extra)
             if pc and (series.per_class_iteration is None or it >= series.per_class_iteration):
                 series.per_class, series.per_class_iteration = pc, int(it)
+        elif name == NOISY_METRIC and extra:
+            series.ignored_per_class = per_class_of(extra)  # cumulative: the latest point is the run's total
     return len(rows)
 
 

@@ -23,6 +23,7 @@ STATUSES = ("queued", "running", "done", "cancelled", "failed", "interrupted")
 ACTIVE = ("queued", "running")
 FINISHED = ("done", "cancelled", "failed", "interrupted")
 LOCK_NAME = ".segbalance-run.lock"
+NOISY_METRIC = "noisy_ignored"  # seg metric point: fraction of generated pixels ignored so far (per class in extra)
 
 
 # -- is the writer still alive? -------------------------------------------------------------------------

@@ -271,10 +271,13 @@ def crop_only(img: np.ndarray, lab: np.ndarray, ctx: AugmentContext) -> tuple[np
 
 # -- the torch dataset -----------------------------------------------------------------------------
 class SegTrainSet(torch.utils.data.Dataset):
-    """Items are (index, seed, focus_class) from a StreamSampler; returns (uint8 3xHxW image, uint8 HxW train ids)."""
+    """Items are (index, seed, focus_class) from a StreamSampler; returns (uint8 3xHxW image, uint8 HxW train ids,
+    bool real). The first `n_real` items are real samples, the rest generated pairs (the noisy-pixel filter
+    judges generated pixels against real ones)."""
 
     def __init__(self, items: list[tuple[Dataset | PairSet, SampleRef]], label_set: LabelSet,
-                 crop: tuple[int, int], scale: tuple[float, float] = (0.5, 2.0), augment: str = "standard") -> None:
+                 crop: tuple[int, int], scale: tuple[float, float] = (0.5, 2.0), augment: str = "standard",
+                 n_real: int | None = None) -> None:
         if augment not in AUGMENTATIONS:
             raise DataError(f"unknown augmentation {augment!r}; choose from {', '.join(sorted(AUGMENTATIONS))}")
         if not items:
@@ -284,6 +287,7 @@ class SegTrainSet(torch.utils.data.Dataset):
         self.crop = crop
         self.scale = scale
         self.augment = augment
+        self.n_real = len(items) if n_real is None else n_real
 
     def __len__(self) -> int:
         return len(self.items)
@@ -302,7 +306,7 @@ class SegTrainSet(torch.utils.data.Dataset):
         src, ref = self.items[index]
         return src.load_image(ref)
 
-    def __getitem__(self, item: tuple[int, int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, item: tuple[int, int, int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         index, seed, focus, focus_px = item
         img, lab = self.load(index)
         rng = np.random.default_rng(seed)
@@ -310,7 +314,7 @@ class SegTrainSet(torch.utils.data.Dataset):
                              other_image=lambda: self._image(int(rng.integers(len(self.items)))))
         img, lab = AUGMENTATIONS[self.augment](img, lab, ctx)
         img_t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
-        return img_t, torch.from_numpy(np.ascontiguousarray(lab))
+        return img_t, torch.from_numpy(np.ascontiguousarray(lab)), torch.tensor(index < self.n_real)
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:

@@ -35,6 +35,9 @@ class NoisyPixelFilter:
         # synthetic pixels seen and ignored per class since the last `take_fractions`
         self.seen = torch.zeros(num_classes, dtype=torch.int64)
         self.ignored = torch.zeros(num_classes, dtype=torch.int64)
+        # the same since the run began (what the run's record shows; kept across resumes)
+        self.total_seen = torch.zeros(num_classes, dtype=torch.int64)
+        self.total_ignored = torch.zeros(num_classes, dtype=torch.int64)
 
     def _ema(self, old: float, new: float) -> float:
         return new if old != old else self.momentum * old + (1 - self.momentum) * new  # old != old: NaN
@@ -64,9 +67,12 @@ class NoisyPixelFilter:
         thresh = (ref.to(loss.device, loss.dtype) * self.factor)[tgt]
         synth = (~real).view(-1, *([1] * (target.ndim - 1))).expand_as(target) & valid
         out = synth & (loss > thresh)
-        tv = target[synth].long().cpu()
-        self.seen += torch.bincount(tv, minlength=self.num_classes)
-        self.ignored += torch.bincount(target[out].long().cpu(), minlength=self.num_classes)
+        seen = torch.bincount(target[synth].long().cpu(), minlength=self.num_classes)
+        ignored = torch.bincount(target[out].long().cpu(), minlength=self.num_classes)
+        self.seen += seen
+        self.ignored += ignored
+        self.total_seen += seen
+        self.total_ignored += ignored
         return out
 
     def apply(self, loss: torch.Tensor, target: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
@@ -74,6 +80,23 @@ class NoisyPixelFilter:
         self.update(loss.detach(), target, real)
         mask = self.ignore_mask(loss.detach(), target, real)
         return target.masked_fill(mask, self.ignore_index)
+
+    def total_fractions(self) -> dict[int, float]:
+        """Per class with synthetic pixels since the run began: the fraction ignored."""
+        return {c: float(self.total_ignored[c]) / float(self.total_seen[c]) for c in range(self.num_classes)
+                if self.total_seen[c] > 0}
+
+    def state_dict(self) -> dict:
+        """What a checkpoint keeps, so a resumed run judges pixels against the same running means."""
+        return {"factor": self.factor, "momentum": self.momentum, "class_mean": self.class_mean.tolist(),
+                "all_mean": self.all_mean, "total_seen": self.total_seen.tolist(),
+                "total_ignored": self.total_ignored.tolist()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.class_mean = torch.tensor(state["class_mean"], dtype=torch.float64)
+        self.all_mean = float(state["all_mean"])
+        self.total_seen = torch.tensor(state["total_seen"], dtype=torch.int64)
+        self.total_ignored = torch.tensor(state["total_ignored"], dtype=torch.int64)
 
     def take_fractions(self) -> dict[int, float]:
         """Per class with synthetic pixels since the last call: the fraction ignored. Resets the counters."""

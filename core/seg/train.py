@@ -31,7 +31,7 @@ from segbalance.core.datasets import Dataset, open_dataset
 from segbalance.core.datasets.labels import IGNORE
 from segbalance.core.errors import Cancelled, DataError, SegbalanceError
 from segbalance.core.io import atomic_write_json, atomic_write_npy, image_size
-from segbalance.core.runs.records import RunFolder, RunRecord
+from segbalance.core.runs.records import NOISY_METRIC, RunFolder, RunRecord
 from segbalance.core.runs.runtime import (
     DDPInfo,
     any_rank,
@@ -56,6 +56,7 @@ from segbalance.core.seg.evaluate import (
     read_checkpoint,
 )
 from segbalance.core.seg.model import BACKBONES, PSPNet, PSPNetConfig, load_backbone_weights, weights_layout
+from segbalance.core.seg.noisy_pixels import NoisyPixelFilter
 
 CROP_PAD_LIMIT = 2.0  # a crop side may be at most this many times the largest (scaled) image side
 
@@ -76,6 +77,7 @@ class SegTrainConfig:
     extra: str | None = None  # "pairs" (workspace GeneratedPair rows) or a Cityscapes-layout export folder
     extra_status: tuple[str, ...] = ("accepted",)
     sampler: str = "uniform"  # uniform | rare-class
+    noisy_factor: float = 0.0  # > 0: ignore generated pixels whose loss exceeds this x their class's real mean
     backbone: str = "resnet50"
     pretrained: str | None = None  # local ImageNet backbone weights
     stem: str = "auto"  # deep | plain | auto (the weights file's layout, else deep for 50/101, plain for 18/34)
@@ -126,6 +128,8 @@ class SegTrainConfig:
         if self.augment not in sd.AUGMENTATIONS:
             raise SegbalanceError(f"unknown augmentation {self.augment!r}; choose from "
                                   f"{', '.join(sorted(sd.AUGMENTATIONS))}")
+        if not (self.noisy_factor == 0 or self.noisy_factor > 0):
+            raise SegbalanceError(f"--noisy-filter must be a factor > 0 (got {self.noisy_factor})")
         bad = set(self.extra_status) - {"pending", "accepted", "rejected"}
         if bad:
             raise SegbalanceError(f"bad --extra-status {','.join(sorted(bad))}; use accepted, pending, rejected")
@@ -142,6 +146,13 @@ class SegTrainConfig:
 
 
 # -- small named helpers --------------------------------------------------------------------------
+def _ignored_point(filt: NoisyPixelFilter, class_names: list[str]) -> tuple[float | None, dict]:
+    """(overall ignored fraction, {"per_class": {name: fraction}}) of the generated pixels since the run began."""
+    seen, ignored = int(filt.total_seen.sum()), int(filt.total_ignored.sum())
+    per_class = {class_names[c]: round(v, 6) for c, v in filt.total_fractions().items()}
+    return (ignored / seen if seen else None), {"per_class": per_class}
+
+
 def segmentation_loss(out: torch.Tensor, aux: torch.Tensor | None, target: torch.Tensor,
                       aux_weight: float) -> torch.Tensor:
     """main CE + aux_weight * aux CE, averaged over non-ignored pixels (0 when a crop is all ignore)."""
@@ -435,6 +446,7 @@ def _run(cfg: SegTrainConfig, resume_ck: dict | None, ds: Dataset, items: list, 
     out = Path(cfg.out_dir)
     ckpt_path = out / CHECKPOINT_NAME
     ls = ds.label_set
+    class_names = sd.train_class_names(ls)
     start = int(resume_ck["iteration"]) if resume_ck is not None else 0
     emit = _emitter(cfg, ddp.master)
     log = RunRecord(workspace, "seg", out, name=cfg.name or out.resolve().name, config=cfg.to_dict(),
@@ -455,7 +467,10 @@ def _run(cfg: SegTrainConfig, resume_ck: dict | None, ds: Dataset, items: list, 
             log.note(text)
 
         # data
-        trainset = sd.SegTrainSet(items, ls, cfg.crop, cfg.scale, cfg.augment)
+        trainset = sd.SegTrainSet(items, ls, cfg.crop, cfg.scale, cfg.augment, n_real=len(ds.samples(cfg.split)))
+        filt = NoisyPixelFilter(ls.num_train_classes, cfg.noisy_factor) if cfg.noisy_factor > 0 else None
+        if filt is not None and trainset.n_real == len(items):
+            log.note("--noisy-filter: no generated pairs in this run, so no pixel is ignored")
         sampler = sd.StreamSampler(len(items), cfg.batch // ddp.world, cfg.iters, seed=cfg.seed, start_step=start,
                                    rank=ddp.rank, world=ddp.world, mode=cfg.sampler,
                                    class_counts=counts, areas=areas)
@@ -493,6 +508,8 @@ def _run(cfg: SegTrainConfig, resume_ck: dict | None, ds: Dataset, items: list, 
                 scaler.load_state_dict(resume_ck["scaler"])
             set_rng_state(resume_ck["rng"])
             last_metrics = resume_ck.get("metrics")
+            if filt is not None and resume_ck.get("noisy_filter"):
+                filt.load_state_dict(resume_ck["noisy_filter"])
             log.note(f"resumed at iteration {start} of {cfg.iters}")
         emit("start", run_id=log.run_id, iteration=start, iters=cfg.iters, device=str(dev), amp=amp,
              world_size=ddp.world, backbone=cfg.backbone, images=len(items))
@@ -505,6 +522,7 @@ def _run(cfg: SegTrainConfig, resume_ck: dict | None, ds: Dataset, items: list, 
                     "scaler": scaler.state_dict() if scaler.is_enabled() else None, "rng": rng_state(),
                     "iteration": iteration, "config": cfg.to_dict(), "model_config": raw.config.to_dict(),
                     "label_set": ls.to_dict(), "metrics": last_metrics,
+                    "noisy_filter": filt.state_dict() if filt is not None else None,
                 })
 
         def validate(iteration: int, max_images: int | None) -> dict | None:
@@ -538,7 +556,7 @@ def _run(cfg: SegTrainConfig, resume_ck: dict | None, ds: Dataset, items: list, 
                 break
             t0 = time.perf_counter()
             try:
-                images, labels = next(batches)
+                images, labels, real = next(batches)
             except SegbalanceError as exc:
                 raise _user_line(exc) from None
             data_wait += time.perf_counter() - t0
@@ -552,6 +570,10 @@ def _run(cfg: SegTrainConfig, resume_ck: dict | None, ds: Dataset, items: list, 
             with autocast(dev, amp):
                 outs = model(x)
             main, aux = outs if isinstance(outs, tuple) else (outs, None)
+            if filt is not None:  # judge generated pixels by the main head's loss, before the step
+                with torch.no_grad():
+                    pixel_loss = F.cross_entropy(main.float(), y, ignore_index=IGNORE, reduction="none")
+                y = filt.apply(pixel_loss, y, real.to(dev))
             loss = segmentation_loss(main, aux, y, cfg.aux_weight)
             loss_val = float(loss.detach())
             if any_rank(ddp, not math.isfinite(loss_val)):  # a NaN on one rank stops all of them
@@ -574,6 +596,8 @@ def _run(cfg: SegTrainConfig, resume_ck: dict | None, ds: Dataset, items: list, 
                 lr = optimizer.param_groups[0]["lr"]
                 log.metric(it, "loss", loss_sum / loss_n)
                 log.metric(it, "lr", lr)
+                if filt is not None:
+                    log.metric(it, NOISY_METRIC, *_ignored_point(filt, class_names))
                 emit("train", iteration=it, loss=loss_sum / loss_n, lr=lr, img_per_s=round(rate, 2))
                 log.flush(it, rate / cfg.batch)
                 loss_sum, loss_n, t_log = 0.0, 0, now
@@ -623,6 +647,9 @@ def _run(cfg: SegTrainConfig, resume_ck: dict | None, ds: Dataset, items: list, 
                 "data_wait_s": round(data_wait, 3), "step_time_s": round(compute_time, 3),
                 "first_batch_s": round(first_batch or 0.0, 3), "world_size": ddp.world, "notes": log.notes,
             }
+            if filt is not None:
+                overall, extra = _ignored_point(filt, class_names)
+                result["noisy_filter"] = {"factor": cfg.noisy_factor, "ignored": overall, **extra}
         if ddp.master:
             atomic_write_json(out / "result.json", result)
         log.flush(it)

@@ -1,4 +1,5 @@
-"""Live view of one run: loss, lr and val mIoU curves (pyqtgraph) and the per-class IoU table."""
+"""Live view of one run: loss, lr and val mIoU curves (pyqtgraph) and the per-class IoU table (with, for a run
+that filters noisy generated pixels, the share of each class's generated pixels it ignored)."""
 
 from __future__ import annotations
 
@@ -43,8 +44,11 @@ class RunCurves(QWidget):
         self.loss_curve = self.loss_plot.plot(pen=pg.mkPen("#1f77b4", width=2))
         self.lr_curve = self.lr_plot.plot(pen=pg.mkPen("#ff7f0e", width=2))
         self.miou_curve = self.miou_plot.plot(pen=pg.mkPen("#2ca02c", width=2), symbol="o", symbolSize=6)
-        self.table = QTableWidget(0, 3)
-        self.table.setHorizontalHeaderLabels(["class", "IoU (%)", "train pixels (%)"])
+        self.table = QTableWidget(0, 4)
+        self.table.setHorizontalHeaderLabels(["class", "IoU (%)", "train pixels (%)", "ignored (%)"])
+        self.table.horizontalHeaderItem(3).setToolTip(
+            "noisy-pixel filter: share of the class's generated pixels the run ignored so far")
+        self.table.setColumnHidden(3, True)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.verticalHeader().setVisible(False)
@@ -77,7 +81,7 @@ class RunCurves(QWidget):
                                    ("val_miou", self.miou_curve, 100.0)):
             xs, ys = series.points.get(name, ([], []))
             curve.setData(list(xs), [y * scale for y in ys])
-        self._fill_table(series.per_class)
+        self._fill_table(series.per_class, series.ignored_per_class)
 
     def point_count(self, name: str) -> int:
         """Points currently drawn for a metric (what a user sees on the curve)."""
@@ -85,8 +89,10 @@ class RunCurves(QWidget):
         xs, _ = curve.getData()
         return 0 if xs is None else len(xs)
 
-    def _fill_table(self, per_class: dict[str, float | None]) -> None:
-        names = list(per_class) or list(self.shares)
+    def _fill_table(self, per_class: dict[str, float | None], ignored: dict[str, float | None] | None = None) -> None:
+        ignored = ignored or {}
+        names = list(per_class) or list(self.shares) or list(ignored)
+        self.table.setColumnHidden(3, not ignored)
         self.table.setRowCount(len(names))
         for row, name in enumerate(names):
             iou = per_class.get(name)
@@ -95,6 +101,7 @@ class RunCurves(QWidget):
                 QTableWidgetItem(name),
                 QTableWidgetItem("–" if iou is None else f"{iou * 100:.1f}"),
                 QTableWidgetItem("–" if share is None else f"{share * 100:.2f}"),
+                QTableWidgetItem("–" if ignored.get(name) is None else f"{ignored[name] * 100:.1f}"),
             ]
             for col, it in enumerate(items):
                 if col:

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -115,6 +116,19 @@ class TrainingPanel(QWidget):
         self.pairs_check.toggled.connect(self._pairs_toggled)
         form.addRow(self.pairs_check)
         form.addRow("", prow)
+        self.noisy_check = QCheckBox("ignore noisy generated pixels, loss above")
+        self.noisy_check.setToolTip("FreeMask's filter: a generated pixel whose loss exceeds this factor times the "
+                                    "running mean loss of real pixels of its class is not trained on; the table "
+                                    "shows the share ignored per class")
+        self.noisy_spin = QDoubleSpinBox(minimum=1.0, maximum=10.0, value=1.25, singleStep=0.05, decimals=2,
+                                         suffix=" x class mean")
+        self.noisy_check.setEnabled(False)
+        self.noisy_spin.setEnabled(False)
+        self.noisy_check.toggled.connect(self.noisy_spin.setEnabled)
+        nrow = QHBoxLayout()
+        nrow.addWidget(self.noisy_check)
+        nrow.addWidget(self.noisy_spin, 1)
+        form.addRow("", nrow)
         self.sampler_box = QComboBox()
         self.sampler_box.addItems(["uniform", "rare-class"])
         form.addRow("Sampler", self.sampler_box)
@@ -214,6 +228,8 @@ class TrainingPanel(QWidget):
     def _pairs_toggled(self, on: bool) -> None:
         for c in self.status_checks.values():
             c.setEnabled(on)
+        self.noisy_check.setEnabled(on)
+        self.noisy_spin.setEnabled(on and self.noisy_check.isChecked())
 
     def _fill_datasets(self) -> None:
         for p in dataset_paths(self.workspace):
@@ -239,6 +255,8 @@ class TrainingPanel(QWidget):
             use_pairs=self.pairs_check.isChecked(),
             pair_statuses=tuple(s for s, c in self.status_checks.items() if c.isChecked()),
             sampler=self.sampler_box.currentText(),
+            noisy_factor=self.noisy_spin.value() if self.pairs_check.isChecked() and self.noisy_check.isChecked()
+            else 0.0,
             backbone=self.backbone_box.currentText(),
             iters=self.iters_spin.value(),
             batch=self.batch_spin.value(),
