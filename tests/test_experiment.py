@@ -67,6 +67,15 @@ def test_every_arm_gives_a_row_and_outputs_parse(ci_run) -> None:
         assert data["arms"][arm]["gen_score"] is not None
         assert Path(data["montages"][arm]).is_file()
     assert data["arms"]["recon-filter"]["gen_score"] == data["arms"]["recon"]["gen_score"]
+    # head to head: one change at a time; a paired delta is linear, so it is the difference of the two
+    # arms' deltas against the baseline
+    h2h = {(c["reference"], c["arm"]): c for c in data["head_to_head"]}
+    assert set(h2h) == {("oracle", "recon"), ("recon", "recon-filter")}
+    for (ref, arm), c in h2h.items():
+        want = data["arms"][arm]["evidence"]["delta"] - data["arms"][ref]["evidence"]["delta"]
+        assert c["evidence"]["delta"] == pytest.approx(want, abs=1e-9)
+        assert c["evidence"]["word"] in ("gain", "loss", "within noise") and len(c["evidence"]["images"]) == 2
+        assert f"| {arm} − {ref} |" in table
 
 
 def test_rerun_reuses_finished_work_and_same_seed_repeats_numbers(ci_run, tmp_path: Path) -> None:

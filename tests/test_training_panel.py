@@ -191,6 +191,33 @@ def test_train_seg_command_line():
     assert "--sampler rare-class" in joined and "--backbone resnet18" in joined and "--iters 50" in joined
 
 
+def test_noisy_pixel_filter_from_the_form_and_its_ignored_share_in_the_table(env):
+    """The filter needs generated pairs: its box follows the pairs box, the request carries the factor, and a
+    run that filtered shows each class's ignored share beside its IoU (the column hides otherwise)."""
+    from segbalance.core.runs.metrics import Series
+
+    panel, _ws, _script, root = env
+    assert not panel.noisy_check.isEnabled()
+    panel.pairs_check.setChecked(True)
+    assert panel.noisy_check.isEnabled() and not panel.noisy_spin.isEnabled()
+    assert panel.request().noisy_factor == 0.0
+    panel.noisy_check.setChecked(True)
+    panel.noisy_spin.setValue(1.5)
+    req = panel.request()
+    assert req.noisy_factor == 1.5 and "--extra pairs --extra-status accepted --noisy-filter 1.5" in " ".join(
+        req.cli_args())
+    panel.pairs_check.setChecked(False)  # no pairs: nothing to filter, whatever the box says
+    assert panel.request().noisy_factor == 0.0 and "--noisy-filter" not in panel.request().cli_args()
+    curves = panel.curves
+    curves.update_from(Series(run_id=1, per_class={"road": 0.9, "car": 0.05}))
+    assert curves.table.isColumnHidden(3)
+    curves.update_from(Series(run_id=1, per_class={"road": 0.9, "car": 0.05},
+                              ignored_per_class={"road": 0.012, "car": 0.375}))
+    assert not curves.table.isColumnHidden(3)
+    assert curves.table.horizontalHeaderItem(3).text() == "ignored (%)"
+    assert [curves.table.item(r, 3).text() for r in range(2)] == ["1.2", "37.5"]
+
+
 def test_bad_form_input_is_refused_with_a_reason(env):
     panel, _ws, _script, root = env
     panel.dataset_box.setCurrentText(str(root / "nope"))
