@@ -1,0 +1,100 @@
+"""The tiny pix2pixHD's label-to-image score over its training iterations, against the oracle renderer.
+
+One training run (the schedule of the given --iters, as the experiment trains it); every --every iterations its
+checkpoint is kept, then each is scored: a segmenter trained on real images (a train-seg run) segments the
+generator's renders of the split's real label maps, mIoU against those maps. The real images give the ceiling,
+the sample data's own painter (procedural renderer) the renderer's ceiling. Prints a table, no assertions.
+
+    python benchmarks/bench_gan_curve.py [--dataset WS/sample-dataset --seg-run WS/runs/baseline-seed0] \
+        [--out DIR] [--iters 1500] [--every 250] [--max-images 100]
+
+Without --dataset / --seg-run it makes them in --out as the `small` experiment does (sample dataset, 200 train /
+500 val at 256x128; a PSPNet-18 baseline with small's schedule): about 20 minutes on 2 cores in all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from segbalance.core.datasets import open_dataset
+from segbalance.core.experiments.protocol import fast_amp, preset
+from segbalance.core.render.gan_train import CKPT_NAME, make_config, train_gan
+from segbalance.core.render.registry import load_renderer
+from segbalance.core.seg import gan_score as gs
+from segbalance.core.seg.quality import load_scorer
+from segbalance.core.workspace import Workspace
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", help="dataset the generator trains on (default: small's sample dataset)")
+    ap.add_argument("--seg-run", help="train-seg run trained on real images only, the scorer (default: trained "
+                    "here with small's schedule)")
+    ap.add_argument("--out", help="folder for the runs and the kept checkpoints (default: a temporary one)")
+    ap.add_argument("--iters", type=int, default=1500)
+    ap.add_argument("--every", type=int, default=250)
+    ap.add_argument("--max-images", type=int, default=100, help="val label maps rendered and scored per point")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="auto")
+    args = ap.parse_args()
+
+    out = Path(args.out or tempfile.mkdtemp(prefix="bench_gan_curve-"))
+    out.mkdir(parents=True, exist_ok=True)
+    small = preset("small", device=args.device)
+    if args.dataset is None:
+        from segbalance.core.datasets.sample import make_sample_dataset
+
+        args.dataset = str(out / "sample-dataset")
+        if not (out / "sample-dataset" / ".complete").exists():
+            make_sample_dataset(args.dataset, small.n_train, small.n_val, size=tuple(small.size), seed=0)
+            (out / "sample-dataset" / ".complete").write_text("ok")
+    ds = open_dataset(args.dataset)
+    if args.seg_run is None:
+        from segbalance.core.seg.train import SegTrainConfig, train_seg
+
+        args.seg_run = str(out / "baseline")
+        if not (out / "baseline" / "result.json").exists():
+            train_seg(SegTrainConfig(dataset=args.dataset, out_dir=args.seg_run, backbone=small.backbone,
+                                     crop=tuple(small.seg_crop), iters=small.seg_iters, batch=small.seg_batch,
+                                     lr=small.seg_lr, seed=args.seed, device=args.device, amp=fast_amp(small),
+                                     workers=small.workers, stdout_json=False))
+    cfg = make_config("tiny", label_nc=35, iters=args.iters, size=(256, 128), device=args.device, seed=args.seed,
+                      amp=fast_amp(small), save_every=args.every)
+    gan_dir = out / "gan"
+    kept: dict[int, Path] = {}
+
+    def keep(done: int, _losses: dict) -> None:
+        # train_gan saves after logging iteration k*every, so at k*every + 1 the file holds iteration k*every
+        prev = done - 1
+        if prev > 0 and prev % args.every == 0 and (gan_dir / CKPT_NAME).exists():
+            kept[prev] = out / f"G-{prev}.pt"
+            shutil.copyfile(gan_dir / CKPT_NAME, kept[prev])
+
+    t0 = time.perf_counter()
+    with Workspace(out / "ws") as ws:
+        res = train_gan(ds, ws, gan_dir, cfg, log=keep)
+    train_s = time.perf_counter() - t0
+    kept[args.iters] = out / f"G-{args.iters}.pt"
+    shutil.copyfile(res.checkpoint, kept[args.iters])
+
+    scorer = load_scorer(args.seg_run, device=args.device)
+    real = gs.score_real(scorer, ds, "val", max_images=args.max_images)["miou"]
+    oracle = gs.score_renderer(scorer, ds, load_renderer("procedural", ds=ds, device=args.device), "val",
+                               max_images=args.max_images)["miou"]
+    print(f"tiny pix2pixHD, {args.iters} iterations (seed {args.seed}), trained in {train_s / 60:.1f} min; "
+          f"scored on {args.max_images} val label maps by {args.seg_run}")
+    print(f"real images: {real * 100:.1f} mIoU (ceiling); oracle renderer: {oracle * 100:.1f} mIoU")
+    print("| iteration | gen score (mIoU) | % of real | % of oracle |")
+    print("|---|---|---|---|")
+    for it in sorted(kept):
+        rend = load_renderer("pix2pixhd", ds=ds, checkpoint=str(kept[it]), device=args.device)
+        m = gs.score_renderer(scorer, ds, rend, "val", max_images=args.max_images)["miou"]
+        print(f"| {it} | {m * 100:.1f} | {m / real * 100:.0f}% | {m / oracle * 100:.0f}% |")
+
+
+if __name__ == "__main__":
+    main()
