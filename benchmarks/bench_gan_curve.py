@@ -6,7 +6,8 @@ generator's renders of the split's real label maps, mIoU against those maps. The
 the sample data's own painter (procedural renderer) the renderer's ceiling. Prints a table, no assertions.
 
     python benchmarks/bench_gan_curve.py [--dataset WS/sample-dataset --seg-run WS/runs/baseline-seed0] \
-        [--out DIR] [--iters 1500] [--every 250] [--max-images 100]
+        [--out DIR] [--iters 1500] [--every 250] [--max-images 100] [--class-balance] [--lr 2e-4]
+    python benchmarks/bench_gan_curve.py --dataset ... --seg-run ... --score-only G-800.pt ...
 
 Without --dataset / --seg-run it makes them in --out as the `small` experiment does (sample dataset, 200 train /
 500 val at 256x128; a PSPNet-18 baseline with small's schedule): about 20 minutes on 2 cores in all.
@@ -21,12 +22,37 @@ import time
 from pathlib import Path
 
 from segbalance.core.datasets import open_dataset
+from segbalance.core.experiments.evidence import bootstrap_ratio
 from segbalance.core.experiments.protocol import fast_amp, preset
 from segbalance.core.render.gan_train import CKPT_NAME, make_config, train_gan
 from segbalance.core.render.registry import load_renderer
 from segbalance.core.seg import gan_score as gs
 from segbalance.core.seg.quality import load_scorer
 from segbalance.core.workspace import Workspace
+
+
+def train_curve(args, ds, out: Path) -> dict:
+    """Train one generator, keeping its checkpoint every --every iterations: {iteration: path, -1: seconds}."""
+    small = preset("small", device=args.device)
+    cfg = make_config("tiny", label_nc=35, iters=args.iters, size=(256, 128), device=args.device, seed=args.seed,
+                      amp=fast_amp(small), save_every=args.every, lr=args.lr, class_balance=args.class_balance)
+    gan_dir = out / "gan"
+    kept: dict = {}
+
+    def keep(done: int, _losses: dict) -> None:
+        # train_gan saves after logging iteration k*every, so at k*every + 1 the file holds iteration k*every
+        prev = done - 1
+        if prev > 0 and prev % args.every == 0 and (gan_dir / CKPT_NAME).exists():
+            kept[prev] = out / f"G-{prev}.pt"
+            shutil.copyfile(gan_dir / CKPT_NAME, kept[prev])
+
+    t0 = time.perf_counter()
+    with Workspace(out / "ws") as ws:
+        res = train_gan(ds, ws, gan_dir, cfg, log=keep)
+    kept[-1] = time.perf_counter() - t0
+    kept[args.iters] = out / f"G-{args.iters}.pt"
+    shutil.copyfile(res.checkpoint, kept[args.iters])
+    return kept
 
 
 def main() -> None:
@@ -40,6 +66,10 @@ def main() -> None:
     ap.add_argument("--max-images", type=int, default=100, help="val label maps rendered and scored per point")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--class-balance", action="store_true", help="train with the class-balanced losses")
+    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--score-only", nargs="+", metavar="CKPT", help="score these generator checkpoints "
+                    "(e.g. an earlier run's G-800.pt) instead of training")
     args = ap.parse_args()
 
     out = Path(args.out or tempfile.mkdtemp(prefix="bench_gan_curve-"))
@@ -62,39 +92,30 @@ def main() -> None:
                                      crop=tuple(small.seg_crop), iters=small.seg_iters, batch=small.seg_batch,
                                      lr=small.seg_lr, seed=args.seed, device=args.device, amp=fast_amp(small),
                                      workers=small.workers, stdout_json=False))
-    cfg = make_config("tiny", label_nc=35, iters=args.iters, size=(256, 128), device=args.device, seed=args.seed,
-                      amp=fast_amp(small), save_every=args.every)
-    gan_dir = out / "gan"
-    kept: dict[int, Path] = {}
-
-    def keep(done: int, _losses: dict) -> None:
-        # train_gan saves after logging iteration k*every, so at k*every + 1 the file holds iteration k*every
-        prev = done - 1
-        if prev > 0 and prev % args.every == 0 and (gan_dir / CKPT_NAME).exists():
-            kept[prev] = out / f"G-{prev}.pt"
-            shutil.copyfile(gan_dir / CKPT_NAME, kept[prev])
-
-    t0 = time.perf_counter()
-    with Workspace(out / "ws") as ws:
-        res = train_gan(ds, ws, gan_dir, cfg, log=keep)
-    train_s = time.perf_counter() - t0
-    kept[args.iters] = out / f"G-{args.iters}.pt"
-    shutil.copyfile(res.checkpoint, kept[args.iters])
-
+    if args.score_only:
+        kept = {k: Path(p) for k, p in enumerate(args.score_only)}
+        train_s = float("nan")
+    else:
+        kept = train_curve(args, ds, out)
+        train_s = kept.pop(-1)
     scorer = load_scorer(args.seg_run, device=args.device)
-    real = gs.score_real(scorer, ds, "val", max_images=args.max_images)["miou"]
+    real = gs.score_real(scorer, ds, "val", max_images=args.max_images)
     oracle = gs.score_renderer(scorer, ds, load_renderer("procedural", ds=ds, device=args.device), "val",
-                               max_images=args.max_images)["miou"]
-    print(f"tiny pix2pixHD, {args.iters} iterations (seed {args.seed}), trained in {train_s / 60:.1f} min; "
-          f"scored on {args.max_images} val label maps by {args.seg_run}")
-    print(f"real images: {real * 100:.1f} mIoU (ceiling); oracle renderer: {oracle * 100:.1f} mIoU")
-    print("| iteration | gen score (mIoU) | % of real | % of oracle |")
+                               max_images=args.max_images)
+    what = ("the given checkpoints" if args.score_only else
+            f"tiny pix2pixHD, {args.iters} iterations (seed {args.seed}, lr {args.lr:g}"
+            f"{', class-balanced' if args.class_balance else ''}), trained in {train_s / 60:.1f} min")
+    print(f"{what}; scored on {args.max_images} val label maps by {args.seg_run}")
+    print(f"real images: {real['miou'] * 100:.1f} mIoU (ceiling); oracle renderer: {oracle['miou'] * 100:.1f} mIoU")
+    print("| checkpoint | gen score (mIoU) | % of real | % of oracle [95% paired bootstrap over the maps] |")
     print("|---|---|---|---|")
     for it in sorted(kept):
         rend = load_renderer("pix2pixhd", ds=ds, checkpoint=str(kept[it]), device=args.device)
-        m = gs.score_renderer(scorer, ds, rend, "val", max_images=args.max_images)["miou"]
-        print(f"| {it} | {m * 100:.1f} | {m / real * 100:.0f}% | {m / oracle * 100:.0f}% |")
-
+        g = gs.score_renderer(scorer, ds, rend, "val", max_images=args.max_images)
+        iv = bootstrap_ratio([g["image_counts"]], [oracle["image_counts"]])
+        vs = "–" if iv is None else f"{iv.mean * 100:.0f}% [{iv.lo * 100:.0f}, {iv.hi * 100:.0f}]"
+        name = kept[it].name if args.score_only else str(it)
+        print(f"| {name} | {g['miou'] * 100:.1f} | {g['miou'] / real['miou'] * 100:.0f}% | {vs} |")
 
 if __name__ == "__main__":
     main()

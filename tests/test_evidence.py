@@ -13,6 +13,7 @@ from segbalance.core.experiments.evidence import (
     NOISE,
     Interval,
     bootstrap_deltas,
+    bootstrap_ratio,
     decide,
     iou_from_counts,
     miou_from_counts,
@@ -85,6 +86,29 @@ def test_bootstrap_point_estimate_is_the_real_miou_delta():
     res = bootstrap_deltas(base, arm, n_boot=50)
     want = miou_from_counts(arm[0].sum(0)) - miou_from_counts(base[0].sum(0))
     assert res["miou"].mean == pytest.approx(float(want))
+
+
+def test_ratio_of_a_renderer_to_the_oracle_by_hand():
+    # every map: class 0 IoU 1.0 for both; class 1 IoU 0.5 (num) vs 1.0 (den) -> mIoU 0.75 / 1.0 on every
+    # replicate, so the interval collapses onto the hand value
+    den = np.zeros((40, 2, 3), np.int64)
+    den[:, 0] = (50, 50, 50)
+    den[:, 1] = (20, 20, 20)
+    num = den.copy()
+    num[:, 1] = (10, 10, 20)  # (intersection, predicted, true): union 20
+    iv = bootstrap_ratio([num], [den], n_boot=100)
+    assert iv.mean == pytest.approx(0.75) and iv.lo == pytest.approx(0.75) and iv.hi == pytest.approx(0.75)
+    rng = np.random.default_rng(2)
+    noisy = [_seed_counts(rng, 200, 0.0), _seed_counts(rng, 200, 0.0)]
+    ref = [_seed_counts(rng, 200, 0.15), _seed_counts(rng, 200, 0.15)]
+    iv = bootstrap_ratio(noisy, ref, n_boot=300)
+    want = np.mean([miou_from_counts(a.sum(0)) / miou_from_counts(b.sum(0)) for a, b in zip(noisy, ref, strict=True)])
+    assert iv.mean == pytest.approx(float(want)) and iv.lo < iv.mean < iv.hi < 1.0
+    zero = np.zeros((5, 2, 3), np.int64)
+    zero[:, :, 2] = 10  # true pixels, none predicted right: the oracle scores 0, no ratio exists
+    assert bootstrap_ratio([num[:5]], [zero], n_boot=10) is None
+    with pytest.raises(ValueError):
+        bootstrap_ratio([num], [den[:10]])
 
 
 def test_a_class_absent_from_val_gets_no_interval():

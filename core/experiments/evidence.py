@@ -129,6 +129,40 @@ def bootstrap_deltas(base: Sequence[np.ndarray], arm: Sequence[np.ndarray], *, n
 
 
 # -- what the protocol can resolve --------------------------------------------------------------------
+def bootstrap_ratio(num: Sequence[np.ndarray], den: Sequence[np.ndarray], *, n_boot: int = 1000,
+                    seed: int = 0) -> Interval | None:
+    """Paired bootstrap of the seed-averaged ratio mIoU(num) / mIoU(den) over the same images.
+
+    For a renderer's score as a share of the oracle's: `num[s]` and `den[s]` are (n_images, C, 3) counts of
+    seed s on the same label maps (pair i of both is the same map), so a replicate resamples the maps, not
+    the two renderers independently. None when a denominator mIoU is 0 or undefined.
+    """
+    if len(num) != len(den) or not num:
+        raise ValueError("num and den need the same, non-zero number of seeds")
+    n = num[0].shape[0]
+    if n == 0 or any(x.shape != num[0].shape for x in (*num, *den)):
+        raise ValueError("every seed of both renderers must be scored on the same, non-empty set of maps")
+    rng = np.random.default_rng(seed)
+    w = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
+    num_c = num[0].shape[1]
+    reps, point = np.zeros(n_boot), 0.0
+    for a, b in zip(num, den, strict=True):
+        ra = miou_from_counts((w @ a.reshape(n, -1)).reshape(n_boot, num_c, 3))
+        rb = miou_from_counts((w @ b.reshape(n, -1)).reshape(n_boot, num_c, 3))
+        pb = float(miou_from_counts(b.sum(0)))
+        if not pb > 0:
+            return None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            reps += ra / rb
+        point += float(miou_from_counts(a.sum(0))) / pb
+    reps, point = reps / len(num), point / len(num)
+    reps = reps[np.isfinite(reps)]
+    if reps.size < n_boot // 2:
+        return None
+    lo, hi = np.percentile(reps, [2.5, 97.5])
+    return Interval(point, float(lo), float(hi), n, "bootstrap")
+
+
 def object_sizes(train_ids: np.ndarray, cls: int) -> tuple[list[float], list[int]]:
     """Width in pixels (diameter of the largest inscribed disc) and area of each connected object of `cls`.
 

@@ -304,7 +304,8 @@ def _gen_score(ctx: Context, arm: str, seed: int, job_id: int) -> float | None:
     from segbalance.core.seg.quality import load_scorer
 
     cache = ctx.out / "scores" / f"{arm}-seed{seed}.json"
-    if cache.exists():
+    counts_file = cache.with_suffix(".npy")
+    if cache.exists() and counts_file.exists():
         return json.loads(cache.read_text())["miou"]
     pairs = [p for p in list_pairs(ctx.ws, job_id=job_id) if p["status"] != "failed"][: ctx.cfg.score_images]
     if not pairs:
@@ -315,8 +316,44 @@ def _gen_score(ctx: Context, arm: str, seed: int, job_id: int) -> float | None:
         res = score_pairs(ctx.cache["scorer"][1], pairs, ctx.ws.path, progress=progress, cancel=ctx.cancel)
     if seed == 0:
         pair_montage(ctx.out / "montages" / f"{arm}.png", pairs, ctx.ws.path, ctx.ds)
-    atomic_write_json(cache, {"miou": res["miou"], "n_images": res["n_images"]})
+    # per-pair counts and recipe indices: what the paired generator-vs-oracle bootstrap resamples
+    atomic_write_npy(counts_file, res["image_counts"])
+    atomic_write_json(cache, {"miou": res["miou"], "n_images": res["n_images"],
+                              "recipes": [int(p["recipe_index"]) for p in pairs]})
     return res["miou"]
+
+
+def _score_counts(ctx: Context, arm: str, seed: int) -> tuple[list[int], np.ndarray] | None:
+    cache = ctx.out / "scores" / f"{arm}-seed{seed}.json"
+    counts_file = cache.with_suffix(".npy")
+    if not (cache.exists() and counts_file.exists()):
+        return None
+    recipes = json.loads(cache.read_text()).get("recipes")
+    counts = np.load(counts_file)
+    return (recipes, counts) if recipes is not None and len(recipes) == len(counts) else None
+
+
+def _vs_oracle(ctx: Context, arm: str) -> dict | None:
+    """An arm's generator score as a share of the oracle renderer's on the very same label maps (same plan,
+    same recipe indices), with a paired bootstrap interval over those maps; None when either is missing."""
+    from segbalance.core.experiments.evidence import bootstrap_ratio
+
+    num, den = [], []
+    for seed in range(ctx.cfg.seeds):
+        a, b = _score_counts(ctx, arm, seed), _score_counts(ctx, "oracle", seed)
+        if a is None or b is None:
+            return None
+        common = sorted(set(a[0]) & set(b[0]))
+        if not common:
+            return None
+        ia, ib = {r: k for k, r in enumerate(a[0])}, {r: k for k, r in enumerate(b[0])}
+        num.append(a[1][[ia[r] for r in common]])
+        den.append(b[1][[ib[r] for r in common]])
+    if len({x.shape for x in num}) != 1:  # seeds scored different numbers of maps: pair per seed, then trim
+        k = min(len(x) for x in num)
+        num, den = [x[:k] for x in num], [x[:k] for x in den]
+    iv = bootstrap_ratio(num, den, n_boot=ctx.cfg.n_boot)
+    return None if iv is None else {"mean": iv.mean, "lo": iv.lo, "hi": iv.hi, "maps": iv.n}
 
 
 def _resolvability(ctx: Context) -> list:
@@ -473,6 +510,9 @@ def markdown_table(rows: dict[str, dict], rare: list[str], resolv: list | None =
         score = r.get("gen_score")
         score_txt = "–" if score is None else (f"{score:.1f}" + (f" ({score / real * 100:.0f}% of real)"
                                                                    if real else ""))
+        vs = r.get("gen_vs_oracle")
+        if vs:
+            score_txt += f"; {vs['mean'] * 100:.0f}% [{vs['lo'] * 100:.0f}, {vs['hi'] * 100:.0f}] of oracle"
         lines.append("| " + " | ".join([
             arm, pairs, score_txt, f"{_fmt(r['miou'])} ± {_fmt(r['miou_std'])}",
             _signed(ev.get("delta")) if arm != "baseline" else "–", _span(ev.get("seeds")),
@@ -562,6 +602,11 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, *, say: Say = print, 
                     extras[arm]["ignored_per_seed"] = [None if x is None else x * 100 for x in ignored]
             else:
                 extras[arm] = {"pairs": 0.0, "pairs_per_seed": [0] * cfg.seeds, "pairs_note": None}
+        if "oracle" in extras:
+            for arm in extras:
+                src = pair_source(arm)
+                if arm != "oracle" and src in ("recon", "oracle") and extras[arm].get("gen_score") is not None:
+                    extras[arm]["gen_vs_oracle"] = _vs_oracle(ctx, src)
         names = [c.name for c in ds.label_set.train_classes]
         resolv = _resolvability(ctx)
         rows = summarize(results, names, counts, resolv, extras, n_boot=cfg.n_boot)
@@ -579,7 +624,8 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, *, say: Say = print, 
                   f"interval lies on one side of 0."
                   + (" With one seed, training noise is not measured." if cfg.seeds < 2 else "")
                   + " gen score: mIoU of the baseline segmenter on the arm's rendered images against their "
-                  "label maps (its score on real val images is the ceiling).\n\n")
+                  "label maps (its score on real val images is the ceiling); % of oracle: its share of the "
+                  "oracle renderer's score on the very same maps, with a 95% paired bootstrap over those maps.\n\n")
         atomic_write_text(out / "results.md", header + table)
         payload = {"config": cfg.to_dict(), "arms": rows, "head_to_head": comparisons, "jobs": jobs,
                    "elapsed_s": elapsed,
