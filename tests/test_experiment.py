@@ -67,6 +67,13 @@ def test_every_arm_gives_a_row_and_outputs_parse(ci_run) -> None:
         assert data["arms"][arm]["gen_score"] is not None
         assert Path(data["montages"][arm]).is_file()
     assert data["arms"]["recon-filter"]["gen_score"] == data["arms"]["recon"]["gen_score"]
+    # recon's generator as a share of the oracle's on the same maps: the ratio of the two scores, with its
+    # interval around it; arms on other maps (single, multi) or without a generator get none
+    vs = data["arms"]["recon"]["gen_vs_oracle"]
+    assert vs["mean"] == pytest.approx(data["arms"]["recon"]["gen_score"] / data["arms"]["oracle"]["gen_score"])
+    assert vs["lo"] <= vs["mean"] <= vs["hi"] and vs["maps"] == data["arms"]["recon"]["pairs_per_seed"][0]
+    assert f"{vs['mean'] * 100:.0f}% [" in table
+    assert "gen_vs_oracle" not in data["arms"]["copypaste"] and "gen_vs_oracle" not in data["arms"]["single"]
     # head to head: one change at a time; a paired delta is linear, so it is the difference of the two
     # arms' deltas against the baseline
     h2h = {(c["reference"], c["arm"]): c for c in data["head_to_head"]}
