@@ -502,8 +502,8 @@ class _PairWriter:
     @staticmethod
     def default_threads() -> int:
         """One core is the renderer's: writers beyond the other cores only take CPU from it. On 2 cores one
-        writer beats four (bench_generate: 11-12 vs 13-14 ms/pair for copy-paste at 512x256), and four
-        still suffice where encodes outnumber cores."""
+        writer beat four in a sweep of run_generate on bench_generate's data (11.3-12.3 vs 13.3-13.7 ms/pair,
+        copy-paste at 512x256, two repeats each)."""
         try:
             cores = len(os.sched_getaffinity(0))
         except AttributeError:  # not on Linux
