@@ -4,7 +4,7 @@ Data: the real Cityscapes sample scaled to 512x256 when SEGBALANCE_CITYSCAPES_SA
 scenes. Renderers: copypaste always; pix2pixHD (tiny preset, CPU) when core.render.pix2pixhd is available
 (--checkpoint CKPT, or an untrained tiny generator if the module can make one). Prints figures only.
 
-    python benchmarks/bench_generate.py [--pairs 1000] [--checkpoint CKPT]
+    python benchmarks/bench_generate.py [--pairs 1000] [--overhead-pairs 100] [--rounds 5] [--checkpoint CKPT]
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import cv2
 
 from segbalance.core.datasets import open_dataset  # noqa: E402
 from segbalance.core.datasets.stats import dataset_stats  # noqa: E402
-from segbalance.core.jobs.generate import PNG_MAP, PNG_PHOTO, run_generate
+from segbalance.core.io import encode_png
+from segbalance.core.jobs.generate import run_generate
 from segbalance.core.planning.balance import Plan, plan_balance  # noqa: E402
 from segbalance.core.recombine import apply_recipe, build_layer_bank  # noqa: E402
 from segbalance.core.render.interface import LayerWrite, RenderItem
@@ -72,45 +73,64 @@ def render_only(ds, ws, plan: Plan, rend, encode: list | None = None) -> float:
         if encode is not None:
             t0 = time.perf_counter()
             for it, im in zip(items, imgs, strict=True):  # the encodings generate uses
-                cv2.imencode(".png", im, PNG_PHOTO)
-                cv2.imencode(".png", it.label, PNG_MAP)
-                cv2.imencode(".png", instance_png(it.instance), PNG_MAP)
+                encode_png(im, photo=True)
+                encode_png(it.label, photo=False)
+                encode_png(instance_png(it.instance), photo=False)
             t_enc += time.perf_counter() - t0
     if encode is not None:
         encode.append(t_enc)
     return time.perf_counter() - t - t_enc
 
 
-def bench_renderer(name: str, ds, tmp: Path, plan: Plan, n_overhead: int, **kw) -> None:
+def bench_renderer(name: str, ds, tmp: Path, plan: Plan, n_overhead: int, rounds: int = 1, **kw) -> None:
+    """Writing overhead = generate's pair loop / recombine+render alone. The two alternate, round by round, so
+    that a shared machine's drift (the same render varies by tens of % between minutes) hits both alike; the
+    median and range of the per-round ratios, and the fastest rounds' ratio, are printed."""
+    import statistics
+
     sub = Plan.from_json(plan.to_json())
     sub.recipes = sub.recipes[:n_overhead]
     sub.dataset = plan.dataset
-    with Workspace(tmp / f"ws_{name}") as ws:
+    rows = []  # per round: t_render, c_render, t_e2e, c_e2e, t_loop, c_loop, pairs
+    with Workspace(tmp / f"ws_{name}_ref") as ref:
         rend = load_renderer(name, ds=ds, **kw)
         enc: list[float] = []
-        render_only(ds, ws, sub, rend, enc)  # warm caches (bank, decoded images, torch)
-        c = time.process_time()
-        t_render = render_only(ds, ws, sub, rend)
-        c_render = time.process_time() - c
-        marks: list[tuple[float, float]] = []  # (wall, cpu) at each progress call: the first comes when the
-        # pair loop starts (after validation, the layer bank, the job row), the last after every row is committed
-        t, c = time.perf_counter(), time.process_time()
-        res = run_generate(ws, ds, sub, name, progress=lambda d, n: marks.append((time.perf_counter(),
-                                                                                  time.process_time())), **kw)
-        t_e2e, c_e2e = time.perf_counter() - t, time.process_time() - c
-        t_loop, c_loop = marks[-1][0] - marks[0][0], marks[-1][1] - marks[0][1]
-    print(f"[{name}] {res.new} pairs: end to end {res.new / t_e2e:.1f} pairs/s "
-          f"({t_e2e / res.new * 1000:.1f} ms/pair); recombine+render alone {t_render / res.new * 1000:.1f} ms/pair; "
-          f"DB + files add {(t_e2e / t_render - 1) * 100:.1f}%  [target < 25%] (end to end / render alone = "
-          f"{t_e2e / t_render:.2f}; noisy on a shared machine); PNG encoding of the 3 files alone "
-          f"{enc[0] / len(sub.recipes) * 1000:.1f} ms/pair")
-    print(f"[{name}] of which one-off setup (validate plan, open layer bank, job row) {(t_e2e - t_loop) * 1000:.0f} ms;"
-          f" the pair loop alone {t_loop / res.new * 1000:.1f} ms/pair: writing adds "
-          f"{(t_loop / t_render - 1) * 100:.1f}% per pair [target < 25%]")
+        render_only(ds, ref, sub, rend, enc)  # warm caches (bank, decoded images, torch)
+        for r in range(rounds):
+            c = time.process_time()
+            t_render = render_only(ds, ref, sub, rend)
+            c_render = time.process_time() - c
+            marks: list[tuple[float, float]] = []  # (wall, cpu) at each progress call: the first comes when the
+            # pair loop starts (after validation, the layer bank, the job row), the last after every row is in
+            with Workspace(tmp / f"ws_{name}_{r}") as ws:
+                build_layer_bank(ds, ws, workers=1)  # cached per workspace, as in the reference's
+                t, c = time.perf_counter(), time.process_time()
+                res = run_generate(ws, ds, sub, name, **kw, progress=lambda d, n, marks=marks: marks.append(
+                    (time.perf_counter(), time.process_time())))
+                t_e2e, c_e2e = time.perf_counter() - t, time.process_time() - c
+            rows.append((t_render, c_render, t_e2e, c_e2e, marks[-1][0] - marks[0][0], marks[-1][1] - marks[0][1],
+                         res.new))
+    n = rows[0][6]
+
+    def pct(vals: list[float]) -> str:
+        vals = [(v - 1) * 100 for v in vals]
+        spread = f" (rounds: {', '.join(f'{v:.0f}' for v in vals)})" if len(vals) > 1 else ""
+        return f"{statistics.median(vals):.1f}%{spread}"
+
+    med = statistics.median
+    print(f"[{name}] {n} pairs x {rounds} round(s), medians: end to end {med(r[2] for r in rows) / n * 1000:.1f} "
+          f"ms/pair, recombine+render alone {med(r[0] for r in rows) / n * 1000:.1f} ms/pair; PNG encoding of the "
+          f"3 files alone {enc[0] / len(sub.recipes) * 1000:.1f} ms/pair; one-off setup (validate plan, open layer "
+          f"bank, job row) {med(r[2] - r[4] for r in rows) * 1000:.0f} ms")
+    # the median of per-round ratios is the figure the target is judged on (one round slowed by a neighbour
+    # moves it little); the fastest round of each against the other (timeit's rule) is shown beside it
+    best = min(r[4] for r in rows) / min(r[0] for r in rows)
+    print(f"[{name}] writing adds, per pair (pair loop / render alone): per-round median "
+          f"{pct([r[4] / r[0] for r in rows])} [target < 25%]; fastest round vs fastest round {(best - 1) * 100:.1f}%; "
+          f"end to end {pct([r[2] / r[0] for r in rows])}")
     # CPU seconds of all threads: what writing costs when no core is free to overlap it (a loaded machine)
-    print(f"[{name}] CPU time: end to end {c_e2e / res.new * 1000:.1f} ms/pair, recombine+render alone "
-          f"{c_render / res.new * 1000:.1f} ms/pair: writing costs {(c_e2e / c_render - 1) * 100:.1f}% more CPU "
-          f"({(c_loop / c_render - 1) * 100:.1f}% in the pair loop alone)")
+    print(f"[{name}] CPU time: writing costs {pct([r[5] / r[1] for r in rows])} more CPU than rendering in the "
+          f"pair loop")
 
 
 def tiny_generator(path: Path, size: tuple[int, int]) -> str:
@@ -133,6 +153,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pairs", type=int, default=1000)
     ap.add_argument("--overhead-pairs", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=5, help="render-alone / generate rounds for the overhead figure")
     ap.add_argument("--checkpoint", help="pix2pixHD checkpoint for the generator run")
     ap.add_argument("--only-copypaste", action="store_true",
                     help="the copypaste overhead figure only (no pix2pixHD run, no long-job RSS run)")
@@ -151,7 +172,7 @@ def main() -> None:
         plan = make_plan(ds, ws, args.pairs)
     print(f"dataset {root} ({len(ds.samples())} maps, 512x256); plan of {len(plan.recipes)} recipes")
 
-    bench_renderer("copypaste", ds, tmp, plan, args.overhead_pairs)
+    bench_renderer("copypaste", ds, tmp, plan, args.overhead_pairs, args.rounds)
     if args.only_copypaste:
         import shutil
 
@@ -162,7 +183,7 @@ def main() -> None:
 
         torch.set_num_threads(1)
         ckpt = args.checkpoint or tiny_generator(tmp / "tiny_G.pt", (512, 256))
-        bench_renderer("pix2pixhd", ds, tmp, plan, min(args.overhead_pairs, 40), checkpoint=ckpt, device="cpu")
+        bench_renderer("pix2pixhd", ds, tmp, plan, min(args.overhead_pairs, 40), 1, checkpoint=ckpt, device="cpu")
     except ImportError as exc:
         print(f"[pix2pixhd] skipped: {exc}")
 

@@ -10,6 +10,7 @@ import os
 import re
 import struct
 import tempfile
+import zlib
 from pathlib import Path
 
 import cv2
@@ -171,16 +172,24 @@ def read_label_png(path: str | Path) -> np.ndarray:
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.is_dir():
-        raise IsADirectoryError(errno.EISDIR, "is a folder, expected a file name", str(path))
+    # raw fds and one path string: generate writes three files per pair, and pathlib/file-object overhead
+    # was half of this function's CPU time
+    parent = os.path.dirname(path) or "."
     # the writer's pid in the name lets the next command sweep what a killed writer left (sweep_temp_files)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    prefix = f".{os.path.basename(path)}.{os.getpid()}."
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=parent)
+    except FileNotFoundError:
+        os.makedirs(parent, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=parent)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException as exc:
         try:
@@ -188,6 +197,8 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         except OSError:
             pass
         if isinstance(exc, OSError):  # name the user's file, not our temporary one (disk full, permissions)
+            if exc.errno == errno.EISDIR:
+                raise IsADirectoryError(errno.EISDIR, "is a folder, expected a file name", str(path)) from None
             raise type(exc)(exc.errno, exc.strerror, str(path)) from None
         raise
 
@@ -220,6 +231,64 @@ def sweep_temp_files(folder: str | Path, *, recursive: bool = False) -> list[Pat
         except OSError:
             pass  # read-only media: nothing to sweep
     return removed
+
+
+try:  # ISA-L's deflate: the fast path of encode_png_rgb (optional: a bare GPU server may not have it)
+    from isal import isal_zlib as _isal_zlib
+except ImportError:  # pragma: no cover - exercised by monkeypatching in tests
+    _isal_zlib = None
+
+_IDAT_MAX = 1 << 30  # bytes per IDAT chunk (a PNG chunk holds at most 2**31 - 1)
+# OpenCV's fastest lossless settings, the fallback without isal: photos SUB filter + Huffman-only zlib; maps
+# (long runs of one id, which LZ77 shrinks) zlib level 1 without row filters
+PNG_PHOTO_CV2 = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY,
+                 cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
+PNG_MAP_CV2 = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
+
+
+def encode_png(arr: np.ndarray, *, photo: bool) -> bytes:
+    """Lossless PNG bytes of a uint8 RGB or gray array, or a uint16 gray one (instance maps), built for
+    generate's write path; photo=True takes RGB and SUB-filters the rows, maps are stored unfiltered.
+
+    libpng spends most of its time in zlib. On 512x256 Cityscapes frames ISA-L's level-1 deflate encodes a
+    photo about 3x faster than OpenCV's fastest setting for a file ~7% bigger, and label/instance maps about 5x
+    faster for files no bigger; it also releases the GIL. Without isal this is OpenCV with PNG_*_CV2.
+    """
+    arr = np.ascontiguousarray(arr)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if not ((arr.dtype == np.uint8 and (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)))
+            or (arr.dtype == np.uint16 and arr.ndim == 2)):
+        raise ValueError(f"a PNG here is uint8 HxW or HxWx3, or uint16 HxW; got {arr.dtype} {arr.shape}")
+    if _isal_zlib is None:
+        if arr.ndim == 3:
+            arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
+        ok, buf = cv2.imencode(".png", arr, PNG_PHOTO_CV2 if photo else PNG_MAP_CV2)
+        if not ok:
+            raise ValueError("OpenCV could not encode the PNG")
+        return buf.tobytes()
+    h, w = arr.shape[:2]
+    bpp = (3 if arr.ndim == 3 else 1) * arr.itemsize
+    rows = (arr.astype(">u2") if arr.dtype == np.uint16 else arr).view(np.uint8).reshape(h, w * bpp)
+    filt = np.empty((h, w * bpp + 1), np.uint8)  # each row: its filter type byte, then the filtered bytes
+    if photo:  # SUB: each byte minus the one bpp to its left (uint8 wraps mod 256, as PNG wants)
+        filt[:, 0] = 1
+        filt[:, 1 : bpp + 1] = rows[:, :bpp]
+        np.subtract(rows[:, bpp:], rows[:, :-bpp], out=filt[:, bpp + 1 :])
+    else:
+        filt[:, 0] = 0
+        filt[:, 1:] = rows
+    data = _isal_zlib.compress(filt.data, 1)
+    color = 2 if arr.ndim == 3 else 0
+    ihdr = struct.pack(">IIBBBBB", w, h, 8 * arr.itemsize, color, 0, 0, 0)
+    parts = [PNG_SIGNATURE, _png_chunk(b"IHDR", ihdr)]
+    parts += [_png_chunk(b"IDAT", data[k : k + _IDAT_MAX]) for k in range(0, len(data), _IDAT_MAX)]
+    parts.append(_png_chunk(b"IEND", b""))
+    return b"".join(parts)
 
 
 def write_png(path: str | Path, arr: np.ndarray, *, rgb: bool = False, compression: int = 1) -> None:

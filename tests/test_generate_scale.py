@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from segbalance.core.jobs.generate import PNG_MAP, PNG_PHOTO
 
@@ -20,6 +21,56 @@ def test_fast_png_settings_stay_lossless():
         assert back.dtype == arr.dtype and np.array_equal(back, arr)
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["isal", "opencv-fallback"])
+@pytest.mark.parametrize("shape,dtype,photo", [((37, 53, 3), np.uint8, True), ((1, 1, 3), np.uint8, True),
+                                               ((64, 7), np.uint8, False), ((40, 31, 1), np.uint8, True),
+                                               ((29, 41), np.uint16, False), ((29, 41, 3), np.uint8, False)])
+def test_encode_png_is_lossless_png(monkeypatch, tmp_path, fast, shape, dtype, photo):
+    from segbalance.core import io as sio
+
+    if not fast:
+        monkeypatch.setattr(sio, "_isal_zlib", None)
+    elif sio._isal_zlib is None:
+        pytest.skip("isal is not installed")
+    rng = np.random.default_rng(1)
+    arr = rng.integers(0, 65536 if dtype == np.uint16 else 256, shape).astype(dtype)
+    arr[: shape[0] // 2] = 200  # flat and noisy regions
+    buf = sio.encode_png(arr, photo=photo)
+    back = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr.ndim == 3 and arr.shape[2] == 3:
+        back = cv2.cvtColor(back, cv2.COLOR_BGR2RGB)  # the file stores RGB; OpenCV hands back BGR
+    assert back.dtype == arr.dtype and np.array_equal(back.reshape(arr.shape), arr)
+    f = tmp_path / "x.png"  # the header and IEND our dataset reader checks
+    f.write_bytes(buf)
+    assert sio.png_size(f) == shape[:2]
+    assert _chunks_ok(buf)
+
+
+def _chunks_ok(buf: bytes) -> bool:
+    """Every chunk's CRC is right and the chunks fill the file (decoders differ in how strictly they check)."""
+    import struct
+    import zlib
+
+    if buf[:8] != b"\x89PNG\r\n\x1a\n":
+        return False
+    k = 8
+    while k < len(buf):
+        (n,) = struct.unpack(">I", buf[k : k + 4])
+        kind, data = buf[k + 4 : k + 8], buf[k + 8 : k + 8 + n]
+        if struct.unpack(">I", buf[k + 8 + n : k + 12 + n])[0] != zlib.crc32(data, zlib.crc32(kind)):
+            return False
+        k += 12 + n
+    return k == len(buf)
+
+
+def test_encode_png_rejects_what_it_cannot_store():
+    from segbalance.core.io import encode_png
+
+    for bad in (np.zeros((4, 4, 3), np.uint16), np.zeros((4, 4, 4), np.uint8), np.zeros((4, 4), np.int32)):
+        with pytest.raises(ValueError):
+            encode_png(bad, photo=True)
+
+
 # -- torchrun: one plan split across processes ---------------------------------------------------------------
 import json  # noqa: E402
 import os  # noqa: E402
@@ -29,8 +80,6 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
 
 from tests.test_jobs import _plan  # noqa: E402
 

@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-import cv2
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import OperationalError
 
 from segbalance.core.datasets.cityscapes import IMAGE_SUFFIX, INSTANCE_SUFFIX, LABEL_SUFFIX
 from segbalance.core.errors import Cancelled, DataError, SegbalanceError
+from segbalance.core.io import PNG_MAP_CV2, PNG_PHOTO_CV2, encode_png
 from segbalance.core.jobs.records import JobContext, _db_call, _pid_alive, db_error
 from segbalance.core.runs.records import STATUSES as RUN_STATUSES
 from segbalance.db import models as m
@@ -58,22 +58,16 @@ def pair_stem(job_id: int, index: int) -> str:
     return f"job{job_id}_{index:06d}_000019"
 
 
-# Photos: Huffman-only deflate after the SUB filter encodes a 512x256 frame about twice as fast as zlib level 1
-# with the adaptive filter, and the file comes out smaller (measured on Cityscapes frames; still lossless).
-# Label and instance maps: zlib level 1 without row filters; long runs of one id are what LZ77 shrinks, and
-# skipping libpng's adaptive filter choice makes them 2-4x faster at about the same size.
-PNG_PHOTO = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY,
-             cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
-PNG_MAP = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
+# The lossless settings generate writes with (io.encode_png; these are OpenCV's, used without isal)
+PNG_PHOTO = PNG_PHOTO_CV2
+PNG_MAP = PNG_MAP_CV2
 
 
 def _encode_png(arr: np.ndarray, path: Path, rgb: bool = False) -> bytes:
-    if rgb:
-        arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".png", arr, PNG_PHOTO if rgb else PNG_MAP)
-    if not ok:
-        raise DataError("cannot encode PNG", path)
-    return buf.tobytes()
+    try:
+        return encode_png(arr, photo=rgb)
+    except ValueError as exc:
+        raise DataError(f"cannot encode PNG ({exc})", path) from None
 
 
 def _write_pair(files: list[tuple[Path, bytes]]) -> None:
@@ -649,13 +643,16 @@ def _commit_pairs(ws, written: list[_Written]) -> None:
     """Insert (or, for a redone recipe, update) the rows of pairs whose files exist, in one transaction."""
     def go() -> None:
         with ws.session() as s, s.begin():
+            new = []
             for w in written:
                 row = s.get(m.GeneratedPair, w.old_id) if w.old_id is not None else None
                 if row is None:
-                    s.add(m.GeneratedPair(job_id=w.job_id, recipe_index=w.index, **w.values))
+                    new.append(dict(job_id=w.job_id, recipe_index=w.index, **w.values))
                 else:
                     for k, v in w.values.items():
                         setattr(row, k, v)
+            if new:  # one executemany: ORM objects cost about 1 ms of GIL-held Python per pair
+                s.execute(insert(m.GeneratedPair), new)
     try:
         _db_call(go)
     except BaseException:
