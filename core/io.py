@@ -233,7 +233,7 @@ def sweep_temp_files(folder: str | Path, *, recursive: bool = False) -> list[Pat
     return removed
 
 
-try:  # ISA-L's deflate: the fast path of encode_png_rgb (optional: a bare GPU server may not have it)
+try:  # ISA-L's deflate: the fast path of encode_png (optional: a bare GPU server may not have it)
     from isal import isal_zlib as _isal_zlib
 except ImportError:  # pragma: no cover - exercised by monkeypatching in tests
     _isal_zlib = None
