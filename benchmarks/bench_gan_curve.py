@@ -35,7 +35,8 @@ def train_curve(args, ds, out: Path) -> dict:
     """Train one generator, keeping its checkpoint every --every iterations: {iteration: path, -1: seconds}."""
     small = preset("small", device=args.device)
     cfg = make_config("tiny", label_nc=35, iters=args.iters, size=(256, 128), device=args.device, seed=args.seed,
-                      amp=fast_amp(small), save_every=args.every, lr=args.lr, class_balance=args.class_balance)
+                      amp=fast_amp(small), save_every=args.every, lr=args.lr, class_balance=args.class_balance,
+                      lambda_l1=args.lambda_l1, lr_d=args.lr_d, decay_start=args.decay_start)
     gan_dir = out / "gan"
     kept: dict = {}
 
@@ -68,6 +69,9 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--class-balance", action="store_true", help="train with the class-balanced losses")
     ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--lambda-l1", type=float, default=0.0, help="weight of the pixel L1 content loss (0 = off)")
+    ap.add_argument("--lr-d", type=float, help="discriminator lr (default: --lr)")
+    ap.add_argument("--decay-start", type=float, default=0.5, help="fraction of the run before the lr decays")
     ap.add_argument("--score-only", nargs="+", metavar="CKPT", help="score these generator checkpoints "
                     "(e.g. an earlier run's G-800.pt) instead of training")
     args = ap.parse_args()
@@ -104,7 +108,10 @@ def main() -> None:
                                max_images=args.max_images)
     what = ("the given checkpoints" if args.score_only else
             f"tiny pix2pixHD, {args.iters} iterations (seed {args.seed}, lr {args.lr:g}"
-            f"{', class-balanced' if args.class_balance else ''}), trained in {train_s / 60:.1f} min")
+            f"{', class-balanced' if args.class_balance else ''}"
+            f"{f', L1 x{args.lambda_l1:g}' if args.lambda_l1 else ''}{f', lr D {args.lr_d:g}' if args.lr_d else ''}"
+            f"{f', decay from {args.decay_start:g}' if args.decay_start != 0.5 else ''})"
+            f", trained in {train_s / 60:.1f} min")
     print(f"{what}; scored on {args.max_images} val label maps by {args.seg_run}")
     print(f"real images: {real['miou'] * 100:.1f} mIoU (ceiling); oracle renderer: {oracle['miou'] * 100:.1f} mIoU")
     print("| checkpoint | gen score (mIoU) | % of real | % of oracle [95% paired bootstrap over the maps] |")

@@ -42,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--class-balance", action="store_true",
                    help="OASIS-style inverse class-frequency weights on the adversarial and feature losses")
     p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--lr-d", type=float, help="discriminator learning rate (default: --lr)")
+    p.add_argument("--lambda-l1", type=float, help="weight of the pixel L1 loss to the real image "
+                                                 "(default: the preset's; 0 = off, as the official models)")
     p.add_argument("--split", default="train")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-every", type=int, default=500, help="checkpoint every N iterations (default 500)")
@@ -64,15 +67,17 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     ds = open_dataset(args.dataset)
     label_nc = args.label_nc or (35 if ds.label_set.name == "cityscapes" else ds.label_set.label_nc)
-    for name in ("iters", "epochs", "batch", "save_every"):
+    for name in ("iters", "epochs", "batch", "save_every", "lr", "lr_d"):
         v = getattr(args, name)
         if v is not None and v <= 0:
             raise SegbalanceError(f"--{name.replace('_', '-')} must be positive")
+    if args.lambda_l1 is not None and args.lambda_l1 < 0:
+        raise SegbalanceError("--lambda-l1 must be 0 or more")
     cfg = make_config(args.preset, label_nc=label_nc, arch={"feat_num": 3 if args.features else 0},
                       size=args.size, iters=args.iters, epochs=args.epochs, batch_size=args.batch,
                       device=args.device, amp=args.amp, vgg_weights=args.vgg_weights,
-                      class_balance=args.class_balance, lr=args.lr, split=args.split, seed=args.seed,
-                      save_every=args.save_every)
+                      class_balance=args.class_balance, lr=args.lr, lr_d=args.lr_d, lambda_l1=args.lambda_l1,
+                      split=args.split, seed=args.seed, save_every=args.save_every)
     master = os.environ.get("RANK", "0") == "0"
     bar = None
 

@@ -122,6 +122,15 @@ def feature_matching_loss(fake: list[list[torch.Tensor]], real: list[list[torch.
     return total
 
 
+def l1_loss(fake: torch.Tensor, real: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean absolute pixel error to the real image (class-weighted like the other terms when weights are given).
+
+    pix2pix's content term: without a VGG19 file it is the only loss that pulls colours toward the real ones
+    from the first iteration, where the adversarial and feature terms need the discriminator to learn first.
+    """
+    return _weighted_mean((fake.float() - real.float()).abs(), weight)
+
+
 def class_balance_weights(label: torch.Tensor, label_nc: int) -> torch.Tensor:
     """OASIS-style per-pixel weights (B,1,H,W): inverse class frequency in the batch, mean 1 over pixels.
 

@@ -27,6 +27,7 @@ from segbalance.core.render.gan_losses import (
     VGGLoss,
     class_balance_weights,
     feature_matching_loss,
+    l1_loss,
     load_vgg19,
     lsgan_loss,
     vgg_weights_path,
@@ -65,6 +66,8 @@ PRESETS: dict[str, dict] = {
     # the official 1024p model: local enhancer around a 2*ngf global generator, 3 discriminator scales
     "1024p": dict(netG="local", ngf=32, n_downsample_global=4, n_blocks_global=9, ndf=64, num_D=3),
 }
+# training defaults a preset changes from GANTrainConfig's (official presets keep the release's recipe)
+TRAIN_DEFAULTS: dict[str, dict] = {"tiny": {}}
 DEFAULT_ITERS = {"tiny": 2000}
 DEFAULT_EPOCHS = 200  # official: 100 at constant lr + 100 decaying
 
@@ -84,6 +87,8 @@ class GANTrainConfig:
     beta2: float = 0.999
     decay_start: float = 0.5  # fraction of the run at constant lr, then linear decay to 0 (niter / niter_decay)
     lambda_feat: float = 10.0
+    lambda_l1: float = 0.0  # pixel L1 to the real image (pix2pix's content term); 0 = off, as the release
+    lr_d: float | None = None  # discriminator lr; None = lr (TTUR when set higher)
     vgg_weights: str | None = None  # torchvision vgg19 state dict; None -> $SEGBALANCE_VGG19 -> VGG loss off
     class_balance: bool = False  # OASIS-style inverse-frequency weights on the adversarial and feature losses
     flip: bool = True
@@ -115,6 +120,10 @@ def make_config(preset: str = "tiny", label_nc: int = 35, **overrides) -> GANTra
     if preset not in PRESETS:
         raise SegbalanceError(f"unknown preset {preset!r} (choose {', '.join(PRESETS)})")
     arch_over = overrides.pop("arch", {}) or {}
+    for key in ("lambda_l1", "lr_d"):  # None means "the preset's default"
+        if key in overrides and overrides[key] is None:
+            del overrides[key]
+    overrides = {**TRAIN_DEFAULTS.get(preset, {}), **overrides}
     arch = Pix2PixHDConfig(label_nc=label_nc, **{**PRESETS[preset], **arch_over})
     return GANTrainConfig(arch=arch, preset=preset, **overrides)
 
@@ -342,7 +351,8 @@ def _run(ds: Dataset, src: PairSource, cfg: GANTrainConfig, amp: str, ckpt: dict
     # optimizers and schedules
     g_params = list(G.parameters()) + (list(E.parameters()) if E is not None else [])
     opt_G = torch.optim.Adam(g_params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-    opt_D = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    lr_d = cfg.lr if cfg.lr_d is None else cfg.lr_d
+    opt_D = torch.optim.Adam(D.parameters(), lr=lr_d, betas=(cfg.beta1, cfg.beta2))
     sched_G = torch.optim.lr_scheduler.LambdaLR(opt_G, lambda it: lr_factor(it, n_iters, cfg.decay_start))
     sched_D = torch.optim.lr_scheduler.LambdaLR(opt_D, lambda it: lr_factor(it, n_iters, cfg.decay_start))
     scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
@@ -474,7 +484,9 @@ def train_step(G: nn.Module, D: nn.Module, E: nn.Module | None, D_raw: nn.Module
         loss_gan = lsgan_loss(pred_fake, True, weight)
         loss_feat = feature_matching_loss(pred_fake, pred_real, arch.n_layers_D, weight, cfg.lambda_feat)
         loss_vgg = vgg_loss(fake.float(), real) * cfg.lambda_feat if vgg_loss is not None else fake.new_zeros(())
-        loss_G = loss_gan + loss_feat + loss_vgg
+        loss_l1 = (l1_loss(fake, real, weight) * cfg.lambda_l1 if cfg.lambda_l1 > 0
+                   else fake.new_zeros((), dtype=torch.float32))
+        loss_G = loss_gan + loss_feat + loss_vgg + loss_l1
     opt_G.zero_grad(set_to_none=True)
     scaler.scale(loss_G).backward()
     scaler.step(opt_G)
@@ -493,6 +505,7 @@ def train_step(G: nn.Module, D: nn.Module, E: nn.Module | None, D_raw: nn.Module
     with torch.no_grad():
         l1 = (fake.detach().float() - real).abs().mean()
     vals = {"loss_G_GAN": loss_gan, "loss_G_GAN_Feat": loss_feat, "loss_G_VGG": loss_vgg,
+            "loss_G_L1": loss_l1,
             "loss_D_real": loss_d_real, "loss_D_fake": loss_d_fake, "l1": l1}
     return {k: float(v.detach()) for k, v in vals.items()}
 
