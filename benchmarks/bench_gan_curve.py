@@ -121,7 +121,7 @@ def main() -> None:
         g = gs.score_renderer(scorer, ds, rend, "val", max_images=args.max_images)
         iv = bootstrap_ratio([g["image_counts"]], [oracle["image_counts"]])
         vs = "–" if iv is None else f"{iv.mean * 100:.0f}% [{iv.lo * 100:.0f}, {iv.hi * 100:.0f}]"
-        name = kept[it].name if args.score_only else str(it)
+        name = f"{kept[it].parent.name}/{kept[it].name}" if args.score_only else str(it)
         print(f"| {name} | {g['miou'] * 100:.1f} | {g['miou'] / real['miou'] * 100:.0f}% | {vs} |")
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--lr-d", type=float, help="discriminator learning rate (default: --lr)")
     p.add_argument("--lambda-l1", type=float, help="weight of the pixel L1 loss to the real image "
-                                                 "(default: the preset's; 0 = off, as the official models)")
+                                                 "(default 0 = off, as the official models)")
     p.add_argument("--split", default="train")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-every", type=int, default=500, help="checkpoint every N iterations (default 500)")

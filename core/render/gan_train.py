@@ -66,8 +66,6 @@ PRESETS: dict[str, dict] = {
     # the official 1024p model: local enhancer around a 2*ngf global generator, 3 discriminator scales
     "1024p": dict(netG="local", ngf=32, n_downsample_global=4, n_blocks_global=9, ndf=64, num_D=3),
 }
-# training defaults a preset changes from GANTrainConfig's (official presets keep the release's recipe)
-TRAIN_DEFAULTS: dict[str, dict] = {"tiny": {}}
 DEFAULT_ITERS = {"tiny": 2000}
 DEFAULT_EPOCHS = 200  # official: 100 at constant lr + 100 decaying
 
@@ -120,10 +118,9 @@ def make_config(preset: str = "tiny", label_nc: int = 35, **overrides) -> GANTra
     if preset not in PRESETS:
         raise SegbalanceError(f"unknown preset {preset!r} (choose {', '.join(PRESETS)})")
     arch_over = overrides.pop("arch", {}) or {}
-    for key in ("lambda_l1", "lr_d"):  # None means "the preset's default"
+    for key in ("lambda_l1", "lr_d"):  # None (an option not given) means GANTrainConfig's default
         if key in overrides and overrides[key] is None:
             del overrides[key]
-    overrides = {**TRAIN_DEFAULTS.get(preset, {}), **overrides}
     arch = Pix2PixHDConfig(label_nc=label_nc, **{**PRESETS[preset], **arch_over})
     return GANTrainConfig(arch=arch, preset=preset, **overrides)
 
