@@ -6,7 +6,8 @@ generator's renders of the split's real label maps, mIoU against those maps. The
 the sample data's own painter (procedural renderer) the renderer's ceiling. Prints a table, no assertions.
 
     python benchmarks/bench_gan_curve.py [--dataset WS/sample-dataset --seg-run WS/runs/baseline-seed0] \
-        [--out DIR] [--iters 1500] [--every 250] [--max-images 100] [--class-balance] [--lr 2e-4]
+        [--out DIR] [--iters 1500] [--every 250] [--max-images 100] [--class-balance] [--lr 2e-4] [--lr-d F] \
+        [--lambda-l1 F] [--decay-start 0.5] [--arch n_downsample_global=2 ...]
     python benchmarks/bench_gan_curve.py --dataset ... --seg-run ... --score-only G-800.pt ...
 
 Without --dataset / --seg-run it makes them in --out as the `small` experiment does (sample dataset, 200 train /
@@ -36,7 +37,8 @@ def train_curve(args, ds, out: Path) -> dict:
     small = preset("small", device=args.device)
     cfg = make_config("tiny", label_nc=35, iters=args.iters, size=(256, 128), device=args.device, seed=args.seed,
                       amp=fast_amp(small), save_every=args.every, lr=args.lr, class_balance=args.class_balance,
-                      lambda_l1=args.lambda_l1, lr_d=args.lr_d, decay_start=args.decay_start)
+                      lambda_l1=args.lambda_l1, lr_d=args.lr_d, decay_start=args.decay_start,
+                      arch={k: int(v) for k, v in (a.split("=", 1) for a in args.arch)})
     gan_dir = out / "gan"
     kept: dict = {}
 
@@ -72,6 +74,8 @@ def main() -> None:
     ap.add_argument("--lambda-l1", type=float, default=0.0, help="weight of the pixel L1 content loss (0 = off)")
     ap.add_argument("--lr-d", type=float, help="discriminator lr (default: --lr)")
     ap.add_argument("--decay-start", type=float, default=0.5, help="fraction of the run before the lr decays")
+    ap.add_argument("--arch", nargs="*", default=[], metavar="KEY=INT",
+                    help="tiny preset overrides, e.g. n_downsample_global=2")
     ap.add_argument("--score-only", nargs="+", metavar="CKPT", help="score these generator checkpoints "
                     "(e.g. an earlier run's G-800.pt) instead of training")
     args = ap.parse_args()
@@ -110,7 +114,8 @@ def main() -> None:
             f"tiny pix2pixHD, {args.iters} iterations (seed {args.seed}, lr {args.lr:g}"
             f"{', class-balanced' if args.class_balance else ''}"
             f"{f', L1 x{args.lambda_l1:g}' if args.lambda_l1 else ''}{f', lr D {args.lr_d:g}' if args.lr_d else ''}"
-            f"{f', decay from {args.decay_start:g}' if args.decay_start != 0.5 else ''})"
+            f"{f', decay from {args.decay_start:g}' if args.decay_start != 0.5 else ''}"
+            f"{''.join(', ' + a for a in args.arch)})"
             f", trained in {train_s / 60:.1f} min")
     print(f"{what}; scored on {args.max_images} val label maps by {args.seg_run}")
     print(f"real images: {real['miou'] * 100:.1f} mIoU (ceiling); oracle renderer: {oracle['miou'] * 100:.1f} mIoU")
