@@ -125,8 +125,8 @@ def feature_matching_loss(fake: list[list[torch.Tensor]], real: list[list[torch.
 def l1_loss(fake: torch.Tensor, real: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
     """Mean absolute pixel error to the real image (class-weighted like the other terms when weights are given).
 
-    pix2pix's content term: without a VGG19 file it is the only loss that pulls colours toward the real ones
-    from the first iteration, where the adversarial and feature terms need the discriminator to learn first.
+    pix2pix's content term: a direct pull toward the real colours from the first step, which the adversarial and
+    feature terms give only once the discriminator has learned (off by default: it showed no gain in our pilots).
     """
     return _weighted_mean((fake.float() - real.float()).abs(), weight)
 
