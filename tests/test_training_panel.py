@@ -44,9 +44,9 @@ FAKE_TRAIN = textwrap.dedent(
         s.add(run)
         s.flush()
         run_id = run.id
-    state = {"it": 0}
+    state = {"it": 0, "stop": False}
 
-    def stop(*_):
+    def stop():
         (out / "checkpoint.pt").write_text(json.dumps({"iter_num": state["it"]}))
         with ws.session() as s, s.begin():
             r = s.get(m.TrainingRun, run_id)
@@ -54,8 +54,12 @@ FAKE_TRAIN = textwrap.dedent(
         print(f"stopped at iteration {state['it']}; checkpoint kept", file=sys.stderr, flush=True)
         sys.exit(130)
 
-    signal.signal(signal.SIGTERM, stop)
+    # like train-seg: the signal only asks; the loop stops at the next iteration boundary (a handler writing to
+    # the DB could land inside the loop's own write transaction and fail on the locked database)
+    signal.signal(signal.SIGTERM, lambda *_: state.update(stop=True))
     for it in range(1, iters + 1):
+        if state["stop"]:
+            stop()
         state["it"] = it
         with ws.session() as s, s.begin():
             s.add(m.MetricPoint(run_id=run_id, iteration=it, name="loss", value=2.0 / it))
