@@ -130,7 +130,8 @@ def bench_renderer(name: str, ds, tmp: Path, plan: Plan, n_overhead: int, rounds
           f"end to end {pct([r[2] / r[0] for r in rows])}")
     # CPU seconds of all threads: what writing costs when no core is free to overlap it (a loaded machine)
     print(f"[{name}] CPU time: writing costs {pct([r[5] / r[1] for r in rows])} more CPU than rendering in the "
-          f"pair loop")
+          f"pair loop; cores busy: render alone {med(r[1] / r[0] for r in rows):.2f}, pair loop "
+          f"{med(r[5] / r[4] for r in rows):.2f}")
 
 
 def tiny_generator(path: Path, size: tuple[int, int]) -> str:

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -253,11 +254,11 @@ def test_disk_full_removes_partial_pair_and_job_resumes(setup, monkeypatch, caps
     real = segbalance.core.io.atomic_write_bytes
     count = {"n": 0}
 
-    def flaky(path, data):
+    def flaky(path, data, **kw):
         count["n"] += 1
         if count["n"] == 5:  # second file of the second pair
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        real(path, data)
+        real(path, data, **kw)
 
     monkeypatch.setattr(segbalance.core.io, "atomic_write_bytes", flaky)
     rc = main(["generate", "--workspace", str(ws), "--dataset", str(root), "--plan", str(plan),
@@ -274,6 +275,47 @@ def test_disk_full_removes_partial_pair_and_job_resumes(setup, monkeypatch, caps
     assert main(["generate", "--workspace", str(ws), "--dataset", str(root), "--plan", str(plan),
                  "--renderer", "copypaste"]) == 0
     _check_rows(ws, 1, 6)
+
+
+def test_rows_are_committed_only_after_their_files_are_flushed(setup, monkeypatch, capsys):
+    """Pair files are written without a per-file fsync; one syncfs per batch must precede the batch's rows,
+    and a flush that fails leaves neither rows nor files, with a one-line error and exit code 2."""
+    root, ws, plan = setup
+    import segbalance.core.io
+    import segbalance.core.jobs.generate as gen
+
+    real_sync, real_db_call = segbalance.core.io.sync_filesystem, gen._db_call
+    flushed: set[str] = set()
+
+    def sync(path):
+        real_sync(path)
+        flushed.update(str(p.relative_to(ws)) for p in (ws / "pairs").rglob("*.png"))
+
+    def db_call(fn):  # after each transaction of generate's, every committed row's files were flushed before it
+        out = real_db_call(fn)
+        with sqlite3.connect(ws / "segbalance.db") as con:
+            rows = con.execute("SELECT image_path, label_path, instance_path FROM generated_pair").fetchall()
+        assert {p for r in rows for p in r} <= flushed, "a row was committed before its files were flushed"
+        return out
+
+    monkeypatch.setattr(segbalance.core.io, "sync_filesystem", sync)
+    monkeypatch.setattr(gen, "_db_call", db_call)
+    res = run_generate(ws, root, plan, "copypaste")
+    assert res.done == 6 and flushed
+    _check_rows(ws, res.job_id, 6)
+
+    def broken(path):
+        raise OSError(errno.EIO, "Input/output error", str(path))
+
+    ws2 = ws.parent / "ws2"
+    monkeypatch.setattr(segbalance.core.io, "sync_filesystem", broken)
+    rc = main(["generate", "--workspace", str(ws2), "--dataset", str(root), "--plan", str(plan),
+               "--renderer", "copypaste"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and "cannot flush pairs to disk" in err[-1] and "Traceback" not in "\n".join(err)
+    with Workspace(ws2) as w, w.session() as s:
+        assert list(s.scalars(select(m.GeneratedPair))) == []
+        assert [p for p in (ws2 / "pairs").rglob("*") if p.is_file()] == []
 
 
 def test_bad_inputs(setup, tmp_path, capsys):

@@ -70,14 +70,17 @@ def _encode_png(arr: np.ndarray, path: Path, rgb: bool = False) -> bytes:
         raise DataError(f"cannot encode PNG ({exc})", path) from None
 
 
-def _write_pair(files: list[tuple[Path, bytes]]) -> None:
-    """Write every file of a pair atomically; on any failure remove the ones already written."""
+def _write_pair(files: list[tuple[Path, bytes]], durable: bool = True) -> None:
+    """Write every file of a pair atomically; on any failure remove the ones already written.
+
+    durable=False leaves the fsync to _commit_pairs (one syncfs per batch before its rows commit).
+    """
     from segbalance.core.io import atomic_write_bytes
 
     written: list[Path] = []
     try:
         for path, data in files:
-            atomic_write_bytes(path, data)
+            atomic_write_bytes(path, data, durable=durable)
             written.append(path)
     except OSError as exc:
         for p in written:
@@ -89,6 +92,16 @@ def _write_pair(files: list[tuple[Path, bytes]]) -> None:
             raise SegbalanceError(f"cannot write pairs ({exc.strerror})", exc.filename or files[0][0].parent) \
                 from None
         raise
+
+
+def label_counts(label: np.ndarray) -> np.ndarray:
+    """Pixels per id (0-255) of a uint8 label map. cv2.calcHist releases the GIL, np.bincount does not: on
+    generate's writer thread that is rendering time won back; its float32 counts are exact below 2**24 px."""
+    if label.dtype == np.uint8 and label.size < (1 << 24):
+        import cv2
+
+        return cv2.calcHist([np.ascontiguousarray(label)], [0], None, [256], [0, 256]).ravel().astype(np.int64)
+    return np.bincount(label.ravel(), minlength=256)
 
 
 def _sha(data: bytes) -> str:
@@ -374,6 +387,7 @@ def _generate(ws, ds, plan, bank, rend, scorer, ctx: JobContext, job_id: int, re
 
     shard = shard or Shard()
     pairs_dir = ws.subdir("pairs", str(job_id))
+    pairs_rel = Path(ws.rel(pairs_dir))  # once: Workspace.rel resolves the path, ~0.25 ms of GIL-held Python
     n = len(plan.recipes)
     if shard.main:
         rows = _cleanup(ws, job_id, pairs_dir, ctx)
@@ -434,8 +448,8 @@ def _generate(ws, ds, plan, bank, rend, scorer, ctx: JobContext, job_id: int, re
                 if delay:
                     time.sleep(delay)
                 status = "rejected" if quality is not None and quality < min_quality else "pending"
-                writer.put(partial(_store_pair, ws, job_id, i, plan.recipes[i], item, img, pairs_dir, rend, seed,
-                                   quality, status, names, rows.get(i)), status == "rejected")
+                writer.put(partial(_store_pair, ws, job_id, i, plan.recipes[i], item, img, pairs_dir, pairs_rel, rend,
+                                   seed, quality, status, names, rows.get(i)), status == "rejected")
                 if shard.world > 1 and shard.main:
                     now = time.monotonic()
                     if now - last_count >= ctx.interval:  # every rank's pairs, from the DB
@@ -482,11 +496,11 @@ def _generate(ws, ds, plan, bank, rend, scorer, ctx: JobContext, job_id: int, re
 class _PairWriter:
     """Encodes and writes pairs on worker threads and commits their rows in batches, overlapping rendering.
 
-    Workers only encode and write files (cv2 and fsync release the GIL, and concurrent fsyncs share journal
-    commits); one committer thread inserts the rows of whatever pairs are complete in one transaction every
-    few tens of milliseconds, so the ORM's Python work and the DB's fsync are paid per batch, not per pair,
+    Workers only encode and write files (cv2 releases the GIL); one committer thread flushes the files of
+    whatever pairs are complete (one syncfs) and inserts their rows in one transaction every few tens of
+    milliseconds, so the fsyncs, the ORM's Python work and the DB's fsync are paid per batch, not per pair,
     and contend less with the rendering thread for the GIL. A row is still committed only after its files
-    exist. The first error stops further writes and is raised in the caller's thread at its next put() or
+    are on disk. The first error stops further writes and is raised in the caller's thread at its next put() or
     at close(). A killed process loses only pairs without a row (their files are orphans removed on resume).
     """
 
@@ -601,8 +615,8 @@ def _settle(writer: _PairWriter, res: GenerateResult, done0: int, quiet: bool = 
         res.rejected = writer.rejected
 
 
-def _store_pair(ws, job_id: int, i: int, recipe, item, img: np.ndarray, pairs_dir: Path, rend, seed, quality,
-                status: str, names: dict[int, str], old) -> _Written:
+def _store_pair(ws, job_id: int, i: int, recipe, item, img: np.ndarray, pairs_dir: Path, pairs_rel: Path, rend,
+                seed, quality, status: str, names: dict[int, str], old) -> _Written:
     """Encode and write one pair's files; the row is committed by the writer's committer (_commit_pairs)."""
     from segbalance.core.recombine.write import instance_png
 
@@ -613,12 +627,15 @@ def _store_pair(ws, job_id: int, i: int, recipe, item, img: np.ndarray, pairs_di
                         f"{item.label.shape[1]}x{item.label.shape[0]} map")
     blobs = [(img_p, _encode_png(img, img_p, rgb=True)), (lab_p, _encode_png(item.label, lab_p)),
              (inst_p, _encode_png(instance_png(item.instance), inst_p))]
-    _write_pair(blobs)
-    counts = np.bincount(item.label.ravel(), minlength=256)
+    # a new pair's files are flushed with its batch (no row claims them before); one that replaces a committed
+    # row's files is flushed at once, since that row already points at them
+    _write_pair(blobs, durable=old is not None)
+    counts = label_counts(item.label)
     values = dict(
         recipe=recipe.to_dict(), strategy=recipe.strategy, source_samples=recipe.sources(),
         classes_added=[names.get(c, str(c)) for c in recipe.classes_added()],
-        image_path=ws.rel(img_p), label_path=ws.rel(lab_p), instance_path=ws.rel(inst_p),
+        image_path=str(pairs_rel / img_p.name), label_path=str(pairs_rel / lab_p.name),
+        instance_path=str(pairs_rel / inst_p.name),
         image_sha256=_sha(blobs[0][1]), label_sha256=_sha(blobs[1][1]), instance_sha256=_sha(blobs[2][1]),
         renderer=rend.name, checkpoint_sha256=rend.checkpoint_sha256,
         seed=int(seed) if seed is not None else int(recipe.seed),
@@ -640,7 +657,13 @@ class _Written:
 
 
 def _commit_pairs(ws, written: list[_Written]) -> None:
-    """Insert (or, for a redone recipe, update) the rows of pairs whose files exist, in one transaction."""
+    """Insert (or, for a redone recipe, update) the rows of pairs whose files exist, in one transaction.
+
+    The files are flushed first, with one syncfs for the batch instead of three fsyncs per pair: a row is
+    committed only once its files would survive a power cut.
+    """
+    from segbalance.core.io import sync_filesystem
+
     def go() -> None:
         with ws.session() as s, s.begin():
             new = []
@@ -654,6 +677,12 @@ def _commit_pairs(ws, written: list[_Written]) -> None:
             if new:  # one executemany: ORM objects cost about 1 ms of GIL-held Python per pair
                 s.execute(insert(m.GeneratedPair), new)
     try:
+        if written:
+            try:
+                sync_filesystem(written[0].files[0].parent)
+            except OSError as exc:  # EIO from writeback: these pairs' files may be damaged, so they get no row
+                raise SegbalanceError(f"cannot flush pairs to disk ({exc.strerror}); re-run the same command to "
+                                      "resume", written[0].files[0].parent) from None
         _db_call(go)
     except BaseException:
         for w in written:  # no row, no files: those pairs are redone on resume
