@@ -311,27 +311,35 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, durable: bool = True) -
     _atomic_write_bytes(Path(path), data, durable)
 
 
-def sync_filesystem(path: str | Path) -> None:
-    """Flush the whole filesystem holding path to disk: one journal commit for a batch of non-durable writes.
+def sync_filesystem(path: str | Path, files: list[Path] | tuple = ()) -> None:
+    """Flush the filesystem holding path to disk: one journal commit for a batch of non-durable writes.
 
-    syncfs(2) where libc has it (Linux), else os.sync(); raises OSError when the kernel reports a write error.
+    syncfs(2) where libc has it (Linux); elsewhere each of `files` is fsynced (macOS's sync() does not wait
+    and Windows has none). Raises OSError when the kernel reports a write error.
     """
     global _syncfs
     if _syncfs is None:
         try:
             import ctypes
+
             libc = ctypes.CDLL(None, use_errno=True)
             _syncfs = libc.syncfs
             _syncfs.argtypes = [ctypes.c_int]
-        except (OSError, AttributeError):
+        except (OSError, AttributeError, TypeError):
             _syncfs = False
     if _syncfs is False:
-        os.sync()
+        for f in files:
+            fd = os.open(f, os.O_RDWR)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         return
     fd = os.open(path, os.O_RDONLY)
     try:
         if _syncfs(fd) != 0:
             import ctypes
+
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err), str(path))
     finally:

@@ -287,8 +287,8 @@ def test_rows_are_committed_only_after_their_files_are_flushed(setup, monkeypatc
     real_sync, real_db_call = segbalance.core.io.sync_filesystem, gen._db_call
     flushed: set[str] = set()
 
-    def sync(path):
-        real_sync(path)
+    def sync(path, files=()):
+        real_sync(path, files)
         flushed.update(str(p.relative_to(ws)) for p in (ws / "pairs").rglob("*.png"))
 
     def db_call(fn):  # after each transaction of generate's, every committed row's files were flushed before it
@@ -304,7 +304,7 @@ def test_rows_are_committed_only_after_their_files_are_flushed(setup, monkeypatc
     assert res.done == 6 and flushed
     _check_rows(ws, res.job_id, 6)
 
-    def broken(path):
+    def broken(path, files=()):
         raise OSError(errno.EIO, "Input/output error", str(path))
 
     ws2 = ws.parent / "ws2"
@@ -316,6 +316,21 @@ def test_rows_are_committed_only_after_their_files_are_flushed(setup, monkeypatc
     with Workspace(ws2) as w, w.session() as s:
         assert list(s.scalars(select(m.GeneratedPair))) == []
         assert [p for p in (ws2 / "pairs").rglob("*") if p.is_file()] == []
+
+
+def test_sync_filesystem_falls_back_to_one_fsync_per_file_without_syncfs(tmp_path, monkeypatch):
+    """Where libc has no syncfs (macOS, Windows) the batch's files are fsynced one by one, none skipped."""
+    import segbalance.core.io as sio
+
+    files = [tmp_path / f"f{k}.png" for k in range(3)]
+    for f in files:
+        sio.atomic_write_bytes(f, b"x" * 10, durable=False)
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(sio, "_syncfs", False)
+    monkeypatch.setattr(sio.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    sio.sync_filesystem(tmp_path, files)
+    assert len(synced) == 3
 
 
 def test_bad_inputs(setup, tmp_path, capsys):

@@ -679,7 +679,7 @@ def _commit_pairs(ws, written: list[_Written]) -> None:
     try:
         if written:
             try:
-                sync_filesystem(written[0].files[0].parent)
+                sync_filesystem(written[0].files[0].parent, [f for w in written for f in w.files])
             except OSError as exc:  # EIO from writeback: these pairs' files may be damaged, so they get no row
                 raise SegbalanceError(f"cannot flush pairs to disk ({exc.strerror}); re-run the same command to "
                                       "resume", written[0].files[0].parent) from None
