@@ -25,6 +25,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import OperationalError
 
 from segbalance.core.datasets.cityscapes import IMAGE_SUFFIX, INSTANCE_SUFFIX, LABEL_SUFFIX
+from segbalance.core.datasets.stats import pixel_counts
 from segbalance.core.errors import Cancelled, DataError, SegbalanceError
 from segbalance.core.io import PNG_MAP_CV2, PNG_PHOTO_CV2, encode_png
 from segbalance.core.jobs.records import JobContext, _db_call, _pid_alive, db_error
@@ -92,16 +93,6 @@ def _write_pair(files: list[tuple[Path, bytes]], durable: bool = True) -> None:
             raise SegbalanceError(f"cannot write pairs ({exc.strerror})", exc.filename or files[0][0].parent) \
                 from None
         raise
-
-
-def label_counts(label: np.ndarray) -> np.ndarray:
-    """Pixels per id (0-255) of a uint8 label map. cv2.calcHist releases the GIL, np.bincount does not: on
-    generate's writer thread that is rendering time won back; its float32 counts are exact below 2**24 px."""
-    if label.dtype == np.uint8 and label.size < (1 << 24):
-        import cv2
-
-        return cv2.calcHist([np.ascontiguousarray(label)], [0], None, [256], [0, 256]).ravel().astype(np.int64)
-    return np.bincount(label.ravel(), minlength=256)
 
 
 def _sha(data: bytes) -> str:
@@ -630,7 +621,7 @@ def _store_pair(ws, job_id: int, i: int, recipe, item, img: np.ndarray, pairs_di
     # a new pair's files are flushed with its batch (no row claims them before); one that replaces a committed
     # row's files is flushed at once, since that row already points at them
     _write_pair(blobs, durable=old is not None)
-    counts = label_counts(item.label)
+    counts = pixel_counts(item.label)  # cv2.calcHist: releases the GIL, which np.bincount holds
     values = dict(
         recipe=recipe.to_dict(), strategy=recipe.strategy, source_samples=recipe.sources(),
         classes_added=[names.get(c, str(c)) for c in recipe.classes_added()],
