@@ -38,7 +38,7 @@ def scored(tmp_path_factory):
     ds_root = make_sample_dataset(base / "ds", n_train=24, n_val=24, size=(96, 48), seed=1)
     cfg = SegTrainConfig(dataset=str(ds_root), out_dir=str(base / "run"), workspace=str(base / "ws"),
                          backbone="resnet18", crop=(48, 96), batch=4, iters=150, workers=0, log_interval=20,
-                         amp="off", device="cpu", stdout_json=False, threads=1, lr=0.02, scale=(0.75, 1.5))
+                         amp="off", device="cpu", stdout_json=False, threads=2, lr=0.02, scale=(0.75, 1.5))
     train_seg(cfg)
     return open_dataset(ds_root), base / "run"
 
