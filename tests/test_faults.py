@@ -234,6 +234,11 @@ CASES = [
                                       "--out", str(c.tmp / "p.json")], "unknown preset 'flatten'"),
     Case("budget-zero", lambda c: ["plan", c.ds, "--workspace", c.ws, "--preset", "raise-rare", "--budget", "0",
                                    "--out", str(c.tmp / "p.json")], "--budget must be at least 1"),
+    Case("train-seg-head-lr-mult-zero", lambda c: ["train-seg", c.ds, "--workspace", c.ws, "--out",
+                                                   str(c.tmp / "run"), "--head-lr-mult", "0"],
+         "--lr and --head-lr-mult must be positive", check=_no_leftover("run")),
+    Case("train-seg-lr-nan", lambda c: ["train-seg", c.ds, "--workspace", c.ws, "--out", str(c.tmp / "run"),
+                                        "--lr", "nan"], "--lr and --head-lr-mult must be positive"),
     # images
     Case("png-bomb-30000", _bomb(30_000), "image is 30000x30000 (900 Mpx), over the pixel limit of 268 Mpx; "
                                           "set SEGBALANCE_MAX_PIXELS"),

@@ -126,6 +126,18 @@ def test_resnet18_pspnet_output_stride_8_and_full_resolution_logits():
     assert model.eval()(x).shape == (2, 5, 64, 96)
 
 
+def test_head_lr_mult_sets_the_head_group_and_leaves_the_backbone_at_the_base_lr():
+    from segbalance.core.seg.train import SegTrainConfig, _optimizer
+
+    model = PSPNet(PSPNetConfig(5, "resnet18"))
+    for mult in (10.0, 1.0):
+        opt = _optimizer(model, SegTrainConfig(dataset="d", out_dir="o", lr=0.05, head_lr_mult=mult))
+        backbone, head = opt.param_groups
+        assert backbone["lr"] == 0.05 and head["lr"] == pytest.approx(0.05 * mult)
+        assert {id(p) for p in head["params"]} == {id(p) for p in model.head_parameters()}
+        assert len(backbone["params"]) + len(head["params"]) == len(list(model.parameters()))
+
+
 def test_backbone_weights_load_from_both_layouts_and_refuse_the_wrong_one(tmp_path):
     plain = ResNet("resnet18", deep_stem=False).state_dict()
     plain_file = tmp_path / "resnet18_torchvision.pth"

@@ -47,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--iters", type=int, default=1000, help="training iterations (default 1000)")
     p.add_argument("--batch", type=int, default=8, help="global batch size (default 8)")
     p.add_argument("--lr", type=float, default=0.01, help="base learning rate (head: 10x; default 0.01)")
+    p.add_argument("--head-lr-mult", type=float, default=10.0,
+                   help="learning rate of the head (PPM, classifier, aux) over the backbone's (default 10, the "
+                   "reference recipe for a pretrained backbone)")
     p.add_argument("--augment", choices=["standard", "strong", "style", "none"], default="standard",
                    help="standard (scale, crop, flip); strong (+ rotation, colour jitter, blur); style (+ colour "
                    "statistics of another training image); none (crop only)")
@@ -75,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
             raise SegbalanceError(f"--{name.replace('_', '-')} must be at least 1")
     if args.eval_interval < 0 or args.workers < 0:
         raise SegbalanceError("--eval-interval and --workers cannot be negative")
+    if not (args.lr > 0 and args.head_lr_mult > 0):  # also refuses nan
+        raise SegbalanceError("--lr and --head-lr-mult must be positive")
     cfg = SegTrainConfig(
         dataset=args.dataset,
         out_dir=args.out,
@@ -92,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         iters=args.iters,
         batch=args.batch,
         lr=args.lr,
+        head_lr_mult=args.head_lr_mult,
         seed=args.seed,
         device=args.device,
         amp=args.amp,
