@@ -46,7 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "than the images is padded with ignore")
     p.add_argument("--iters", type=int, default=1000, help="training iterations (default 1000)")
     p.add_argument("--batch", type=int, default=8, help="global batch size (default 8)")
-    p.add_argument("--lr", type=float, default=0.01, help="base learning rate (head: 10x; default 0.01)")
+    p.add_argument("--lr", type=float, default=0.01,
+                   help="base learning rate (head: --head-lr-mult x this; default 0.01)")
     p.add_argument("--head-lr-mult", type=float, default=10.0,
                    help="learning rate of the head (PPM, classifier, aux) over the backbone's (default 10, the "
                    "reference recipe for a pretrained backbone)")
