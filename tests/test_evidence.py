@@ -143,6 +143,29 @@ def test_unresolvable_classes_are_marked_with_their_reason():
     assert not math.isnan(res["car"].median_width)
 
 
+def test_the_protocol_judges_widths_against_its_own_output_stride():
+    """A 12 px class is resolved at output stride 8 and marked at 16 (`experiment --seg-output-stride 16`)."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from segbalance.core.experiments.protocol import _resolvability, preset
+
+    maps = []
+    for i in range(10):
+        t = np.zeros((64, 128), np.uint8)
+        t[10:60, 30 + i:42 + i] = 1  # 12 px wide in every image
+        maps.append(t)
+    classes = [SimpleNamespace(name="bg"), SimpleNamespace(name="rider")]
+    ds = SimpleNamespace(samples=lambda split: list(range(len(maps))), load_train_ids=lambda i: maps[i],
+                         label_set=SimpleNamespace(train_classes=classes))
+    for stride, resolved in ((8, True), (16, False)):
+        ctx = SimpleNamespace(cfg=replace(preset("ci"), seg_output_stride=stride, min_val_images=10), ds=ds)
+        rider = {r.name: r for r in _resolvability(ctx)}["rider"]
+        assert (rider.reason is None) is resolved
+        if not resolved:
+            assert "output stride 16" in rider.reason
+
+
 def test_a_big_class_with_slivers_is_judged_by_where_its_pixels_are():
     maps = []
     for _ in range(10):

@@ -144,6 +144,10 @@ def test_estimate_multiplies_measured_unit_costs_by_the_schedule(tmp_path: Path,
     out = capsys.readouterr().out
     assert rc == 0 and "| PSPNet-resnet18 training step" in out and "pix2pixHD" not in out
     assert "of compute, peak memory" in out and not (tmp_path / "never").exists()
+    assert "output stride 8" in out
+    rc = main(["experiment", "--config", "ci", "--arms", "baseline", "--estimate", "--estimate-steps", "1",
+               "--seg-output-stride", "16"])
+    assert rc == 0 and "output stride 16" in capsys.readouterr().out
 
 
 def test_estimate_extrapolates_a_batch_too_big_to_measure() -> None:

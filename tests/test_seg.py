@@ -126,6 +126,46 @@ def test_resnet18_pspnet_output_stride_8_and_full_resolution_logits():
     assert model.eval()(x).shape == (2, 5, 64, 96)
 
 
+def test_output_stride_16_halves_the_feature_maps_and_keeps_the_state_dict_layout():
+    os8 = PSPNet(PSPNetConfig(5, "resnet18"))
+    os16 = PSPNet(PSPNetConfig(5, "resnet18", output_stride=16))
+    x = torch.randn(2, 3, 64, 96)
+    c3, c4 = os16.backbone(x)
+    assert c3.shape[-2:] == c4.shape[-2:] == (4, 6)
+    main, aux = os16.train()(x)
+    assert main.shape == aux.shape == (2, 5, 64, 96)
+    # one ImageNet file fits both: same keys and shapes, only strides and dilations differ
+    a, b = os8.state_dict(), os16.state_dict()
+    assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in b.items()}
+    assert os16.backbone.layer3[0].conv1.stride == (2, 2) and os16.backbone.layer4[0].conv1.dilation == (2, 2)
+    assert os8.backbone.layer3[0].conv1.stride == (1, 1) and os8.backbone.layer4[0].conv1.dilation == (4, 4)
+    # a checkpoint written before the field existed rebuilds at 8
+    old = {k: v for k, v in PSPNetConfig(5, "resnet18").to_dict().items() if k != "output_stride"}
+    assert PSPNetConfig(**old).output_stride == 8
+    with pytest.raises(DataError, match="output stride must be 8 or 16"):
+        PSPNetConfig(5, "resnet18", output_stride=32)
+
+
+def test_train_seg_output_stride_16_is_stored_and_rebuilt_by_evaluation(seg_ds, tmp_path, capsys):
+    from segbalance.core.seg.evaluate import load_model
+
+    out = tmp_path / "run"
+    rc, _, err = cli(["train-seg", str(seg_ds), "--workspace", str(tmp_path / "ws"), "--backbone", "resnet18",
+                      "--crop", CROP_ARG, "--iters", "2", "--batch", "2", "--workers", "0", "--device", "cpu",
+                      "--no-json", "--amp", "off", "--threads", "1", "--out", str(out), "--output-stride", "16"],
+                     capsys)
+    assert rc == 0, err
+    model, _, ck = load_model(out, "cpu")
+    assert ck["model_config"]["output_stride"] == 16 and model.config.output_stride == 16
+    assert model.backbone(torch.zeros(1, 3, 64, 96))[1].shape[-2:] == (4, 6)
+    with pytest.raises(SystemExit) as exc:  # argparse's choices: one line, exit 2
+        cli_main(["train-seg", str(seg_ds), "--workspace", str(tmp_path / "ws"), "--out", str(tmp_path / "x"),
+                  "--output-stride", "12"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "--output-stride" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()
+
+
 def test_head_lr_mult_sets_the_head_group_and_leaves_the_backbone_at_the_base_lr():
     from segbalance.core.seg.train import SegTrainConfig, _optimizer
 

@@ -16,6 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="experiment-workspace", help="output folder (a workspace)")
     p.add_argument("--device", help="auto, cpu or cuda:N")
     p.add_argument("--seg-iters", type=int, help="override the PSPNet schedule")
+    p.add_argument("--seg-output-stride", type=int, choices=[8, 16],
+                   help="override PSPNet's output stride (16: about 2.5x cheaper per step; classes narrower than "
+                   "16 px are then marked unresolvable)")
     p.add_argument("--gan-iters", type=int, help="override the pix2pixHD schedule")
     p.add_argument("--budget", type=int, help="generated pairs per arm")
     p.add_argument("--pretrained", help="local ImageNet backbone weights for PSPNet")
@@ -31,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
 
     arms = tuple(a.strip() for a in args.arms.split(",") if a.strip()) if args.arms else None
     cfg = preset(args.config, dataset=args.dataset, seeds=args.seeds, arms=arms, device=args.device,
-                 seg_iters=args.seg_iters, gan_iters=args.gan_iters, budget=args.budget, pretrained=args.pretrained)
+                 seg_iters=args.seg_iters, seg_output_stride=args.seg_output_stride,
+                 gan_iters=args.gan_iters, budget=args.budget, pretrained=args.pretrained)
     if args.estimate:
         from segbalance.core.experiments.estimate import estimate_experiment
 

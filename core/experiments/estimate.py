@@ -90,7 +90,7 @@ def _timed(fn: Callable[[], object], steps: int, device: torch.device, warmup: i
 
 
 def seg_step(backbone: str, crop: tuple[int, int], batch: int, amp: str, device: torch.device,
-             steps: int) -> tuple[float, float]:
+             steps: int, output_stride: int = 8) -> tuple[float, float]:
     """(seconds, peak MB) of one PSPNet SGD step on a batch of crops (H, W)."""
     from segbalance.core.seg.data import normalize
     from segbalance.core.seg.model import PSPNet, PSPNetConfig
@@ -98,7 +98,7 @@ def seg_step(backbone: str, crop: tuple[int, int], batch: int, amp: str, device:
     from segbalance.core.seg.train import segmentation_loss
 
     reset_peak(device)
-    model = PSPNet(PSPNetConfig(N_CLASSES, backbone)).to(device).train()
+    model = PSPNet(PSPNetConfig(N_CLASSES, backbone, output_stride=output_stride)).to(device).train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 255, (batch, 3, *crop), dtype=torch.uint8, generator=g).to(device)
@@ -116,14 +116,15 @@ def seg_step(backbone: str, crop: tuple[int, int], batch: int, amp: str, device:
     return t, peak_mb(device)
 
 
-def seg_eval(backbone: str, size: tuple[int, int], amp: str, device: torch.device, steps: int) -> tuple[float, float]:
+def seg_eval(backbone: str, size: tuple[int, int], amp: str, device: torch.device, steps: int,
+             output_stride: int = 8) -> tuple[float, float]:
     """(seconds, peak MB) of one evaluation forward pass on a whole image (W, H)."""
     from segbalance.core.seg.data import normalize
     from segbalance.core.seg.model import PSPNet, PSPNetConfig
     from segbalance.core.seg.runtime import autocast
 
     reset_peak(device)
-    model = PSPNet(PSPNetConfig(N_CLASSES, backbone)).to(device).eval()
+    model = PSPNet(PSPNetConfig(N_CLASSES, backbone, output_stride=output_stride)).to(device).eval()
     x = normalize(torch.zeros(1, 3, size[1], size[0], dtype=torch.uint8, device=device))
 
     def fwd() -> None:
@@ -200,18 +201,20 @@ def estimate_experiment(cfg, *, steps: int = 2, say: Callable[[str], None] = pri
     runs = len(cfg.arms) * cfg.seeds
     b = cfg.seg_batch
     crop = tuple(cfg.seg_crop)
+    os_ = cfg.seg_output_stride
     say(f"estimating '{cfg.name}' on {device} (amp {amp}): timing {steps} step(s) of each part ...")
     if b <= 2:  # batch norm needs 2 samples to train
-        tb, mb = seg_step(cfg.backbone, crop, b, amp, device, steps)
+        tb, mb = seg_step(cfg.backbone, crop, b, amp, device, steps, os_)
         note = "measured"
     else:
-        t2, m2 = seg_step(cfg.backbone, crop, 2, amp, device, steps)
-        t3, m3 = seg_step(cfg.backbone, crop, 3, amp, device, steps)
+        t2, m2 = seg_step(cfg.backbone, crop, 2, amp, device, steps, os_)
+        t3, m3 = seg_step(cfg.backbone, crop, 3, amp, device, steps, os_)
         tb, mb = t2 + (t3 - t2) * (b - 2), m2 + (m3 - m2) * (b - 2)
         note = "batch 2 and 3 measured, extrapolated linearly"
-    comps = [Cost(f"PSPNet-{cfg.backbone} training step, batch {b}, crop {crop[0]}x{crop[1]}", "step", tb,
+    comps = [Cost(f"PSPNet-{cfg.backbone} training step, output stride {os_}, batch {b}, "
+                  f"crop {crop[0]}x{crop[1]}", "step", tb,
                   runs * cfg.seg_iters, mb, f"{runs} runs x {cfg.seg_iters} iterations; {note}")]
-    te, me = seg_eval(cfg.backbone, size, amp, device, steps)
+    te, me = seg_eval(cfg.backbone, size, amp, device, steps, os_)
     # arms sharing another arm's pairs (recon-filter) render and score nothing of their own
     rendering = sorted({pair_source(a) for a in cfg.arms} - {None})
     scored = len(rendering) * cfg.seeds * min(cfg.score_images, cfg.budget) if "baseline" in cfg.arms else 0

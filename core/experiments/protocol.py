@@ -71,6 +71,7 @@ class ExperimentConfig:
     gan_iters: int = 3000
     gan_size: tuple[int, int] = (256, 128)
     backbone: str = "resnet18"
+    seg_output_stride: int = 8  # PSPNet's; also the width under which a class counts as unresolvable
     seg_iters: int = 300
     seg_batch: int = 8
     seg_crop: tuple[int, int] = (96, 192)  # (H, W)
@@ -269,7 +270,8 @@ def _train(ctx: Context, arm: str, seed: int, job_id: int | None) -> dict:
         extra=f"pairs:{job_id}" if job_id is not None else None, extra_status=c.extra_status,
         sampler="rare-class" if arm == "rcs" else "uniform", noisy_factor=NOISY_ARMS.get(arm, 0.0),
         augment={"traditional": "strong", "style": "style"}.get(arm, "standard"),
-        backbone=c.backbone, pretrained=c.pretrained, crop=tuple(c.seg_crop), scale=tuple(c.seg_scale),
+        backbone=c.backbone, output_stride=c.seg_output_stride, pretrained=c.pretrained, crop=tuple(c.seg_crop),
+        scale=tuple(c.seg_scale),
         iters=c.seg_iters,
         batch=c.seg_batch, lr=c.seg_lr, seed=seed, device=c.device, amp=fast_amp(c), workers=c.workers,
         threads=c.threads,
@@ -361,11 +363,10 @@ def _vs_oracle(ctx: Context, arm: str) -> dict | None:
 def _resolvability(ctx: Context) -> list:
     """Which train classes the protocol can resolve at its size (val label maps, PSPNet's output stride)."""
     from segbalance.core.experiments.evidence import resolvability
-    from segbalance.core.seg.model import OUTPUT_STRIDE
 
     maps = (ctx.ds.load_train_ids(r) for r in ctx.ds.samples("val"))
     names = [c.name for c in ctx.ds.label_set.train_classes]
-    return resolvability(maps, names, output_stride=OUTPUT_STRIDE, min_images=ctx.cfg.min_val_images)
+    return resolvability(maps, names, output_stride=ctx.cfg.seg_output_stride, min_images=ctx.cfg.min_val_images)
 
 
 # -- the table ---------------------------------------------------------------------------------------

@@ -80,6 +80,7 @@ class SegTrainConfig:
     noisy_factor: float = 0.0  # > 0: ignore generated pixels whose loss exceeds this x their class's real mean
     backbone: str = "resnet50"
     pretrained: str | None = None  # local ImageNet backbone weights
+    output_stride: int = 8  # 8 (reference) or 16 (about 2.5x cheaper per step; objects under 16 px fade)
     stem: str = "auto"  # deep | plain | auto (the weights file's layout, else deep for 50/101, plain for 18/34)
     crop: tuple[int, int] = (256, 512)  # (h, w)
     scale: tuple[float, float] = (0.5, 2.0)
@@ -360,7 +361,8 @@ def _model_config(cfg: SegTrainConfig, num_classes: int, resume_ck: dict | None)
     deep = {"deep": True, "plain": False}.get(cfg.stem)
     if deep is None and cfg.pretrained:
         deep = weights_layout(cfg.pretrained) == "deep"
-    return PSPNetConfig(num_classes=num_classes, backbone=cfg.backbone, deep_stem=deep)
+    return PSPNetConfig(num_classes=num_classes, backbone=cfg.backbone, deep_stem=deep,
+                        output_stride=cfg.output_stride)
 
 
 def _optimizer(raw: PSPNet, cfg: SegTrainConfig) -> torch.optim.SGD:
