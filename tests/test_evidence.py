@@ -177,3 +177,25 @@ def test_a_big_class_with_slivers_is_judged_by_where_its_pixels_are():
     (bg, building) = resolvability(maps, ["bg", "building"], output_stride=8, min_images=10)
     assert building.reason is None and building.median_width > 30
     assert weighted_median([1, 2, 50], [1, 1, 10]) == 50 and weighted_median([1, 2, 50], [6, 4, 1]) == 1
+
+
+def test_a_stored_run_on_another_schedule_is_refused_not_reused(tmp_path):
+    """`experiment --seg-output-stride 16` in a workspace whose runs were trained at 8 must not report them."""
+    import json
+    from dataclasses import replace
+
+    from segbalance.core.errors import SegbalanceError
+    from segbalance.core.experiments.protocol import _check_run_schedule, preset
+
+    cfg = preset("ci")
+    run = tmp_path / "baseline-seed0"
+    run.mkdir()
+    _check_run_schedule(run, cfg)  # no run yet: nothing to check
+    stored = {"backbone": cfg.backbone, "iters": cfg.seg_iters, "batch": cfg.seg_batch, "crop": list(cfg.seg_crop),
+              "scale": list(cfg.seg_scale), "lr": cfg.seg_lr}  # a run from before output_stride was stored
+    (run / "config.json").write_text(json.dumps(stored))
+    _check_run_schedule(run, cfg)  # same schedule, JSON lists against tuples: reused
+    with pytest.raises(SegbalanceError, match="output_stride 8.*asks for 16"):
+        _check_run_schedule(run, replace(cfg, seg_output_stride=16))
+    with pytest.raises(SegbalanceError, match="iters"):
+        _check_run_schedule(run, replace(cfg, seg_iters=cfg.seg_iters + 1))

@@ -259,12 +259,13 @@ def _train(ctx: Context, arm: str, seed: int, job_id: int | None) -> dict:
     from segbalance.core.seg.train import SegTrainConfig, train_seg
 
     run_dir = ctx.out / "runs" / f"{arm}-seed{seed}"
+    c = ctx.cfg
+    _check_run_schedule(run_dir, c)
     result_file = run_dir / "result.json"  # written by train_seg when a run ends
     if result_file.exists():
         done = json.loads(result_file.read_text())
         if done.get("status") == "done":
             return done
-    c = ctx.cfg
     cfg = SegTrainConfig(
         dataset=str(ctx.ds.root), out_dir=str(run_dir), workspace=str(ctx.ws.path),
         extra=f"pairs:{job_id}" if job_id is not None else None, extra_status=c.extra_status,
@@ -282,6 +283,33 @@ def _train(ctx: Context, arm: str, seed: int, job_id: int | None) -> dict:
     if res.get("status") != "done":
         raise SegbalanceError(f"training run {run_dir} ended with status {res.get('status')}")
     return res
+
+
+# what a stored run was trained with, against the experiment config's field; absent keys take the old default
+_RUN_SCHEDULE = {"backbone": ("backbone", None), "output_stride": ("seg_output_stride", 8),
+                 "iters": ("seg_iters", None), "batch": ("seg_batch", None), "crop": ("seg_crop", None),
+                 "scale": ("seg_scale", None), "lr": ("seg_lr", None)}
+
+
+def _plain(v: object) -> object:
+    return tuple(v) if isinstance(v, (list, tuple)) else v
+
+
+def _check_run_schedule(run_dir: Path, cfg: ExperimentConfig) -> None:
+    """Refuse to reuse (or resume) a run trained on another schedule: a re-run with `--seg-iters` or
+    `--seg-output-stride` in the same workspace would otherwise report the old runs under the new config."""
+    stored = run_dir / "config.json"
+    if not stored.exists():
+        return
+    try:
+        saved = json.loads(stored.read_text())
+    except (OSError, ValueError) as exc:
+        raise SegbalanceError(f"cannot read the run's config ({exc})", stored) from None
+    for key, (field_name, default) in _RUN_SCHEDULE.items():
+        have, want = (_plain(v) for v in (saved.get(key, default), getattr(cfg, field_name)))
+        if have != want:
+            raise SegbalanceError(f"this run was trained with {key} {have!r}, the experiment now asks for {want!r}; "
+                                  "use a fresh --out (or remove the run folder) to train on the new schedule", stored)
 
 
 def _val_counts(ctx: Context, arm: str, seed: int) -> np.ndarray:
