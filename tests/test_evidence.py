@@ -199,3 +199,23 @@ def test_a_stored_run_on_another_schedule_is_refused_not_reused(tmp_path):
         _check_run_schedule(run, replace(cfg, seg_output_stride=16))
     with pytest.raises(SegbalanceError, match="iters"):
         _check_run_schedule(run, replace(cfg, seg_iters=cfg.seg_iters + 1))
+
+
+def test_a_stored_generator_on_another_schedule_is_refused_not_reused(tmp_path):
+    """`experiment --gan-iters 3000` in a workspace whose generators ran 1500 must not reuse them."""
+    from dataclasses import replace
+
+    import torch
+
+    from segbalance.core.errors import SegbalanceError
+    from segbalance.core.experiments.protocol import _check_generator_schedule, preset
+
+    cfg = preset("ci")
+    ckpt = tmp_path / "ckpt.pt"
+    torch.save({"config": {"preset": cfg.gan_preset, "iters": cfg.gan_iters, "size": list(cfg.gan_size)}}, ckpt)
+    _check_generator_schedule(ckpt, cfg)  # same schedule: reused
+    with pytest.raises(SegbalanceError, match=r"iters 4, the experiment now asks for 3000"):
+        _check_generator_schedule(ckpt, replace(cfg, gan_iters=3000))
+    ckpt.write_bytes(b"not a checkpoint")
+    with pytest.raises(SegbalanceError, match="cannot read the generator checkpoint"):
+        _check_generator_schedule(ckpt, cfg)

@@ -213,6 +213,8 @@ def _generator(ctx: Context, seed: int) -> Path:
     # the full checkpoint, not latest_net_G.pth: it carries the training size, so pairs render at it
     final = out_dir / CKPT_NAME
     done = out_dir / ".complete"
+    if final.exists():
+        _check_generator_schedule(final, ctx.cfg)
     if final.exists() and done.exists():
         return final
     cfg = make_config(ctx.cfg.gan_preset, label_nc=35, iters=ctx.cfg.gan_iters, size=tuple(ctx.cfg.gan_size),
@@ -223,6 +225,23 @@ def _generator(ctx: Context, seed: int) -> Path:
         res = train_gan(ctx.ds, ctx.ws, out_dir, cfg, resume=resume, progress=progress, cancel=ctx.cancel)
     done.write_text("ok")
     return Path(res.checkpoint)
+
+
+def _check_generator_schedule(ckpt: Path, cfg: ExperimentConfig) -> None:
+    """Refuse to reuse (or resume) a generator trained on another schedule: `--gan-iters 3000` in a workspace
+    whose generators ran 1500 iterations would otherwise report the old ones under the new config."""
+    import torch
+
+    try:
+        saved = torch.load(ckpt, map_location="cpu", weights_only=True).get("config") or {}
+    except Exception as exc:  # a truncated or foreign file: say which, do not retrain over it
+        raise SegbalanceError(f"cannot read the generator checkpoint ({exc})", ckpt) from None
+    for key, want in (("preset", cfg.gan_preset), ("iters", cfg.gan_iters), ("size", tuple(cfg.gan_size))):
+        have = _plain(saved.get(key))
+        if have != want:
+            raise SegbalanceError(f"this generator was trained with {key} {have!r}, the experiment now asks for "
+                                  f"{want!r}; use a fresh --out (or remove the gan-seed folder) to train on the new "
+                                  "schedule", ckpt)
 
 
 def _pairs(ctx: Context, arm: str, seed: int) -> dict:
