@@ -219,3 +219,25 @@ def test_a_stored_generator_on_another_schedule_is_refused_not_reused(tmp_path):
     ckpt.write_bytes(b"not a checkpoint")
     with pytest.raises(SegbalanceError, match="cannot read the generator checkpoint"):
         _check_generator_schedule(ckpt, cfg)
+
+
+def test_a_stored_plan_for_another_budget_is_refused_not_reused(tmp_path):
+    """`experiment --budget 300` in a workspace planned for 100 must not train on the old plan's pairs."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from segbalance.core.errors import SegbalanceError
+    from segbalance.core.experiments.protocol import _plan, preset
+    from segbalance.core.planning.balance import Plan
+
+    cfg = preset("ci")
+    path = tmp_path / "plans" / "recon-seed0.json"
+    path.parent.mkdir()
+    Plan(recipes=[], before={}, after={}, target={"wall": cfg.share_target}, fingerprint="f",
+         budget=cfg.budget).save(path)
+    plan, _ = _plan(SimpleNamespace(out=tmp_path, cfg=cfg), "recon", 0)  # same budget: reused
+    assert plan.budget == cfg.budget
+    with pytest.raises(SegbalanceError, match=f"budget {cfg.budget} .*asks for budget {cfg.budget + 1}"):
+        _plan(SimpleNamespace(out=tmp_path, cfg=replace(cfg, budget=cfg.budget + 1)), "recon", 0)
+    with pytest.raises(SegbalanceError, match="target share 0.05"):
+        _plan(SimpleNamespace(out=tmp_path, cfg=replace(cfg, share_target=0.05)), "recon", 0)

@@ -175,7 +175,14 @@ def _plan(ctx: Context, kind: str, seed: int):
 
     path = ctx.out / "plans" / f"{kind}-seed{seed}.json"
     if path.exists():
-        return Plan.load(path), path
+        plan = Plan.load(path)
+        # a changed --budget (or share target) must not be answered with the stored plan and its pairs
+        if plan.budget != ctx.cfg.budget or any(v != ctx.cfg.share_target for v in plan.target.values()):
+            shares = sorted(set(plan.target.values()))
+            raise SegbalanceError(f"this plan was made for budget {plan.budget} and target share(s) {shares}, the "
+                                  f"experiment now asks for budget {ctx.cfg.budget} and target share "
+                                  f"{ctx.cfg.share_target}; use a fresh --out to plan anew", path)
+        return plan, path
     if "bank" not in ctx.cache:
         with ctx.progress_factory("layer bank", "img") as progress:
             ctx.cache["bank"] = build_layer_bank(ctx.ds, ctx.ws, progress=progress, cancel=ctx.cancel)
