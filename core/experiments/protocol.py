@@ -242,7 +242,8 @@ def _check_generator_schedule(ckpt: Path, cfg: ExperimentConfig) -> None:
     try:
         saved = torch.load(ckpt, map_location="cpu", weights_only=True).get("config") or {}
     except Exception as exc:  # a truncated or foreign file: say which, do not retrain over it
-        raise SegbalanceError(f"cannot read the generator checkpoint ({exc})", ckpt) from None
+        raise SegbalanceError(f"cannot read the generator checkpoint ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})", ckpt) from None
     for key, want in (("preset", cfg.gan_preset), ("iters", cfg.gan_iters), ("size", tuple(cfg.gan_size))):
         have = _plain(saved.get(key))
         if have != want:
