@@ -217,7 +217,7 @@ def test_a_stored_generator_on_another_schedule_is_refused_not_reused(tmp_path):
     with pytest.raises(SegbalanceError, match=r"iters 4, the experiment now asks for 3000"):
         _check_generator_schedule(ckpt, replace(cfg, gan_iters=3000))
     ckpt.write_bytes(b"not a checkpoint")
-    with pytest.raises(SegbalanceError, match="cannot read the generator checkpoint"):
+    with pytest.raises(SegbalanceError, match="ckpt.pt: not a PyTorch checkpoint"):
         _check_generator_schedule(ckpt, cfg)
 
 

@@ -237,13 +237,9 @@ def _generator(ctx: Context, seed: int) -> Path:
 def _check_generator_schedule(ckpt: Path, cfg: ExperimentConfig) -> None:
     """Refuse to reuse (or resume) a generator trained on another schedule: `--gan-iters 3000` in a workspace
     whose generators ran 1500 iterations would otherwise report the old ones under the new config."""
-    import torch
+    from segbalance.core.render.pix2pixhd import read_checkpoint  # the one loader: one-line errors
 
-    try:
-        saved = torch.load(ckpt, map_location="cpu", weights_only=True).get("config") or {}
-    except Exception as exc:  # a truncated or foreign file: say which, do not retrain over it
-        raise SegbalanceError(f"cannot read the generator checkpoint ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})", ckpt) from None
+    saved = read_checkpoint(ckpt).get("config") or {}
     for key, want in (("preset", cfg.gan_preset), ("iters", cfg.gan_iters), ("size", tuple(cfg.gan_size))):
         have = _plain(saved.get(key))
         if have != want:
