@@ -7,7 +7,7 @@ the sample data's own painter (procedural renderer) the renderer's ceiling. Prin
 
     python benchmarks/bench_gan_curve.py [--dataset WS/sample-dataset --seg-run WS/runs/baseline-seed0] \
         [--out DIR] [--iters 1500] [--every 250] [--max-images 100] [--class-balance] [--lr 2e-4] [--lr-d F] \
-        [--lambda-l1 F] [--decay-start 0.5] [--arch n_downsample_global=2 ...]
+        [--lambda-l1 F] [--decay-start 0.5] [--crop 128x128] [--arch n_downsample_global=2 ...]
     python benchmarks/bench_gan_curve.py --dataset ... --seg-run ... --score-only G-800.pt ...
 
 Without --dataset / --seg-run it makes them in --out as the `small` experiment does (sample dataset, 200 train /
@@ -32,12 +32,17 @@ from segbalance.core.seg.quality import load_scorer
 from segbalance.core.workspace import Workspace
 
 
+def _wxh(text: str) -> tuple[int, int]:
+    w, _, h = text.lower().partition("x")
+    return int(w), int(h)
+
+
 def train_curve(args, ds, out: Path) -> dict:
     """Train one generator, keeping its checkpoint every --every iterations: {iteration: path, -1: seconds}."""
     small = preset("small", device=args.device)
     cfg = make_config("tiny", label_nc=35, iters=args.iters, size=(256, 128), device=args.device, seed=args.seed,
                       amp=fast_amp(small), save_every=args.every, lr=args.lr, class_balance=args.class_balance,
-                      lambda_l1=args.lambda_l1, lr_d=args.lr_d, decay_start=args.decay_start,
+                      lambda_l1=args.lambda_l1, lr_d=args.lr_d, decay_start=args.decay_start, crop=args.crop,
                       arch={k: int(v) for k, v in (a.split("=", 1) for a in args.arch)})
     gan_dir = out / "gan"
     kept: dict = {}
@@ -74,6 +79,7 @@ def main() -> None:
     ap.add_argument("--lambda-l1", type=float, default=0.0, help="weight of the pixel L1 content loss (0 = off)")
     ap.add_argument("--lr-d", type=float, help="discriminator lr (default: --lr)")
     ap.add_argument("--decay-start", type=float, default=0.5, help="fraction of the run before the lr decays")
+    ap.add_argument("--crop", type=_wxh, help="train on random WxH crops of the 256x128 pairs (default: whole)")
     ap.add_argument("--arch", nargs="*", default=[], metavar="KEY=INT",
                     help="tiny preset overrides, e.g. n_downsample_global=2")
     ap.add_argument("--score-only", nargs="+", metavar="CKPT", help="score these generator checkpoints "
@@ -115,6 +121,7 @@ def main() -> None:
             f"{', class-balanced' if args.class_balance else ''}"
             f"{f', L1 x{args.lambda_l1:g}' if args.lambda_l1 else ''}{f', lr D {args.lr_d:g}' if args.lr_d else ''}"
             f"{f', decay from {args.decay_start:g}' if args.decay_start != 0.5 else ''}"
+            f"{f', {args.crop[0]}x{args.crop[1]} crops' if args.crop else ''}"
             f"{''.join(', ' + a for a in args.arch)})"
             f", trained in {train_s / 60:.1f} min")
     print(f"{what}; scored on {args.max_images} val label maps by {args.seg_run}")

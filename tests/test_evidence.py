@@ -216,9 +216,24 @@ def test_a_stored_generator_on_another_schedule_is_refused_not_reused(tmp_path):
     _check_generator_schedule(ckpt, cfg)  # same schedule: reused
     with pytest.raises(SegbalanceError, match=r"iters 4, the experiment now asks for 3000"):
         _check_generator_schedule(ckpt, replace(cfg, gan_iters=3000))
+    # a generator from before crops existed trained on whole pairs: `--gan-crop` asks for another schedule
+    with pytest.raises(SegbalanceError, match=r"crop None, the experiment now asks for \(64, 64\)"):
+        _check_generator_schedule(ckpt, replace(cfg, gan_crop=(64, 64)))
     ckpt.write_bytes(b"not a checkpoint")
     with pytest.raises(SegbalanceError, match="ckpt.pt: not a PyTorch checkpoint"):
         _check_generator_schedule(ckpt, cfg)
+
+
+def test_gan_crop_is_checked_against_the_generator_size_and_preset():
+    from segbalance.core.errors import SegbalanceError
+    from segbalance.core.experiments.protocol import preset
+
+    assert preset("ci", gan_crop=(64, 64)).gan_crop == (64, 64)
+    assert preset("ci", gan_crop=()).gan_crop is None  # `--gan-crop none`
+    with pytest.raises(SegbalanceError, match="must fit the generator's 128x64 pairs and be a multiple of 8"):
+        preset("ci", gan_crop=(256, 64))
+    with pytest.raises(SegbalanceError, match="multiple of 8"):
+        preset("ci", gan_crop=(60, 64))
 
 
 def test_a_stored_plan_for_another_budget_is_refused_not_reused(tmp_path):

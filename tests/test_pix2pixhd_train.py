@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from segbalance.core.cli import main
 from segbalance.core.datasets import open_dataset
-from segbalance.core.errors import Cancelled
+from segbalance.core.errors import Cancelled, SegbalanceError
 from segbalance.core.render.gan_train import make_config, train_gan
 from segbalance.core.render.pix2pixhd import Renderer, load_renderer, read_checkpoint
 from segbalance.core.render.pix2pixhd_nets import build_generator, init_weights
@@ -128,6 +128,48 @@ def test_train_gan_cli_and_bad_dataset(gan_dataset, tmp_path, capsys):
                "--size", "64x32", "--iters", "2", "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and "already holds a training checkpoint; pass --resume" in err[-1]
+
+
+def test_crops_are_windows_of_the_whole_pair_drawn_from_seed_and_iteration(gan_dataset):
+    from segbalance.core.render.gan_train import PairSource
+
+    ds, cpu = open_dataset(gan_dataset), torch.device("cpu")
+    whole = PairSource(ds, "train", SIZE, seed=3)
+    crops = PairSource(ds, "train", SIZE, seed=3, crop=(32, 16))
+    seen = set()
+    for it in range(8):
+        lab, inst, img = whole.get_batch(it, cpu)
+        clab, cinst, cimg = crops.get_batch(it, cpu)
+        assert clab.shape == (1, 16, 32) and cimg.shape == (1, 3, 16, 32)
+        # label, instances and image come from one window of the same (flipped or not) pair
+        hits = [(y, x) for y in range(SIZE[1] - 16 + 1) for x in range(SIZE[0] - 32 + 1)
+                if torch.equal(lab[0, y:y + 16, x:x + 32], clab[0])
+                and torch.equal(inst[0, y:y + 16, x:x + 32], cinst[0])
+                and torch.equal(img[0, :, y:y + 16, x:x + 32], cimg[0])]
+        assert hits, it
+        seen.add(hits[0])
+        again = crops.get_batch(it, cpu)  # a function of (seed, iteration) only: resume sees the same crops
+        assert all(torch.equal(a, b) for a, b in zip(again, (clab, cinst, cimg), strict=True))
+    assert len(seen) > 3  # the window moves
+    # a crop the size of the pair is no crop; one larger than it is refused
+    assert PairSource(ds, "train", SIZE, seed=3, crop=SIZE).crop is None
+    with pytest.raises(SegbalanceError, match="--crop 128x32 is larger than --size 64x32"):
+        PairSource(ds, "train", SIZE, seed=3, crop=(128, 32))
+
+
+def test_train_gan_on_crops_renders_whole_maps(gan_dataset, tmp_path, capsys):
+    args = ["train-gan", str(gan_dataset), "--workspace", str(tmp_path / "ws"), "--size", "64x32", "--iters", "2",
+            "--device", "cpu", "--quiet"]
+    rc = main([*args, "--out", str(tmp_path / "bad"), "--crop", "30x32"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].endswith("--crop 30x32 must be a multiple of 8 for this architecture")
+    assert not (tmp_path / "bad" / "ckpt.pt").exists()
+    rc = main([*args, "--out", str(tmp_path / "o"), "--crop", "32x32"])
+    assert rc == 0
+    ckpt = read_checkpoint(tmp_path / "o" / "ckpt.pt")
+    assert ckpt["config"]["crop"] == [32, 32] and ckpt["config"]["size"] == [64, 32]
+    r = load_renderer(tmp_path / "o" / "ckpt.pt", "cpu", amp="off")
+    assert r.render(np.full((32, 64), 7, np.uint8)).shape == (32, 64, 3)  # G is fully convolutional
 
 
 def test_ddp_two_gloo_processes_match_one_process_with_twice_the_batch(gan_dataset, tmp_path):

@@ -5,6 +5,13 @@ from __future__ import annotations
 import argparse
 
 
+def _crop(text: str) -> tuple[int, ...]:
+    """WxH, or () for 'none' (whole pairs; None would mean 'the config's own')."""
+    from segbalance.core.commands.train_gan import _size
+
+    return () if text.lower() == "none" else _size(text)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("experiment", help="train PSPNet per arm (baseline, augmentations, RCS, generated pairs)")
     p.add_argument("--config", default="small",
@@ -20,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="override PSPNet's output stride (16: about 2.5x cheaper per step; classes narrower than "
                    "16 px are then marked unresolvable)")
     p.add_argument("--gan-iters", type=int, help="override the pix2pixHD schedule")
+    p.add_argument("--gan-crop", type=_crop, metavar="WxH|none",
+                   help="train pix2pixHD on random WxH crops of its pairs (more iterations for the same time), "
+                        "or 'none' for whole pairs (default: the config's)")
     p.add_argument("--budget", type=int, help="generated pairs per arm")
     p.add_argument("--pretrained", help="local ImageNet backbone weights for PSPNet")
     p.add_argument("--estimate", action="store_true",
@@ -35,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     arms = tuple(a.strip() for a in args.arms.split(",") if a.strip()) if args.arms else None
     cfg = preset(args.config, dataset=args.dataset, seeds=args.seeds, arms=arms, device=args.device,
                  seg_iters=args.seg_iters, seg_output_stride=args.seg_output_stride,
-                 gan_iters=args.gan_iters, budget=args.budget, pretrained=args.pretrained)
+                 gan_iters=args.gan_iters, gan_crop=args.gan_crop, budget=args.budget, pretrained=args.pretrained)
     if args.estimate:
         from segbalance.core.experiments.estimate import estimate_experiment
 

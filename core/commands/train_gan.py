@@ -25,6 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workspace", required=True, help="workspace folder: loss curves go to its database")
     p.add_argument("--out", required=True, help="checkpoint folder (ckpt.pt, latest_net_G.pth, latest_net_D.pth)")
     p.add_argument("--size", type=_size, default=(256, 128), help="training size WxH (default 256x128)")
+    p.add_argument("--crop", type=_size, metavar="WxH",
+                   help="train on random WxH crops of the --size pairs, as the release's fineSize: G and D are "
+                        "fully convolutional, so a half-area crop runs twice the iterations in the same time "
+                        "(default: whole pairs)")
     p.add_argument("--preset", choices=["tiny", "512p", "1024p"], default="tiny",
                    help="architecture: tiny (CPU minutes), 512p or 1024p (the official models)")
     n = p.add_mutually_exclusive_group()
@@ -74,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     if args.lambda_l1 is not None and args.lambda_l1 < 0:
         raise SegbalanceError("--lambda-l1 must be 0 or more")
     cfg = make_config(args.preset, label_nc=label_nc, arch={"feat_num": 3 if args.features else 0},
-                      size=args.size, iters=args.iters, epochs=args.epochs, batch_size=args.batch,
+                      size=args.size, crop=args.crop, iters=args.iters, epochs=args.epochs, batch_size=args.batch,
                       device=args.device, amp=args.amp, vgg_weights=args.vgg_weights,
                       class_balance=args.class_balance, lr=args.lr, lr_d=args.lr_d, lambda_l1=args.lambda_l1,
                       split=args.split, seed=args.seed, save_every=args.save_every)

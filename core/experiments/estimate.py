@@ -225,8 +225,10 @@ def estimate_experiment(cfg, *, steps: int = 2, say: Callable[[str], None] = pri
     gan_arms = [a for a in rendering if a in GAN_ARMS]
     if gan_arms:
         gsize = tuple(cfg.gan_size)
-        tg, mg = gan_step(cfg.gan_preset, gsize, amp, device, steps)
-        comps.append(Cost(f"pix2pixHD {cfg.gan_preset} G+D step, {gsize[0]}x{gsize[1]}", "step", tg,
+        gcrop = tuple(cfg.gan_crop) if cfg.gan_crop else gsize  # a training step sees one crop
+        tg, mg = gan_step(cfg.gan_preset, gcrop, amp, device, steps)
+        what = f"{gcrop[0]}x{gcrop[1]} crop" if gcrop != gsize else f"{gsize[0]}x{gsize[1]}"
+        comps.append(Cost(f"pix2pixHD {cfg.gan_preset} G+D step, {what}", "step", tg,
                           cfg.seeds * cfg.gan_iters, mg,
                           "one generator per seed, batch 1, "
                           + ("with the VGG loss" if vgg_weights_path(None)

@@ -70,6 +70,7 @@ class ExperimentConfig:
     gan_preset: str = "tiny"
     gan_iters: int = 3000
     gan_size: tuple[int, int] = (256, 128)
+    gan_crop: tuple[int, int] | None = None  # (W, H) random training crops of gan_size; None = whole pairs
     backbone: str = "resnet18"
     seg_output_stride: int = 8  # PSPNet's; also the width under which a class counts as unresolvable
     seg_iters: int = 300
@@ -139,6 +140,16 @@ def preset(name: str, **overrides) -> ExperimentConfig:
         raise SegbalanceError(f"unknown arm(s) {', '.join(bad)}; choose from {', '.join(ALL_ARMS)}")
     if cfg.seeds < 1:
         raise SegbalanceError("--seeds must be at least 1")
+    if cfg.gan_crop is not None and not cfg.gan_crop:
+        cfg = replace(cfg, gan_crop=None)  # `--gan-crop none`: whole pairs
+    if cfg.gan_crop is not None:
+        from segbalance.core.render.gan_train import make_config
+
+        (cw, ch), (w, h) = cfg.gan_crop, cfg.gan_size
+        m = make_config(cfg.gan_preset).arch.size_multiple
+        if cw > w or ch > h or cw % m or ch % m:
+            raise SegbalanceError(f"--gan-crop {cw}x{ch} must fit the generator's {w}x{h} pairs and be a multiple "
+                                  f"of {m} for the {cfg.gan_preset} preset")
     return cfg
 
 
@@ -224,10 +235,12 @@ def _generator(ctx: Context, seed: int) -> Path:
         _check_generator_schedule(final, ctx.cfg)
     if final.exists() and done.exists():
         return final
+    crop = tuple(ctx.cfg.gan_crop) if ctx.cfg.gan_crop else None
     cfg = make_config(ctx.cfg.gan_preset, label_nc=35, iters=ctx.cfg.gan_iters, size=tuple(ctx.cfg.gan_size),
-                      device=ctx.cfg.device, seed=seed, amp=fast_amp(ctx.cfg))
+                      crop=crop, device=ctx.cfg.device, seed=seed, amp=fast_amp(ctx.cfg))
     resume = (out_dir / CKPT_NAME).exists()
-    ctx.say(f"training pix2pixHD ({ctx.cfg.gan_preset}, {ctx.cfg.gan_iters} iterations, seed {seed}) -> {out_dir}")
+    on = f", {crop[0]}x{crop[1]} crops" if crop else ""
+    ctx.say(f"training pix2pixHD ({ctx.cfg.gan_preset}, {ctx.cfg.gan_iters} iterations{on}, seed {seed}) -> {out_dir}")
     with ctx.progress_factory(f"pix2pixHD s{seed}", "it") as progress:
         res = train_gan(ctx.ds, ctx.ws, out_dir, cfg, resume=resume, progress=progress, cancel=ctx.cancel)
     done.write_text("ok")
@@ -240,7 +253,9 @@ def _check_generator_schedule(ckpt: Path, cfg: ExperimentConfig) -> None:
     from segbalance.core.render.pix2pixhd import read_checkpoint  # the one loader: one-line errors
 
     saved = read_checkpoint(ckpt).get("config") or {}
-    for key, want in (("preset", cfg.gan_preset), ("iters", cfg.gan_iters), ("size", tuple(cfg.gan_size))):
+    crop = tuple(cfg.gan_crop) if cfg.gan_crop else None
+    for key, want in (("preset", cfg.gan_preset), ("iters", cfg.gan_iters), ("size", tuple(cfg.gan_size)),
+                      ("crop", crop)):
         have = _plain(saved.get(key))
         if have != want:
             raise SegbalanceError(f"this generator was trained with {key} {have!r}, the experiment now asks for "
@@ -670,8 +685,11 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, *, say: Say = print, 
         elapsed = time.time() - t0
         where = "the built-in sample dataset" if not cfg.dataset else str(ds.root)
         n_val = len(ds.samples("val"))
+        gan = f"pix2pixHD {cfg.gan_preset}, {cfg.gan_iters} iterations" + (
+            f" on {cfg.gan_crop[0]}x{cfg.gan_crop[1]} crops" if cfg.gan_crop else "")
         header = (f"PSPNet-{cfg.backbone.replace('resnet', '')} on {where} ({cfg.name}: {cfg.seeds} paired "
-                  f"seed(s), {cfg.seg_iters} iterations, budget {cfg.budget} pairs per arm, {n_val} val images); "
+                  f"seed(s), {cfg.seg_iters} iterations, budget {cfg.budget} pairs per arm, {n_val} val images; "
+                  f"{gan}); "
                   f"IoU in %. Δ is the paired difference to the baseline (same seed); its 95% intervals cover "
                   f"re-running the whole pipeline (seeds: t over paired seeds) and the choice of val images "
                   f"(paired bootstrap, {cfg.n_boot} replicates). The verdict is *gain* or *loss* only when every "

@@ -77,6 +77,9 @@ class GANTrainConfig:
     arch: Pix2PixHDConfig = field(default_factory=Pix2PixHDConfig)
     preset: str = "tiny"
     size: tuple[int, int] = (256, 128)  # (W, H): labels resized nearest, images bicubic
+    # (W, H) random crop of each resized pair, as the release's --resize_or_crop ..._crop / --fineSize: G and D
+    # are fully convolutional, so a half-area crop buys twice the iterations for the same time; None = whole pair
+    crop: tuple[int, int] | None = None
     iters: int | None = None  # total iterations; or
     epochs: int | None = None  # ... epochs over the split (iters wins when both are set)
     batch_size: int = 1  # per process
@@ -101,6 +104,7 @@ class GANTrainConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["size"] = list(self.size)
+        d["crop"] = list(self.crop) if self.crop is not None else None
         return d
 
     @classmethod
@@ -110,6 +114,8 @@ class GANTrainConfig:
         names = set(cls.__dataclass_fields__)
         cfg = cls(arch=arch, **{k: v for k, v in d.items() if k in names})
         cfg.size = (int(cfg.size[0]), int(cfg.size[1]))
+        if cfg.crop is not None:
+            cfg.crop = (int(cfg.crop[0]), int(cfg.crop[1]))
         return cfg
 
 
@@ -140,13 +146,16 @@ class PairSource:
     which is what makes resume exact without saving any loader state."""
 
     def __init__(self, ds: Dataset, split: str, size: tuple[int, int], seed: int, rank: int = 0, world: int = 1,
-                 batch_size: int = 1, flip: bool = True) -> None:
+                 batch_size: int = 1, flip: bool = True, crop: tuple[int, int] | None = None) -> None:
         self.ds = ds
         self.refs = [r for r in ds.samples(split) if r.image_path is not None]
         if not self.refs:
             raise SegbalanceError(f"split {split!r} has no image/label pairs to train on", ds.root)
         self.size, self.seed, self.rank, self.world, self.batch = size, seed, rank, world, batch_size
         self.flip = flip
+        if crop is not None and (crop[0] > size[0] or crop[1] > size[1]):
+            raise SegbalanceError(f"--crop {crop[0]}x{crop[1]} is larger than --size {size[0]}x{size[1]}")
+        self.crop = None if crop is None or tuple(crop) == tuple(size) else (int(crop[0]), int(crop[1]))
         self.per_iter = batch_size * world
         if len(self.refs) < self.per_iter:
             raise SegbalanceError(f"split {split!r} has {len(self.refs)} samples, fewer than batch x processes "
@@ -186,13 +195,20 @@ class PairSource:
     def get_batch(self, iteration: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(label ids B,H,W long; instance ids B,H,W; image B,3,H,W in [-1, 1])."""
         # one draw per global batch slot: N processes x batch B sees exactly what one process x N*B would
-        slots = np.random.default_rng([self.seed, iteration]).random(self.per_iter) < 0.5
-        flips = slots[self.rank * self.batch:(self.rank + 1) * self.batch]
+        rng = np.random.default_rng([self.seed, iteration])
+        mine = slice(self.rank * self.batch, (self.rank + 1) * self.batch)
+        flips = (rng.random(self.per_iter) < 0.5)[mine]
+        corners = rng.random((self.per_iter, 2))[mine]  # drawn after the flips: uncropped runs keep their order
         labs, insts, imgs = [], [], []
-        for i, f in zip(self.indices(iteration), flips, strict=True):
+        for i, f, (u, v) in zip(self.indices(iteration), flips, corners, strict=True):
             lab, inst, img = self.load(i)
             if self.flip and f:
                 lab, inst, img = lab[:, ::-1], inst[:, ::-1], img[:, ::-1]
+            if self.crop is not None:
+                (cw, ch), (w, h) = self.crop, self.size
+                x0, y0 = int(u * (w - cw + 1)), int(v * (h - ch + 1))
+                box = (slice(y0, y0 + ch), slice(x0, x0 + cw))
+                lab, inst, img = lab[box], inst[box], img[box]
             labs.append(np.ascontiguousarray(lab))
             insts.append(np.ascontiguousarray(inst))
             imgs.append(np.ascontiguousarray(img))
@@ -304,11 +320,12 @@ def train_gan(dataset: str | Path | Dataset, workspace, out_dir: str | Path, con
         arch = cfg.arch
         amp = resolve_amp(cfg.amp, device)
         m = arch.size_multiple
-        if cfg.size[0] % m or cfg.size[1] % m:
-            raise SegbalanceError(f"--size {cfg.size[0]}x{cfg.size[1]} must be a multiple of {m} for this "
-                                  "architecture")
+        for flag, (w, h) in (("--size", cfg.size), ("--crop", cfg.crop or cfg.size)):
+            if w % m or h % m:
+                raise SegbalanceError(f"{flag} {w}x{h} must be a multiple of {m} for this architecture")
         seed_everything(cfg.seed)
-        src = PairSource(ds, cfg.split, cfg.size, cfg.seed, ddp.rank, ddp.world, cfg.batch_size, cfg.flip)
+        src = PairSource(ds, cfg.split, cfg.size, cfg.seed, ddp.rank, ddp.world, cfg.batch_size, cfg.flip,
+                         cfg.crop)
         ws, own_ws = _open_workspace(workspace) if ddp.master else (None, False)
         res = _run(ds, src, cfg, amp, ckpt, ckpt_path, out_dir, device, ddp, ws, progress, cancel, log)
     except BaseException:
