@@ -8,7 +8,9 @@ the sample data's own painter (procedural renderer) the renderer's ceiling. Prin
     python benchmarks/bench_gan_curve.py [--dataset WS/sample-dataset --seg-run WS/runs/baseline-seed0] \
         [--out DIR] [--iters 1500] [--every 250] [--max-images 100] [--class-balance] [--lr 2e-4] [--lr-d F] \
         [--lambda-l1 F] [--decay-start 0.5] [--crop 128x128] [--arch n_downsample_global=2 ...]
-    python benchmarks/bench_gan_curve.py --dataset ... --seg-run ... --score-only G-800.pt ...
+    python benchmarks/bench_gan_curve.py --dataset ... --seg-run ... --score-only G-800.pt ... [--montage M.jpg]
+
+--montage writes the first 4 val maps as rows: colour label map | each checkpoint's render | oracle | original.
 
 Without --dataset / --seg-run it makes them in --out as the `small` experiment does (sample dataset, 200 train /
 500 val at 256x128; a PSPNet-18 baseline with small's schedule): about 20 minutes on 2 cores in all.
@@ -82,6 +84,7 @@ def main() -> None:
     ap.add_argument("--crop", type=_wxh, help="train on random WxH crops of the 256x128 pairs (default: whole)")
     ap.add_argument("--arch", nargs="*", default=[], metavar="KEY=INT",
                     help="tiny preset overrides, e.g. n_downsample_global=2")
+    ap.add_argument("--montage", metavar="IMAGE", help="also write a montage of the first 4 val maps (PNG or JPEG)")
     ap.add_argument("--score-only", nargs="+", metavar="CKPT", help="score these generator checkpoints "
                     "(e.g. an earlier run's G-800.pt) instead of training")
     args = ap.parse_args()
@@ -135,6 +138,31 @@ def main() -> None:
         vs = "–" if iv is None else f"{iv.mean * 100:.0f}% [{iv.lo * 100:.0f}, {iv.hi * 100:.0f}]"
         name = f"{kept[it].parent.name}/{kept[it].name}" if args.score_only else str(it)
         print(f"| {name} | {g['miou'] * 100:.1f} | {g['miou'] / real['miou'] * 100:.0f}% | {vs} |")
+    if args.montage:
+        write_montage(Path(args.montage), ds, [kept[it] for it in sorted(kept)], args.device)
+
+
+def write_montage(path: Path, ds, checkpoints: list[Path], device: str) -> None:
+    """Rows of label map | each checkpoint's render | oracle | original, so artefacts can be compared by eye."""
+    import cv2
+    import numpy as np
+
+    from segbalance.core.io import atomic_write_bytes
+    from segbalance.core.render.interface import RenderItem
+
+    renderers = [load_renderer("pix2pixhd", ds=ds, checkpoint=str(c), device=device) for c in checkpoints]
+    renderers.append(load_renderer("procedural", ds=ds, device=device))
+    rows = []
+    for ref in ds.samples("val")[:4]:
+        lab, inst = ds.load_label(ref), ds.load_instance(ref)
+        cols = [ds.label_set.colorize(lab)] + [r.render([RenderItem(lab, inst)])[0] for r in renderers]
+        cols.append(cv2.cvtColor(cv2.imread(str(ref.image_path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))
+        rows.append(np.concatenate([np.pad(c, ((2, 2), (2, 2), (0, 0)), constant_values=255) for c in cols], 1))
+    ok, buf = cv2.imencode(path.suffix or ".png", cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise SystemExit(f"{path}: cannot encode a montage with this extension")
+    atomic_write_bytes(path, buf.tobytes())
+    print(f"montage: {path}")
 
 if __name__ == "__main__":
     main()
