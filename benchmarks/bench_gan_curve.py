@@ -10,7 +10,8 @@ the sample data's own painter (procedural renderer) the renderer's ceiling. Prin
         [--lambda-l1 F] [--decay-start 0.5] [--crop 128x128] [--arch n_downsample_global=2 ...]
     python benchmarks/bench_gan_curve.py --dataset ... --seg-run ... --score-only G-800.pt ... [--montage M.jpg]
 
---montage writes the first 4 val maps as rows: colour label map | each checkpoint's render | oracle | original.
+--montage writes the first 4 val maps as rows: colour label map | each checkpoint's render | oracle | original
+(with --ema or --both-weights, each checkpoint's raw G then its weight average).
 
 Without --dataset / --seg-run it makes them in --out as the `small` experiment does (sample dataset, 200 train /
 500 val at 256x128; a PSPNet-18 baseline with small's schedule): about 20 minutes on 2 cores in all.
@@ -45,6 +46,7 @@ def train_curve(args, ds, out: Path) -> dict:
     cfg = make_config("tiny", label_nc=35, iters=args.iters, size=(256, 128), device=args.device, seed=args.seed,
                       amp=fast_amp(small), save_every=args.every, lr=args.lr, class_balance=args.class_balance,
                       lambda_l1=args.lambda_l1, lr_d=args.lr_d, decay_start=args.decay_start, crop=args.crop,
+                      ema=args.ema,
                       arch={k: int(v) for k, v in (a.split("=", 1) for a in args.arch)})
     gan_dir = out / "gan"
     kept: dict = {}
@@ -82,9 +84,15 @@ def main() -> None:
     ap.add_argument("--lr-d", type=float, help="discriminator lr (default: --lr)")
     ap.add_argument("--decay-start", type=float, default=0.5, help="fraction of the run before the lr decays")
     ap.add_argument("--crop", type=_wxh, help="train on random WxH crops of the 256x128 pairs (default: whole)")
+    ap.add_argument("--ema", type=float, help="keep a weight average of G with this decay; each checkpoint is then "
+                    "scored twice, raw G and the average, from the same run")
     ap.add_argument("--arch", nargs="*", default=[], metavar="KEY=INT",
                     help="tiny preset overrides, e.g. n_downsample_global=2")
     ap.add_argument("--montage", metavar="IMAGE", help="also write a montage of the first 4 val maps (PNG or JPEG)")
+    ap.add_argument("--both-weights", action="store_true", help="with --score-only: score raw G and its weight "
+                    "average of each checkpoint")
+    ap.add_argument("--json", metavar="FILE", help="also write the scores (unrounded, per class) as JSON, for "
+                    "benchmarks/gan_arms.py")
     ap.add_argument("--score-only", nargs="+", metavar="CKPT", help="score these generator checkpoints "
                     "(e.g. an earlier run's G-800.pt) instead of training")
     args = ap.parse_args()
@@ -110,7 +118,12 @@ def main() -> None:
                                      lr=small.seg_lr, seed=args.seed, device=args.device, amp=fast_amp(small),
                                      workers=small.workers, stdout_json=False))
     if args.score_only:
-        kept = {k: Path(p) for k, p in enumerate(args.score_only)}
+        from segbalance.core.render.pix2pixhd import read_checkpoint
+
+        # keyed by each checkpoint's own iteration (its position where two share one)
+        its = [read_checkpoint(p).get("iteration", k) for k, p in enumerate(args.score_only)]
+        keys = its if len(set(its)) == len(its) else range(len(its))
+        kept = {int(k): Path(p) for k, p in zip(keys, args.score_only, strict=True)}
         train_s = float("nan")
     else:
         kept = train_curve(args, ds, out)
@@ -125,32 +138,52 @@ def main() -> None:
             f"{f', L1 x{args.lambda_l1:g}' if args.lambda_l1 else ''}{f', lr D {args.lr_d:g}' if args.lr_d else ''}"
             f"{f', decay from {args.decay_start:g}' if args.decay_start != 0.5 else ''}"
             f"{f', {args.crop[0]}x{args.crop[1]} crops' if args.crop else ''}"
+            f"{f', EMA {args.ema:g}' if args.ema else ''}"
             f"{''.join(', ' + a for a in args.arch)})"
             f", trained in {train_s / 60:.1f} min")
     print(f"{what}; scored on {args.max_images} val label maps by {args.seg_run}")
     print(f"real images: {real['miou'] * 100:.1f} mIoU (ceiling); oracle renderer: {oracle['miou'] * 100:.1f} mIoU")
     print("| checkpoint | gen score (mIoU) | % of real | % of oracle [95% paired bootstrap over the maps] |")
     print("|---|---|---|---|")
+    weights = (("raw", True), ("EMA", False)) if args.ema or args.both_weights else (("", False),)
+    rows: list[dict] = []
     for it in sorted(kept):
-        rend = load_renderer("pix2pixhd", ds=ds, checkpoint=str(kept[it]), device=args.device)
-        g = gs.score_renderer(scorer, ds, rend, "val", max_images=args.max_images)
-        iv = bootstrap_ratio([g["image_counts"]], [oracle["image_counts"]])
-        vs = "–" if iv is None else f"{iv.mean * 100:.0f}% [{iv.lo * 100:.0f}, {iv.hi * 100:.0f}]"
-        name = f"{kept[it].parent.name}/{kept[it].name}" if args.score_only else str(it)
-        print(f"| {name} | {g['miou'] * 100:.1f} | {g['miou'] / real['miou'] * 100:.0f}% | {vs} |")
+        for tag, raw in weights:
+            rend = load_renderer("pix2pixhd", ds=ds, checkpoint=str(kept[it]), device=args.device, raw_weights=raw)
+            g = gs.score_renderer(scorer, ds, rend, "val", max_images=args.max_images)
+            iv = bootstrap_ratio([g["image_counts"]], [oracle["image_counts"]])
+            vs = "–" if iv is None else f"{iv.mean * 100:.0f}% [{iv.lo * 100:.0f}, {iv.hi * 100:.0f}]"
+            name = f"{kept[it].parent.name}/{kept[it].name}" if args.score_only else str(it)
+            name += f" {tag}" if tag else ""
+            print(f"| {name} | {g['miou'] * 100:.1f} | {g['miou'] / real['miou'] * 100:.0f}% | {vs} |", flush=True)
+            rows.append({"checkpoint": name, "iteration": it, "weights": tag or "G", "miou": g["miou"],
+                         "per_class": g["per_class"], "vs_oracle": None if iv is None else
+                         {"mean": iv.mean, "lo": iv.lo, "hi": iv.hi}})
+    if args.json:
+        import json
+
+        from segbalance.core.io import atomic_write_bytes
+
+        atomic_write_bytes(Path(args.json), json.dumps({
+            "what": what, "seed": args.seed, "iters": args.iters, "train_s": train_s, "seg_run": args.seg_run,
+            "max_images": args.max_images, "real_miou": real["miou"], "oracle_miou": oracle["miou"],
+            "rows": rows}, indent=1).encode())
     if args.montage:
-        write_montage(Path(args.montage), ds, [kept[it] for it in sorted(kept)], args.device)
+        write_montage(Path(args.montage), ds, [kept[it] for it in sorted(kept)], args.device,
+                      both_weights=len(weights) == 2)
 
 
-def write_montage(path: Path, ds, checkpoints: list[Path], device: str) -> None:
-    """Rows of label map | each checkpoint's render | oracle | original, so artefacts can be compared by eye."""
+def write_montage(path: Path, ds, checkpoints: list[Path], device: str, both_weights: bool = False) -> None:
+    """Rows of label map | each checkpoint's render (raw G, then its average, with both_weights) | oracle |
+    original, so artefacts can be compared by eye."""
     import cv2
     import numpy as np
 
     from segbalance.core.io import atomic_write_bytes
     from segbalance.core.render.interface import RenderItem
 
-    renderers = [load_renderer("pix2pixhd", ds=ds, checkpoint=str(c), device=device) for c in checkpoints]
+    renderers = [load_renderer("pix2pixhd", ds=ds, checkpoint=str(c), device=device, raw_weights=raw)
+                 for c in checkpoints for raw in ((True, False) if both_weights else (False,))]
     renderers.append(load_renderer("procedural", ds=ds, device=device))
     rows = []
     for ref in ds.samples("val")[:4]:

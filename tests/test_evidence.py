@@ -224,6 +224,28 @@ def test_a_stored_generator_on_another_schedule_is_refused_not_reused(tmp_path):
         _check_generator_schedule(ckpt, cfg)
 
 
+def test_a_stored_generator_from_before_a_preset_default_changed_is_refused(tmp_path):
+    """A tiny generator trained before the preset gained label skips or a weight average is another generator."""
+    import torch
+
+    from segbalance.core.errors import SegbalanceError
+    from segbalance.core.experiments.protocol import _check_generator_schedule, preset
+    from segbalance.core.render.gan_train import make_config
+
+    cfg = preset("ci")
+    now = make_config(cfg.gan_preset, label_nc=35, iters=cfg.gan_iters, size=tuple(cfg.gan_size)).to_dict()
+    ckpt = tmp_path / "ckpt.pt"
+    torch.save({"config": now}, ckpt)
+    _check_generator_schedule(ckpt, cfg)  # today's preset: reused
+    for field, value in (("label_skips", not now["arch"]["label_skips"]), ("noise_nc", now["arch"]["noise_nc"] + 1)):
+        torch.save({"config": {**now, "arch": {**now["arch"], field: value}}}, ckpt)
+        with pytest.raises(SegbalanceError, match=f"arch {field}"):
+            _check_generator_schedule(ckpt, cfg)
+    torch.save({"config": {**now, "ema": 0.5 if now["ema"] is None else None}}, ckpt)
+    with pytest.raises(SegbalanceError, match="ema"):
+        _check_generator_schedule(ckpt, cfg)
+
+
 def test_gan_crop_is_checked_against_the_generator_size_and_preset():
     from segbalance.core.errors import SegbalanceError
     from segbalance.core.experiments.protocol import preset

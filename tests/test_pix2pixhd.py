@@ -360,3 +360,71 @@ def test_a_bare_resize_state_dict_is_recognised():
     for mode in ("transpose", "resize"):
         sd = build_generator(Pix2PixHDConfig(**{**TINY, "upsample": mode})).state_dict()
         assert infer_generator_config(sd).get("upsample", "transpose") == mode
+
+
+# -- label skips (non-official presets) ---------------------------------------------------------------
+def test_label_skips_feed_the_pooled_input_to_every_upsampling_stage():
+    cfg = Pix2PixHDConfig(**{**TINY, "upsample": "resize", "label_skips": True})
+    g = build_generator(cfg)
+    assert len(g.skips) == cfg.n_downsample_global
+    x = torch.randn(2, cfg.input_nc, 32, 64)
+    assert g(x).shape == (2, 3, 32, 64)
+    # each upsampling conv takes its features plus the input's channels
+    ups = [m for m in g.model if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3) and m.stride == (1, 1)]
+    assert [m.in_channels for m in ups] == [4 * cfg.ngf + cfg.input_nc, 2 * cfg.ngf + cfg.input_nc]
+    # the skips carry the layout past the bottleneck: with the bottleneck's features zeroed, the output still
+    # depends on the input, which it cannot without skips
+    def decoded(net, inp):
+        blocks = [i for i, m in enumerate(net.model) if m.__class__.__name__ == "ResnetBlock"]
+        with torch.no_grad():
+            h = torch.zeros_like(net.model[: blocks[-1] + 1](inp))
+            return net.decode(h, blocks[-1] + 1, inp)
+
+    plain = build_generator(Pix2PixHDConfig(**{**TINY, "upsample": "resize"}))
+    x2 = x.flip(-1)
+    assert not torch.allclose(decoded(g, x), decoded(g, x2))
+    assert torch.allclose(decoded(plain, x), decoded(plain, x2))
+    with pytest.raises(ValueError, match="resize"):
+        build_generator(Pix2PixHDConfig(**{**TINY, "label_skips": True}))
+    with pytest.raises(ValueError, match="global"):
+        build_generator(Pix2PixHDConfig(**{**TINY, "netG": "local", "upsample": "resize", "label_skips": True}))
+
+
+def test_official_presets_have_no_label_skips_and_a_bare_skip_state_dict_renders(tmp_path):
+    from segbalance.core.render.gan_train import make_config
+    from segbalance.core.render.pix2pixhd import infer_generator_config
+
+    for name in ("512p", "1024p"):
+        assert make_config(name).arch.label_skips is False
+    cfg = Pix2PixHDConfig(**{**TINY, "upsample": "resize", "label_skips": True})
+    sd = build_generator(cfg).state_dict()
+    inferred = infer_generator_config(sd)
+    assert (inferred["upsample"], inferred["label_skips"]) == ("resize", True)
+    torch.save(sd, tmp_path / "latest_net_G.pth")
+    r = load_renderer(tmp_path / "latest_net_G.pth", "cpu", size=(64, 32), amp="off")
+    assert r.front is None  # the table front would drop the one-hot input the skips need
+    lab = np.full((32, 64), 7, np.uint8)
+    lab[:10] = 23
+    assert r.render(lab).shape == (32, 64, 3)
+
+
+def test_noise_channels_join_the_skips_and_the_renderer_draws_them_from_its_seed(tmp_path):
+    from segbalance.core.render.pix2pixhd import infer_generator_config
+
+    with pytest.raises(ValueError, match="label_skips"):
+        build_generator(Pix2PixHDConfig(**{**TINY, "upsample": "resize", "noise_nc": 2}))
+    cfg = Pix2PixHDConfig(**{**TINY, "upsample": "resize", "label_skips": True, "noise_nc": 2})
+    torch.manual_seed(0)
+    g = build_generator(cfg)
+    assert g.model[1].in_channels == cfg.input_nc  # the front never sees the noise
+    x = torch.randn(1, cfg.g_input_nc, 32, 64)
+    x2 = x.clone()
+    x2[:, cfg.input_nc:] = torch.randn(1, 2, 32, 64)
+    with torch.no_grad():
+        assert not torch.allclose(g(x), g(x2))  # other noise, another image of the same map
+    torch.save(g.state_dict(), tmp_path / "g.pth")
+    assert infer_generator_config(g.state_dict())["noise_nc"] == 2
+    lab = np.full((32, 64), 7, np.uint8)
+    lab[:10] = 23
+    a, b, c = (load_renderer(tmp_path / "g.pth", "cpu", size=(64, 32), amp="off", seed=s) for s in (0, 0, 1))
+    assert np.array_equal(a.render(lab), b.render(lab)) and not np.array_equal(a.render(lab), c.render(lab))

@@ -101,9 +101,13 @@ def test_resume_gives_the_same_next_losses_as_an_uninterrupted_run(gan_dataset, 
 
 
 def test_instance_features_are_clustered_and_sampled_at_inference(gan_dataset, tmp_path):
-    cfg = _cfg(iters=2, arch={**ARCH, "feat_num": 3, "nef": 4, "n_downsample_E": 2}, kmeans_clusters=3)
+    cfg = _cfg(iters=2, arch={**ARCH, "feat_num": 3, "nef": 4, "n_downsample_E": 2}, kmeans_clusters=3, ema=0.9)
     res = train_gan(gan_dataset, None, tmp_path / "c", cfg)
-    clusters = read_checkpoint(res.checkpoint)["feature_clusters"]
+    ckpt = read_checkpoint(res.checkpoint)
+    clusters = ckpt["feature_clusters"]
+    # the encoder is averaged with G: the clusters and latest_net_E.pth come from the average
+    plain_e = read_checkpoint(tmp_path / "c" / "latest_net_E.pth")
+    assert all(torch.equal(plain_e[k], ckpt["E_ema"][k]) for k in plain_e)
     assert "26" in clusters and clusters["26"].shape[1] == 3 and 1 <= clusters["26"].shape[0] <= 3
     r = load_renderer(res.checkpoint, "cpu", amp="off")
     lab = np.full((32, 64), 7, np.uint8)
@@ -259,3 +263,59 @@ def test_sigterm_stops_the_cli_with_a_checkpoint_and_a_cancelled_run(gan_dataset
     assert it >= 10
     with Workspace(tmp_path / "ws") as ws, ws.session() as s:
         assert s.scalars(select(m.TrainingRun.status)).one() == "cancelled"
+
+
+def test_ema_decay_warms_up_then_holds_and_the_update_is_a_weighted_mean():
+    from segbalance.core.render.gan_train import ema_decay, ema_update
+
+    assert ema_decay(0, 0.999) == pytest.approx(0.1)  # step 0 keeps 90% of the first trained weights
+    assert ema_decay(90, 0.999) == pytest.approx(91 / 100)
+    assert ema_decay(100_000, 0.999) == 0.999
+    avg, model = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        avg.weight.fill_(1.0)
+        model.weight.fill_(3.0)
+    ema_update(avg, model, 0.75)
+    assert torch.allclose(avg.weight, torch.full_like(avg.weight, 1.5))
+    assert torch.allclose(model.weight, torch.full_like(model.weight, 3.0))  # the trained weights are untouched
+
+
+def test_ema_renders_the_average_keeps_the_trained_g_and_resumes_exactly(gan_dataset, tmp_path):
+    cfg = _cfg(iters=6, ema=0.9)
+    full = train_gan(gan_dataset, None, tmp_path / "a", cfg)
+    ckpt = read_checkpoint(full.checkpoint)
+    g, avg = ckpt["G"], ckpt["G_ema"]
+    assert set(g) == set(avg) and any(not torch.equal(g[k], avg[k]) for k in g)
+    # latest_net_G.pth (the official drop-in) holds the average, in the same layout as G
+    plain = read_checkpoint(full.generator)
+    assert all(torch.equal(plain[k], avg[k]) for k in avg)
+    lab = np.full((32, 64), 7, np.uint8)
+    lab[20:, 10:30] = 26
+    r_avg, r_raw = (load_renderer(full.checkpoint, "cpu", amp="off", raw_weights=raw) for raw in (False, True))
+    assert not np.array_equal(r_avg.render(lab), r_raw.render(lab))
+    assert np.array_equal(r_avg.render(lab), load_renderer(full.generator, "cpu", size=SIZE, amp="off").render(lab))
+    # stop after 3 steps, resume: the average continues as if never interrupted
+    calls = iter(range(100))
+    with pytest.raises(Cancelled):
+        train_gan(gan_dataset, None, tmp_path / "b", cfg, cancel=lambda: next(calls) >= 3)
+    resumed = train_gan(gan_dataset, None, tmp_path / "b", _cfg(iters=None), resume=True)
+    avg_b = read_checkpoint(resumed.checkpoint)["G_ema"]
+    assert all(torch.allclose(avg[k], avg_b[k], atol=1e-6) for k in avg)
+    # without --ema there is no average and G renders, as in the release
+    off = read_checkpoint(train_gan(gan_dataset, None, tmp_path / "c", _cfg(iters=1, ema=None)).checkpoint)
+    assert off["G_ema"] is None
+
+
+def test_a_generator_with_skips_and_noise_trains_and_resumes_exactly(gan_dataset, tmp_path):
+    arch = {**ARCH, "upsample": "resize", "label_skips": True, "noise_nc": 2}
+    full = train_gan(gan_dataset, None, tmp_path / "a", _cfg(iters=4, arch=arch))
+    calls = iter(range(100))
+    with pytest.raises(Cancelled):
+        train_gan(gan_dataset, None, tmp_path / "b", _cfg(iters=4, arch=arch), cancel=lambda: next(calls) >= 2)
+    resumed = train_gan(gan_dataset, None, tmp_path / "b", _cfg(iters=None), resume=True)
+    for a, b in zip(full.history[2:], resumed.history, strict=True):
+        assert b["loss_G_GAN"] == pytest.approx(a["loss_G_GAN"], rel=1e-5)
+    ga, gb = (read_checkpoint(p / "ckpt.pt")["G"] for p in (tmp_path / "a", tmp_path / "b"))
+    assert all(torch.allclose(ga[k], gb[k], atol=1e-6) for k in ga)
+    lab = np.full((32, 64), 7, np.uint8)
+    assert load_renderer(full.checkpoint, "cpu", amp="off").render(lab).shape == (32, 64, 3)

@@ -18,6 +18,19 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def _ema(text: str) -> float:
+    """A decay in (0, 1), or 0.0 for 'off' (None would mean 'the preset's default')."""
+    if text.lower() == "off":
+        return 0.0
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a decay such as 0.999 or 'off', got {text!r}") from None
+    if not 0.0 < v < 1.0:
+        raise argparse.ArgumentTypeError(f"the decay must lie between 0 and 1 (exclusive), got {text!r}")
+    return v
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train-gan", help="train the pix2pixHD renderer on a dataset",
                        description="Train pix2pixHD. Multi-GPU: torchrun --nproc_per_node N -m core.cli train-gan ...")
@@ -49,6 +62,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr-d", type=float, help="discriminator learning rate (default: --lr)")
     p.add_argument("--lambda-l1", type=float, help="weight of the pixel L1 loss to the real image "
                                                  "(default 0 = off, as the official models)")
+    p.add_argument("--ema", type=_ema, metavar="DECAY|off",
+                   help="render with an exponential moving average of G's weights, updated every step with this "
+                        "decay (warmed up over the first steps); 'off' renders the trained weights, as the release "
+                        "(default: the preset's)")
     p.add_argument("--split", default="train")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-every", type=int, default=500, help="checkpoint every N iterations (default 500)")
@@ -81,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
                       size=args.size, crop=args.crop, iters=args.iters, epochs=args.epochs, batch_size=args.batch,
                       device=args.device, amp=args.amp, vgg_weights=args.vgg_weights,
                       class_balance=args.class_balance, lr=args.lr, lr_d=args.lr_d, lambda_l1=args.lambda_l1,
-                      split=args.split, seed=args.seed, save_every=args.save_every)
+                      ema=args.ema, split=args.split, seed=args.seed, save_every=args.save_every)
     master = os.environ.get("RANK", "0") == "0"
     bar = None
 

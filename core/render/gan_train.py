@@ -10,6 +10,7 @@ Only rank 0 writes checkpoints and database rows.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -67,6 +68,8 @@ PRESETS: dict[str, dict] = {
     "1024p": dict(netG="local", ngf=32, n_downsample_global=4, n_blocks_global=9, ndf=64, num_D=3),
 }
 DEFAULT_ITERS = {"tiny": 2000}
+# training defaults of a preset beyond GANTrainConfig's (which are the release's); the official presets add none
+PRESET_TRAINING: dict[str, dict] = {}
 DEFAULT_EPOCHS = 200  # official: 100 at constant lr + 100 decaying
 
 
@@ -92,6 +95,9 @@ class GANTrainConfig:
     lr_d: float | None = None  # discriminator lr; None = lr (TTUR when set higher)
     vgg_weights: str | None = None  # torchvision vgg19 state dict; None -> $SEGBALANCE_VGG19 -> VGG loss off
     class_balance: bool = False  # OASIS-style inverse-frequency weights on the adversarial and feature losses
+    # exponential moving average of G's weights (decay per step, warmed up as min(ema, (1+t)/(10+t))); the
+    # average is what renders. None = off: the raw weights render, as in the release
+    ema: float | None = None
     flip: bool = True
     split: str = "train"
     seed: int = 0
@@ -124,11 +130,14 @@ def make_config(preset: str = "tiny", label_nc: int = 35, **overrides) -> GANTra
     if preset not in PRESETS:
         raise SegbalanceError(f"unknown preset {preset!r} (choose {', '.join(PRESETS)})")
     arch_over = overrides.pop("arch", {}) or {}
-    for key in ("lambda_l1", "lr_d"):  # None (an option not given) means GANTrainConfig's default
+    for key in ("lambda_l1", "lr_d", "ema"):  # None (an option not given) means the preset's default
         if key in overrides and overrides[key] is None:
             del overrides[key]
+    train = {**PRESET_TRAINING.get(preset, {}), **overrides}
+    if not train.get("ema"):
+        train["ema"] = None  # 0 (`--ema off`) turns the average off
     arch = Pix2PixHDConfig(label_nc=label_nc, **{**PRESETS[preset], **arch_over})
-    return GANTrainConfig(arch=arch, preset=preset, **overrides)
+    return GANTrainConfig(arch=arch, preset=preset, **train)
 
 
 @dataclass
@@ -234,6 +243,27 @@ def lr_factor(it: int, total: int, decay_start: float) -> float:
     if it < start or total <= start:
         return 1.0
     return max(0.0, (total - it) / (total - start))
+
+
+def ema_decay(step: int, decay: float) -> float:
+    """The averaging weight at optimizer step `step` (0-based): short memory early, `decay` once warmed up.
+
+    Without the warm-up the average would carry the random initial weights for ~1/(1-decay) steps, longer
+    than a short CPU run's whole schedule.
+    """
+    return min(float(decay), (1.0 + step) / (10.0 + step))
+
+
+@torch.no_grad()
+def ema_update(avg: nn.Module, model: nn.Module, decay: float) -> None:
+    """avg <- decay * avg + (1 - decay) * model, parameters and float buffers alike."""
+    for a, m in zip(avg.parameters(), model.parameters(), strict=True):
+        a.lerp_(m.detach(), 1.0 - decay)
+    for a, m in zip(avg.buffers(), model.buffers(), strict=True):
+        if a.is_floating_point():
+            a.lerp_(m.detach(), 1.0 - decay)
+        else:
+            a.copy_(m)
 
 
 def _unwrap(m: nn.Module) -> nn.Module:
@@ -384,6 +414,15 @@ def _run(ds: Dataset, src: PairSource, cfg: GANTrainConfig, amp: str, ckpt: dict
         scaler.load_state_dict(ckpt["scaler"])
         start = int(ckpt["iteration"])
         set_rng_state(ckpt.get("rng", {}))
+    # the weight average of G (and of E, whose features G was trained on and which the clusters come from)
+    G_ema = E_ema = None
+    if cfg.ema is not None:
+        G_ema = copy.deepcopy(G).requires_grad_(False)
+        E_ema = copy.deepcopy(E).requires_grad_(False) if E is not None else None
+        if ckpt is not None and ckpt.get("G_ema") is not None:
+            load_state_checked(G_ema, ckpt["G_ema"], ckpt_path, "generator average")
+            if E_ema is not None:
+                load_state_checked(E_ema, ckpt["E_ema"], ckpt_path, "encoder average")
 
     if ddp.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -403,18 +442,21 @@ def _run(ds: Dataset, src: PairSource, cfg: GANTrainConfig, amp: str, ckpt: dict
         if not ddp.master:
             return
         save_checkpoint(ckpt_path, {
-            "G": G_raw.state_dict(), "D": D_raw.state_dict(), "E": E_raw.state_dict() if E_raw else None,
+            "G": G_raw.state_dict(), "G_ema": G_ema.state_dict() if G_ema is not None else None,
+            "D": D_raw.state_dict(), "E": E_raw.state_dict() if E_raw else None,
+            "E_ema": E_ema.state_dict() if E_ema is not None else None,
             "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
             "sched_G": sched_G.state_dict(), "sched_D": sched_D.state_dict(), "scaler": scaler.state_dict(),
             "iteration": iteration, "config": cfg.to_dict(), "label_set": ds.label_set.to_dict(),
             "dataset": {"path": str(ds.root), "fingerprint": ds.fingerprint()},
             "rng": rng_state(), "feature_clusters": clusters, "format": "segbalance-pix2pixhd-v1",
         })
-        # plain state dicts, drop-in for the official latest_net_G.pth / latest_net_D.pth
-        save_checkpoint(out_dir / "latest_net_G.pth", G_raw.state_dict())
+        # plain state dicts, drop-in for the official latest_net_G.pth / latest_net_D.pth; G is the weights
+        # that render (the average when there is one), in the same layout
+        save_checkpoint(out_dir / "latest_net_G.pth", (G_ema if G_ema is not None else G_raw).state_dict())
         save_checkpoint(out_dir / "latest_net_D.pth", D_raw.state_dict())
         if E_raw is not None:
-            save_checkpoint(out_dir / "latest_net_E.pth", E_raw.state_dict())
+            save_checkpoint(out_dir / "latest_net_E.pth", (E_ema if E_ema is not None else E_raw).state_dict())
 
     # loop
     history: list[dict] = []
@@ -434,6 +476,10 @@ def _run(ds: Dataset, src: PairSource, cfg: GANTrainConfig, amp: str, ckpt: dict
                                 vgg_loss, device, amp)
             sched_G.step()
             sched_D.step()
+            if G_ema is not None:
+                ema_update(G_ema, G_raw, ema_decay(it, cfg.ema))
+                if E_ema is not None:
+                    ema_update(E_ema, E_raw, ema_decay(it, cfg.ema))
             losses["lr"] = opt_G.param_groups[0]["lr"]
             history.append(losses)
             for k, v in losses.items():
@@ -453,7 +499,8 @@ def _run(ds: Dataset, src: PairSource, cfg: GANTrainConfig, amp: str, ckpt: dict
         it = n_iters
         clusters = None
         if E_raw is not None and ddp.master:
-            clusters = feature_clusters(E_raw, src, arch.label_nc, cfg.kmeans_clusters, device, cfg.seed)
+            clusters = feature_clusters(E_ema if E_ema is not None else E_raw, src, arch.label_nc,
+                                        cfg.kmeans_clusters, device, cfg.seed)
         save(n_iters, clusters)
         status = "done"
         if ddp.enabled:
@@ -488,6 +535,8 @@ def train_step(G: nn.Module, D: nn.Module, E: nn.Module | None, D_raw: nn.Module
     weight = class_balance_weights(label, arch.label_nc) if cfg.class_balance else None
     with autocast(device, amp):
         g_in = torch.cat([lab_in, E(real, inst)], 1) if E is not None else lab_in
+        if arch.noise_nc:  # torch's RNG, saved in the checkpoint: resume stays exact
+            g_in = torch.cat([g_in, torch.randn(b, arch.noise_nc, *g_in.shape[-2:], device=g_in.device)], 1)
         fake = G(g_in)
 
         # generator: fool every D scale, match D's features on real, match VGG features
@@ -524,4 +573,5 @@ def train_step(G: nn.Module, D: nn.Module, E: nn.Module | None, D_raw: nn.Module
     return {k: float(v.detach()) for k, v in vals.items()}
 
 
-__all__ = ["GANTrainConfig", "GANTrainResult", "PRESETS", "make_config", "train_gan", "train_step"]
+__all__ = ["GANTrainConfig", "GANTrainResult", "PRESETS", "ema_decay", "ema_update", "make_config", "train_gan",
+           "train_step"]

@@ -207,9 +207,12 @@ def infer_generator_config(sd: Mapping[str, torch.Tensor]) -> dict:
     # a resize conv (out, in, k, k)
     up = next((glob[f"{i}.weight"] for i in idx if i > blocks[-1] and glob.get(f"{i}.weight") is not None
                and glob[f"{i}.weight"].ndim == 4), None)
+    input_nc = int(first.shape[1])
     if up is not None and int(up.shape[1]) == 2 * int(up.shape[0]):
         out["upsample"] = "resize"
-    input_nc = int(first.shape[1])
+    elif up is not None and int(up.shape[1]) >= 2 * int(up.shape[0]) + input_nc:  # the input joins each stage,
+        out["upsample"], out["label_skips"] = "resize", True                       # noise channels after it
+        out["noise_nc"] = int(up.shape[1]) - 2 * int(up.shape[0]) - input_nc
     if local:
         n_local = len({m.group(1) for k in sd if (m := re.match(r"model(\d+)_1\.", k))})
         w = sd.get(f"model{n_local}_1.1.weight")
@@ -273,7 +276,8 @@ class Renderer:
         generator = generator.to(device).eval().requires_grad_(False)
         # the one-hot front as a table lookup (exact); instance features make the input no longer one-hot
         self.front: LabelTableFront | None = None
-        if table_front and arch.feat_num == 0:
+        if table_front and arch.feat_num == 0 and not arch.label_skips:  # the skips need the one-hot input
+            # (and noise joins only through the skips)
             conv = generator.model[1] if arch.netG == "global" else \
                 getattr(generator, f"model{arch.n_local_enhancers}_1")[1]
             self.front = LabelTableFront(conv, arch.label_nc, arch.use_instance)
@@ -357,6 +361,10 @@ class Renderer:
                     feats = [sample_features(p[1] if p[1] is not None else p[0].astype(np.int32),
                                              self.feature_clusters, self.arch.feat_num, self.rng) for p in prepared]
                     x = torch.cat([x, torch.from_numpy(np.stack(feats)).to(self.device)], 1)
+                if self.arch.noise_nc:  # from the renderer's seeded generator: the same seed renders the same
+                    noise = self.rng.standard_normal((len(prepared), self.arch.noise_nc, *x.shape[-2:]),
+                                                     dtype=np.float32)
+                    x = torch.cat([x, torch.from_numpy(noise).to(self.device)], 1)
                 args.append(x.contiguous(memory_format=torch.channels_last))
             if self.front is not None:
                 f = self.front(lab_t, edges)
@@ -372,18 +380,20 @@ class Renderer:
 
 def load_renderer(checkpoint: str | os.PathLike, device: str | torch.device = "auto", *,
                   size: tuple[int, int] | None = None, amp: str = "auto", compile: bool = False, seed: int = 0,
-                  table_front: bool = True, **arch_overrides) -> Renderer:
+                  table_front: bool = True, raw_weights: bool = False, **arch_overrides) -> Renderer:
     """A Renderer from a train-gan checkpoint or a bare G state dict (official latest_net_G.pth included).
 
     arch_overrides (label_nc, ngf, netG, n_downsample_global, n_blocks_global, feat_num, use_instance, ...)
     describe a bare state dict; they are checked against the tensors, and a mismatch names the keys.
+    raw_weights: render a train-gan checkpoint's trained G even when it also holds a weight average.
     """
     path = Path(checkpoint)
     ckpt = read_checkpoint(path)
     clusters = None
     if "G" in ckpt and isinstance(ckpt.get("config"), dict):
         arch_dict = dict(ckpt["config"].get("arch", {}))
-        sd = ckpt["G"]
+        # the weight average renders when the run kept one (train-gan --ema), as latest_net_G.pth holds it
+        sd = ckpt["G_ema"] if ckpt.get("G_ema") is not None and not raw_weights else ckpt["G"]
         clusters = ckpt.get("feature_clusters")
         if size is None and ckpt["config"].get("size"):
             size = tuple(ckpt["config"]["size"])

@@ -35,6 +35,15 @@ class Pix2PixHDConfig:
     # "resize": nearest 2x upsampling then a 3x3 conv, which cannot (Odena et al., Distill 2016). Only
     # "transpose" loads official checkpoints, so it stays the default and the official presets keep it.
     upsample: str = "transpose"
+    # the decoder also sees the generator's input (one-hot + edge [+ features]) average-pooled to each upsampling
+    # stage's scale, concatenated before that stage's conv: layout fed only at the input must survive the
+    # bottleneck, which a short CPU schedule does not teach (CRN, SPADE). Global resize-conv generators only;
+    # the official presets keep it off, so their checkpoints load unchanged
+    label_skips: bool = False
+    # Gaussian noise channels that join the label skips (not the front, so the first conv keeps its shape): a
+    # deterministic G can only imitate per-pixel grain with a periodic pattern, which late in a short run turns
+    # into a regular grid; with noise it can draw grain. Appended after the input's channels; needs label_skips
+    noise_nc: int = 0
 
     @property
     def label_channels(self) -> int:
@@ -44,6 +53,11 @@ class Pix2PixHDConfig:
     @property
     def input_nc(self) -> int:
         return self.label_channels + self.feat_num
+
+    @property
+    def g_input_nc(self) -> int:
+        """Channels of the tensor G is called with: its input plus the noise channels at the end."""
+        return self.input_nc + self.noise_nc
 
     @property
     def size_multiple(self) -> int:
@@ -78,19 +92,30 @@ class ResnetBlock(nn.Module):
         return x + self.conv_block(x)
 
 
-def _up(ch_in: int, ch_out: int, mode: str) -> list[nn.Module]:
-    """One 2x upsampling stage with its norm and ReLU."""
+class LabelSkip(nn.Module):
+    """Marks where GlobalGenerator concatenates its pooled input; alone it passes features through."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def _up(ch_in: int, ch_out: int, mode: str, skip_nc: int = 0) -> list[nn.Module]:
+    """One 2x upsampling stage with its norm and ReLU (resize: `skip_nc` input channels join before the conv)."""
     if mode == "transpose":
+        if skip_nc:
+            raise ValueError("label_skips needs upsample='resize'")
         conv: list[nn.Module] = [nn.ConvTranspose2d(ch_in, ch_out, 3, stride=2, padding=1, output_padding=1)]
     elif mode == "resize":
-        conv = [nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1), nn.Conv2d(ch_in, ch_out, 3)]
+        skip: list[nn.Module] = [LabelSkip()] if skip_nc else []
+        conv = [nn.Upsample(scale_factor=2, mode="nearest"), *skip, nn.ReflectionPad2d(1),
+                nn.Conv2d(ch_in + skip_nc, ch_out, 3)]
     else:
         raise ValueError(f"upsample must be 'transpose' or 'resize', not {mode!r}")
     return [*conv, _norm(ch_out), nn.ReLU(True)]
 
 
 def _global_layers(input_nc: int, output_nc: int, ngf: int, n_down: int, n_blocks: int,
-                   upsample: str = "transpose") -> list[nn.Module]:
+                   upsample: str = "transpose", label_skips: bool = False, noise_nc: int = 0) -> list[nn.Module]:
     layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7), _norm(ngf), nn.ReLU(True)]
     for i in range(n_down):
         ch = ngf * 2**i
@@ -99,7 +124,7 @@ def _global_layers(input_nc: int, output_nc: int, ngf: int, n_down: int, n_block
     layers += [ResnetBlock(ch) for _ in range(n_blocks)]
     for i in range(n_down):
         ch = ngf * 2 ** (n_down - i)
-        layers += _up(ch, ch // 2, upsample)
+        layers += _up(ch, ch // 2, upsample, input_nc + noise_nc if label_skips else 0)
     layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh()]
     return layers
 
@@ -108,12 +133,37 @@ class GlobalGenerator(nn.Module):
     """The 512p generator: conv front, strided downsampling, residual blocks, transposed-conv upsampling."""
 
     def __init__(self, input_nc: int, output_nc: int = 3, ngf: int = 64, n_downsampling: int = 4,
-                 n_blocks: int = 9, upsample: str = "transpose") -> None:
+                 n_blocks: int = 9, upsample: str = "transpose", label_skips: bool = False,
+                 noise_nc: int = 0) -> None:
         super().__init__()
-        self.model = nn.Sequential(*_global_layers(input_nc, output_nc, ngf, n_downsampling, n_blocks, upsample))
+        if noise_nc and not label_skips:
+            raise ValueError("noise_nc needs label_skips (the noise joins the generator at its skips)")
+        self.input_nc, self.noise_nc = input_nc, noise_nc
+        self.model = nn.Sequential(*_global_layers(input_nc, output_nc, ngf, n_downsampling, n_blocks, upsample,
+                                                   label_skips, noise_nc))
+        self.skips = [i for i, m in enumerate(self.model) if isinstance(m, LabelSkip)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        """x: (B, input_nc [+ noise_nc], H, W); the noise channels, last, go to the skips only."""
+        return self.decode(x[:, : self.input_nc], 0, x)
+
+    def decode(self, h: torch.Tensor, start: int, x: torch.Tensor) -> torch.Tensor:
+        """Run `model[start:]` on h; x (the full-resolution input, noise last) feeds the label skips: the input
+        average-pooled to each stage's scale, the noise subsampled (pooling would shrink its variance)."""
+        if not self.skips:
+            return self.model[start:](h)
+        lab, noise = x[:, : self.input_nc], x[:, self.input_nc:]
+        for i in range(start, len(self.model)):
+            if i in self.skips:
+                size = h.shape[-2:]
+                parts = [h, (lab if lab.shape[-2:] == size else
+                             nn.functional.adaptive_avg_pool2d(lab, size)).to(h.dtype)]
+                if self.noise_nc:
+                    step = noise.shape[-1] // size[-1]
+                    parts.append(noise[..., ::step, ::step].to(h.dtype))
+                h = torch.cat(parts, 1)
+            h = self.model[i](h)
+        return h
 
 
 class LocalEnhancer(nn.Module):
@@ -241,7 +291,9 @@ class MultiscaleDiscriminator(nn.Module):
 def build_generator(cfg: Pix2PixHDConfig) -> nn.Module:
     if cfg.netG == "global":
         return GlobalGenerator(cfg.input_nc, cfg.output_nc, cfg.ngf, cfg.n_downsample_global, cfg.n_blocks_global,
-                               cfg.upsample)
+                               cfg.upsample, cfg.label_skips, cfg.noise_nc)
+    if cfg.label_skips or cfg.noise_nc:
+        raise ValueError("label_skips and noise_nc are for the global generator only")
     if cfg.netG == "local":
         return LocalEnhancer(cfg.input_nc, cfg.output_nc, cfg.ngf, cfg.n_downsample_global, cfg.n_blocks_global,
                              cfg.n_local_enhancers, cfg.n_blocks_local, cfg.upsample)
