@@ -212,7 +212,11 @@ def test_a_stored_generator_on_another_schedule_is_refused_not_reused(tmp_path):
 
     cfg = preset("ci")
     ckpt = tmp_path / "ckpt.pt"
-    torch.save({"config": {"preset": cfg.gan_preset, "iters": cfg.gan_iters, "size": list(cfg.gan_size)}}, ckpt)
+    from segbalance.core.render.gan_train import make_config
+
+    ema = make_config(cfg.gan_preset).ema
+    torch.save({"config": {"preset": cfg.gan_preset, "iters": cfg.gan_iters, "size": list(cfg.gan_size), "ema": ema}},
+               ckpt)
     _check_generator_schedule(ckpt, cfg)  # same schedule: reused
     with pytest.raises(SegbalanceError, match=r"iters 4, the experiment now asks for 3000"):
         _check_generator_schedule(ckpt, replace(cfg, gan_iters=3000))

@@ -291,9 +291,11 @@ def test_ema_renders_the_average_keeps_the_trained_g_and_resumes_exactly(gan_dat
     assert all(torch.equal(plain[k], avg[k]) for k in avg)
     lab = np.full((32, 64), 7, np.uint8)
     lab[20:, 10:30] = 26
-    r_avg, r_raw = (load_renderer(full.checkpoint, "cpu", amp="off", raw_weights=raw) for raw in (False, True))
-    assert not np.array_equal(r_avg.render(lab), r_raw.render(lab))
-    assert np.array_equal(r_avg.render(lab), load_renderer(full.generator, "cpu", size=SIZE, amp="off").render(lab))
+    def render(path, **kw):  # a fresh renderer each time: the same seed draws the same noise
+        return load_renderer(path, "cpu", amp="off", **kw).render(lab)
+
+    assert not np.array_equal(render(full.checkpoint), render(full.checkpoint, raw_weights=True))
+    assert np.array_equal(render(full.checkpoint), render(full.generator, size=SIZE))
     # stop after 3 steps, resume: the average continues as if never interrupted
     calls = iter(range(100))
     with pytest.raises(Cancelled):
@@ -301,9 +303,10 @@ def test_ema_renders_the_average_keeps_the_trained_g_and_resumes_exactly(gan_dat
     resumed = train_gan(gan_dataset, None, tmp_path / "b", _cfg(iters=None), resume=True)
     avg_b = read_checkpoint(resumed.checkpoint)["G_ema"]
     assert all(torch.allclose(avg[k], avg_b[k], atol=1e-6) for k in avg)
-    # without --ema there is no average and G renders, as in the release
-    off = read_checkpoint(train_gan(gan_dataset, None, tmp_path / "c", _cfg(iters=1, ema=None)).checkpoint)
+    # `--ema off` (0) keeps no average and G renders, as in the release; not given (None) is the preset's default
+    off = read_checkpoint(train_gan(gan_dataset, None, tmp_path / "c", _cfg(iters=1, ema=0.0)).checkpoint)
     assert off["G_ema"] is None
+    assert _cfg(ema=None).ema == make_config("tiny").ema and make_config("512p").ema is None
 
 
 def test_a_generator_with_skips_and_noise_trains_and_resumes_exactly(gan_dataset, tmp_path):
@@ -319,3 +322,18 @@ def test_a_generator_with_skips_and_noise_trains_and_resumes_exactly(gan_dataset
     assert all(torch.allclose(ga[k], gb[k], atol=1e-6) for k in ga)
     lab = np.full((32, 64), 7, np.uint8)
     assert load_renderer(full.checkpoint, "cpu", amp="off").render(lab).shape == (32, 64, 3)
+
+
+def test_train_gan_cli_ema_option(gan_dataset, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train-gan", str(gan_dataset), "--workspace", str(tmp_path / "ws"), "--out", str(tmp_path / "o"),
+              "--ema", "1.5"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1 and "between 0 and 1" in err[0]
+    rc = main(["train-gan", str(gan_dataset), "--workspace", str(tmp_path / "ws"), "--out", str(tmp_path / "o"),
+               "--size", "64x32", "--iters", "1", "--device", "cpu", "--quiet", "--ema", "off"])
+    assert rc == 0 and read_checkpoint(tmp_path / "o" / "ckpt.pt")["G_ema"] is None
+    rc = main(["train-gan", str(gan_dataset), "--workspace", str(tmp_path / "ws"), "--out", str(tmp_path / "p"),
+               "--size", "64x32", "--iters", "1", "--device", "cpu", "--quiet"])
+    ckpt = read_checkpoint(tmp_path / "p" / "ckpt.pt")
+    assert rc == 0 and ckpt["config"]["ema"] == 0.999 and ckpt["G_ema"] is not None  # the tiny preset's default

@@ -201,6 +201,14 @@ class PairSource:
         start = step * self.per_iter + self.rank * self.batch
         return perm[start:start + self.batch].tolist()
 
+    def noise(self, iteration: int, channels: int, device: torch.device) -> torch.Tensor:
+        """(B, channels, H, W) standard normal noise for G, a function of (seed, iteration, global batch slot):
+        resume stays exact and N processes x batch B draw what one process x N*B would."""
+        w, h = self.crop or self.size
+        gen = torch.Generator().manual_seed(int(np.random.default_rng([self.seed, iteration, 1]).integers(2**62)))
+        full = torch.randn(self.per_iter, channels, h, w, generator=gen)
+        return full[self.rank * self.batch:(self.rank + 1) * self.batch].to(device)
+
     def get_batch(self, iteration: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(label ids B,H,W long; instance ids B,H,W; image B,3,H,W in [-1, 1])."""
         # one draw per global batch slot: N processes x batch B sees exactly what one process x N*B would
@@ -472,8 +480,9 @@ def _run(ds: Dataset, src: PairSource, cfg: GANTrainConfig, amp: str, ckpt: dict
                 save(it)
                 status, message = "cancelled", f"cancelled at iteration {it} of {n_iters}; checkpoint kept"
                 raise Cancelled()
+            noise = src.noise(it, arch.noise_nc, device) if arch.noise_nc else None
             losses = train_step(G, D, E, D_raw, src.get_batch(it, device), arch, cfg, opt_G, opt_D, scaler,
-                                vgg_loss, device, amp)
+                                vgg_loss, device, amp, noise=noise)
             sched_G.step()
             sched_D.step()
             if G_ema is not None:
@@ -526,8 +535,11 @@ def train_step(G: nn.Module, D: nn.Module, E: nn.Module | None, D_raw: nn.Module
                batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], arch: Pix2PixHDConfig,
                cfg: GANTrainConfig, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer,
                scaler: torch.amp.GradScaler, vgg_loss: nn.Module | None, device: torch.device,
-               amp: str | None = None) -> dict[str, float]:
-    """One G update then one D update on the same fake, as in the release; returns the step's losses."""
+               amp: str | None = None, noise: torch.Tensor | None = None) -> dict[str, float]:
+    """One G update then one D update on the same fake, as in the release; returns the step's losses.
+
+    noise: G's noise channels when the architecture has them (PairSource.noise); drawn here when not given.
+    """
     label, inst, real = batch
     b = label.shape[0]
     amp = amp or cfg.amp
@@ -535,8 +547,10 @@ def train_step(G: nn.Module, D: nn.Module, E: nn.Module | None, D_raw: nn.Module
     weight = class_balance_weights(label, arch.label_nc) if cfg.class_balance else None
     with autocast(device, amp):
         g_in = torch.cat([lab_in, E(real, inst)], 1) if E is not None else lab_in
-        if arch.noise_nc:  # torch's RNG, saved in the checkpoint: resume stays exact
-            g_in = torch.cat([g_in, torch.randn(b, arch.noise_nc, *g_in.shape[-2:], device=g_in.device)], 1)
+        if arch.noise_nc:
+            if noise is None:
+                noise = torch.randn(b, arch.noise_nc, *g_in.shape[-2:], device=g_in.device)
+            g_in = torch.cat([g_in, noise.to(g_in.dtype)], 1)
         fake = G(g_in)
 
         # generator: fool every D scale, match D's features on real, match VGG features
