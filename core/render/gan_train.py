@@ -61,7 +61,9 @@ from segbalance.core.runs.runtime import (
 CKPT_NAME = "ckpt.pt"
 PRESETS: dict[str, dict] = {
     # trains usefully on 2 CPU cores in minutes at 256x128
-    "tiny": dict(netG="global", ngf=32, n_downsample_global=3, n_blocks_global=6, ndf=32, num_D=2, upsample="resize"),
+    # (resize convs, label skips and noise: README Results, "the generator"; none loads official weights)
+    "tiny": dict(netG="global", ngf=32, n_downsample_global=3, n_blocks_global=6, ndf=32, num_D=2, upsample="resize",
+                 label_skips=True, noise_nc=8),
     # the official 512p Cityscapes model (1024x512 in the paper)
     "512p": dict(netG="global", ngf=64, n_downsample_global=4, n_blocks_global=9, ndf=64, num_D=2),
     # the official 1024p model: local enhancer around a 2*ngf global generator, 3 discriminator scales
@@ -69,7 +71,7 @@ PRESETS: dict[str, dict] = {
 }
 DEFAULT_ITERS = {"tiny": 2000}
 # training defaults of a preset beyond GANTrainConfig's (which are the release's); the official presets add none
-PRESET_TRAINING: dict[str, dict] = {}
+PRESET_TRAINING: dict[str, dict] = {"tiny": {"ema": 0.999}}
 DEFAULT_EPOCHS = 200  # official: 100 at constant lr + 100 decaying
 
 
