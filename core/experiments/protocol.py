@@ -259,13 +259,13 @@ def _check_generator_schedule(ckpt: Path, cfg: ExperimentConfig) -> None:
     # the preset's defaults too (architecture, weight average): a generator from before a default changed is
     # not the generator the experiment now asks for; a field the saved config lacks had its default then
     now = make_config(cfg.gan_preset, label_nc=35)
-    checks = [("preset", cfg.gan_preset), ("iters", cfg.gan_iters), ("size", tuple(cfg.gan_size)), ("crop", crop),
-              ("ema", now.ema)]
+    checks = [(key, _plain(saved.get(key)), want) for key, want in (
+        ("preset", cfg.gan_preset), ("iters", cfg.gan_iters), ("size", tuple(cfg.gan_size)), ("crop", crop),
+        ("ema", now.ema))]
     if "arch" in saved:
         was = Pix2PixHDConfig.from_dict(saved["arch"]).to_dict()
-        checks += [(f"arch {k}", v) for k, v in now.arch.to_dict().items() if k != "label_nc" and was.get(k) != v]
-    for key, want in checks:
-        have = _plain(was.get(key[5:]) if key.startswith("arch ") else saved.get(key))
+        checks += [(f"arch {k}", _plain(was.get(k)), v) for k, v in now.arch.to_dict().items() if k != "label_nc"]
+    for key, have, want in checks:
         if have != want:
             raise SegbalanceError(f"this generator was trained with {key} {have!r}, the experiment now asks for "
                                   f"{want!r}; use a fresh --out (or remove the gan-seed folder) to train on the new "
