@@ -6,6 +6,9 @@ first, paired by seed: the mean difference in gen score (mIoU points) with its t
 word it earns (gain, loss, within noise); each arm's share of the oracle's score gets a t interval too.
 
     python benchmarks/gan_arms.py --at 1500 release=raw:s0.json,s1.json,s2.json ema=EMA:s0.json,s1.json,s2.json
+
+WEIGHTS@N takes that arm's checkpoint at iteration N instead of --at, to compare schedules of different lengths
+(each at its own end): `short=EMA:a0.json,a1.json long=EMA@2500:b0.json,b1.json`.
 """
 
 from __future__ import annotations
@@ -17,12 +20,13 @@ from pathlib import Path
 from segbalance.core.experiments.evidence import decide, seed_interval
 
 
-def _arm(text: str) -> tuple[str, str, list[Path]]:
+def _arm(text: str) -> tuple[str, str, int | None, list[Path]]:
     name, _, rest = text.partition("=")
     weights, _, files = rest.partition(":")
-    if not name or not weights or not files:
-        raise argparse.ArgumentTypeError(f"expected NAME=WEIGHTS:FILE,FILE,..., got {text!r}")
-    return name, weights, [Path(f) for f in files.split(",") if f]
+    weights, _, at = weights.partition("@")
+    if not name or not weights or not files or (at and not at.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected NAME=WEIGHTS[@ITER]:FILE,FILE,..., got {text!r}")
+    return name, weights, int(at) if at else None, [Path(f) for f in files.split(",") if f]
 
 
 def _scores(weights: str, files: list[Path], at: int) -> dict[int, tuple[float, float]]:
@@ -43,13 +47,15 @@ def _iv(iv) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("arms", nargs="+", type=_arm, metavar="NAME=WEIGHTS:FILES")
-    ap.add_argument("--at", type=int, required=True, help="the checkpoint iteration to compare")
+    ap.add_argument("arms", nargs="+", type=_arm, metavar="NAME=WEIGHTS[@ITER]:FILES")
+    ap.add_argument("--at", type=int, required=True, help="the checkpoint iteration to compare (unless WEIGHTS@ITER)")
     args = ap.parse_args()
 
-    arms = [(name, _scores(w, files, args.at)) for name, w, files in args.arms]
+    arms = [(name if at is None else f"{name} @{at}", _scores(w, files, args.at if at is None else at))
+            for name, w, at, files in args.arms]
     ref_name, ref = arms[0]
-    print(f"gen score at iteration {args.at} (mIoU), per seed; % of oracle: gen / oracle score on the same maps, "
+    print(f"gen score at iteration {args.at} unless the arm names its own (mIoU), per seed; "
+          "% of oracle: gen / oracle score on the same maps, "
           "t interval over the seeds; Δ: arm − the first arm, paired by seed, t interval over the seeds")
     print("| arm | per seed | % of oracle | Δ vs " + ref_name + " (mIoU) | verdict |")
     print("|---|---|---|---|---|")

@@ -18,6 +18,17 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def _d_augment(text: str) -> str:
+    """A canonical policy, or 'off' (None would mean 'the preset's default')."""
+    from segbalance.core.errors import SegbalanceError
+    from segbalance.core.render.gan_augment import parse_policy
+
+    try:
+        return parse_policy(text) or "off"
+    except SegbalanceError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _ema(text: str) -> float:
     """A decay in (0, 1), or 0.0 for 'off' (None would mean 'the preset's default')."""
     if text.lower() == "off":
@@ -66,6 +77,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="render with an exponential moving average of G's weights, updated every step with this "
                         "decay (warmed up over the first steps); 'off' renders the trained weights, as the release "
                         "(default: the preset's)")
+    p.add_argument("--d-augment", type=_d_augment, metavar="POLICY|off",
+                   help="differentiable augmentation of the discriminator's input against its memorising a small "
+                        "training set: translation, cutout or both, comma separated; 'off' as the release "
+                        "(default: the preset's)")
     p.add_argument("--split", default="train")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-every", type=int, default=500, help="checkpoint every N iterations (default 500)")
@@ -98,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
                       size=args.size, crop=args.crop, iters=args.iters, epochs=args.epochs, batch_size=args.batch,
                       device=args.device, amp=args.amp, vgg_weights=args.vgg_weights,
                       class_balance=args.class_balance, lr=args.lr, lr_d=args.lr_d, lambda_l1=args.lambda_l1,
-                      ema=args.ema, split=args.split, seed=args.seed, save_every=args.save_every)
+                      ema=args.ema, d_augment=args.d_augment, split=args.split, seed=args.seed,
+                      save_every=args.save_every)
     master = os.environ.get("RANK", "0") == "0"
     bar = None
 

@@ -23,6 +23,7 @@ from torch import nn
 
 from segbalance.core.datasets import Dataset, open_dataset
 from segbalance.core.errors import Cancelled, SegbalanceError
+from segbalance.core.render.gan_augment import DAugment, draw, parse_policy, sliced
 from segbalance.core.render.gan_losses import (
     VGG_ENV,
     VGGLoss,
@@ -100,6 +101,9 @@ class GANTrainConfig:
     # exponential moving average of G's weights (decay per step, warmed up as min(ema, (1+t)/(10+t))); the
     # average is what renders. None = off: the raw weights render, as in the release
     ema: float | None = None
+    # DiffAugment policy for D's inputs ("translation", "cutout", comma separated; gan_augment); None = off,
+    # as in the release
+    d_augment: str | None = None
     flip: bool = True
     split: str = "train"
     seed: int = 0
@@ -132,12 +136,13 @@ def make_config(preset: str = "tiny", label_nc: int = 35, **overrides) -> GANTra
     if preset not in PRESETS:
         raise SegbalanceError(f"unknown preset {preset!r} (choose {', '.join(PRESETS)})")
     arch_over = overrides.pop("arch", {}) or {}
-    for key in ("lambda_l1", "lr_d", "ema"):  # None (an option not given) means the preset's default
+    for key in ("lambda_l1", "lr_d", "ema", "d_augment"):  # None (an option not given): the preset's default
         if key in overrides and overrides[key] is None:
             del overrides[key]
     train = {**PRESET_TRAINING.get(preset, {}), **overrides}
     if not train.get("ema"):
         train["ema"] = None  # 0 (`--ema off`) turns the average off
+    train["d_augment"] = parse_policy(train.get("d_augment"))  # "off" turns it off
     arch = Pix2PixHDConfig(label_nc=label_nc, **{**PRESETS[preset], **arch_over})
     return GANTrainConfig(arch=arch, preset=preset, **train)
 
@@ -210,6 +215,15 @@ class PairSource:
         gen = torch.Generator().manual_seed(int(np.random.default_rng([self.seed, iteration, 1]).integers(2**62)))
         full = torch.randn(self.per_iter, channels, h, w, generator=gen)
         return full[self.rank * self.batch:(self.rank + 1) * self.batch].to(device)
+
+    def d_augment(self, iteration: int, policy: str | None) -> tuple[DAugment | None, DAugment | None]:
+        """D's input transforms for the G step and the D step of this iteration, drawn for the global batch."""
+        if not policy:
+            return None, None
+        w, h = self.crop or self.size
+        mine = slice(self.rank * self.batch, (self.rank + 1) * self.batch)
+        return tuple(sliced(draw(policy, self.per_iter, h, w, [self.seed, iteration, stream]), mine)
+                     for stream in (2, 3))
 
     def get_batch(self, iteration: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(label ids B,H,W long; instance ids B,H,W; image B,3,H,W in [-1, 1])."""
@@ -363,6 +377,10 @@ def train_gan(dataset: str | Path | Dataset, workspace, out_dir: str | Path, con
         for flag, (w, h) in (("--size", cfg.size), ("--crop", cfg.crop or cfg.size)):
             if w % m or h % m:
                 raise SegbalanceError(f"{flag} {w}x{h} must be a multiple of {m} for this architecture")
+        cfg.d_augment = parse_policy(cfg.d_augment)
+        if cfg.d_augment and cfg.class_balance:
+            raise SegbalanceError("--d-augment and --class-balance do not combine: the class weights are not "
+                                  "moved with D's shifted input")
         seed_everything(cfg.seed)
         src = PairSource(ds, cfg.split, cfg.size, cfg.seed, ddp.rank, ddp.world, cfg.batch_size, cfg.flip,
                          cfg.crop)
@@ -484,7 +502,7 @@ def _run(ds: Dataset, src: PairSource, cfg: GANTrainConfig, amp: str, ckpt: dict
                 raise Cancelled()
             noise = src.noise(it, arch.noise_nc, device) if arch.noise_nc else None
             losses = train_step(G, D, E, D_raw, src.get_batch(it, device), arch, cfg, opt_G, opt_D, scaler,
-                                vgg_loss, device, amp, noise=noise)
+                                vgg_loss, device, amp, noise=noise, d_aug=src.d_augment(it, cfg.d_augment))
             sched_G.step()
             sched_D.step()
             if G_ema is not None:
@@ -537,10 +555,13 @@ def train_step(G: nn.Module, D: nn.Module, E: nn.Module | None, D_raw: nn.Module
                batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], arch: Pix2PixHDConfig,
                cfg: GANTrainConfig, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer,
                scaler: torch.amp.GradScaler, vgg_loss: nn.Module | None, device: torch.device,
-               amp: str | None = None, noise: torch.Tensor | None = None) -> dict[str, float]:
+               amp: str | None = None, noise: torch.Tensor | None = None,
+               d_aug: tuple[DAugment | None, DAugment | None] | None = None) -> dict[str, float]:
     """One G update then one D update on the same fake, as in the release; returns the step's losses.
 
     noise: G's noise channels when the architecture has them (PairSource.noise); drawn here when not given.
+    d_aug: transforms of D's input in the G step and in the D step (PairSource.d_augment); each applies alike
+    to the real and the fake pair, so feature matching still compares like with like.
     """
     label, inst, real = batch
     b = label.shape[0]
@@ -556,10 +577,13 @@ def train_step(G: nn.Module, D: nn.Module, E: nn.Module | None, D_raw: nn.Module
         fake = G(g_in)
 
         # generator: fool every D scale, match D's features on real, match VGG features
+        aug_g, aug_d = d_aug or (None, None)
+        aug_g = aug_g or (lambda x: x)
+        aug_d = aug_d or (lambda x: x)
         D_raw.requires_grad_(False)
-        pred_fake = D_raw(torch.cat([lab_in, fake], 1))
+        pred_fake = D_raw(aug_g(torch.cat([lab_in, fake], 1)))
         with torch.no_grad():
-            pred_real = D_raw(torch.cat([lab_in, real], 1))
+            pred_real = D_raw(aug_g(torch.cat([lab_in, real], 1)))
         loss_gan = lsgan_loss(pred_fake, True, weight)
         loss_feat = feature_matching_loss(pred_fake, pred_real, arch.n_layers_D, weight, cfg.lambda_feat)
         loss_vgg = vgg_loss(fake.float(), real) * cfg.lambda_feat if vgg_loss is not None else fake.new_zeros(())
@@ -573,7 +597,7 @@ def train_step(G: nn.Module, D: nn.Module, E: nn.Module | None, D_raw: nn.Module
     # discriminator: real and fake in one batch (one DDP forward per backward)
     D_raw.requires_grad_(True)
     with autocast(device, amp):
-        preds = D(torch.cat([torch.cat([lab_in, fake.detach()], 1), torch.cat([lab_in, real], 1)], 0))
+        preds = D(torch.cat([aug_d(torch.cat([lab_in, fake.detach()], 1)), aug_d(torch.cat([lab_in, real], 1))], 0))
         loss_d_fake = lsgan_loss([[f[:b] for f in p] for p in preds], False, weight)
         loss_d_real = lsgan_loss([[f[b:] for f in p] for p in preds], True, weight)
         loss_D = 0.5 * (loss_d_fake + loss_d_real)
