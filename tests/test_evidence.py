@@ -248,6 +248,9 @@ def test_a_stored_generator_from_before_a_preset_default_changed_is_refused(tmp_
     torch.save({"config": {**now, "ema": 0.5 if now["ema"] is None else None}}, ckpt)
     with pytest.raises(SegbalanceError, match="ema"):
         _check_generator_schedule(ckpt, cfg)
+    torch.save({"config": {**now, "d_augment": None if now["d_augment"] else "cutout"}}, ckpt)
+    with pytest.raises(SegbalanceError, match="d_augment"):
+        _check_generator_schedule(ckpt, cfg)
 
 
 def test_gan_crop_is_checked_against_the_generator_size_and_preset():

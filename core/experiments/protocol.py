@@ -256,12 +256,13 @@ def _check_generator_schedule(ckpt: Path, cfg: ExperimentConfig) -> None:
 
     saved = read_checkpoint(ckpt).get("config") or {}
     crop = tuple(cfg.gan_crop) if cfg.gan_crop else None
-    # the preset's defaults too (architecture, weight average): a generator from before a default changed is
-    # not the generator the experiment now asks for; a field the saved config lacks had its default then
+    # the preset's defaults too (architecture, weight average, D's augmentation): a generator from before a
+    # default changed is not the generator the experiment now asks for; a field the saved config lacks had its
+    # default then
     now = make_config(cfg.gan_preset, label_nc=35)
     checks = [(key, _plain(saved.get(key)), want) for key, want in (
         ("preset", cfg.gan_preset), ("iters", cfg.gan_iters), ("size", tuple(cfg.gan_size)), ("crop", crop),
-        ("ema", now.ema))]
+        ("ema", now.ema), ("d_augment", now.d_augment))]
     if "arch" in saved:
         was = Pix2PixHDConfig.from_dict(saved["arch"]).to_dict()
         checks += [(f"arch {k}", _plain(was.get(k)), v) for k, v in now.arch.to_dict().items() if k != "label_nc"]
