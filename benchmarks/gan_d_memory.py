@@ -48,7 +48,6 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=60, help="real pairs per split")
     ap.add_argument("--held-out", default="val", help="the split D never saw")
     args = ap.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     ds = open_dataset(args.dataset)
     print(f"D's mean output on {args.images} real pairs (target 1 for real); gap = train - {args.held_out}, "
           "with a 95% bootstrap interval over the pairs")

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from segbalance.core.errors import SegbalanceError
+from segbalance.core.runs.runtime import keyed_generator
 
 POLICIES = ("translation", "cutout")
 SHIFT_RATIO = 0.125  # translation: up to 1/8 of each side, zero padded (DiffAugment's default)
@@ -66,7 +66,7 @@ def draw(policy: str | None, n: int, h: int, w: int, seed_key: list[int]) -> DAu
     if not policy:
         return None
     parts = policy.split(",")
-    gen = torch.Generator().manual_seed(int(np.random.default_rng(seed_key).integers(2**62)))
+    gen = keyed_generator(seed_key)
     shift = cut = None
     if "translation" in parts:
         ph, pw = int(h * SHIFT_RATIO + 0.5), int(w * SHIFT_RATIO + 0.5)

@@ -47,6 +47,7 @@ from segbalance.core.runs.runtime import (
     DDPInfo,
     any_rank,
     autocast,
+    keyed_generator,
     load_checkpoint,
     load_state_checked,
     resolve_amp,
@@ -212,8 +213,7 @@ class PairSource:
         """(B, channels, H, W) standard normal noise for G, a function of (seed, iteration, global batch slot):
         resume stays exact and N processes x batch B draw what one process x N*B would."""
         w, h = self.crop or self.size
-        gen = torch.Generator().manual_seed(int(np.random.default_rng([self.seed, iteration, 1]).integers(2**62)))
-        full = torch.randn(self.per_iter, channels, h, w, generator=gen)
+        full = torch.randn(self.per_iter, channels, h, w, generator=keyed_generator([self.seed, iteration, 1]))
         return full[self.rank * self.batch:(self.rank + 1) * self.batch].to(device)
 
     def d_augment(self, iteration: int, policy: str | None) -> tuple[DAugment | None, DAugment | None]:

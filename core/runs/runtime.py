@@ -137,6 +137,12 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed)
 
 
+def keyed_generator(key: list[int]) -> torch.Generator:
+    """A CPU torch generator that is a function of key alone (e.g. [seed, iteration, stream]): draws made from it
+    need no saved RNG state to repeat on resume, and every process can make the whole batch's draw."""
+    return torch.Generator().manual_seed(int(np.random.default_rng(key).integers(2**62)))
+
+
 def rng_state() -> dict:
     """torch, CUDA, numpy and Python RNG states as weights_only-loadable containers."""
     st = np.random.get_state()
@@ -225,5 +231,5 @@ def load_state_checked(model: nn.Module, state: Mapping[str, torch.Tensor], path
 
 
 __all__ = ["AMP_MODES", "resolve_device", "resolve_amp", "autocast", "DDPInfo", "setup_ddp", "teardown_ddp",
-           "in_rank_order", "any_rank", "seed_everything", "rng_state", "set_rng_state", "save_checkpoint",
-           "load_checkpoint", "load_state_checked", "file_sha256", "bytes_sha256"]
+           "in_rank_order", "any_rank", "seed_everything", "keyed_generator", "rng_state", "set_rng_state",
+           "save_checkpoint", "load_checkpoint", "load_state_checked", "file_sha256", "bytes_sha256"]
