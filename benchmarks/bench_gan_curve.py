@@ -46,7 +46,7 @@ def train_curve(args, ds, out: Path) -> dict:
     cfg = make_config("tiny", label_nc=35, iters=args.iters, size=(256, 128), device=args.device, seed=args.seed,
                       amp=fast_amp(small), save_every=args.every, lr=args.lr, class_balance=args.class_balance,
                       lambda_l1=args.lambda_l1, lr_d=args.lr_d, decay_start=args.decay_start, crop=args.crop,
-                      ema=args.ema, d_augment=args.d_augment,
+                      ema=args.ema, ema_warmup=args.ema_warmup, d_augment=args.d_augment,
                       arch={k: int(v) for k, v in (a.split("=", 1) for a in args.arch)})
     gan_dir = out / "gan"
     kept: dict = {}
@@ -86,6 +86,8 @@ def main() -> None:
     ap.add_argument("--crop", type=_wxh, help="train on random WxH crops of the 256x128 pairs (default: whole)")
     ap.add_argument("--ema", type=float, help="keep a weight average of G with this decay; each checkpoint is then "
                     "scored twice, raw G and the average, from the same run")
+    ap.add_argument("--ema-warmup", choices=["short", "debias"], default="short",
+                    help="how the average starts (GANTrainConfig.ema_warmup; default short)")
     ap.add_argument("--d-augment", metavar="POLICY|off", help="DiffAugment of D's inputs, e.g. translation,cutout "
                     "(default: the preset's)")
     ap.add_argument("--arch", nargs="*", default=[], metavar="KEY=INT",
@@ -141,6 +143,7 @@ def main() -> None:
             f"{f', decay from {args.decay_start:g}' if args.decay_start != 0.5 else ''}"
             f"{f', {args.crop[0]}x{args.crop[1]} crops' if args.crop else ''}"
             f"{f', EMA {args.ema:g}' if args.ema else ''}"
+            f"{f' ({args.ema_warmup} warm-up)' if args.ema and args.ema_warmup != 'short' else ''}"
             f"{f', D augment {args.d_augment}' if args.d_augment else ''}"
             f"{''.join(', ' + a for a in args.arch)})"
             f", trained in {train_s / 60:.1f} min")

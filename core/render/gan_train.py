@@ -102,6 +102,10 @@ class GANTrainConfig:
     # exponential moving average of G's weights (decay per step, warmed up as min(ema, (1+t)/(10+t))); the
     # average is what renders. None = off: the raw weights render, as in the release
     ema: float | None = None
+    # how the average starts: "short" weighs step t by min(ema, (1+t)/(10+t)), so in a run of a few thousand
+    # steps it spans about the last ninth of the run; "debias" is the plain average with decay `ema`, corrected
+    # for its zero start (as Adam's moments), so it spans ~1/(1-ema) steps from early on
+    ema_warmup: str = "short"
     # DiffAugment policy for D's inputs ("translation", "cutout", comma separated; gan_augment); None = off,
     # as in the release
     d_augment: str | None = None
@@ -269,12 +273,20 @@ def lr_factor(it: int, total: int, decay_start: float) -> float:
     return max(0.0, (total - it) / (total - start))
 
 
-def ema_decay(step: int, decay: float) -> float:
+EMA_WARMUPS = ("short", "debias")
+
+
+def ema_decay(step: int, decay: float, warmup: str = "short") -> float:
     """The averaging weight at optimizer step `step` (0-based): short memory early, `decay` once warmed up.
 
-    Without the warm-up the average would carry the random initial weights for ~1/(1-decay) steps, longer
-    than a short CPU run's whole schedule.
+    Without a warm-up the average would carry the random initial weights for ~1/(1-decay) steps, longer
+    than a short CPU run's whole schedule. "short" caps the decay at (1+t)/(10+t); "debias" keeps `decay` but
+    renormalises by the weight the zero start took (1 - decay^(t+1)), so step 0 copies the model.
     """
+    if warmup == "debias":
+        return 1.0 - (1.0 - float(decay)) / (1.0 - float(decay) ** (step + 1))
+    if warmup != "short":
+        raise SegbalanceError(f"unknown EMA warm-up {warmup!r} (choose {', '.join(EMA_WARMUPS)})")
     return min(float(decay), (1.0 + step) / (10.0 + step))
 
 
@@ -378,6 +390,8 @@ def train_gan(dataset: str | Path | Dataset, workspace, out_dir: str | Path, con
             if w % m or h % m:
                 raise SegbalanceError(f"{flag} {w}x{h} must be a multiple of {m} for this architecture")
         cfg.d_augment = parse_policy(cfg.d_augment)
+        if cfg.ema_warmup not in EMA_WARMUPS:
+            raise SegbalanceError(f"unknown EMA warm-up {cfg.ema_warmup!r} (choose {', '.join(EMA_WARMUPS)})")
         if cfg.d_augment and cfg.class_balance:
             raise SegbalanceError("--d-augment and --class-balance do not combine: the class weights are not "
                                   "moved with D's shifted input")
@@ -506,9 +520,10 @@ def _run(ds: Dataset, src: PairSource, cfg: GANTrainConfig, amp: str, ckpt: dict
             sched_G.step()
             sched_D.step()
             if G_ema is not None:
-                ema_update(G_ema, G_raw, ema_decay(it, cfg.ema))
+                w = ema_decay(it, cfg.ema, cfg.ema_warmup)
+                ema_update(G_ema, G_raw, w)
                 if E_ema is not None:
-                    ema_update(E_ema, E_raw, ema_decay(it, cfg.ema))
+                    ema_update(E_ema, E_raw, w)
             losses["lr"] = opt_G.param_groups[0]["lr"]
             history.append(losses)
             for k, v in losses.items():
@@ -613,5 +628,5 @@ def train_step(G: nn.Module, D: nn.Module, E: nn.Module | None, D_raw: nn.Module
     return {k: float(v.detach()) for k, v in vals.items()}
 
 
-__all__ = ["GANTrainConfig", "GANTrainResult", "PRESETS", "ema_decay", "ema_update", "make_config", "train_gan",
-           "train_step"]
+__all__ = ["EMA_WARMUPS", "GANTrainConfig", "GANTrainResult", "PRESETS", "ema_decay", "ema_update", "make_config",
+           "train_gan", "train_step"]

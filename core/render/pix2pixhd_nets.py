@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 
 @dataclass
@@ -44,6 +45,10 @@ class Pix2PixHDConfig:
     # deterministic G can only imitate per-pixel grain with a periodic pattern, which late in a short run turns
     # into a regular grid; with noise it can draw grain. Appended after the input's channels; needs label_skips
     noise_nc: int = 0
+    # spectral normalisation of D's normalised convs (every stage but the first and the last, SPADE's layout):
+    # bounds D's Lipschitz constant, against D outrunning G on a small training set. Changes D's state-dict
+    # keys, so the official presets keep it off
+    spectral_norm_D: bool = False
 
     @property
     def label_channels(self) -> int:
@@ -239,7 +244,7 @@ class Encoder(nn.Module):
 class NLayerDiscriminator(nn.Module):
     """PatchGAN: 4x4 convs (padding 2), the last two with stride 1; each stage kept for feature matching."""
 
-    def __init__(self, input_nc: int, ndf: int = 64, n_layers: int = 3) -> None:
+    def __init__(self, input_nc: int, ndf: int = 64, n_layers: int = 3, spectral_norm: bool = False) -> None:
         super().__init__()
         self.n_stages = n_layers + 2
         stages: list[list[nn.Module]] = [[nn.Conv2d(input_nc, ndf, 4, stride=2, padding=2), nn.LeakyReLU(0.2, True)]]
@@ -247,7 +252,10 @@ class NLayerDiscriminator(nn.Module):
         for n in range(1, n_layers + 1):
             prev, nf = nf, min(nf * 2, 512)
             stride = 2 if n < n_layers else 1
-            stages.append([nn.Conv2d(prev, nf, 4, stride=stride, padding=2), _norm(nf), nn.LeakyReLU(0.2, True)])
+            conv = nn.Conv2d(prev, nf, 4, stride=stride, padding=2)
+            if spectral_norm:
+                conv = nn.utils.parametrizations.spectral_norm(conv)
+            stages.append([conv, _norm(nf), nn.LeakyReLU(0.2, True)])
         stages.append([nn.Conv2d(nf, 1, 4, stride=1, padding=2)])
         for i, st in enumerate(stages):
             setattr(self, f"model{i}", nn.Sequential(*st))
@@ -263,12 +271,13 @@ class NLayerDiscriminator(nn.Module):
 class MultiscaleDiscriminator(nn.Module):
     """num_D PatchGANs on successively average-pooled inputs; returns every stage's features per scale."""
 
-    def __init__(self, input_nc: int, ndf: int = 64, n_layers: int = 3, num_D: int = 2) -> None:
+    def __init__(self, input_nc: int, ndf: int = 64, n_layers: int = 3, num_D: int = 2,
+                 spectral_norm: bool = False) -> None:
         super().__init__()
         self.num_D = num_D
         self.n_stages = n_layers + 2
         for i in range(num_D):
-            d = NLayerDiscriminator(input_nc, ndf, n_layers)
+            d = NLayerDiscriminator(input_nc, ndf, n_layers, spectral_norm)
             for j in range(self.n_stages):
                 # the release flattens each scale's stages into scale{i}_layer{j}
                 setattr(self, f"scale{i}_layer{j}", getattr(d, f"model{j}"))
@@ -301,7 +310,8 @@ def build_generator(cfg: Pix2PixHDConfig) -> nn.Module:
 
 
 def build_discriminator(cfg: Pix2PixHDConfig) -> MultiscaleDiscriminator:
-    return MultiscaleDiscriminator(cfg.label_channels + cfg.output_nc, cfg.ndf, cfg.n_layers_D, cfg.num_D)
+    return MultiscaleDiscriminator(cfg.label_channels + cfg.output_nc, cfg.ndf, cfg.n_layers_D, cfg.num_D,
+                                   bool(cfg.spectral_norm_D))
 
 
 def build_encoder(cfg: Pix2PixHDConfig) -> Encoder | None:
@@ -319,6 +329,8 @@ def init_weights(module: nn.Module) -> None:
     """The release's initialisation: conv weights N(0, 0.02), biases 0."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
+            # a spectrally normalised conv computes .weight from .original, which is what is initialised
+            nn.init.normal_(m.parametrizations.weight.original if parametrize.is_parametrized(m, "weight")
+                            else m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
