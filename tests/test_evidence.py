@@ -251,6 +251,14 @@ def test_a_stored_generator_from_before_a_preset_default_changed_is_refused(tmp_
     torch.save({"config": {**now, "d_augment": None if now["d_augment"] else "cutout"}}, ckpt)
     with pytest.raises(SegbalanceError, match="d_augment"):
         _check_generator_schedule(ckpt, cfg)
+    other = "debias" if now["ema_warmup"] == "short" else "short"
+    torch.save({"config": {**now, "ema_warmup": other}}, ckpt)
+    with pytest.raises(SegbalanceError, match="ema_warmup"):
+        _check_generator_schedule(ckpt, cfg)
+    torch.save({"config": {**now, "arch": {**now["arch"], "spectral_norm_D": not now["arch"]["spectral_norm_D"]}}},
+               ckpt)
+    with pytest.raises(SegbalanceError, match="arch spectral_norm_D"):
+        _check_generator_schedule(ckpt, cfg)
 
 
 def test_gan_crop_is_checked_against_the_generator_size_and_preset():

@@ -280,6 +280,52 @@ def test_ema_decay_warms_up_then_holds_and_the_update_is_a_weighted_mean():
     assert torch.allclose(model.weight, torch.full_like(model.weight, 3.0))  # the trained weights are untouched
 
 
+def test_debiased_ema_is_the_normalised_exponential_average_of_every_step():
+    from segbalance.core.errors import SegbalanceError
+    from segbalance.core.render.gan_train import ema_decay
+
+    d = 0.9
+    assert ema_decay(0, d, "debias") == pytest.approx(0.0)  # step 0 copies the model
+    # running the recursion over weights w_0..w_n gives sum d^(n-i) w_i / sum d^(n-i)
+    ws = [3.0, -1.0, 4.0, 1.0, 5.0]
+    avg = 0.0
+    for t, w in enumerate(ws):
+        k = ema_decay(t, d, "debias")
+        avg = k * avg + (1 - k) * w
+    n = len(ws) - 1
+    want = sum(d ** (n - i) * w for i, w in enumerate(ws)) / sum(d ** (n - i) for i in range(n + 1))
+    assert avg == pytest.approx(want)
+    # at 1500 steps "short" still weighs the newest step ~5x more than decay 0.999 does; "debias" holds 0.999
+    assert 1 - ema_decay(1499, 0.999) > 5 * (1 - 0.999)
+    assert ema_decay(100_000, 0.999, "debias") == pytest.approx(0.999)
+    with pytest.raises(SegbalanceError, match="warm-up"):
+        ema_decay(3, 0.9, "linear")
+
+
+def test_spectral_norm_d_trains_in_bf16_and_official_presets_keep_plain_d_keys(gan_dataset, tmp_path):
+    from segbalance.core.render.pix2pixhd_nets import build_discriminator, init_weights
+
+    for name in ("512p", "1024p", "tiny"):
+        keys = set(build_discriminator(make_config(name).arch).state_dict())
+        assert not any("parametrizations" in k for k in keys), name
+    sn = build_discriminator(make_config("tiny", arch={"spectral_norm_D": True}).arch)
+    init_weights(sn)  # the release's N(0, 0.02) reaches the stored weight behind the parametrisation
+    assert abs(float(sn.scale0_layer3[0].parametrizations.weight.original.detach().std()) - 0.02) < 0.001
+    cfg = _cfg(iters=4, arch={**ARCH, "spectral_norm_D": True}, amp="bf16")
+    res = train_gan(gan_dataset, None, tmp_path / "sn", cfg)
+    d = read_checkpoint(res.checkpoint)["D"]
+    # the normalised convs (not the first and last of each scale) carry the original weight and power-iteration u
+    assert {"scale0_layer1.0.parametrizations.weight.original", "scale0_layer1.0.parametrizations.weight.0._u",
+            "scale0_layer0.0.weight", "scale0_layer4.0.weight"} <= set(d)
+    assert all(np.isfinite(h["loss_D_real"]) for h in res.history)
+    # a stopped run resumes: the parametrised D is rebuilt from the checkpoint's config and its state loads
+    calls = iter(range(100))
+    with pytest.raises(Cancelled):
+        train_gan(gan_dataset, None, tmp_path / "b", cfg, cancel=lambda: next(calls) >= 2)
+    resumed = train_gan(gan_dataset, None, tmp_path / "b", _cfg(iters=None), resume=True)
+    assert len(resumed.history) == 2
+
+
 def test_ema_renders_the_average_keeps_the_trained_g_and_resumes_exactly(gan_dataset, tmp_path):
     cfg = _cfg(iters=6, ema=0.9)
     full = train_gan(gan_dataset, None, tmp_path / "a", cfg)

@@ -263,6 +263,7 @@ def _check_generator_schedule(ckpt: Path, cfg: ExperimentConfig) -> None:
     checks = [(key, _plain(saved.get(key)), want) for key, want in (
         ("preset", cfg.gan_preset), ("iters", cfg.gan_iters), ("size", tuple(cfg.gan_size)), ("crop", crop),
         ("ema", now.ema), ("d_augment", now.d_augment))]
+    checks.append(("ema_warmup", saved.get("ema_warmup", "short"), now.ema_warmup))  # "short" before the option
     if "arch" in saved:
         was = Pix2PixHDConfig.from_dict(saved["arch"]).to_dict()
         checks += [(f"arch {k}", _plain(was.get(k)), v) for k, v in now.arch.to_dict().items() if k != "label_nc"]
