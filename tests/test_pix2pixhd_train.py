@@ -383,3 +383,20 @@ def test_train_gan_cli_ema_option(gan_dataset, tmp_path, capsys):
                "--size", "64x32", "--iters", "1", "--device", "cpu", "--quiet"])
     ckpt = read_checkpoint(tmp_path / "p" / "ckpt.pt")
     assert rc == 0 and ckpt["config"]["ema"] == 0.999 and ckpt["G_ema"] is not None  # the tiny preset's default
+
+
+def test_train_gan_cli_ema_warmup_and_spectral_norm_options(gan_dataset, tmp_path, capsys):
+    from segbalance.core.cli import main
+
+    base = ["train-gan", str(gan_dataset), "--workspace", str(tmp_path / "ws"), "--size", "64x32", "--iters",
+            "1", "--device", "cpu", "--quiet"]
+    with pytest.raises(SystemExit) as exc:
+        main([*base, "--out", str(tmp_path / "bad"), "--ema-warmup", "linear"])
+    assert exc.value.code == 2 and "linear" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "o"), "--ema-warmup", "debias", "--spectral-norm-d"]) == 0
+    cfg = read_checkpoint(tmp_path / "o" / "ckpt.pt")["config"]
+    assert cfg["ema_warmup"] == "debias" and cfg["arch"]["spectral_norm_D"] is True
+    assert main([*base, "--out", str(tmp_path / "p")]) == 0  # not given: the preset's
+    cfg = read_checkpoint(tmp_path / "p" / "ckpt.pt")["config"]
+    assert cfg["ema_warmup"] == make_config("tiny").ema_warmup
+    assert cfg["arch"]["spectral_norm_D"] == make_config("tiny").arch.spectral_norm_D

@@ -77,6 +77,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="render with an exponential moving average of G's weights, updated every step with this "
                         "decay (warmed up over the first steps); 'off' renders the trained weights, as the release "
                         "(default: the preset's)")
+    p.add_argument("--ema-warmup", choices=["short", "debias"],
+                   help="how the average starts: short weighs step t by at most (1+t)/(10+t), so over a few thousand "
+                        "steps it spans about the run's last ninth; debias spans ~1/(1-DECAY) steps from the start "
+                        "(default: the preset's)")
+    p.add_argument("--spectral-norm-d", action=argparse.BooleanOptionalAction,
+                   help="spectral normalisation of the discriminator's normalised convs (changes D's state-dict "
+                        "keys; default: the preset's, off in every preset)")
     p.add_argument("--d-augment", type=_d_augment, metavar="POLICY|off",
                    help="differentiable augmentation of the discriminator's input against its memorising a small "
                         "training set: translation, cutout or both, comma separated; 'off' as the release "
@@ -109,11 +116,15 @@ def run(args: argparse.Namespace) -> int:
             raise SegbalanceError(f"--{name.replace('_', '-')} must be positive")
     if args.lambda_l1 is not None and args.lambda_l1 < 0:
         raise SegbalanceError("--lambda-l1 must be 0 or more")
-    cfg = make_config(args.preset, label_nc=label_nc, arch={"feat_num": 3 if args.features else 0},
+    arch = {"feat_num": 3 if args.features else 0}
+    if args.spectral_norm_d is not None:
+        arch["spectral_norm_D"] = args.spectral_norm_d
+    cfg = make_config(args.preset, label_nc=label_nc, arch=arch,
                       size=args.size, crop=args.crop, iters=args.iters, epochs=args.epochs, batch_size=args.batch,
                       device=args.device, amp=args.amp, vgg_weights=args.vgg_weights,
                       class_balance=args.class_balance, lr=args.lr, lr_d=args.lr_d, lambda_l1=args.lambda_l1,
-                      ema=args.ema, d_augment=args.d_augment, split=args.split, seed=args.seed,
+                      ema=args.ema, ema_warmup=args.ema_warmup, d_augment=args.d_augment, split=args.split,
+                      seed=args.seed,
                       save_every=args.save_every)
     master = os.environ.get("RANK", "0") == "0"
     bar = None

@@ -141,7 +141,8 @@ def make_config(preset: str = "tiny", label_nc: int = 35, **overrides) -> GANTra
     if preset not in PRESETS:
         raise SegbalanceError(f"unknown preset {preset!r} (choose {', '.join(PRESETS)})")
     arch_over = overrides.pop("arch", {}) or {}
-    for key in ("lambda_l1", "lr_d", "ema", "d_augment"):  # None (an option not given): the preset's default
+    # None (an option not given): the preset's default
+    for key in ("lambda_l1", "lr_d", "ema", "ema_warmup", "d_augment"):
         if key in overrides and overrides[key] is None:
             del overrides[key]
     train = {**PRESET_TRAINING.get(preset, {}), **overrides}
