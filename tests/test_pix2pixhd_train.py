@@ -302,6 +302,14 @@ def test_debiased_ema_is_the_normalised_exponential_average_of_every_step():
         ema_decay(3, 0.9, "linear")
 
 
+def test_an_unknown_ema_warmup_is_refused_before_training(gan_dataset, tmp_path):
+    from segbalance.core.errors import SegbalanceError
+
+    with pytest.raises(SegbalanceError, match="unknown EMA warm-up 'linear'"):
+        train_gan(gan_dataset, None, tmp_path / "o", _cfg(ema_warmup="linear"))
+    assert not (tmp_path / "o" / "ckpt.pt").exists()
+
+
 def test_spectral_norm_d_trains_in_bf16_and_official_presets_keep_plain_d_keys(gan_dataset, tmp_path):
     from segbalance.core.render.pix2pixhd_nets import build_discriminator, init_weights
 

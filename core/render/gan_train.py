@@ -99,7 +99,7 @@ class GANTrainConfig:
     lr_d: float | None = None  # discriminator lr; None = lr (TTUR when set higher)
     vgg_weights: str | None = None  # torchvision vgg19 state dict; None -> $SEGBALANCE_VGG19 -> VGG loss off
     class_balance: bool = False  # OASIS-style inverse-frequency weights on the adversarial and feature losses
-    # exponential moving average of G's weights (decay per step, warmed up as min(ema, (1+t)/(10+t))); the
+    # exponential moving average of G's weights (decay per step, warmed up as ema_warmup says); the
     # average is what renders. None = off: the raw weights render, as in the release
     ema: float | None = None
     # how the average starts: "short" weighs step t by min(ema, (1+t)/(10+t)), so in a run of a few thousand
@@ -284,11 +284,16 @@ def ema_decay(step: int, decay: float, warmup: str = "short") -> float:
     than a short CPU run's whole schedule. "short" caps the decay at (1+t)/(10+t); "debias" keeps `decay` but
     renormalises by the weight the zero start took (1 - decay^(t+1)), so step 0 copies the model.
     """
-    if warmup == "debias":
+    if check_ema_warmup(warmup) == "debias":
         return 1.0 - (1.0 - float(decay)) / (1.0 - float(decay) ** (step + 1))
-    if warmup != "short":
-        raise SegbalanceError(f"unknown EMA warm-up {warmup!r} (choose {', '.join(EMA_WARMUPS)})")
     return min(float(decay), (1.0 + step) / (10.0 + step))
+
+
+def check_ema_warmup(warmup: str) -> str:
+    """The warm-up's name, or a one-line error before any training starts."""
+    if warmup not in EMA_WARMUPS:
+        raise SegbalanceError(f"unknown EMA warm-up {warmup!r} (choose {', '.join(EMA_WARMUPS)})")
+    return warmup
 
 
 @torch.no_grad()
@@ -391,8 +396,7 @@ def train_gan(dataset: str | Path | Dataset, workspace, out_dir: str | Path, con
             if w % m or h % m:
                 raise SegbalanceError(f"{flag} {w}x{h} must be a multiple of {m} for this architecture")
         cfg.d_augment = parse_policy(cfg.d_augment)
-        if cfg.ema_warmup not in EMA_WARMUPS:
-            raise SegbalanceError(f"unknown EMA warm-up {cfg.ema_warmup!r} (choose {', '.join(EMA_WARMUPS)})")
+        check_ema_warmup(cfg.ema_warmup)
         if cfg.d_augment and cfg.class_balance:
             raise SegbalanceError("--d-augment and --class-balance do not combine: the class weights are not "
                                   "moved with D's shifted input")
