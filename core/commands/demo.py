@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from segbalance.core.runs.amp import AMP_HELP, AMP_MODES
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the whole pipeline on the built-in sample dataset")
@@ -12,6 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-val", type=int, default=50)
     p.add_argument("--size", default="256x128", help="sample image size WxH")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda:N")
+    p.add_argument("--amp", choices=AMP_MODES, default="auto", help=AMP_HELP)
     p.add_argument("--config", default="demo", choices=["demo", "ci"],
                    help="demo (about 10 minutes on 2 CPU cores) or ci (a one-minute smoke run)")
     p.set_defaults(func=run)
@@ -22,5 +25,5 @@ def run(args: argparse.Namespace) -> int:
     from segbalance.core.experiments.demo import DemoConfig, run_demo
 
     run_demo(DemoConfig(workspace=args.workspace, n_train=args.n_train, n_val=args.n_val,
-                        size=parse_size(args.size), device=args.device, config=args.config))
+                        size=parse_size(args.size), device=args.device, config=args.config, amp=args.amp))
     return 0

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+
+from segbalance.core.runs.amp import AMP_HELP, AMP_MODES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--crop", help="sliding-window size HEIGHTxWIDTH (default: the run's training crop)")
     p.add_argument("--save-predictions", metavar="DIR", help="write predictions as label-id PNGs (<id>.png)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda:N")
-    p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], default="off")
+    p.add_argument("--amp", choices=AMP_MODES, default="auto", help=AMP_HELP)
     p.set_defaults(func=run)
 
 
@@ -26,10 +29,11 @@ def run(args: argparse.Namespace) -> int:
     from segbalance.core.commands.train_seg import parse_size
     from segbalance.core.datasets import open_dataset
     from segbalance.core.progress import cli_progress
-    from segbalance.core.runs.runtime import resolve_device
+    from segbalance.core.runs.runtime import choose_precision, resolve_device
     from segbalance.core.seg.evaluate import evaluate
 
-    resolve_device(args.device)  # the one device resolver: a bad --device is one line, first
+    precision = choose_precision(args.amp, resolve_device(args.device))  # a bad --device is one line, first
+    print(f"segbalance evaluate: {precision.line()}", file=sys.stderr)
     crop = parse_size(args.crop) if args.crop else None
     ds = open_dataset(args.dataset)
     with cli_progress("evaluating", "img") as progress:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from segbalance.core.runs.amp import AMP_HELP, AMP_MODES
+
 
 def _crop(text: str) -> tuple[int, ...]:
     """WxH, or () for 'none' (whole pairs; None would mean 'the config's own')."""
@@ -22,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "multi,recon,recon-filter (recon's pairs, noisy generated pixels ignored),oracle")
     p.add_argument("--out", default="experiment-workspace", help="output folder (a workspace)")
     p.add_argument("--device", help="auto, cpu or cuda:N")
+    p.add_argument("--amp", choices=AMP_MODES, default="auto", help=AMP_HELP + "; of both trainers")
     p.add_argument("--seg-iters", type=int, help="override the PSPNet schedule")
     p.add_argument("--seg-output-stride", type=int, choices=[8, 16],
                    help="override PSPNet's output stride (16: about 2.5x cheaper per step; classes narrower than "
@@ -43,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from segbalance.core.experiments.protocol import preset, run_experiment
 
     arms = tuple(a.strip() for a in args.arms.split(",") if a.strip()) if args.arms else None
-    cfg = preset(args.config, dataset=args.dataset, seeds=args.seeds, arms=arms, device=args.device,
+    cfg = preset(args.config, dataset=args.dataset, seeds=args.seeds, arms=arms, device=args.device, amp=args.amp,
                  seg_iters=args.seg_iters, seg_output_stride=args.seg_output_stride,
                  gan_iters=args.gan_iters, gan_crop=args.gan_crop, budget=args.budget, pretrained=args.pretrained)
     if args.estimate:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+
+from segbalance.core.runs.amp import AMP_HELP, AMP_MODES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-images", type=int, help="score at most this many images of each kind")
     p.add_argument("--montage", metavar="PNG", help="with --job: write label map | render | original rows here")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda:N")
+    p.add_argument("--amp", choices=AMP_MODES, default="auto", help=AMP_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -33,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from segbalance.core.datasets import open_dataset
     from segbalance.core.errors import SegbalanceError
     from segbalance.core.progress import cli_progress
+    from segbalance.core.runs.runtime import choose_precision
     from segbalance.core.seg import gan_score as gs
     from segbalance.core.seg.quality import load_scorer
 
@@ -43,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     if args.montage and args.job is None:
         raise SegbalanceError("--montage needs --job")
     ds = open_dataset(args.dataset)
-    scorer = load_scorer(args.seg_checkpoint, device=args.device)
+    scorer = load_scorer(args.seg_checkpoint, device=args.device, amp=args.amp)
+    print(f"segbalance gan-score: {choose_precision(args.amp, scorer.device).line()}", file=sys.stderr)
     out: dict[str, dict] = {}
     with cli_progress(f"real {args.split}", "img") as progress:
         out["real"] = gs.score_real(scorer, ds, args.split, max_images=args.max_images, progress=progress)
@@ -63,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         from segbalance.core.render.registry import load_renderer
 
-        rend = load_renderer(args.renderer, ds=ds, checkpoint=args.checkpoint, device=args.device)
+        rend = load_renderer(args.renderer, ds=ds, checkpoint=args.checkpoint, device=args.device, amp=args.amp)
         try:
             with cli_progress(f"{args.renderer} {args.split}", "img") as progress:
                 out["rendered"] = gs.score_renderer(scorer, ds, rend, args.split, max_images=args.max_images,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from segbalance.core.runs.amp import AMP_HELP, AMP_MODES
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="render the recipes of a plan into training pairs (resumable job; "
@@ -24,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="copypaste edge blending (default feather)")
     p.add_argument("--seed", type=int, default=None, help="generator seed (default: each recipe's seed)")
     p.add_argument("--batch-size", type=int, default=None, help="maps rendered per batch")
+    p.add_argument("--amp", choices=AMP_MODES, default="auto", help=AMP_HELP + "; generator and quality gate")
     p.set_defaults(func=run)
 
 
@@ -42,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     with cli_progress("generating", "pair", enabled=rank == 0) as progress:  # under torchrun rank 0 speaks
         res = run_generate(args.workspace, args.dataset, args.plan, args.renderer, checkpoint=args.checkpoint,
                            device=args.device, blend=args.blend, min_quality=args.min_quality, seed=args.seed,
-                           batch_size=args.batch_size, seg_checkpoint=args.seg_checkpoint, progress=progress)
+                           batch_size=args.batch_size, seg_checkpoint=args.seg_checkpoint, amp=args.amp,
+                           progress=progress)
     if rank != 0:
         return 1 if res.failed else 0
     what = "resumed" if res.resumed else "job"

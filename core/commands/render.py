@@ -7,6 +7,8 @@ import re
 import sys
 from pathlib import Path
 
+from segbalance.core.runs.amp import AMP_HELP, AMP_MODES
+
 LABEL_SUFFIX = re.compile(r"(_gtFine)?_labelIds$")
 
 
@@ -30,8 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--batch", type=int, default=1, help="label maps per forward pass (default 1)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda:N (default auto)")
-    p.add_argument("--amp", choices=["auto", "bf16", "off"], default="auto",
-                   help="auto = bf16 where the CPU/GPU supports it (default)")
+    p.add_argument("--amp", choices=AMP_MODES, default="auto", help=AMP_HELP)
     p.add_argument("--size", type=_size, help="render size WxH (default: the training size; 1024x512 for a bare "
                                               "global G, 2048x1024 for a local one)")
     p.add_argument("--label-nc", type=int, help="describe a bare state dict: one-hot channels (official: 35)")
@@ -71,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     renderer = load_renderer(args.checkpoint, args.device, size=args.size, amp=args.amp, compile=args.compile,
                              seed=args.seed, label_nc=args.label_nc, ngf=args.ngf, netG=args.netG,
                              n_downsample_global=args.n_downsample, n_blocks_global=args.n_blocks)
+    print(f"segbalance render: {renderer.precision.line()}", file=sys.stderr)
     # one pass over the maps before any output: a map the generator cannot represent stops the run here
     top, top_file = -1, files[0]
     for f in files:

@@ -7,6 +7,8 @@ import os
 import signal
 import sys
 
+from segbalance.core.runs.amp import AMP_HELP, AMP_MODES
+
 
 def _size(text: str) -> tuple[int, int]:
     try:
@@ -60,8 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     n.add_argument("--epochs", type=int, help="epochs over the split")
     p.add_argument("--batch", type=int, default=1, help="batch size per process (default 1, as the paper)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda:N (default auto)")
-    p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], default="off",
-                   help="mixed precision (default off; bf16 trains ~3x faster on CPUs with AVX512-BF16/AMX)")
+    p.add_argument("--amp", choices=AMP_MODES, default="auto", help=AMP_HELP)
     p.add_argument("--resume", action="store_true", help="continue from OUT/ckpt.pt exactly where it stopped")
     p.add_argument("--label-nc", type=int, help="one-hot channels (default: 35 for Cityscapes, else max id + 1)")
     p.add_argument("--features", action="store_true", help="instance-wise encoder features (3) for diverse outputs")
@@ -172,5 +173,5 @@ def run(args: argparse.Namespace) -> int:
     if master:
         last = res.history[-1] if res.history else {}
         print(f"trained {res.iteration} iterations; checkpoint {res.checkpoint}; generator {res.generator}"
-              + (f"; last L1 {last['l1']:.4f}" if last else ""))
+              + (f"; last L1 {last['l1']:.4f}" if last else "") + (f"; {res.precision}" if res.precision else ""))
     return 0

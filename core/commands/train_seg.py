@@ -7,6 +7,7 @@ import os
 import sys
 
 from segbalance.core.errors import SegbalanceError
+from segbalance.core.runs.amp import AMP_HELP, AMP_MODES
 
 
 def parse_size(text: str, what: str = "--crop") -> tuple[int, int]:
@@ -58,8 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="standard (scale, crop, flip); strong (+ rotation, colour jitter, blur); style (+ colour "
                    "statistics of another training image); none (crop only)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda:N")
-    p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], default="auto",
-                   help="mixed precision (auto: bf16/fp16 on CUDA, off on CPU)")
+    p.add_argument("--amp", choices=AMP_MODES, default="auto", help=AMP_HELP)
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its checkpoint")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-interval", type=int, default=0, help="validate every N iterations (0: at the end)")

@@ -14,6 +14,7 @@ class DemoConfig:
     n_val: int = 50
     size: tuple[int, int] = (256, 128)
     device: str = "auto"
+    amp: str = "auto"  # the runtime's policy: bf16 where the device runs it fast
     config: str = "demo"  # the experiment preset to run ("ci" for a one-minute smoke run)
 
 
@@ -24,7 +25,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     from segbalance.core.plots import bar_chart
     from segbalance.core.workspace import Workspace
 
-    exp = preset(cfg.config, device=cfg.device)
+    exp = preset(cfg.config, device=cfg.device, amp=cfg.amp)
     if cfg.config == "ci":
         exp = replace(exp, arms=("baseline", "recon"))
     else:

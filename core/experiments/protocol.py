@@ -123,12 +123,10 @@ PRESETS: dict[str, ExperimentConfig] = {
 
 
 def fast_amp(cfg: ExperimentConfig) -> str:
-    """The precision both trainers use: bf16 where it is fast, else fp32."""
-    if cfg.amp != "auto":
-        return cfg.amp
-    from segbalance.core.render.pix2pixhd import bf16_supported, resolve_device
+    """The precision both trainers use: the runtime's (auto: bf16 where the device runs it fast)."""
+    from segbalance.core.runs.runtime import resolve_amp, resolve_device
 
-    return "bf16" if bf16_supported(resolve_device(cfg.device)) else "off"
+    return resolve_amp(cfg.amp, resolve_device(cfg.device))
 
 
 def preset(name: str, **overrides) -> ExperimentConfig:

@@ -118,7 +118,7 @@ def find_seg_checkpoint(ws) -> str | None:
         return run.out_dir if run is not None else None
 
 
-def load_quality_scorer(ws, device: str = "auto", checkpoint: str | None = None):
+def load_quality_scorer(ws, device: str = "auto", checkpoint: str | None = None, amp: str = "auto"):
     """The quality gate's scorer (a trained segmentation model); a clear error until one exists."""
     try:
         from segbalance.core.seg import quality
@@ -128,7 +128,7 @@ def load_quality_scorer(ws, device: str = "auto", checkpoint: str | None = None)
     if quality is None or not ckpt:
         raise SegbalanceError("--min-quality: no segmentation model yet; train one (segbalance train-seg) or "
                               "pass --seg-checkpoint, then re-run")
-    return quality.load_scorer(ckpt, device=device)
+    return quality.load_scorer(ckpt, device=device, amp=amp)
 
 
 def _score(scorer, images: list[np.ndarray], labels: list[np.ndarray]) -> list[float | None]:
@@ -254,7 +254,7 @@ def run_generate(workspace, dataset, plan, renderer: str = "copypaste", *, check
                  device: str = "auto", blend: str = "feather", min_quality: float | None = None,
                  seed: int | None = None, batch_size: int | None = None, plan_source: str | Path = "plan",
                  seg_checkpoint: str | None = None, progress: Progress | None = None,
-                 cancel: CancelCheck | None = None, log: LogFn | None = None) -> GenerateResult:
+                 cancel: CancelCheck | None = None, log: LogFn | None = None, amp: str = "auto") -> GenerateResult:
     """Turn every recipe of a plan into a pair (label, instance, RGB) logged in the workspace DB.
 
     `workspace`, `dataset`, `plan` may be objects or paths. Re-running with the same inputs resumes
@@ -267,7 +267,7 @@ def run_generate(workspace, dataset, plan, renderer: str = "copypaste", *, check
     try:
         return _run_generate(workspace, dataset, plan, renderer, checkpoint, rank_device(device, shard), blend,
                              min_quality, seed, batch_size, plan_source, seg_checkpoint, progress, cancel, log,
-                             shard)
+                             shard, amp)
     except OperationalError as exc:  # a DB step outside the job loop (registering the dataset, the bank)
         raise db_error(exc) from None
     finally:
@@ -275,7 +275,8 @@ def run_generate(workspace, dataset, plan, renderer: str = "copypaste", *, check
 
 
 def _run_generate(workspace, dataset, plan, renderer, checkpoint, device, blend, min_quality, seed, batch_size,
-                  plan_source, seg_checkpoint, progress, cancel, log, shard: Shard) -> GenerateResult:
+                  plan_source, seg_checkpoint, progress, cancel, log, shard: Shard, amp: str = "auto"
+                  ) -> GenerateResult:
     from segbalance.core.datasets import Dataset, open_dataset
     from segbalance.core.planning.balance import Plan
     from segbalance.core.recombine import build_layer_bank
@@ -299,7 +300,7 @@ def _run_generate(workspace, dataset, plan, renderer, checkpoint, device, blend,
             raise DataError("plan has no recipes", plan_source)
         if min_quality is not None and not 0 <= min_quality <= 1:
             raise SegbalanceError(f"--min-quality must be between 0 and 1 (got {min_quality})")
-        scorer = load_quality_scorer(ws, device, seg_checkpoint) if min_quality is not None else None
+        scorer = load_quality_scorer(ws, device, seg_checkpoint, amp) if min_quality is not None else None
         if not shard.main:
             shard.barrier()  # rank 0 builds the layer bank (a workspace write); the others then read it
         bank = build_layer_bank(ds, ws, cancel=cancel, split=plan.split)
@@ -309,7 +310,7 @@ def _run_generate(workspace, dataset, plan, renderer, checkpoint, device, blend,
             check_recipes(plan.recipes, bank)
         except DataError as exc:
             raise DataError(str(exc), plan_source) from None
-        rend = load_renderer(renderer, ds=ds, checkpoint=checkpoint, device=device, blend=blend,
+        rend = load_renderer(renderer, ds=ds, checkpoint=checkpoint, device=device, blend=blend, amp=amp,
                              batch_size=batch_size or (1 if renderer == "copypaste" else 2))
         if batch_size:
             rend.batch_size = batch_size
@@ -392,7 +393,9 @@ def _generate(ws, ds, plan, bank, rend, scorer, ctx: JobContext, job_id: int, re
         ctx.log(f"rank {shard.rank} of {shard.world}: {len(todo)} recipe(s) of this job")
     if resumed:
         ctx.log(f"resuming: {len(good)} of {n} pairs already done")
-    ctx.log(f"generating {len(todo)} pair(s) with {rend.name} into {ws.rel(pairs_dir)}")
+    precision = getattr(getattr(rend, "model", None), "precision", None)  # a generator's: the runtime's choice
+    ctx.log(f"generating {len(todo)} pair(s) with {rend.name} into {ws.rel(pairs_dir)}"
+            + (f"; {precision.line()}" if precision is not None else ""))
     res = GenerateResult(job_id, n, len(good), 0, pairs_dir=pairs_dir, resumed=resumed)
     names = {c.id: c.name for c in ds.label_set.classes if 0 <= c.id <= 255}
     delay = float(os.environ.get("SEGBALANCE_JOB_DELAY", "0") or 0)  # testing aid: slow each pair down

@@ -45,14 +45,16 @@ from segbalance.core.render.pix2pixhd_nets import (
 from segbalance.core.runs.records import RunFolder, RunRecord
 from segbalance.core.runs.runtime import (
     DDPInfo,
+    Precision,
     any_rank,
     autocast,
+    choose_precision,
     keyed_generator,
     load_checkpoint,
     load_state_checked,
-    resolve_amp,
     resolve_device,
     rng_state,
+    run_config,
     save_checkpoint,
     seed_everything,
     set_rng_state,
@@ -160,6 +162,7 @@ class GANTrainResult:
     generator: Path  # latest_net_G.pth (plain state dict, loads like the official one)
     run_id: int | None
     history: list[dict] = field(default_factory=list)  # per-iteration losses of this process
+    precision: str = ""  # the run's precision and why (the runtime's Precision.line())
 
 
 # -- data ----------------------------------------------------------------------------------------------
@@ -390,7 +393,8 @@ def train_gan(dataset: str | Path | Dataset, workspace, out_dir: str | Path, con
             folder.acquire()
         cfg, ckpt = _resumed_config(config, ckpt_path, resume, ddp.master)
         arch = cfg.arch
-        amp = resolve_amp(cfg.amp, device)
+        precision = choose_precision(cfg.amp, device)  # the runtime's one policy; logged, kept in the run row
+        amp = precision.amp
         m = arch.size_multiple
         for flag, (w, h) in (("--size", cfg.size), ("--crop", cfg.crop or cfg.size)):
             if w % m or h % m:
@@ -404,7 +408,7 @@ def train_gan(dataset: str | Path | Dataset, workspace, out_dir: str | Path, con
         src = PairSource(ds, cfg.split, cfg.size, cfg.seed, ddp.rank, ddp.world, cfg.batch_size, cfg.flip,
                          cfg.crop)
         ws, own_ws = _open_workspace(workspace) if ddp.master else (None, False)
-        res = _run(ds, src, cfg, amp, ckpt, ckpt_path, out_dir, device, ddp, ws, progress, cancel, log)
+        res = _run(ds, src, cfg, amp, ckpt, ckpt_path, out_dir, device, ddp, ws, progress, cancel, log, precision)
     except BaseException:
         if folder is not None:
             folder.release(failed=True)
@@ -420,7 +424,8 @@ def train_gan(dataset: str | Path | Dataset, workspace, out_dir: str | Path, con
 
 
 def _run(ds: Dataset, src: PairSource, cfg: GANTrainConfig, amp: str, ckpt: dict | None, ckpt_path: Path,
-         out_dir: Path, device: torch.device, ddp: DDPInfo, ws, progress, cancel, log) -> GANTrainResult:
+         out_dir: Path, device: torch.device, ddp: DDPInfo, ws, progress, cancel, log,
+         precision: Precision | None = None) -> GANTrainResult:
     """The training script proper: models, optimizers, rows, loop, final checkpoint."""
     arch = cfg.arch
     n_iters = total_iters(cfg, src.iters_per_epoch)
@@ -481,7 +486,8 @@ def _run(ds: Dataset, src: PairSource, cfg: GANTrainConfig, amp: str, ckpt: dict
             E = DDP(E, device_ids=ids)
     G_raw, D_raw, E_raw = _unwrap(G), _unwrap(D), (_unwrap(E) if E is not None else None)
 
-    record = RunRecord(ws, "gan", out_dir, name=f"pix2pixHD {cfg.preset} {out_dir.name}", config=cfg.to_dict(),
+    record = RunRecord(ws, "gan", out_dir, name=f"pix2pixHD {cfg.preset} {out_dir.name}",
+                       config=run_config(cfg, precision),
                        total=n_iters, master=ddp.master and ws is not None,
                        resume_from=start if ckpt is not None else None)
 
@@ -512,6 +518,8 @@ def _run(ds: Dataset, src: PairSource, cfg: GANTrainConfig, amp: str, ckpt: dict
     it = start
     try:
         record.open()
+        if precision is not None:
+            record.note(precision.line())
         G.train()
         D.train()
         for it in range(start, n_iters):
@@ -568,7 +576,8 @@ def _run(ds: Dataset, src: PairSource, cfg: GANTrainConfig, amp: str, ckpt: dict
             record.finish(status, result, message)
         except Exception as db_exc:  # noqa: BLE001 - never hide the original error behind a DB one
             warnings.warn(f"could not record the run's end: {db_exc}", stacklevel=2)
-    return GANTrainResult(n_iters, ckpt_path, out_dir / "latest_net_G.pth", record.run_id, history)
+    return GANTrainResult(n_iters, ckpt_path, out_dir / "latest_net_G.pth", record.run_id, history,
+                          precision.line() if precision is not None else "")
 
 
 def train_step(G: nn.Module, D: nn.Module, E: nn.Module | None, D_raw: nn.Module,

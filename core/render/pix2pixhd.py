@@ -23,7 +23,7 @@ from segbalance.core.render.pix2pixhd_nets import (
     Pix2PixHDConfig,
     build_generator,
 )
-from segbalance.core.runs.runtime import file_sha256, load_checkpoint, resolve_device
+from segbalance.core.runs.runtime import choose_precision, file_sha256, load_checkpoint, resolve_device
 from segbalance.core.runs.runtime import load_state_checked as load_state_dict_checked
 
 # default render sizes (W, H) of the released models when a bare state dict does not say
@@ -232,18 +232,6 @@ def infer_generator_config(sd: Mapping[str, torch.Tensor]) -> dict:
 
 
 
-def bf16_supported(device: torch.device) -> bool:
-    """bf16 autocast pays off on CUDA with bf16 and on CPUs with AVX512-BF16/AMX (oneDNN's bf16 kernels)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        try:
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):
-            return False
-    return False
-
-
 def autocast_context(device: torch.device, dtype: torch.dtype | None):
     if dtype is None:
         return nullcontext()
@@ -263,16 +251,9 @@ class Renderer:
         self.checkpoint_sha256 = checkpoint_sha256
         self.feature_clusters = {k: np.asarray(v, np.float32) for k, v in (feature_clusters or {}).items()}
         self.rng = np.random.default_rng(seed)
-        if amp == "auto":
-            self.dtype = torch.bfloat16 if bf16_supported(device) else None
-        elif amp == "bf16":
-            self.dtype = torch.bfloat16
-        elif amp == "fp16":
-            self.dtype = torch.float16
-        elif amp in ("off", "fp32"):
-            self.dtype = None
-        else:
-            raise SegbalanceError(f"amp must be auto, bf16, fp16 or off, not {amp!r}")
+        # the runtime's one policy ("auto": bf16 where this device runs it fast, fp16 on older CUDA, else fp32)
+        self.precision = choose_precision("off" if amp == "fp32" else amp, device)
+        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision.amp)
         generator = generator.to(device).eval().requires_grad_(False)
         # the one-hot front as a table lookup (exact); instance features make the input no longer one-hot
         self.front: LabelTableFront | None = None

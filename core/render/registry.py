@@ -23,10 +23,12 @@ def check_label_nc(label_nc: int | None, needed: int, what: str, checkpoint: str
 
 
 def load_renderer(kind: str, *, ds=None, checkpoint: str | None = None, device: str = "auto",
-                  blend: str = "feather", batch_size: int = 4, raw_weights: bool = False) -> Renderer:
+                  blend: str = "feather", batch_size: int = 4, raw_weights: bool = False, amp: str = "auto"
+                  ) -> Renderer:
     """A renderer by name: 'copypaste' (needs the dataset), 'pix2pixhd' (needs a checkpoint) or 'procedural'.
 
     raw_weights: a pix2pixhd checkpoint renders with its trained G rather than its weight average.
+    amp: the generator's precision (the runtime's policy; "auto" by default).
 
     A generator whose label_nc cannot hold the dataset's label ids is refused here, before any work.
     """
@@ -41,7 +43,7 @@ def load_renderer(kind: str, *, ds=None, checkpoint: str | None = None, device: 
             raise SegbalanceError("--renderer pix2pixhd needs --checkpoint CKPT (a trained generator)")
         from segbalance.core.render import pix2pixhd
 
-        model = pix2pixhd.load_renderer(checkpoint, device=device, raw_weights=raw_weights)
+        model = pix2pixhd.load_renderer(checkpoint, device=device, raw_weights=raw_weights, amp=amp)
         if getattr(model, "checkpoint_sha256", None) is None:
             model.checkpoint_sha256 = pix2pixhd.file_sha256(checkpoint)
         r = GeneratorRenderer(model, "pix2pixhd", batch_size)

@@ -6,6 +6,7 @@ file hashes. Each trainer's loop stays its own short script; this holds what the
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import random
@@ -21,9 +22,9 @@ from torch import nn
 
 from segbalance.core.errors import SegbalanceError
 from segbalance.core.io import bytes_sha256, file_sha256  # noqa: F401 - part of the runtime's surface
+from segbalance.core.runs.amp import AMP_MODES
 
 T = TypeVar("T")
-AMP_MODES = ("auto", "bf16", "fp16", "off")
 DEVICE_HELP = "use auto, cpu or cuda:N"
 
 
@@ -50,20 +51,103 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     return dev
 
 
-def resolve_amp(amp: str, device: torch.device) -> str:
-    """Concrete precision. "auto" means the same in every command: bf16 on CUDA with bf16 support, fp16 on
-    older CUDA, off on CPU (CPU autocast pays off only on some CPUs; ask for bf16 explicitly there)."""
+# -- precision: one "auto" for every command and the app, decided here -------------------------------------
+# x86 flags of the instructions oneDNN's bf16 kernels run natively on; without them bf16 is emulated (slower
+# than fp32 on AVX512 CPUs without BF16), or oneDNN has no bf16 kernels at all (AVX2 CPUs)
+_NATIVE_BF16_X86 = ("avx512_bf16", "amx_bf16")
+
+
+@dataclass(frozen=True)
+class Precision:
+    """A concrete precision ("bf16", "fp16" or "off" = fp32) and why it was chosen: what a run records."""
+
+    amp: str
+    reason: str
+    requested: str = "auto"
+
+    @property
+    def name(self) -> str:
+        return "fp32" if self.amp == "off" else self.amp
+
+    def line(self) -> str:
+        """The run-log line: "precision: bf16 (auto: ...)"."""
+        return f"precision: {self.name} ({self.reason})"
+
+    def to_dict(self) -> dict:
+        return {"precision": self.name, "amp": self.amp, "requested": self.requested, "reason": self.reason}
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_features() -> tuple[frozenset[str] | None, bool]:
+    """(the CPU's feature flags from /proc/cpuinfo, or None where unreadable; oneDNN has bf16 kernels here)."""
+    try:
+        mkldnn_bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        mkldnn_bf16 = False
+    flags: frozenset[str] | None = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("flags", "Features"):  # x86, aarch64
+                flags = frozenset(value.split())
+                break
+    except OSError:
+        pass
+    return flags, mkldnn_bf16
+
+
+def cpu_fast_bf16() -> tuple[bool, str]:
+    """(bf16 autocast is faster than fp32 on this CPU, why): oneDNN must have bf16 kernels for it, and on x86
+    the CPU must run them natively (AVX512-BF16 or AMX-BF16); where the flags cannot be read, oneDNN's word."""
+    flags, mkldnn_bf16 = _cpu_features()
+    if not mkldnn_bf16:
+        return False, "CPU without bf16 kernels in oneDNN (no AVX512/bf16 extension)"
+    if flags is None:
+        return True, "oneDNN has bf16 kernels for this CPU (CPU flags unreadable)"
+    native = [f for f in _NATIVE_BF16_X86 if f in flags]
+    if native:
+        return True, f"CPU runs bf16 natively ({', '.join(native)})"
+    if "bf16" in flags:  # aarch64's BF16 extension
+        return True, "CPU runs bf16 natively (Arm BF16 extension)"
+    if "avx512f" in flags:
+        return False, "CPU emulates bf16 (AVX512 without AVX512-BF16/AMX): slower than fp32"
+    return False, "CPU without native bf16 instructions"
+
+
+def choose_precision(amp: str, device: torch.device) -> Precision:
+    """The one precision policy. "auto": bf16 on CUDA with bf16, fp16 (with loss scaling in training) on older
+    CUDA, and on CPU bf16 exactly where it is fast (cpu_fast_bf16), else fp32. Explicit choices are checked."""
     if amp not in AMP_MODES:
         raise SegbalanceError(f"bad --amp {amp!r}; choose from {', '.join(AMP_MODES)}")
     if amp == "auto":
         if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return "off"
+            gpu = torch.cuda.get_device_name(device)
+            if torch.cuda.is_bf16_supported():
+                return Precision("bf16", f"auto: {gpu} supports bf16")
+            return Precision("fp16", f"auto: {gpu} has no bf16; fp16 with loss scaling")
+        if device.type == "cpu":
+            fast, why = cpu_fast_bf16()
+            return Precision("bf16" if fast else "off", f"auto: {why}")
+        return Precision("off", f"auto: fp32 on {device.type}")
     if amp == "fp16" and device.type != "cuda":
         raise SegbalanceError("--amp fp16 needs a CUDA device (use bf16 or off on CPU)")
     if amp == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise SegbalanceError("--amp bf16 is not supported by this GPU; use fp16 or off")
-    return amp
+    return Precision(amp, f"--amp {amp} asked for", requested=amp)
+
+
+def run_config(cfg: object, precision: Precision | None) -> dict:
+    """A run's config for its DB rows (TrainingRun.config, Job.params): the settings asked for (`amp` as given,
+    "auto" included) plus "precision", what this run chose and why."""
+    d = cfg.to_dict()  # type: ignore[attr-defined]
+    if precision is not None:
+        d["precision"] = precision.to_dict()
+    return d
+
+
+def resolve_amp(amp: str, device: torch.device) -> str:
+    """Concrete precision ("bf16", "fp16" or "off") of choose_precision: the same "auto" in every command."""
+    return choose_precision(amp, device).amp
 
 
 def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
@@ -230,6 +314,7 @@ def load_state_checked(model: nn.Module, state: Mapping[str, torch.Tensor], path
     model.load_state_dict(state)
 
 
-__all__ = ["AMP_MODES", "resolve_device", "resolve_amp", "autocast", "DDPInfo", "setup_ddp", "teardown_ddp",
+__all__ = ["AMP_MODES", "Precision", "choose_precision", "cpu_fast_bf16", "resolve_device", "resolve_amp",
+           "run_config", "autocast", "DDPInfo", "setup_ddp", "teardown_ddp",
            "in_rank_order", "any_rank", "seed_everything", "keyed_generator", "rng_state", "set_rng_state",
            "save_checkpoint", "load_checkpoint", "load_state_checked", "file_sha256", "bytes_sha256"]

@@ -34,13 +34,15 @@ from segbalance.core.io import atomic_write_json, atomic_write_npy, image_size
 from segbalance.core.runs.records import NOISY_METRIC, RunFolder, RunRecord
 from segbalance.core.runs.runtime import (
     DDPInfo,
+    Precision,
     any_rank,
     autocast,
+    choose_precision,
     in_rank_order,
     load_state_checked,
-    resolve_amp,
     resolve_device,
     rng_state,
+    run_config,
     save_checkpoint,
     seed_everything,
     set_rng_state,
@@ -400,7 +402,8 @@ def train_seg(config: SegTrainConfig, progress: Callable[[int, int], None] | Non
             # the 1x1 pyramid-pooling branch has one value per channel and image: BatchNorm needs two images
             raise SegbalanceError(f"--batch {cfg.batch} gives {per_process} image(s) per process; "
                                   "BatchNorm training needs at least 2")
-        amp = resolve_amp(cfg.amp, dev)
+        precision = choose_precision(cfg.amp, dev)  # the runtime's one policy; logged and kept in the run row
+        amp = precision.amp
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         seed_everything(cfg.seed)
@@ -414,7 +417,7 @@ def train_seg(config: SegTrainConfig, progress: Callable[[int, int], None] | Non
             from segbalance.core.workspace import Workspace
 
             workspace = in_rank_order(ddp, lambda: Workspace(cfg.workspace))
-        notes: list[str] = []
+        notes: list[str] = [precision.line()]
         if ddp.master:
             ds.samples(cfg.val_split)  # a missing val split is an error now, not after training
         items, counts, areas, largest = in_rank_order(
@@ -425,7 +428,7 @@ def train_seg(config: SegTrainConfig, progress: Callable[[int, int], None] | Non
             notes.append(f"crop {cfg.crop[0]}x{cfg.crop[1]} (HxW) is larger than the images ({largest[0]}x"
                          f"{largest[1]}): crops are padded with ignore, as in the reference")
         result = _run(cfg, resume_ck, ds, items, counts, areas, model_cfg, dev, amp, ddp, workspace, notes,
-                      progress, cancel)
+                      progress, cancel, precision)
     except BaseException:
         if folder is not None:
             folder.release(failed=True)
@@ -443,7 +446,7 @@ def train_seg(config: SegTrainConfig, progress: Callable[[int, int], None] | Non
 def _run(cfg: SegTrainConfig, resume_ck: dict | None, ds: Dataset, items: list, counts: np.ndarray,
          areas: np.ndarray, model_cfg: PSPNetConfig, dev: torch.device, amp: str, ddp: DDPInfo, workspace,
          notes: list[str], progress: Callable[[int, int], None] | None,
-         cancel: Callable[[], bool] | None) -> dict:
+         cancel: Callable[[], bool] | None, precision: Precision | None = None) -> dict:
     """The training script proper: rows, loader, model, optimizer, loop, final evaluation, checkpoint."""
     out = Path(cfg.out_dir)
     ckpt_path = out / CHECKPOINT_NAME
@@ -451,7 +454,7 @@ def _run(cfg: SegTrainConfig, resume_ck: dict | None, ds: Dataset, items: list, 
     class_names = sd.train_class_names(ls)
     start = int(resume_ck["iteration"]) if resume_ck is not None else 0
     emit = _emitter(cfg, ddp.master)
-    log = RunRecord(workspace, "seg", out, name=cfg.name or out.resolve().name, config=cfg.to_dict(),
+    log = RunRecord(workspace, "seg", out, name=cfg.name or out.resolve().name, config=run_config(cfg, precision),
                     total=cfg.iters, master=ddp.master and workspace is not None,
                     resume_from=start if resume_ck is not None else None,
                     echo=lambda text: emit("note", message=text))
