@@ -74,7 +74,8 @@ class BasicBlock(nn.Module):
         idt = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu(out + idt)
+        out += idt  # in place, as the reference: no extra activation-sized tensor per block (same values)
+        return self.relu(out)
 
 
 class Bottleneck(nn.Module):
@@ -98,7 +99,8 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(out + idt)
+        out += idt  # in place, as the reference: no extra activation-sized tensor per block (same values)
+        return self.relu(out)
 
 
 class ResNet(nn.Module):
