@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from segbalance.core.render.gan_train import PRESETS, GANTrainConfig, make_config, train_step  # noqa: E402
-from segbalance.core.render.pix2pixhd import Renderer, bf16_supported, label_input  # noqa: E402
+from segbalance.core.render.pix2pixhd import Renderer, label_input  # noqa: E402
 from segbalance.core.render.pix2pixhd_nets import (  # noqa: E402
     Pix2PixHDConfig,
     build_discriminator,
@@ -31,6 +31,7 @@ from segbalance.core.render.pix2pixhd_nets import (  # noqa: E402
     init_weights,
     param_count,
 )
+from segbalance.core.runs.runtime import choose_precision  # noqa: E402
 
 
 def street_label(h: int, w: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -118,7 +119,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpu capability "
-          f"{torch.backends.cpu.get_cpu_capability()}, bf16 kernels: {bf16_supported(torch.device('cpu'))}")
+          f"{torch.backends.cpu.get_cpu_capability()}")
+    print(f"runtime's auto on this CPU: {choose_precision('auto', torch.device('cpu')).line()}")
     print(f"CPU flags: {cpu_flags()}; load average at start {os.getloadavg()[0]:.2f} (timings are medians of "
           f"few reps: run on a quiet machine)")
     peak = {dt: gemm_peak(dt) for dt in (torch.float32, torch.bfloat16)}

@@ -238,13 +238,18 @@ def autocast_context(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+# the generator's memory layout per precision, measured by benchmarks/bench_precision.py (docs/benchmarks.md)
+CHANNELS_LAST = {"bf16": True, "fp16": True, "off": True}
+
+
 # -- renderer ------------------------------------------------------------------------------------------
 class Renderer:
     """A loaded generator that renders batches of label maps; build it with `load_renderer`."""
 
     def __init__(self, generator: nn.Module, arch: Pix2PixHDConfig, size: tuple[int, int], device: torch.device,
                  checkpoint_sha256: str, *, feature_clusters: Mapping[str, torch.Tensor] | None = None,
-                 amp: str = "auto", compile: bool = False, seed: int = 0, table_front: bool = True) -> None:
+                 amp: str = "auto", compile: bool = False, seed: int = 0, table_front: bool = True,
+                 channels_last: bool | None = None) -> None:
         self.arch = arch
         self.size = (int(size[0]), int(size[1]))  # (W, H) the generator runs at
         self.device = device
@@ -266,7 +271,10 @@ class Renderer:
             # autocast would re-cast every weight on every call (~0.13 s for the 512p G on CPU); convs see the
             # same bf16 weights either way, and autocast still runs the norms in fp32. The module is ours to change.
             generator = generator.to(self.dtype)
-        self.generator = generator.to(memory_format=torch.channels_last)
+        # memory layout: None = the measured policy (CHANNELS_LAST); True/False force it (benchmarks)
+        self.channels_last = CHANNELS_LAST.get(self.precision.amp, False) if channels_last is None else channels_last
+        self._layout = torch.channels_last if self.channels_last else torch.contiguous_format
+        self.generator = generator.to(memory_format=self._layout)
         net = self.generator
         if self.front is not None:
             net = _TableFrontGlobal(net) if arch.netG == "global" else _TableFrontLocal(net)
@@ -346,10 +354,11 @@ class Renderer:
                     noise = self.rng.standard_normal((len(prepared), self.arch.noise_nc, *x.shape[-2:]),
                                                      dtype=np.float32)
                     x = torch.cat([x, torch.from_numpy(noise).to(self.device)], 1)
-                args.append(x.contiguous(memory_format=torch.channels_last))
+                args.append(x.contiguous(memory_format=self._layout))
             if self.front is not None:
                 f = self.front(lab_t, edges)
-                args.append(f.to(self.dtype) if self.dtype is not None else f)
+                f = f.to(self.dtype) if self.dtype is not None else f
+                args.append(f.contiguous(memory_format=self._layout))  # the table front's output is NHWC
             with autocast_context(self.device, self.dtype), self._compile_options():
                 y = self._forward(*args)
         return y.float()
