@@ -127,3 +127,20 @@ def test_a_training_run_records_its_precision_and_why(monkeypatch, tmp_path):
             lines = s.scalars(select(m.JobLog.text).where(m.JobLog.job_id == r.job_id)).all()
             assert sum(t.startswith("precision: fp32 (auto:") for t in lines) == 1, lines
     assert Path(gan.checkpoint).is_file()
+
+
+def test_renderer_layout_follows_the_measured_policy(monkeypatch):
+    """fp32 renders contiguous (channels-last measured slower in fp32), bf16 keeps channels-last (issue #43)."""
+    from segbalance.core.render.pix2pixhd import Renderer
+    from segbalance.core.render.pix2pixhd_nets import Pix2PixHDConfig, build_generator
+
+    fake_cpu(monkeypatch, SPR, True)
+    arch = Pix2PixHDConfig(label_nc=4, ngf=4, n_downsample_global=1, n_blocks_global=1)
+    convs = lambda r: [m.weight for m in r.generator.modules() if isinstance(m, torch.nn.Conv2d)]  # noqa: E731
+    lab = torch.randint(0, 4, (16, 16), dtype=torch.uint8).numpy()
+    for amp, cl in (("off", False), ("bf16", True), ("auto", True)):
+        r = Renderer(build_generator(arch), arch, (16, 16), CPU, "-", amp=amp)
+        assert r.channels_last is cl
+        want = torch.channels_last if cl else torch.contiguous_format
+        assert all(w.is_contiguous(memory_format=want) for w in convs(r) if w.shape[-1] > 1), amp
+        assert r.render(lab).shape == (16, 16, 3)

@@ -238,8 +238,11 @@ def autocast_context(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-# the generator's memory layout per precision, measured by benchmarks/bench_precision.py (docs/benchmarks.md)
-CHANNELS_LAST = {"bf16": True, "fp16": True, "off": True}
+# The generator's memory layout per precision (benchmarks/bench_precision.py, docs/benchmarks.md): fp32 runs
+# contiguous, measured faster than channels-last here and on an fp32-only CPU; bf16 keeps channels-last, the layout
+# every bf16 render and the demo's table were made with (see the docs for the measured difference); fp16 (CUDA
+# only) keeps it too, unmeasured.
+CHANNELS_LAST = {"bf16": True, "fp16": True, "off": False}
 
 
 # -- renderer ------------------------------------------------------------------------------------------
