@@ -298,8 +298,9 @@ def test_resnet18_run_learns_and_streams_metrics(trained, seg_ds):
 def test_evaluate_cli_json_and_label_id_predictions(trained, seg_ds, tmp_path, capsys):
     cfg, res = trained
     pred_dir = tmp_path / "pred"
+    # --amp off: the run trained and validated in fp32; evaluate's default (auto) may pick bf16 here
     rc, out, _ = cli(["evaluate", cfg.out_dir, "--dataset", str(seg_ds), "--json", "--device", "cpu",
-                      "--save-predictions", str(pred_dir)], capsys)
+                      "--amp", "off", "--save-predictions", str(pred_dir)], capsys)
     assert rc == 0
     data = json.loads(out)
     assert set(data) == {"miou", "pixel_acc", "per_class"}
@@ -312,7 +313,7 @@ def test_evaluate_cli_json_and_label_id_predictions(trained, seg_ds, tmp_path, c
     assert set(ids.tolist()) <= {c.id for c in CITYSCAPES.train_classes}  # label ids, not train ids
     # one window covering the image is the whole-image prediction; smaller windows still cover every pixel
     rc, out, _ = cli(["evaluate", cfg.out_dir, "--dataset", str(seg_ds), "--json", "--mode", "slide",
-                      "--device", "cpu"], capsys)
+                      "--device", "cpu", "--amp", "off"], capsys)
     assert rc == 0 and json.loads(out)["miou"] == pytest.approx(res["miou"])
     rc, out, _ = cli(["evaluate", cfg.out_dir, "--dataset", str(seg_ds), "--json", "--mode", "slide",
                       "--crop", "32x64", "--device", "cpu"], capsys)

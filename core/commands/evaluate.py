@@ -32,13 +32,13 @@ def run(args: argparse.Namespace) -> int:
     from segbalance.core.runs.runtime import choose_precision, resolve_device
     from segbalance.core.seg.evaluate import evaluate
 
-    precision = choose_precision(args.amp, resolve_device(args.device))  # a bad --device is one line, first
-    print(f"segbalance evaluate: {precision.line()}", file=sys.stderr)
+    precision = choose_precision(args.amp, resolve_device(args.device))  # a bad --device/--amp: one line, first
     crop = parse_size(args.crop) if args.crop else None
     ds = open_dataset(args.dataset)
     with cli_progress("evaluating", "img") as progress:
         res = evaluate(args.run, ds, args.split, mode=args.mode, crop=crop, device=args.device, amp=args.amp,
                        save_predictions=args.save_predictions, progress=progress)
+    print(f"segbalance evaluate: {precision.line()}", file=sys.stderr)  # after success: errors stay one line
     if args.json:
         print(json.dumps({"miou": res["miou"], "pixel_acc": res["pixel_acc"], "per_class": res["per_class"]}))
         return 0

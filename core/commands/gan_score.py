@@ -49,7 +49,6 @@ def run(args: argparse.Namespace) -> int:
         raise SegbalanceError("--montage needs --job")
     ds = open_dataset(args.dataset)
     scorer = load_scorer(args.seg_checkpoint, device=args.device, amp=args.amp)
-    print(f"segbalance gan-score: {choose_precision(args.amp, scorer.device).line()}", file=sys.stderr)
     out: dict[str, dict] = {}
     with cli_progress(f"real {args.split}", "img") as progress:
         out["real"] = gs.score_real(scorer, ds, args.split, max_images=args.max_images, progress=progress)
@@ -76,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
                                                     progress=progress)
         finally:
             rend.close()
+    print(f"segbalance gan-score: {choose_precision(args.amp, scorer.device).line()}", file=sys.stderr)  # after success
     real, ren = out["real"], out["rendered"]
     ratio = (ren["miou"] / real["miou"]) if real["miou"] and ren["miou"] is not None else None
     if args.json:

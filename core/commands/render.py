@@ -72,7 +72,6 @@ def run(args: argparse.Namespace) -> int:
     renderer = load_renderer(args.checkpoint, args.device, size=args.size, amp=args.amp, compile=args.compile,
                              seed=args.seed, label_nc=args.label_nc, ngf=args.ngf, netG=args.netG,
                              n_downsample_global=args.n_downsample, n_blocks_global=args.n_blocks)
-    print(f"segbalance render: {renderer.precision.line()}", file=sys.stderr)
     # one pass over the maps before any output: a map the generator cannot represent stops the run here
     top, top_file = -1, files[0]
     for f in files:
@@ -99,4 +98,5 @@ def run(args: argparse.Namespace) -> int:
             bar.update(len(chunk))
     print(f"rendered {len(files)} images into {out} (device {renderer.device}, "
           f"size {renderer.size[0]}x{renderer.size[1]}, checkpoint sha256 {renderer.checkpoint_sha256[:12]})")
+    print(f"segbalance render: {renderer.precision.line()}", file=sys.stderr)  # after success: errors stay one line
     return 0
