@@ -181,7 +181,8 @@ def render_one(preset: str, size: tuple[int, int], device: torch.device, steps: 
 
 def estimate_experiment(cfg, *, steps: int = 2, say: Callable[[str], None] = print) -> dict:
     """Measured unit costs x the config's schedule; returns {"components": [...], "total_s", "peak_mb"}."""
-    from segbalance.core.experiments.protocol import GAN_ARMS, fast_amp, pair_source
+    from segbalance.core.experiments.arms import GAN_ARMS, pair_source
+    from segbalance.core.experiments.protocol import fast_amp
     from segbalance.core.render.gan_losses import VGG_ENV, vgg_weights_path
     from segbalance.core.seg.runtime import resolve_device
 
