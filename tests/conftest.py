@@ -1,4 +1,4 @@
-"""Shared fixtures: offscreen Qt, the real Cityscapes sample (when available), small sample datasets."""
+"""Shared fixtures: offscreen Qt, the real Cityscapes and CamVid samples (when available), small sample datasets."""
 
 from __future__ import annotations
 
@@ -16,6 +16,15 @@ def cityscapes_sample() -> Path:
     p = os.environ.get("SEGBALANCE_CITYSCAPES_SAMPLE")
     if not p or not Path(p).is_dir():
         pytest.skip("SEGBALANCE_CITYSCAPES_SAMPLE not set")
+    return Path(p)
+
+
+@pytest.fixture(scope="session")
+def camvid_sample() -> Path:
+    """16/6/6 real CamVid frames in SegNet's layout, read in place (skips when SEGBALANCE_CAMVID_SAMPLE is unset)."""
+    p = os.environ.get("SEGBALANCE_CAMVID_SAMPLE")
+    if not p or not Path(p).is_dir():
+        pytest.skip("SEGBALANCE_CAMVID_SAMPLE not set")
     return Path(p)
 
 

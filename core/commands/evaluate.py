@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", required=True, help="dataset folder")
     p.add_argument("--split", default="val", help="split to evaluate (default: val)")
     p.add_argument("--json", action="store_true",
-                   help='print one object {"miou", "pixel_acc", "per_class"} (fractions; absent classes null)')
+                   help='print one object {"miou", "pixel_acc", "per_class", "split", "n_images"} (fractions; absent '
+                        'classes null)')
     p.add_argument("--mode", choices=["whole", "slide"], default="whole",
                    help="whole image at once, or sliding crops (2/3 overlap) of the training crop size")
     p.add_argument("--crop", help="sliding-window size HEIGHTxWIDTH (default: the run's training crop)")
@@ -40,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
                        save_predictions=args.save_predictions, progress=progress)
     print(f"segbalance evaluate: {precision.line()}", file=sys.stderr)  # after success: errors stay one line
     if args.json:
-        print(json.dumps({"miou": res["miou"], "pixel_acc": res["pixel_acc"], "per_class": res["per_class"]}))
+        print(json.dumps({"miou": res["miou"], "pixel_acc": res["pixel_acc"], "per_class": res["per_class"],
+                          "split": args.split, "n_images": res["n_images"]}))
         return 0
     pct = lambda v: "    -" if v is None else f"{v * 100:6.2f}"  # noqa: E731
     print(f"{ds.root}  split={args.split}  images={res['n_images']}  mode={args.mode}")

@@ -17,7 +17,8 @@ def _crop(text: str) -> tuple[int, ...]:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("experiment", help="train PSPNet per arm (baseline, augmentations, RCS, generated pairs)")
     p.add_argument("--config", default="small",
-                   help="small (2 CPU cores, <= 90 min), medium (<= 3 h), full (every arm), paper (GPU), demo or ci")
+                   help="small (2 CPU cores, <= 90 min), medium (<= 3 h), full (every arm), paper (GPU), camvid "
+                        "(SegNet's CamVid folder, --dataset required), demo or ci")
     p.add_argument("--dataset", help="dataset folder (default: the built-in sample dataset)")
     p.add_argument("--seeds", type=int, help="seeds per arm (default: the config's)")
     p.add_argument("--arms", help="comma-separated subset of: baseline,traditional,style,copypaste,rcs,single,"
@@ -34,6 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="train pix2pixHD on random WxH crops of its pairs (more iterations for the same time), "
                         "or 'none' for whole pairs (default: the config's)")
     p.add_argument("--budget", type=int, help="generated pairs per arm")
+    p.add_argument("--rare", metavar="auto|a,b,c",
+                   help="the rare classes of the tables and of single/multi/recon's targets: 'auto' (train classes "
+                        "under 2%% of labelled train pixels, rarest first, at most 8) or a comma-separated list "
+                        "(default: the config's; small, medium, full, paper and demo use the method's Cityscapes "
+                        "classes on Cityscapes-labelled data, the auto rule elsewhere)")
+    p.add_argument("--eval-split", help="split the final table is computed on (default: the config's; camvid: test)")
     p.add_argument("--pretrained", help="local ImageNet backbone weights for PSPNet")
     p.add_argument("--estimate", action="store_true",
                    help="time a few steps of each part on this device and print the config's run time and peak "
@@ -46,7 +53,11 @@ def run(args: argparse.Namespace) -> int:
     from segbalance.core.experiments.protocol import preset, run_experiment
 
     arms = tuple(a.strip() for a in args.arms.split(",") if a.strip()) if args.arms else None
+    rare = None
+    if args.rare:
+        rare = "auto" if args.rare.strip() == "auto" else tuple(r.strip() for r in args.rare.split(",") if r.strip())
     cfg = preset(args.config, dataset=args.dataset, seeds=args.seeds, arms=arms, device=args.device, amp=args.amp,
+                 rare=rare, eval_split=args.eval_split,
                  seg_iters=args.seg_iters, seg_output_stride=args.seg_output_stride,
                  gan_iters=args.gan_iters, gan_crop=args.gan_crop, budget=args.budget, pretrained=args.pretrained)
     if args.estimate:

@@ -105,12 +105,12 @@ def run(args: argparse.Namespace) -> int:
 
     from segbalance.core.datasets import open_dataset
     from segbalance.core.errors import SegbalanceError
-    from segbalance.core.render.gan_train import make_config, train_gan
+    from segbalance.core.render.gan_train import generator_label_nc, make_config, train_gan
 
     if args.threads:
         torch.set_num_threads(args.threads)
     ds = open_dataset(args.dataset)
-    label_nc = args.label_nc or (35 if ds.label_set.name == "cityscapes" else ds.label_set.label_nc)
+    label_nc = args.label_nc or generator_label_nc(ds.label_set)
     for name in ("iters", "epochs", "batch", "save_every", "lr", "lr_d"):
         v = getattr(args, name)
         if v is not None and v <= 0:

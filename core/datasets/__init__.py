@@ -6,14 +6,15 @@ from pathlib import Path
 
 from segbalance.core.datasets.ade20k import ADE20KDataset, looks_like_ade20k
 from segbalance.core.datasets.base import Dataset, SampleRef
+from segbalance.core.datasets.camvid import CamVidDataset, looks_like_camvid
 from segbalance.core.datasets.cityscapes import CityscapesDataset, looks_like_cityscapes
 from segbalance.core.datasets.folder import FolderDataset, looks_like_folder
 from segbalance.core.datasets.mmseg import MmsegDataset, looks_like_mmseg
 from segbalance.core.errors import DataError
 
 __all__ = ["Dataset", "SampleRef", "CityscapesDataset", "FolderDataset", "ADE20KDataset", "MmsegDataset",
-           "open_dataset"]
-FORMATS = ("auto", "cityscapes", "folder", "ade20k", "mmseg")
+           "CamVidDataset", "open_dataset"]
+FORMATS = ("auto", "cityscapes", "folder", "ade20k", "mmseg", "camvid")
 
 
 def open_dataset(path: str | Path, fmt: str = "auto") -> Dataset:
@@ -31,9 +32,12 @@ def open_dataset(path: str | Path, fmt: str = "auto") -> Dataset:
         return MmsegDataset(root)
     if fmt == "ade20k" or (fmt == "auto" and looks_like_ade20k(root)):
         return ADE20KDataset(root)
+    if fmt == "camvid" or (fmt == "auto" and looks_like_camvid(root)):
+        return CamVidDataset(root)
     raise DataError(
         "unrecognised dataset layout; expected either Cityscapes (gtFine/{split}/{city}/*_gtFine_labelIds.png "
         "+ leftImg8bit/{split}/{city}/*_leftImg8bit.png), a folder with images/, masks/ and classes.json, "
-        "ADE20K (ADEChallengeData2016/images/, annotations/) or mmseg (img_dir/, ann_dir/, classes.json)",
+        "ADE20K (ADEChallengeData2016/images/, annotations/), mmseg (img_dir/, ann_dir/, classes.json) or "
+        "CamVid as SegNet distributes it (train/ + trainannot/, val/ + valannot/, test/ + testannot/)",
         root,
     )

@@ -60,11 +60,16 @@ def looks_like_cityscapes(root: Path) -> bool:
 
 
 class CityscapesDataset(Dataset):
-    """Reads the official layout; labelIds preferred, labelTrainIds accepted."""
+    """Reads the official layout; labelIds preferred, labelTrainIds accepted. A classes.json beside gtFine/
+    (what `export --format cityscapes` writes) names the label set, so an exported CamVid or custom dataset
+    reads back with its own classes; without one the classes are Cityscapes'."""
 
     format = "cityscapes"
 
-    def __init__(self, root: str | Path, label_set: LabelSet = CITYSCAPES) -> None:
+    def __init__(self, root: str | Path, label_set: LabelSet | None = None) -> None:
+        if label_set is None:
+            own = Path(root) / "classes.json"
+            label_set = LabelSet.from_json(own) if own.is_file() else CITYSCAPES
         super().__init__(root, label_set)
 
     def _scan(self) -> dict[str, list[SampleRef]]:

@@ -252,7 +252,34 @@ CITYSCAPES = LabelSet(
     ignore_id=0,
 )
 
-BUILTIN = {"cityscapes": CITYSCAPES}
+# CamVid's 11 classes in SegNet's index order, with the palette SegNet's tutorial draws them in, and a
+# Cityscapes-style category per class so recombination's occlusion rules (ground, sky, things over stuff) apply.
+_CAMVID = [
+    # name, category, colour
+    ("sky", "sky", (128, 128, 128)),
+    ("building", "construction", (128, 0, 0)),
+    ("pole", "object", (192, 192, 128)),
+    ("road", "flat", (128, 64, 128)),
+    ("pavement", "flat", (60, 40, 222)),
+    ("tree", "nature", (128, 128, 0)),
+    ("sign symbol", "object", (192, 128, 128)),
+    ("fence", "construction", (64, 64, 128)),
+    ("car", "vehicle", (64, 0, 128)),
+    ("pedestrian", "human", (64, 64, 0)),
+    ("bicyclist", "human", (0, 128, 192)),
+]
+CAMVID_VOID = 11
+
+CAMVID = LabelSet(
+    name="camvid",
+    classes=tuple(LabelClass(id=i, name=n, train_id=i, color=col, category=cat)
+                  for i, (n, cat, col) in enumerate(_CAMVID))
+    + (LabelClass(id=CAMVID_VOID, name="unlabelled", train_id=IGNORE, color=(0, 0, 0), category="void",
+                  ignore_in_eval=True),),
+    ignore_id=CAMVID_VOID,
+)
+
+BUILTIN = {"cityscapes": CITYSCAPES, "camvid": CAMVID}
 
 
 def label_set_from_dict(data: dict) -> LabelSet:

@@ -181,7 +181,8 @@ def render_one(preset: str, size: tuple[int, int], device: torch.device, steps: 
 
 def estimate_experiment(cfg, *, steps: int = 2, say: Callable[[str], None] = print) -> dict:
     """Measured unit costs x the config's schedule; returns {"components": [...], "total_s", "peak_mb"}."""
-    from segbalance.core.experiments.protocol import GAN_ARMS, fast_amp, pair_source
+    from segbalance.core.experiments.arms import GAN_ARMS, pair_source
+    from segbalance.core.experiments.protocol import fast_amp
     from segbalance.core.render.gan_losses import VGG_ENV, vgg_weights_path
     from segbalance.core.seg.runtime import resolve_device
 
@@ -193,8 +194,9 @@ def estimate_experiment(cfg, *, steps: int = 2, say: Callable[[str], None] = pri
         from segbalance.core.datasets import open_dataset
 
         ds = open_dataset(cfg.dataset)
-        n_val = len(ds.samples("val"))
-        size = _first_size(ds)
+        # each run's final pass on val, then the table's pass on the eval split when that is another split
+        n_val = len(ds.samples("val")) + (len(ds.samples(cfg.eval_split)) if cfg.eval_split != "val" else 0)
+        size = tuple(cfg.resize) if cfg.resize else _first_size(ds)
     else:
         n_val = cfg.n_val or CITYSCAPES_VAL
         size = tuple(cfg.size)
@@ -221,7 +223,7 @@ def estimate_experiment(cfg, *, steps: int = 2, say: Callable[[str], None] = pri
     # each run's final evaluation also writes the per-image counts the bootstrap needs (one pass), and the
     # baseline segments the pairs of every rendering arm for the generator score
     comps.append(Cost(f"PSPNet evaluation, {size[0]}x{size[1]} image", "image", te, runs * n_val + scored, me,
-                      f"{runs} runs x {n_val} val images + {scored} scored pairs"))
+                      f"{runs} runs x {n_val} evaluated images + {scored} scored pairs"))
     gan_arms = [a for a in rendering if a in GAN_ARMS]
     if gan_arms:
         gsize = tuple(cfg.gan_size)

