@@ -15,7 +15,7 @@ from segbalance.core.cli import main
 from segbalance.core.datasets import open_dataset
 from segbalance.core.datasets.stats import dataset_stats, pixel_counts
 from segbalance.core.errors import Cancelled, SegbalanceError
-from segbalance.core.export.formats import export_dataset, staging_paths
+from segbalance.core.export.formats import STAGING_MARK, export_dataset, staging_paths
 from segbalance.core.io import read_label_png, read_png
 from segbalance.core.jobs.generate import run_generate
 from segbalance.core.jobs.pairs import list_pairs
@@ -107,6 +107,7 @@ def test_killed_export_leftovers_are_recovered(generated, tmp_path):
     assert _export(ws, root, out, "--include", "accepted") == 0
     staging, old = staging_paths(out)
     staging.mkdir()
+    (staging / STAGING_MARK).write_bytes(b"")  # what a killed export leaves: its staging folder, marked
     (staging / "leftImg8bit").mkdir()
     (staging / "leftImg8bit" / "half.png").write_bytes(b"\x89PNG")
     assert _export(ws, root, out) == 0
@@ -251,3 +252,158 @@ def test_cancelled_generate_counts_agree(tmp_path, sample_dataset):
         info = job_info(w, 1)
     assert info["status"] == "cancelled" and 0 < rows < 24
     assert info["done"] == rows and info["message"] == f"cancelled at {rows}/24", (info, rows)
+
+
+# -- issue 40: an export never removes what it did not write; one export at a time; copies by default ----------
+def _snapshot(folder: Path, skip: Path | None = None) -> dict[str, bytes]:
+    """Every file under `folder` (except under `skip`) and its content."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*")
+            if p.is_file() and not (skip is not None and (p == skip or skip in p.parents))}
+
+
+def test_foreign_manifest_folder_is_refused_and_kept(generated, tmp_path, capsys):
+    """Issue 40 item 1: any manifest.json made the folder an earlier export: it and its dataset were deleted."""
+    root, ws, _ = generated
+    out = tmp_path / "mine"
+    shutil.copytree(root, out / "my_dataset")
+    (out / "manifest.json").write_text('{"name": "my project", "files": ["notes.txt"]}')
+    (out / "notes.txt").write_text("keep me")
+    before = _snapshot(out)
+    capsys.readouterr()
+    assert _export(ws, root, out) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "manifest.json was not written by segbalance" in err[-1] and "nothing was changed" in err[-1]
+    assert _snapshot(out) == before
+
+
+def test_reexport_refuses_a_folder_the_user_added_to(generated, tmp_path, capsys):
+    """An earlier export with a file the user put in: refused (named), and the file stays; removed: it proceeds."""
+    root, ws, _ = generated
+    out = tmp_path / "E"
+    assert _export(ws, root, out) == 0
+    (out / "gtFine" / "my_notes.txt").write_text("mine")
+    capsys.readouterr()
+    assert _export(ws, root, out) == 2
+    assert "holds files the earlier export did not write (gtFine/my_notes.txt)" in capsys.readouterr().err
+    assert (out / "gtFine" / "my_notes.txt").read_text() == "mine"
+    (out / "gtFine" / "my_notes.txt").unlink()
+    assert _export(ws, root, out) == 0
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["tool"] == "segbalance export" and man["files"] == sorted(
+        str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.name != "manifest.json")
+
+
+def test_dataset_inside_out_is_refused(generated, tmp_path, capsys):
+    root, ws, _ = generated
+    ds = shutil.copytree(root, tmp_path / "holder" / "ds")
+    before = _snapshot(tmp_path / "holder")
+    capsys.readouterr()
+    assert _export(ws, ds, tmp_path / "holder") == 2
+    assert "export folder must not hold the dataset" in capsys.readouterr().err
+    assert _snapshot(tmp_path / "holder") == before
+
+
+def test_an_export_never_removes_a_file_it_did_not_write(generated, tmp_path):
+    """The promise itself: user files around, inside and beside an export survive every export and re-export."""
+    root, ws, pairs = generated
+    home = tmp_path / "home"
+    out = home / "E"
+    staging, old = staging_paths(out)
+    mine = {home / "beside.txt": b"a", home / "E.txt": b"b", home / "E2" / "manifest.json": b"{}",
+            home / "E2" / "x.png": b"c", staging / "not_ours.txt": b"d"}
+    for p, data in mine.items():
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+    ds = open_dataset(root)
+    attempts = [lambda w: export_dataset(w, ds, out),                     # refused: the staging name is taken
+                lambda w: export_dataset(w, ds, home / "E2"),             # refused: foreign manifest
+                lambda w: export_dataset(w, ds, home),                    # refused: not an export
+                lambda w: export_dataset(w, ds, home / "E.txt")]          # refused: a file
+    with Workspace(ws) as w:
+        for attempt in attempts:
+            with pytest.raises(SegbalanceError):
+                attempt(w)
+        (staging / "not_ours.txt").unlink()
+        staging.rmdir()
+        del mine[staging / "not_ours.txt"]
+        export_dataset(w, ds, out)
+        (out / "gtFine" / "added_later.txt").write_bytes(b"e")  # the user adds to an export ...
+        mine[out / "gtFine" / "added_later.txt"] = b"e"
+        with pytest.raises(SegbalanceError, match="did not write"):
+            export_dataset(w, ds, out, ("accepted",))             # ... so the re-export is refused
+        old.mkdir()
+        (old / "also_mine.txt").write_bytes(b"f")  # not an export of ours in the swap folder's place
+        mine[old / "also_mine.txt"] = b"f"
+        with pytest.raises(SegbalanceError, match="not an export of segbalance"):
+            export_dataset(w, ds, out, ("accepted",))
+    for p, data in mine.items():
+        assert p.read_bytes() == data, f"{p} was changed or removed"
+
+
+def test_export_copies_by_default_and_links_only_when_asked(generated, tmp_path, capsys):
+    """Issue 40 item 4: editing an exported file in place must not edit the user's dataset."""
+    root, ws, pairs = generated
+    out = tmp_path / "E"
+    assert _export(ws, root, out) == 0
+    ref = open_dataset(root).samples("train")[0]
+    exported = out / "leftImg8bit" / "train" / ref.image_path.parent.name / ref.image_path.name
+    original = ref.image_path.read_bytes()
+    assert not os.path.samefile(exported, ref.image_path)
+    exported.write_bytes(b"edited in place")  # a script resizing the export's images
+    assert ref.image_path.read_bytes() == original
+    assert not json.loads((out / "manifest.json").read_text())["linked"]
+    assert _export(ws, root, tmp_path / "C", "--copy") == 0  # the old flag is still accepted
+    assert not os.path.samefile(tmp_path / "C" / exported.relative_to(out), ref.image_path)
+    assert _export(ws, root, tmp_path / "L", "--link") == 0
+    assert os.path.samefile(tmp_path / "L" / exported.relative_to(out), ref.image_path)
+    with pytest.raises(SystemExit):
+        _export(ws, root, tmp_path / "X", "--link", "--copy")
+    assert "--link" in capsys.readouterr().err
+
+
+def test_tampered_pair_file_is_refused_not_exported_with_a_stale_hash(generated, tmp_path, capsys):
+    root, ws, pairs = generated
+    img = ws / pairs[2]["image"]
+    img.write_bytes(img.read_bytes() + b"x")
+    capsys.readouterr()
+    assert _export(ws, root, tmp_path / "E") == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"{img}: pair {pairs[2]['id']}: file changed since it was generated" in err
+    assert not (tmp_path / "E").exists()
+
+
+def _hold_lock_script(out: Path) -> str:
+    return ("import sys\nfrom pathlib import Path\nfrom segbalance.core.export.formats import export_lock\n"
+            f"with export_lock(Path({str(out)!r})):\n    print('locked', flush=True)\n    sys.stdin.read()\n")
+
+
+def test_two_exports_into_one_folder_never_mix(generated, tmp_path):
+    """Issue 40 item 3: the second export refuses with one line while the first holds the folder; exports started
+    together end with a folder that holds exactly what its manifest lists."""
+    import subprocess
+    import sys
+
+    root, ws, _ = generated
+    out = tmp_path / "E"
+    holder = subprocess.Popen([sys.executable, "-c", _hold_lock_script(out)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        cmd = [sys.executable, "-m", "segbalance.core.cli", "export", "--workspace", str(ws), "--dataset",
+               str(root), "--out", str(out)]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and "Traceback" not in r.stderr
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and f"another export into this folder is running (pid {holder.pid})" in lines[0]
+        assert not out.exists()
+    finally:
+        holder.communicate("", timeout=30)
+    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(p.wait(120), p.stderr.read()) for p in procs]
+    assert any(rc == 0 for rc, _ in results), results
+    for rc, err in results:
+        assert rc == 0 or (rc == 2 and "another export into this folder is running" in err), err
+    man = json.loads((out / "manifest.json").read_text())
+    on_disk = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.name != "manifest.json")
+    assert on_disk == man["files"] and man["generated"] == 6
+    assert not any(p.exists() for p in (*staging_paths(out), out.parent / f".{out.name}.export-lock"))

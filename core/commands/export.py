@@ -10,13 +10,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                                       "layout, with a provenance manifest)")
     p.add_argument("--workspace", required=True)
     p.add_argument("--dataset", required=True, help="the original dataset")
-    p.add_argument("--out", required=True, help="output folder (replaced as a whole by a re-export)")
+    p.add_argument("--out", required=True,
+                   help="output folder: new, empty, or an earlier export (a re-export replaces the files that "
+                        "export wrote; a folder holding anything else is refused)")
     p.add_argument("--format", default="cityscapes", choices=["cityscapes", "mmseg", "hf"],
                    help="cityscapes: leftImg8bit/gtFine + lists; mmseg: img_dir/ann_dir + config fragment; "
                         "hf: Parquet shards + id2label.json (default cityscapes)")
     p.add_argument("--include", default="pending,accepted",
                    help="pair statuses to include (default pending,accepted)")
-    p.add_argument("--copy", action="store_true", help="copy files instead of hard-linking them")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--link", action="store_true",
+                     help="hard-link the dataset's PNG files and the pairs instead of copying them (saves space, "
+                          "but then editing an exported file in place edits the original)")
+    how.add_argument("--copy", action="store_true",
+                     help="copy files (the default; kept for scripts written when hard links were the default)")
     p.set_defaults(func=run)
 
 
@@ -31,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     include = tuple(s.strip() for s in args.include.split(",") if s.strip())
     ds = open_dataset(args.dataset)
     with Workspace(args.workspace, create=False) as ws, cli_progress("exporting", "sample") as progress:
-        man = export_dataset(ws, ds, args.out, include, fmt=args.format, copy=args.copy, progress=progress)
+        man = export_dataset(ws, ds, args.out, include, fmt=args.format, link=args.link,
+                             progress=progress)
     print(f"exported {man['originals']} original + {man['generated']} generated samples to {args.out} "
           f"({args.format}; provenance in {man['provenance']})")
     out = Path(args.out).resolve()

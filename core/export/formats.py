@@ -15,15 +15,22 @@ The export is built in a staging folder beside the target and swapped in at the 
 always holds exactly one complete export (never a mix of an old and a new one, never a half-written one),
 and an interrupted export (kill -9, Ctrl-C, full disk, a missing pair file) leaves the previous one intact
 and re-runs cleanly.
+
+What the user owns is never removed: the manifest carries segbalance's signature and the list of files the
+export wrote, a folder is replaced only when it carries that signature, and only the listed files go (a folder
+holding anything else is refused). One export at a time per folder (a lock beside it). Files are copied unless
+the caller asks for hard links (which share their content with the originals).
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -32,7 +39,7 @@ from sqlalchemy import select
 
 from segbalance.core.datasets import Dataset, SampleRef
 from segbalance.core.errors import Cancelled, SegbalanceError
-from segbalance.core.io import atomic_write_json, atomic_write_text, read_label_png, write_png
+from segbalance.core.io import atomic_write_json, atomic_write_text, file_sha256, read_label_png, write_png
 from segbalance.db import models as m
 from segbalance.db.base import utcnow
 
@@ -45,34 +52,173 @@ HF_ROWS_PER_SHARD = 1000
 HF_ROWS_PER_GROUP = 32
 
 
+EXPORT_TOOL = "segbalance export"  # the signature that makes a folder an earlier export of ours
+MANIFEST_VERSION = 2  # 2: manifest lists every file the export wrote
+STAGING_MARK = ".segbalance-staging"  # written first into a staging folder: only a marked one is ever removed
+
+
 def staging_paths(out: Path) -> tuple[Path, Path]:
     """(staging, previous) folders beside `out` that an export uses while it swaps the new one in."""
     return out.parent / f".{out.name}.export-partial", out.parent / f".{out.name}.export-old"
+
+
+def lock_path(out: Path) -> Path:
+    """The lock file beside `out` that one export at a time holds."""
+    return out.parent / f".{out.name}.export-lock"
+
+
+@contextmanager
+def export_lock(out: Path) -> Iterator[None]:
+    """Hold the export lock of `out`; a second export into the same folder is refused with one line.
+
+    flock(2) belongs to the open file, so it is released when the process dies (kill -9 included). The file is
+    removed on the way out; a waiter that opened it before the removal sees another inode and retries.
+    """
+    path = lock_path(out)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SegbalanceError(f"cannot create the export's parent folder ({exc.strerror})", out) from None
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise SegbalanceError(f"cannot lock the export folder ({exc.strerror})", path) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            raise SegbalanceError(f"another export into this folder is running (pid {holder or '?'}); wait for "
+                                  f"it to finish, or choose another --out", out) from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the previous holder removed the file after we opened it: lock the new one
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        try:
+            path.unlink()
+        except OSError:
+            pass
+        os.close(fd)
+
+
+def _files_under(folder: Path) -> list[str]:
+    """Every non-folder entry under `folder` (symlinks included, never followed), as relative POSIX paths."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        d = Path(dirpath)
+        for name in filenames + [n for n in dirnames if (d / n).is_symlink()]:
+            found.append((d / name).relative_to(folder).as_posix())
+    return sorted(found)
+
+
+def export_files(folder: Path) -> list[str] | None:
+    """The files an earlier segbalance export wrote into `folder` (its manifest's list); None when the folder
+    is not one (no manifest, another tool's manifest.json, or an export older than the file list)."""
+    try:
+        man = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(man, dict) or man.get("tool") != EXPORT_TOOL or not isinstance(man.get("files"), list):
+        return None
+    files = [f for f in man["files"] if isinstance(f, str)]
+    # a hand-edited list must not reach outside the folder
+    return [f for f in files if f and not Path(f).is_absolute() and ".." not in Path(f).parts]
+
+
+def _foreign_files(folder: Path) -> list[str]:
+    """Files in `folder` that its export did not write (all of them when it is not an export of ours)."""
+    files = export_files(folder)
+    if files is None:
+        return _files_under(folder)
+    ours = set(files) | {MANIFEST, STAGING_MARK}  # the mark stays only when killed right after the swap
+    return [f for f in _files_under(folder) if f not in ours]
+
+
+def _remove_export(folder: Path) -> list[str]:
+    """Remove the files an export wrote into `folder` and the folders left empty; returns what stays (not ours)."""
+    files = export_files(folder)
+    if files is None:
+        return _files_under(folder)
+    for rel in [*files, MANIFEST, STAGING_MARK]:
+        p = folder / rel
+        if p.is_symlink() or p.is_file():
+            p.unlink()
+    for dirpath, _dirs, _files in os.walk(folder, topdown=False):
+        try:
+            os.rmdir(dirpath)  # only empty folders go
+        except OSError:
+            pass
+    return _files_under(folder) if folder.exists() else []
+
+
+def _remove_staging(staging: Path) -> None:
+    """Remove a staging folder this code made (it carries STAGING_MARK); anything else is left and refused."""
+    if (staging / STAGING_MARK).exists():
+        shutil.rmtree(staging)
+        return
+    try:
+        staging.rmdir()  # killed between mkdir and the mark: empty
+    except OSError:
+        raise SegbalanceError("is in the way of the export's staging folder and was not made by segbalance; "
+                              "move it away", staging) from None
 
 
 def _recover(out: Path) -> None:
     """Finish or undo what an interrupted export left beside `out` (staging folder, half-done swap)."""
     staging, old = staging_paths(out)
     if staging.exists():
-        shutil.rmtree(staging)
+        _remove_staging(staging)
     if old.exists():
+        if export_files(old) is None:
+            raise SegbalanceError("is in the way of the export's swap folder and is not an export of segbalance; "
+                                  "move it away", old)
         if out.exists():
-            shutil.rmtree(old)  # the new export was already in place
+            _keep_leftovers(old, out, _remove_export(old))  # the new export was already in place
         else:
             os.replace(old, out)  # killed between the two renames: put the previous export back
 
 
-def _place(src: Path, dst: Path, copy: bool) -> None:
-    """Hard-link (or copy) a file into the staging folder."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if not copy:
+def _keep_leftovers(old: Path, out: Path, leftovers: list[str]) -> None:
+    """Files that were not ours in a replaced export (added while it was swapped out) go back into `out`."""
+    for rel in leftovers:
+        dst = out / rel
+        if not dst.exists() and not dst.is_symlink():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(old / rel, dst)
+    for dirpath, _dirs, _files in os.walk(old, topdown=False):
         try:
-            os.link(src, dst)
+            os.rmdir(dirpath)
+        except OSError:
+            pass
+    if old.exists():
+        raise SegbalanceError(f"the earlier export's folder kept files that were not written by segbalance and "
+                              f"clash with the new export's; they are in {old}", out)
+
+
+def _place(src: Path, dst: Path, link: bool) -> None:
+    """Copy a file into the staging folder (its content, also through a symlink), or hard-link it when asked.
+
+    A hard link shares its content with the original: editing the exported file edits the dataset, so it is
+    only made when the user asked for it (--link) and falls back to a copy across file systems.
+    """
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if link:
+        try:
+            os.link(src, dst, follow_symlinks=True)
             return
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 raise
-    shutil.copyfile(src, dst)
+    shutil.copyfile(src, dst, follow_symlinks=True)
 
 
 def _png_bytes(arr: np.ndarray, rgb: bool = False) -> bytes:
@@ -87,14 +233,14 @@ def _png_bytes(arr: np.ndarray, rgb: bool = False) -> bytes:
 class _Writer:
     """One export format: where an original and a generated pair go (all paths relative to the root)."""
 
-    def __init__(self, root: Path, ds: Dataset, copy: bool) -> None:
-        self.root, self.ds, self.copy = root, ds, copy
+    def __init__(self, root: Path, ds: Dataset, link: bool) -> None:
+        self.root, self.ds, self.link = root, ds, link
         self.final = root  # where the export will be once swapped in (set by export_dataset)
         self.lut = ds.label_set.id_to_train_lut
 
     def image(self, src: Path, ds_image: Callable[[], np.ndarray], rel: str) -> None:
         if src.suffix.lower() == ".png":
-            _place(src, self.root / rel, self.copy)
+            _place(src, self.root / rel, self.link)
         else:  # JPEG photos: stored losslessly as decoded
             write_png(self.root / rel, ds_image(), rgb=True)
 
@@ -109,8 +255,8 @@ class _Writer:
 
 
 class _CityscapesWriter(_Writer):
-    def __init__(self, root: Path, ds: Dataset, copy: bool) -> None:
-        super().__init__(root, ds, copy)
+    def __init__(self, root: Path, ds: Dataset, link: bool) -> None:
+        super().__init__(root, ds, link)
         self.lists: dict[str, list[str]] = {}
 
     def _files(self, base: str) -> tuple[str, str, str]:
@@ -124,12 +270,12 @@ class _CityscapesWriter(_Writer):
         self.image(ref.image_path, lambda: self.ds.load_image(ref), img_rel)
         label = self.ds.load_label(ref)
         if ref.label_kind == "labelIds" and ref.label_path.suffix.lower() == ".png":
-            _place(ref.label_path, self.root / lab_rel, self.copy)
+            _place(ref.label_path, self.root / lab_rel, self.link)
         else:
             write_png(self.root / lab_rel, label)
         write_png(self.root / tid_rel, self.lut[label])
         if ref.instance_path is not None:
-            _place(ref.instance_path, self.root / f"gtFine/{base}_gtFine_instanceIds.png", self.copy)
+            _place(ref.instance_path, self.root / f"gtFine/{base}_gtFine_instanceIds.png", self.link)
         self.lists.setdefault(ref.split, []).append(f"{img_rel} {tid_rel}")
         self.lists.setdefault(f"{ref.split}_original", []).append(f"{img_rel} {tid_rel}")
         return {"image": img_rel, "label": lab_rel}
@@ -138,10 +284,10 @@ class _CityscapesWriter(_Writer):
         stem = Path(pair.label_path).name.replace("_gtFine_labelIds.png", "")
         base = f"train/job{pair.job_id}/{stem}"
         img_rel, lab_rel, tid_rel = self._files(base)
-        _place(image, self.root / img_rel, self.copy)
-        _place(label, self.root / lab_rel, self.copy)
+        _place(image, self.root / img_rel, self.link)
+        _place(label, self.root / lab_rel, self.link)
         if instance is not None:
-            _place(instance, self.root / f"gtFine/{base}_gtFine_instanceIds.png", self.copy)
+            _place(instance, self.root / f"gtFine/{base}_gtFine_instanceIds.png", self.link)
         write_png(self.root / tid_rel, self.lut[read_label_png(label).astype(np.uint8)])
         self.lists.setdefault("train", []).append(f"{img_rel} {tid_rel}")
         self.lists.setdefault("train_generated", []).append(f"{img_rel} {tid_rel}")
@@ -156,8 +302,8 @@ class _CityscapesWriter(_Writer):
 class _MmsegWriter(_Writer):
     """mmseg's custom-dataset layout: same stem in img_dir/<split>/ and ann_dir/<split>/, masks in train ids."""
 
-    def __init__(self, root: Path, ds: Dataset, copy: bool) -> None:
-        super().__init__(root, ds, copy)
+    def __init__(self, root: Path, ds: Dataset, link: bool) -> None:
+        super().__init__(root, ds, link)
         self.splits: dict[str, int] = {}
 
     def _put(self, split: str, stem: str) -> tuple[str, str]:
@@ -173,7 +319,7 @@ class _MmsegWriter(_Writer):
     def generated(self, pair, image, label, instance) -> dict:
         stem = Path(pair.label_path).name.replace("_gtFine_labelIds.png", "")
         img_rel, ann_rel = self._put("generated", stem)
-        _place(image, self.root / img_rel, self.copy)
+        _place(image, self.root / img_rel, self.link)
         write_png(self.root / ann_rel, self.lut[read_label_png(label).astype(np.uint8)])
         return {"image": img_rel, "label": ann_rel}
 
@@ -215,8 +361,8 @@ def mmseg_config(root: Path, ds: Dataset, splits: dict[str, int]) -> str:
 class _HfWriter(_Writer):
     """Parquet shards with Hugging Face Image-typed columns, written with pyarrow row group by row group."""
 
-    def __init__(self, root: Path, ds: Dataset, copy: bool, counts: dict[str, int]) -> None:
-        super().__init__(root, ds, copy)
+    def __init__(self, root: Path, ds: Dataset, link: bool, counts: dict[str, int]) -> None:
+        super().__init__(root, ds, link)
         try:
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -304,12 +450,14 @@ def hf_split(split: str) -> str:
 
 
 def export_dataset(ws, ds: Dataset, out: str | Path, include: tuple[str, ...] = ("pending", "accepted"), *,
-                   fmt: str = "cityscapes", copy: bool = False, progress: Callable[[int, int], None] | None = None,
+                   fmt: str = "cityscapes", link: bool = False, progress: Callable[[int, int], None] | None = None,
                    cancel: Callable[[], bool] | None = None) -> dict:
     """Write the augmented dataset to `out` in format `fmt`; returns the manifest (also written as manifest.json).
 
     `out` ends up holding exactly this export: files of pairs no longer included (e.g. rejected since the last
-    export) do not survive a re-export, and on any failure the previous export is left as it was.
+    export) do not survive a re-export, and on any failure the previous export is left as it was. `out` must be
+    empty, new, or an earlier export of ours holding nothing but its own files. `link` hard-links PNG originals
+    and pair files instead of copying them.
     """
     out = Path(out).resolve()
     if fmt not in FORMATS:
@@ -317,16 +465,44 @@ def export_dataset(ws, ds: Dataset, out: str | Path, include: tuple[str, ...] = 
     bad = [s for s in include if s not in ("pending", "accepted", "rejected")]
     if bad or not include:
         raise SegbalanceError(f"--include takes pending, accepted, rejected (got {','.join(include) or 'nothing'})")
-    if out == ds.root or ds.root in out.parents:
+    root = ds.root.resolve()
+    if out == root or root in out.parents:
         raise SegbalanceError("export folder must not be inside the dataset", out)
+    if out in root.parents:
+        raise SegbalanceError(f"export folder must not hold the dataset ({root})", out)
     if ws.path.resolve() == out or out in ws.path.resolve().parents:
         raise SegbalanceError("export folder must not hold the workspace", out)
+    with export_lock(out):
+        return _export_locked(ws, ds, out, include, fmt, link, progress, cancel)
+
+
+def _check_target(out: Path) -> None:
+    """Refuse a target that is not empty, new, or an earlier export holding only the files it wrote."""
+    if not out.exists() and not out.is_symlink():
+        return
+    if not out.is_dir() or out.is_symlink():
+        raise SegbalanceError("export folder exists and is not a folder", out)
+    if not any(out.iterdir()):
+        return
+    if export_files(out) is None:
+        what = ("its manifest.json was not written by segbalance" if (out / MANIFEST).exists()
+                else "it has no segbalance manifest")
+        raise SegbalanceError(f"export folder exists and is not empty, and is not an earlier export ({what}); "
+                              "nothing was changed; choose an empty or new folder", out)
+    foreign = _foreign_files(out)
+    if foreign:
+        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+        raise SegbalanceError(f"export folder holds files the earlier export did not write ({foreign[0]}{more}); "
+                              "nothing was changed; move them out or choose another folder", out)
+
+
+def _export_locked(ws, ds: Dataset, out: Path, include: tuple[str, ...], fmt: str, link: bool,
+                   progress: Callable[[int, int], None] | None, cancel: Callable[[], bool] | None) -> dict:
     try:
         _recover(out)
     except OSError as exc:
         raise SegbalanceError(f"cannot clean up an interrupted export ({exc.strerror})", out) from None
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).exists())):
-        raise SegbalanceError("export folder exists and is not empty (and is not an earlier export)", out)
+    _check_target(out)
     fp = ds.fingerprint()
     with ws.session() as s:
         jobs = {j.id: j for j in s.scalars(select(m.Job).where(m.Job.kind == "generate"))}
@@ -339,9 +515,7 @@ def export_dataset(ws, ds: Dataset, out: str | Path, include: tuple[str, ...] = 
         if ref.image_path is None:
             raise SegbalanceError(f"sample {ref.id} has no image", ds.root)
     for p in pairs:
-        for rel in (p.image_path, p.label_path):
-            if not ws.abs(rel).exists():
-                raise SegbalanceError(f"pair {p.id}: file missing (re-run its generate job to repair)", ws.abs(rel))
+        _check_pair_files(ws, p)
     staging, old = staging_paths(out)
     total = len(refs) + len(pairs)
     done = 0
@@ -354,19 +528,22 @@ def export_dataset(ws, ds: Dataset, out: str | Path, include: tuple[str, ...] = 
         if cancel and cancel():
             raise Cancelled()
 
+    made_staging = False
     try:
         staging.mkdir(parents=True)
+        made_staging = True
+        (staging / STAGING_MARK).write_bytes(b"")
         if fmt == "cityscapes":
-            writer: _Writer = _CityscapesWriter(staging, ds, copy)
+            writer: _Writer = _CityscapesWriter(staging, ds, link)
         elif fmt == "mmseg":
-            writer = _MmsegWriter(staging, ds, copy)
+            writer = _MmsegWriter(staging, ds, link)
         else:
             counts: dict[str, int] = {}
             for ref in refs:
                 counts[hf_split(ref.split)] = counts.get(hf_split(ref.split), 0) + 1
             if pairs:
                 counts["generated"] = len(pairs)
-            writer = _HfWriter(staging, ds, copy, counts)
+            writer = _HfWriter(staging, ds, link, counts)
         writer.final = out
         for ref in refs:
             writer.original(ref)
@@ -390,22 +567,41 @@ def export_dataset(ws, ds: Dataset, out: str | Path, include: tuple[str, ...] = 
         extra = writer.finish()
         atomic_write_text(staging / PROVENANCE, "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries))
         atomic_write_json(staging / "classes.json", ds.label_set.to_dict())
-        manifest = {"created_at": utcnow().isoformat(), "format": fmt,
+        manifest = {"tool": EXPORT_TOOL, "manifest_version": MANIFEST_VERSION,
+                    "created_at": utcnow().isoformat(), "format": fmt,
                     "dataset": {"path": str(ds.root), "fingerprint": fp, "label_set": ds.label_set.name},
                     "include": list(include), "originals": len(refs), "generated": len(entries),
-                    "provenance": PROVENANCE, **extra, "pairs": entries}
+                    "provenance": PROVENANCE, "linked": link, **extra, "pairs": entries,
+                    "files": [f for f in _files_under(staging) if f != STAGING_MARK]}
         atomic_write_json(staging / MANIFEST, manifest)
-        # swap: previous export aside, new one in, previous one gone (_recover finishes an interrupted swap)
-        if out.exists():
+        # swap: previous export aside, new one in, then only the previous export's own files removed
+        # (_recover finishes an interrupted swap)
+        replacing = out.exists() and any(out.iterdir())
+        if replacing:
             os.replace(out, old)
-        os.replace(staging, out)
-        shutil.rmtree(old, ignore_errors=True)
+        os.replace(staging, out)  # onto a missing or empty folder
+        (out / STAGING_MARK).unlink()
     except BaseException as exc:
-        shutil.rmtree(staging, ignore_errors=True)
+        if made_staging and staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)  # made by this call: everything in it is ours
         if isinstance(exc, OSError):
             if exc.errno == errno.ENOSPC:
                 raise SegbalanceError("disk full while exporting; nothing was changed there; free space and "
                                       "re-run the same command", out) from None
             raise SegbalanceError(f"cannot write the export ({exc.strerror})", out) from None
         raise
+    if replacing:
+        _keep_leftovers(old, out, _remove_export(old))
     return manifest
+
+
+def _check_pair_files(ws, p: m.GeneratedPair) -> None:
+    """A pair's files exist and are the ones generated (sha256 as recorded), so provenance tells the truth."""
+    for rel, want in ((p.image_path, p.image_sha256), (p.label_path, p.label_sha256)):
+        path = ws.abs(rel)
+        if not path.exists():
+            raise SegbalanceError(f"pair {p.id}: file missing (re-run its generate job to repair)", path)
+        if want and file_sha256(path) != want:
+            raise SegbalanceError(f"pair {p.id}: file changed since it was generated (sha256 differs from the "
+                                  f"workspace record); restore it, or reject the pair and re-run its generate "
+                                  f"job", path)
