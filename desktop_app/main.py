@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QApplication
 
 from segbalance.core.errors import WorkspaceError
 from segbalance.core.workspace import DB_NAME, DatabaseUnusable, Workspace
+from segbalance.desktop_app import file_dialogs
 from segbalance.desktop_app.main_window import MainWindow
 from segbalance.desktop_app.settings import Settings
 from segbalance.desktop_app.theme import app_icon, stylesheet
@@ -27,6 +28,7 @@ def application(argv: list[str] | None = None) -> QApplication:
     app.setApplicationName("segbalance")
     app.setOrganizationName("segbalance")
     app.setWindowIcon(app_icon())
+    file_dialogs.install(app)  # before any dialog can list (and unlock) the workspace database
     if not app.property("segbalance_styled"):
         app.setStyleSheet(app.styleSheet() + stylesheet())
         app.setProperty("segbalance_styled", True)
