@@ -23,3 +23,7 @@ class WorkspaceError(SegbalanceError):
 
 class Cancelled(Exception):
     """Raised inside engine loops when the caller asked to stop."""
+
+
+# json.loads raises RecursionError (not ValueError) on input nested deeper than the recursion limit
+NESTED = "nested too deeply to read (more levels than Python's recursion limit)"

@@ -46,6 +46,10 @@ def describe_sqlite_error(msg: str, db_path: str | Path) -> str | None:
     if "readonly" in low or "read-only" in low:
         return (f"{db_path}: the workspace is read-only; this command writes to it, so run it on a "
                 f"writable copy of the workspace")
+    if "no such table" in low or "no such column" in low or "has no column named" in low:
+        return (f"{db_path}: the workspace database's schema is damaged ({msg}): it was edited by hand or by "
+                f"another program; restore it from a backup (or recover it with `sqlite3 {db_path} .recover` "
+                f"into a copy); the workspace's other files (pairs, layers, runs) are untouched")
     if "unable to open database file" in low:
         return (f"{db_path}: cannot open the workspace database (missing, or the folder cannot be read or "
                 f"written)")
@@ -133,6 +137,10 @@ def _check_or_init(engine: Engine, *, create: bool, path: Path) -> None:
                 raise SchemaError(f"{path}: schema_version {row!r} in table meta is not a number; the database "
                                   f"was edited or is damaged (check it with `sqlite3 {path} "
                                   f"'PRAGMA integrity_check'`)") from None
+            if row is not None and version < 1:
+                raise SchemaError(f"{path}: schema_version {row!r} in table meta is not a version segbalance "
+                                  f"writes; the database was edited or is damaged (check it with `sqlite3 {path} "
+                                  f"'PRAGMA integrity_check'`)")
             if version > SCHEMA_VERSION:
                 raise SchemaError(
                     f"{path}: workspace database has schema version {version}, newer than "
@@ -140,6 +148,8 @@ def _check_or_init(engine: Engine, *, create: bool, path: Path) -> None:
                 )
         elif not create:
             raise SchemaError(f"{path}: not a segbalance workspace database")
+        if has_meta:
+            _check_schema(conn, path)
     if not writable:
         return  # read-only media: use the schema as it is
     # create_all only adds missing tables, so later additions land in existing workspaces
@@ -147,6 +157,33 @@ def _check_or_init(engine: Engine, *, create: bool, path: Path) -> None:
     with Session(engine) as s, s.begin():
         if s.get(Meta, "schema_version") is None:
             s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
+
+
+# tables whose rows name files of the workspace: recreating one empty would orphan those files
+TABLE_FILES = {"generated_pair": "pairs", "layer_bank": "layers"}
+
+
+def _check_schema(conn, path: Path) -> None:
+    """SchemaError naming the damage when a table lost a column, or a table whose files exist is gone.
+
+    Tables added by later versions are created on open (create_all), so a missing table is damage only when the
+    workspace holds the files its rows would name.
+    """
+    tables = {r[0] for r in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='table'")}
+    for table in Base.metadata.sorted_tables:
+        if table.name not in tables:
+            folder = path.parent / TABLE_FILES.get(table.name, "")
+            if table.name in TABLE_FILES and folder.is_dir() and any(folder.iterdir()):
+                raise SchemaError(f"{path}: the workspace database's schema is damaged (table {table.name} is "
+                                  f"missing, yet {folder} holds its files); restore the database from a "
+                                  f"backup; nothing was changed")
+            continue
+        have = {r[1] for r in conn.exec_driver_sql(f'PRAGMA table_info("{table.name}")')}
+        missing = [c.name for c in table.columns if c.name not in have]
+        if missing:
+            raise SchemaError(f"{path}: the workspace database's schema is damaged (table {table.name} has no "
+                              f"column {', '.join(missing)}): it was edited by hand or by another program; "
+                              f"restore it from a backup; nothing was changed")
 
 
 def check_integrity(engine: Engine, db_path: str | Path) -> None:

@@ -152,6 +152,8 @@ class AppState(QObject):
         self.memory = WorkspaceMemory(ws)
         self.settings.add_recent_workspace(ws.path)
         self.log.emit(f"workspace {ws.path}")
+        if self.memory.warning:
+            self.log.emit(f"warning: {self.memory.warning}")
         self.workspaceChanged.emit(ws)
         last = self.settings.get(f"workspace_dataset/{ws.path}")
         remembered = self.memory.dataset()  # kept in the workspace: still right after a move

@@ -5,6 +5,7 @@ they lie inside it), so it follows the workspace when it is moved or copied; wri
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +16,54 @@ FILE = "gui_state.json"
 CHECKPOINT_NAMES = ("latest_net_G.pth", "ckpt.pt")  # generator weights first, then a full training checkpoint
 
 
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def state_problem(data: object) -> str | None:
+    """What makes a parsed gui_state.json unusable (a value of the wrong type), or None when it is fine."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    if not isinstance(data.get("dataset", ""), str):
+        return "'dataset' is not a path"
+    datasets = data.get("datasets", {})
+    if not isinstance(datasets, dict):
+        return "'datasets' is not an object"
+    for key, d in datasets.items():
+        if not isinstance(d, dict):
+            return f"datasets[{key!r}] is not an object"
+        targets = d.get("targets") or {}
+        if not isinstance(targets, dict) or not all(_is_number(v) for v in targets.values()):
+            return f"datasets[{key!r}].targets is not an object of numbers"
+        locks = d.get("locks") or []
+        if not isinstance(locks, list) or not all(isinstance(x, str) for x in locks):
+            return f"datasets[{key!r}].locks is not a list of class names"
+        if not isinstance(d.get("plan") or "", str):
+            return f"datasets[{key!r}].plan is not a path"
+    cks = data.get("checkpoints", {})
+    if not isinstance(cks, dict) or not all(v is None or isinstance(v, str) for v in cks.values()):
+        return "'checkpoints' is not an object of paths"
+    return None
+
+
 class WorkspaceMemory:
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
         self.path = ws.path / FILE
+        self.warning: str | None = None  # why an existing file was ignored, for the app's Log
+        data: object = {}
         try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            data = {}  # none yet, or unreadable: start afresh (the file is only a convenience)
-        self.data: dict[str, Any] = data if isinstance(data, dict) else {}
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            pass  # none yet
+        except (OSError, ValueError, RecursionError) as exc:  # the file is only a convenience: start afresh
+            self.warning = f"{self.path}: ignored, cannot be read ({type(exc).__name__}); starting afresh"
+            data = {}
+        problem = state_problem(data)
+        if problem is not None:
+            self.warning = f"{self.path}: ignored, {problem}; starting afresh"
+            data = {}
+        self.data: dict[str, Any] = data  # type: ignore[assignment]
 
     def _save(self) -> None:
         try:

@@ -272,10 +272,64 @@ CASES = [
     # run results
     Case("compare-result-not-utf8", lambda c: ["compare", str(_write(c.tmp / "a.json", b"\xff\xfe{")),
                                                str(_write(c.tmp / "b.json", b"{}"))], "a.json: cannot read run result"),
+    # issue 40: JSON nested deeper than the recursion limit (RecursionError, not ValueError)
+    Case("plan-deeply-nested", lambda c: ["recombine", str(_write(c.tmp / "p.json", DEEP)), "--workspace", c.ws,
+                                          "--out", str(c.tmp / "maps")], "p.json: not a segbalance plan (JSON nested "
+                                                                         "too deeply", check=_no_leftover("maps")),
+    Case("classes-json-deeply-nested", lambda c: _folder_ds(c, raw=DEEP), "classes.json: not a label set (JSON nested"),
+    Case("result-json-deeply-nested", lambda c: ["compare", str(_write(c.tmp / "a.json", DEEP)),
+                                                 str(_write(c.tmp / "b.json", b"{}"))],
+         "a.json: cannot read run result (JSON nested too deeply"),
+    Case("weight-by-iou-result-deeply-nested",
+         lambda c: ["plan", c.ds, "--workspace", c.ws, "--preset", "raise-rare", "--budget", "2",
+                    "--weight-by-iou", str(_write(c.tmp / "result.json", DEEP)), "--out", str(c.tmp / "p.json")],
+         "result.json: not a train-seg result file (JSON nested too deeply", check=_no_leftover("p.json")),
+    # issue 40: ids SQLite cannot hold (OverflowError before any query)
+    Case("review-id-2-63", lambda c: ["review", "--workspace", c.ws, "--accept", "1", str(2**63)],
+         f"{2**63} is not an id (ids run from 1 to {2**63 - 1})"),
+    Case("jobs-id-2-64", lambda c: ["jobs", "--workspace", c.ws, str(2**64)], "is not an id"),
+    Case("pairs-job-2-63", lambda c: ["pairs", "--workspace", c.ws, "--job", str(2**63)], "is not an id"),
+    Case("gan-score-job-2-63", lambda c: ["gan-score", "--seg-checkpoint", str(c.tmp), "--dataset", c.ds,
+                                          "--workspace", c.ws, "--job", str(2**63)], "is not an id"),
+    # issue 40: schema damage is named like page damage, and nothing is recreated over it
+    Case("db-column-dropped", lambda c: ["pairs", "--workspace", str(_sql(c, "ALTER TABLE generated_pair DROP "
+                                                                             "COLUMN quality"))],
+         "schema is damaged (table generated_pair has no column quality)"),
+    Case("db-column-dropped-generate", lambda c: ["generate", "--workspace",
+                                                  str(_sql(c, "ALTER TABLE job DROP COLUMN message")),
+                                                  "--dataset", c.ds, "--plan", c.plan, "--renderer", "copypaste"],
+         "schema is damaged (table job has no column message)"),
+    Case("db-pair-table-dropped", lambda c: ["pairs", "--workspace", str(_dropped_pairs(c))],
+         "table generated_pair is missing, yet", check=lambda c: _pairs_table_not_recreated(c)),
+    Case("db-schema-version-0", lambda c: ["pairs", "--workspace",
+                                           str(_sql(c, "UPDATE meta SET value='0' WHERE key='schema_version'"))],
+         "schema_version '0' in table meta is not a version segbalance writes"),
+    Case("db-schema-version-minus-1",
+         lambda c: ["pairs", "--workspace", str(_sql(c, "UPDATE meta SET value='-1' WHERE key='schema_version'"))],
+         "schema_version '-1' in table meta is not a version"),
     # command line
     Case("unknown-option", lambda c: ["pairs", "--workspace", c.ws, "--frobnicate"],
          "unrecognized arguments: --frobnicate"),
 ]
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000  # valid JSON, deeper than any recursion limit
+
+
+def _dropped_pairs(ctx: Ctx) -> Path:
+    """A workspace with pair files whose generated_pair table was dropped (recreating it would orphan them)."""
+    ws = _sql(ctx, "DROP TABLE generated_pair")
+    (ws / "pairs" / "job1").mkdir(parents=True)
+    (ws / "pairs" / "job1" / "p0_leftImg8bit.png").write_bytes(b"png")
+    return ws
+
+
+def _pairs_table_not_recreated(ctx: Ctx) -> None:
+    con = sqlite3.connect(ctx.tmp / "ws" / "segbalance.db")
+    try:
+        assert not con.execute("SELECT name FROM sqlite_master WHERE name='generated_pair'").fetchall()
+    finally:
+        con.close()
 
 
 def _write(path: Path, data: bytes) -> Path:

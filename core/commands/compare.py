@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from segbalance.core.errors import DataError
+from segbalance.core.errors import NESTED, DataError
 
 
 def load_result(path: str | Path) -> dict:
@@ -20,6 +20,8 @@ def load_result(path: str | Path) -> dict:
         data = json.loads(f.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:  # ValueError: bad JSON, or bytes that are not UTF-8
         raise DataError(f"cannot read run result ({exc})", f) from None
+    except RecursionError:
+        raise DataError(f"cannot read run result (JSON {NESTED})", f) from None
     if not isinstance(data, dict) or not isinstance(data.get("per_class"), dict):
         raise DataError("no per-class IoU in this result (status "
                         f"{data.get('status', '?') if isinstance(data, dict) else '?'})", f)

@@ -8,6 +8,8 @@ import sys
 
 from segbalance.core.runs.amp import AMP_HELP, AMP_MODES
 
+from segbalance.core.commands import row_id
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -21,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", required=True, help="the dataset the label maps come from")
     p.add_argument("--split", default="val", help="split for --renderer and the real-image ceiling (default val)")
     p.add_argument("--workspace", help="workspace of --job")
-    p.add_argument("--job", type=int, help="score the pairs of this generation job")
+    p.add_argument("--job", type=row_id, help="score the pairs of this generation job")
     p.add_argument("--renderer", choices=["copypaste", "pix2pixhd", "procedural"],
                    help="render the split's label maps with this renderer and score them")
     p.add_argument("--checkpoint", help="generator checkpoint for --renderer pix2pixhd")

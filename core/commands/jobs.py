@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
+from segbalance.core.commands import row_id
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("jobs", help="list jobs, show one (progress, log), or cancel one")
     p.add_argument("--workspace", required=True)
-    p.add_argument("job", nargs="?", type=int, help="job id to show")
+    p.add_argument("job", nargs="?", type=row_id, help="job id to show")
     p.add_argument("--cancel", action="store_true", help="ask the job to stop at its next clean boundary")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
+from segbalance.core.commands import row_id
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pairs", help="list generated pairs")
     p.add_argument("--workspace", required=True)
     p.add_argument("--status", help="comma-separated: pending, accepted, rejected, failed")
-    p.add_argument("--job", type=int, help="only pairs of this job")
+    p.add_argument("--job", type=row_id, help="only pairs of this job")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(func=run)
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from segbalance.core.commands import row_id
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("review", help="accept or reject generated pairs")
     p.add_argument("--workspace", required=True)
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--accept", type=int, nargs="+", metavar="ID", help="pair ids to accept")
-    g.add_argument("--reject", type=int, nargs="+", metavar="ID", help="pair ids to reject")
+    g.add_argument("--accept", type=row_id, nargs="+", metavar="ID", help="pair ids to accept")
+    g.add_argument("--reject", type=row_id, nargs="+", metavar="ID", help="pair ids to reject")
     p.set_defaults(func=run)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segbalance.core.errors import DataError
+from segbalance.core.errors import NESTED, DataError
 
 IGNORE = 255
 
@@ -194,6 +194,8 @@ class LabelSet:
             raise DataError(f"not UTF-8 text (byte {exc.start}); save the label set as UTF-8 JSON", path) from None
         except json.JSONDecodeError as exc:
             raise DataError(f"not valid JSON ({exc.msg} at line {exc.lineno})", path) from None
+        except RecursionError:
+            raise DataError(f"not a label set (JSON {NESTED})", path) from None
         return cls.from_dict(data, source=path)
 
 

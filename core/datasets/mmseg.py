@@ -13,7 +13,7 @@ from pathlib import Path
 
 from segbalance.core.datasets.base import Dataset, SampleRef
 from segbalance.core.datasets.labels import LabelSet
-from segbalance.core.errors import DataError
+from segbalance.core.errors import NESTED, DataError
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
 
@@ -31,6 +31,8 @@ def mmseg_label_set(path: Path) -> LabelSet:
                         "order, or a label set)", path) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"cannot read the class list ({exc})", path) from None
+    except RecursionError:
+        raise DataError(f"cannot read the class list (JSON {NESTED})", path) from None
     names = data.get("classes") if isinstance(data, dict) else data
     if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
         items = [{"id": i, "name": n, "train_id": i} for i, n in enumerate(names)]

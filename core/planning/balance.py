@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from segbalance.core.datasets.labels import LabelSet
-from segbalance.core.errors import Cancelled, DataError, SegbalanceError
+from segbalance.core.errors import NESTED, Cancelled, DataError, SegbalanceError
 from segbalance.core.recombine.compose import (
     STRATEGIES,
     Placement,
@@ -82,6 +82,8 @@ def run_iou(run_dir: str | Path) -> dict[str, float | None]:
                         path) from None
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise DataError("not a train-seg result file (not JSON)", path) from None
+    except RecursionError:
+        raise DataError(f"not a train-seg result file (JSON {NESTED})", path) from None
     per = data.get("per_class") if isinstance(data, dict) else None
     if not isinstance(per, dict):
         raise DataError("not a train-seg result file (no per_class IoU)", path)
@@ -226,6 +228,8 @@ class Plan:
                 data = json.loads(data)
             except json.JSONDecodeError as exc:
                 raise DataError(f"not valid JSON ({exc.msg} at line {exc.lineno})", source) from None
+            except RecursionError:
+                raise DataError(f"not a segbalance plan (JSON {NESTED})", source) from None
         if not isinstance(data, dict) or "recipes" not in data or "dataset" not in data:
             raise DataError("not a segbalance plan (no 'dataset'/'recipes')", source)
         if data.get("version") != PLAN_VERSION:

@@ -101,3 +101,23 @@ def test_the_label_editors_checkpoint_comes_back_with_the_workspace(qtbot, make_
     qtbot.waitUntil(lambda: host2.inner.render_pane.renderer is not None, timeout=60_000)
     saved = json.loads((ws_path / "gui_state.json").read_text())
     assert saved["checkpoints"]["editor"] == "runs/gan-tiny/ckpt.pt"
+
+
+def test_a_gui_state_of_the_wrong_type_is_ignored_with_a_warning(qtbot, make_window, workspace_path, tiny_dataset):
+    """Issue 40 item 6: gui_state.json is a convenience file: a wrong type or a JSON bomb never stops the app
+    from opening the workspace; the Log says it was ignored, and the next save writes a good one."""
+    bad = {"wrong-type": json.dumps({"datasets": [], "checkpoints": "x"}),
+           "deep": "[" * 100_000 + "]" * 100_000,
+           "targets-not-numbers": json.dumps({"datasets": {"d": {"targets": {"car": "lots"}}}})}
+    for name, text in bad.items():
+        (workspace_path / "gui_state.json").write_text(text)
+        w = make_window(workspace_path)
+        assert w.state.workspace is not None, name
+        assert not w.errors, (name, w.errors)
+        log = w.log_view.toPlainText()
+        assert "gui_state.json: ignored" in log and "starting afresh" in log, (name, log)
+        w.add_dataset(tiny_dataset)
+        wait_for_stats(qtbot, w)
+        saved = json.loads((workspace_path / "gui_state.json").read_text())
+        assert isinstance(saved["dataset"], str), name
+        w.close()
