@@ -272,6 +272,12 @@ CASES = [
     # run results
     Case("compare-result-not-utf8", lambda c: ["compare", str(_write(c.tmp / "a.json", b"\xff\xfe{")),
                                                str(_write(c.tmp / "b.json", b"{}"))], "a.json: cannot read run result"),
+    # issue 40: an export never removes what it did not write
+    Case("export-over-a-foreign-manifest", lambda c: _export_into(c, _foreign_export_folder(c)),
+         "manifest.json was not written by segbalance); nothing was changed", check=lambda c: _user_files_kept(c)),
+    Case("export-out-holds-the-dataset", lambda c: ["export", "--workspace", c.ws, "--dataset", str(c.copy_ds()),
+                                                    "--out", str(c.tmp)],
+         "export folder must not hold the dataset", check=lambda c: _dataset_kept(c)),
     # issue 40: JSON nested deeper than the recursion limit (RecursionError, not ValueError)
     Case("plan-deeply-nested", lambda c: ["recombine", str(_write(c.tmp / "p.json", DEEP)), "--workspace", c.ws,
                                           "--out", str(c.tmp / "maps")], "p.json: not a segbalance plan (JSON nested "
@@ -314,6 +320,33 @@ CASES = [
 
 
 DEEP = b"[" * 100_000 + b"]" * 100_000  # valid JSON, deeper than any recursion limit
+
+
+USER_FILES = {"notes.txt": b"keep me", "manifest.json": b'{"project": "mine"}'}
+
+
+def _foreign_export_folder(ctx: Ctx) -> Path:
+    """A folder of the user's holding a manifest.json of their own, a note and a dataset."""
+    out = ctx.tmp / "mine"
+    shutil.copytree(ctx.base / "ds", out / "ds")
+    for name, data in USER_FILES.items():
+        (out / name).write_bytes(data)
+    return out
+
+
+def _export_into(ctx: Ctx, out: Path) -> list[str]:
+    return ["export", "--workspace", ctx.ws, "--dataset", ctx.ds, "--out", str(out)]
+
+
+def _user_files_kept(ctx: Ctx) -> None:
+    out = ctx.tmp / "mine"
+    assert all((out / n).read_bytes() == d for n, d in USER_FILES.items())
+    assert len(list((out / "ds").rglob("*.png"))) == len(list((ctx.base / "ds").rglob("*.png")))
+
+
+def _dataset_kept(ctx: Ctx) -> None:
+    assert len(list((ctx.tmp / "ds").rglob("*.png"))) == len(list((ctx.base / "ds").rglob("*.png")))
+    assert not (ctx.tmp / "manifest.json").exists()
 
 
 def _dropped_pairs(ctx: Ctx) -> Path:
