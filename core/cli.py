@@ -43,6 +43,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def one_line(text: str) -> str:
+    """An error message as one line: a file name holding a line break is shown with the break escaped."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="segbalance",
@@ -72,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     except SegbalanceError as exc:
         if debug:
             raise
-        print(f"segbalance {args.command}: error: {exc}", file=sys.stderr)
+        print(f"segbalance {args.command}: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except (Cancelled, KeyboardInterrupt):
         if debug:
@@ -84,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-        print(f"segbalance {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        print(f"segbalance {args.command}: error: {one_line(where + str(exc.strerror or exc))}", file=sys.stderr)
         return 2
     except Exception as exc:
         # a damaged, read-only or failing workspace database, from whichever query met it first

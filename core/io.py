@@ -124,6 +124,41 @@ def _jpeg_sof(data: bytes) -> int | None:
     return None
 
 
+def jpeg_orientation(path: str | Path) -> int:
+    """The EXIF orientation tag of a JPEG (1 = as stored, also when there is none or it cannot be parsed).
+
+    segbalance reads photos as stored (the size check and every decode ignore the tag), so a writer that
+    copies JPEG bytes to a reader that applies the tag must not copy a file whose tag is not 1.
+    """
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(1 << 16)
+    except OSError:
+        return 1
+    i = 2
+    while i + 4 <= len(data) and data[i] == 0xFF:
+        marker, seg_len = data[i + 1], struct.unpack(">H", data[i + 2 : i + 4])[0]
+        if marker == 0xE1 and data[i + 4 : i + 10] == b"Exif\0\0":
+            tiff = data[i + 10 : i + 2 + seg_len]
+            end = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+            if end is None or len(tiff) < 8:
+                return 1
+            ifd = struct.unpack(end + "I", tiff[4:8])[0]
+            if ifd + 2 > len(tiff):
+                return 1
+            for k in range(struct.unpack(end + "H", tiff[ifd : ifd + 2])[0]):
+                e = ifd + 2 + 12 * k
+                if e + 12 > len(tiff):
+                    break
+                if struct.unpack(end + "H", tiff[e : e + 2])[0] == 0x0112:
+                    return int(struct.unpack(end + "H", tiff[e + 8 : e + 10])[0])
+            return 1
+        if marker in _JPEG_SOF or marker == 0xDA:
+            return 1
+        i += 2 + seg_len
+    return 1
+
+
 def image_size(path: str | Path) -> tuple[int, int]:
     """(height, width) of a PNG or JPEG photo from its header (the formats dataset readers list)."""
     return jpeg_size(path) if is_jpeg_name(path) else png_size(path)
@@ -133,7 +168,8 @@ def read_png(path: str | Path, *, color: bool = False) -> np.ndarray:
     """Decode a PNG (or, for a .jpg/.jpeg name, a JPEG photo); color=True gives RGB uint8, else the stored array."""
     if is_jpeg_name(path):
         jpeg_size(path)  # signature and truncation check
-        arr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        # the stored pixels, as the size check and the label map see them: an EXIF orientation tag is not applied
+        arr = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
         if arr is None:
             raise DataError("corrupt JPEG (cannot decode)", path)
         return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB) if color else arr
@@ -148,7 +184,7 @@ def read_png(path: str | Path, *, color: bool = False) -> np.ndarray:
     if len(head) == 24 and head[:8] == PNG_SIGNATURE and head[12:16] == b"IHDR":
         width, height = struct.unpack(">II", head[16:24])
         check_pixel_limit(path, height, width)
-    flags = cv2.IMREAD_COLOR if color else cv2.IMREAD_UNCHANGED
+    flags = (cv2.IMREAD_COLOR if color else cv2.IMREAD_UNCHANGED) | cv2.IMREAD_IGNORE_ORIENTATION
     try:
         arr = cv2.imread(path, flags)
     except cv2.error as exc:  # pragma: no cover - libpng errors normally give None

@@ -407,3 +407,104 @@ def test_two_exports_into_one_folder_never_mix(generated, tmp_path):
     on_disk = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.name != "manifest.json")
     assert on_disk == man["files"] and man["generated"] == 6
     assert not any(p.exists() for p in (*staging_paths(out), out.parent / f".{out.name}.export-lock"))
+
+
+# -- issue 40 item 5: inputs that pass the checks must export pairs that agree ---------------------------------
+def _jpeg_with_orientation(arr: np.ndarray, orientation: int) -> bytes:
+    """A JPEG of `arr` (RGB) carrying an EXIF orientation tag (6: shown rotated 90 degrees clockwise)."""
+    import struct
+
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", arr[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+    assert ok
+    tiff = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 1) + \
+        struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack("<I", 0)
+    app1 = b"\xff\xe1" + struct.pack(">H", 2 + 6 + len(tiff)) + b"Exif\x00\x00" + tiff
+    data = buf.tobytes()
+    return data[:2] + app1 + data[2:]
+
+
+def _workspace(tmp_path: Path) -> Path:
+    Workspace(tmp_path / "ws").close()
+    return tmp_path / "ws"
+
+
+def test_jpeg_with_exif_orientation_exports_beside_a_label_of_its_size(tmp_path):
+    """A 32x16 JPEG tagged 'rotate 90' passed the header size check, then cv2 decoded it as 16x32."""
+    from segbalance.core.io import jpeg_orientation
+    from tests.helpers import make_folder
+
+    root = make_folder(tmp_path / "ds", n=2, size=(32, 16))
+    img = np.zeros((16, 32, 3), np.uint8)
+    img[:, :8] = (250, 10, 10)  # a red band on the left, where masks/ has class 1
+    (root / "images" / "img0.png").unlink()
+    (root / "images" / "img0.jpg").write_bytes(_jpeg_with_orientation(img, 6))
+    assert jpeg_orientation(root / "images" / "img0.jpg") == 6
+    ds = open_dataset(root)
+    ref = ds.sample("img0")
+    assert ds.load_image(ref).shape[:2] == ds.load_label(ref).shape == (16, 32)
+    ws = _workspace(tmp_path)
+    for fmt in ("cityscapes", "mmseg", "hf"):
+        if fmt == "hf":
+            pytest.importorskip("pyarrow")
+        out = tmp_path / fmt
+        assert _export(ws, root, out, "--format", fmt) == 0
+        if fmt == "hf":
+            import io
+
+            import pyarrow.parquet as pq
+            from PIL import Image
+
+            rows = pq.read_table(next((out / "data").glob("train-*.parquet"))).to_pylist()
+            row = next(r for r in rows if r["id"] == "img0")
+            shown = np.asarray(Image.open(io.BytesIO(row["image"]["bytes"])))  # no tag left for a reader to apply
+            assert shown.shape[:2] == (16, 32) and shown[:, :8, 0].mean() > 200
+            continue
+        exported = open_dataset(out)
+        eref = exported.sample("img0")
+        assert exported.load_image(eref).shape[:2] == exported.load_label(eref).shape == (16, 32)
+        assert exported.load_image(eref)[:, :8, 0].mean() > 200  # the pixels as stored, not rotated
+
+
+def test_relative_symlinks_in_the_dataset_export_their_content(tmp_path):
+    from tests.helpers import make_cityscapes
+
+    real = make_cityscapes(tmp_path / "real", n=2)
+    root = tmp_path / "ds"
+    for p in real.rglob("*.png"):  # a dataset of relative links into another folder
+        dst = root / p.relative_to(real)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.symlink_to(os.path.relpath(p, dst.parent))
+    ws = _workspace(tmp_path)
+    for extra in ((), ("--link",)):
+        out = tmp_path / f"E{len(extra)}"
+        assert _export(ws, root, out, *extra) == 0
+        files = [p for p in out.rglob("*.png")]
+        assert files and not any(p.is_symlink() for p in files)
+        for p in real.rglob("*.png"):
+            assert (out / p.relative_to(real)).read_bytes() == p.read_bytes()
+
+
+def test_names_with_spaces_stay_one_entry_per_line_and_line_breaks_are_refused(tmp_path, capsys):
+    from tests.helpers import make_folder
+
+    root = make_folder(tmp_path / "ds", n=2)
+    for sub in ("images", "masks"):
+        (root / sub / "img0.png").rename(root / sub / "my photo 50%.png")
+    ws = _workspace(tmp_path)
+    out = tmp_path / "E"
+    assert _export(ws, root, out) == 0
+    lines = (out / "train_list.txt").read_text().splitlines()
+    assert len(lines) == 2 and all(len(ln.split()) == 2 for ln in lines)
+    for ln in lines:
+        image, label = ln.split()
+        assert (out / image).is_file() and (out / label).is_file()
+    assert any("my%20photo%2050%25" in ln for ln in lines)  # percent-encoded: reversible, never two names in one
+    for sub in ("images", "masks"):
+        (root / sub / "my photo 50%.png").rename(root / sub / "two\nlines.png")
+    capsys.readouterr()
+    assert _export(ws, root, tmp_path / "F") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds a line break" in err[0] and "rename the file" in err[0]
+    assert not (tmp_path / "F").exists()

@@ -38,8 +38,15 @@ import numpy as np
 from sqlalchemy import select
 
 from segbalance.core.datasets import Dataset, SampleRef
-from segbalance.core.errors import Cancelled, SegbalanceError
-from segbalance.core.io import atomic_write_json, atomic_write_text, file_sha256, read_label_png, write_png
+from segbalance.core.errors import Cancelled, DataError, SegbalanceError
+from segbalance.core.io import (
+    atomic_write_json,
+    atomic_write_text,
+    file_sha256,
+    jpeg_orientation,
+    read_label_png,
+    write_png,
+)
 from segbalance.db import models as m
 from segbalance.db.base import utcnow
 
@@ -213,7 +220,7 @@ def _place(src: Path, dst: Path, link: bool) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     if link:
         try:
-            os.link(src, dst, follow_symlinks=True)
+            os.link(os.path.realpath(src), dst)  # link() of a symlink links the symlink: a dangling one here
             return
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
@@ -228,6 +235,16 @@ def _png_bytes(arr: np.ndarray, rgb: bool = False) -> bytes:
     if not ok:
         raise SegbalanceError("cannot encode PNG")
     return buf.tobytes()
+
+
+def list_safe(name: str, path: Path) -> str:
+    """`name` as it goes into exported file names: list files hold "image label" lines split on whitespace, so
+    whitespace (and '%', to stay reversible) is percent-encoded; a line break or other control character is
+    refused (a name holding one is a mistake, and no line-based list can hold it)."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        raise DataError(f"file name {name!r} holds a line break or another control character, which the export's "
+                        "list files cannot hold; rename the file", path)
+    return "".join("".join(f"%{b:02X}" for b in c.encode()) if c.isspace() or c == "%" else c for c in name)
 
 
 class _Writer:
@@ -265,7 +282,8 @@ class _CityscapesWriter(_Writer):
 
     def original(self, ref: SampleRef) -> dict:
         city = ref.label_path.parent.name if self.ds.format == "cityscapes" else "data"
-        base = f"{ref.split}/{city}/{ref.id}"
+        city = list_safe(city, ref.label_path.parent)
+        base = f"{ref.split}/{city}/{list_safe(ref.id, ref.label_path)}"
         img_rel, lab_rel, tid_rel = self._files(base)
         self.image(ref.image_path, lambda: self.ds.load_image(ref), img_rel)
         label = self.ds.load_label(ref)
@@ -311,7 +329,7 @@ class _MmsegWriter(_Writer):
         return f"img_dir/{split}/{stem}.png", f"ann_dir/{split}/{stem}.png"
 
     def original(self, ref: SampleRef) -> dict:
-        img_rel, ann_rel = self._put(MMSEG_SPLITS.get(ref.split, ref.split), ref.id)
+        img_rel, ann_rel = self._put(MMSEG_SPLITS.get(ref.split, ref.split), list_safe(ref.id, ref.label_path))
         self.image(ref.image_path, lambda: self.ds.load_image(ref), img_rel)
         write_png(self.root / ann_rel, self.lut[self.ds.load_label(ref)])
         return {"image": img_rel, "label": ann_rel}
@@ -420,9 +438,10 @@ class _HfWriter(_Writer):
 
     def original(self, ref: SampleRef) -> dict:
         split = HF_SPLITS.get(ref.split, ref.split)
-        if ref.image_path.suffix.lower() in (".png", ".jpg", ".jpeg"):
+        suffix = ref.image_path.suffix.lower()
+        if suffix == ".png" or (suffix in (".jpg", ".jpeg") and jpeg_orientation(ref.image_path) == 1):
             img = ref.image_path.read_bytes()  # stored as the original file, decoded by datasets' Image feature
-        else:  # pragma: no cover - readers only list PNG/JPEG
+        else:  # a rotating EXIF tag (a reader may apply it; the label map matches the stored pixels): PNG
             img = _png_bytes(self.ds.load_image(ref), rgb=True)
         mask = _png_bytes(self.lut[self.ds.load_label(ref)])
         name = self._add(split, {"id": ref.id, "image": {"bytes": img, "path": ref.image_path.name},
@@ -514,6 +533,9 @@ def _export_locked(ws, ds: Dataset, out: Path, include: tuple[str, ...], fmt: st
     for ref in refs:
         if ref.image_path is None:
             raise SegbalanceError(f"sample {ref.id} has no image", ds.root)
+        if fmt != "hf":  # names checked before anything is written
+            list_safe(ref.id, ref.label_path)
+            list_safe(ref.label_path.parent.name, ref.label_path.parent)
     for p in pairs:
         _check_pair_files(ws, p)
     staging, old = staging_paths(out)
