@@ -432,7 +432,6 @@ def _workspace(tmp_path: Path) -> Path:
 
 def test_jpeg_with_exif_orientation_exports_beside_a_label_of_its_size(tmp_path):
     """A 32x16 JPEG tagged 'rotate 90' passed the header size check, then cv2 decoded it as 16x32."""
-    from segbalance.core.io import jpeg_orientation
     from tests.helpers import make_folder
 
     root = make_folder(tmp_path / "ds", n=2, size=(32, 16))
@@ -440,10 +439,12 @@ def test_jpeg_with_exif_orientation_exports_beside_a_label_of_its_size(tmp_path)
     img[:, :8] = (250, 10, 10)  # a red band on the left, where masks/ has class 1
     (root / "images" / "img0.png").unlink()
     (root / "images" / "img0.jpg").write_bytes(_jpeg_with_orientation(img, 6))
-    assert jpeg_orientation(root / "images" / "img0.jpg") == 6
     ds = open_dataset(root)
     ref = ds.sample("img0")
     assert ds.load_image(ref).shape[:2] == ds.load_label(ref).shape == (16, 32)
+    from segbalance.core.io import jpeg_orientation
+
+    assert jpeg_orientation(root / "images" / "img0.jpg") == 6
     ws = _workspace(tmp_path)
     for fmt in ("cityscapes", "mmseg", "hf"):
         if fmt == "hf":
