@@ -43,6 +43,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail on the closed pipe again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
 def one_line(text: str) -> str:
     """An error message as one line: a file name holding a line break is shown with the break escaped."""
     return text.replace("\r", "\\r").replace("\n", "\\n")
@@ -73,7 +83,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        rc = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe fails here, not in the interpreter's exit flush
+        return rc
+    except BrokenPipeError:
+        # `segbalance pairs | head`: the reader has all it wanted; say nothing, exit as tools killed by SIGPIPE do
+        _silence_stdout()
+        return 141
     except SegbalanceError as exc:
         if debug:
             raise

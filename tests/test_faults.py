@@ -631,3 +631,32 @@ def test_kill_9_of_stats_leaves_no_process_behind(tmp_path: Path) -> None:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
+
+
+# -- issue 40 minor items -------------------------------------------------------------------------------------
+def test_pairs_into_a_closed_pipe_is_quiet(base: Path) -> None:
+    """`segbalance pairs | head`: the reader went away; no 'Broken pipe' line, the exit status of SIGPIPE."""
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "segbalance.core.cli", "pairs", "--workspace",
+                               str(base / "ws")], stdout=w, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(w)
+    assert proc.stderr == "" and proc.returncode == 141, (proc.returncode, proc.stderr)
+
+
+def test_pairs_table_header_keeps_its_words_apart(base: Path, capsys) -> None:
+    assert main(["pairs", "--workspace", str(base / "ws")]) == 0
+    header = capsys.readouterr().out.splitlines()[0].split()
+    assert header[:6] == ["id", "job", "recipe", "strategy", "status", "quality"], header
+
+
+def test_stats_skip_bad_that_skips_every_map_fails(base: Path, tmp_path: Path, capsys) -> None:
+    ds = Ctx(base, tmp_path).copy_ds()
+    for label in (ds / "gtFine" / "val").rglob("*_labelIds.png"):
+        label.write_bytes(b"not a png")
+    rc, err, lines = run_cli(["stats", str(ds), "--split", "val", "--skip-bad", "--json"], capsys)
+    assert rc == 2 and "Traceback" not in err
+    assert "every label map of split val was skipped as bad (2); nothing was measured" in lines[-1]
+    assert all(ln.startswith("skipped: ") for ln in lines[:-1])

@@ -31,10 +31,14 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows))
         return 0
-    print(f"{'id':>6}{'job':>5}{'recipe':>7}  {'strategy':<8}{'status':<10}{'quality':>8}  classes added / image")
+    # columns as wide as their longest entry plus a space, so no two words ever run together
+    sw = max([len("strategy"), *(len(r["strategy"]) for r in rows)]) + 1
+    tw = max([len("status"), *(len(r["status"]) for r in rows)]) + 1
+    print(f"{'id':>6} {'job':>4} {'recipe':>6}  {'strategy':<{sw}}{'status':<{tw}}{'quality':>7}  "
+          "classes added / image")
     for r in rows:
         q = f"{r['quality']:.3f}" if r["quality"] is not None else "-"
-        print(f"{r['id']:>6}{r['job_id']:>5}{r['recipe_index']:>7}  {r['strategy']:<8}{r['status']:<10}{q:>8}  "
-              f"{','.join(r['classes_added'])}  {r['image']}")
+        print(f"{r['id']:>6} {r['job_id']:>4} {r['recipe_index']:>6}  {r['strategy']:<{sw}}{r['status']:<{tw}}"
+              f"{q:>7}  {','.join(r['classes_added'])}  {r['image']}")
     print(f"{len(rows)} pair(s)")
     return 0

@@ -42,6 +42,11 @@ def run(args: argparse.Namespace) -> int:
             ws.close()
     for b in st.bad:
         print(f"skipped: {b.error}", file=sys.stderr)
+    if st.bad and st.n_images == 0:  # nothing measured: no table, plot or DAFormer files to trust
+        from segbalance.core.errors import DataError
+
+        raise DataError(f"every label map of split {st.split} was skipped as bad ({len(st.bad)}); nothing was "
+                        "measured", ds.root)
     classes = st.classes()
     if args.daformer:
         from segbalance.core.datasets.stats import write_daformer_stats
