@@ -175,6 +175,13 @@ def _pickle_ckpt(ctx: Ctx) -> list[str]:
             "--out", str(ctx.tmp / "out")]
 
 
+def _cut_ckpt(ctx: Ctx) -> Path:
+    """The small generator checkpoint cut short, as an interrupted copy leaves it."""
+    data = (ctx.base / "g4.pth").read_bytes()
+    (ctx.tmp / "g_cut.pth").write_bytes(data[:300])
+    return ctx.tmp / "g_cut.pth"
+
+
 def _no_leftover(name: str) -> Callable[[Ctx], None]:
     def check(ctx: Ctx) -> None:
         assert not (ctx.tmp / name).exists(), f"{name} was left behind"
@@ -252,6 +259,9 @@ CASES = [
     Case("render-other-label-set", lambda c: _render(c, "g4.pth", "--size", "64x32"),
          "g4.pth: generator has label_nc 4, but label map", check=_no_leftover("out")),
     Case("render-pickle-checkpoint", _pickle_ckpt, "refusing to unpickle"),
+    Case("render-truncated-checkpoint", lambda c: _render(c, str(_cut_ckpt(c))),
+         "g_cut.pth: not a readable PyTorch checkpoint (damaged or truncated file: PytorchStreamReader failed "
+         "reading zip archive: failed finding central directory)"),
     # workspace database
     Case("db-damaged-stats", lambda c: ["stats", c.ds, "--workspace", str(_damaged_ws(c))],
          "segbalance.db: the workspace database is damaged (database disk image is malformed); check it with"),
@@ -660,3 +670,19 @@ def test_stats_skip_bad_that_skips_every_map_fails(base: Path, tmp_path: Path, c
     assert rc == 2 and "Traceback" not in err
     assert "every label map of split val was skipped as bad (2); nothing was measured" in lines[-1]
     assert all(ln.startswith("skipped: ") for ln in lines[:-1])
+
+
+def test_gan_score_refuses_an_unreadable_generator_before_scoring_real_images(base: Path, tmp_path: Path, capsys,
+                                                                            monkeypatch) -> None:
+    from segbalance.core.seg import gan_score, quality
+
+    monkeypatch.setattr(quality, "load_scorer", lambda *a, **k: object())  # no segmentation run needed here
+
+    def scored(*a, **k):
+        raise AssertionError("real images were scored before the generator was checked")
+
+    monkeypatch.setattr(gan_score, "score_real", scored)
+    cut = _cut_ckpt(Ctx(base, tmp_path))
+    rc, err, lines = run_cli(["gan-score", "--seg-checkpoint", str(tmp_path), "--dataset", str(base / "ds"),
+                              "--renderer", "pix2pixhd", "--checkpoint", str(cut), "--device", "cpu"], capsys)
+    assert rc == 2 and len(lines) == 1 and "g_cut.pth: not a readable PyTorch checkpoint" in lines[0], lines

@@ -51,18 +51,19 @@ def run(args: argparse.Namespace) -> int:
         raise SegbalanceError("--montage needs --job")
     ds = open_dataset(args.dataset)
     scorer = load_scorer(args.seg_checkpoint, device=args.device, amp=args.amp)
+    # everything that can be refused (the job's pairs, the generator) is checked before the real images are scored
     out: dict[str, dict] = {}
-    with cli_progress(f"real {args.split}", "img") as progress:
-        out["real"] = gs.score_real(scorer, ds, args.split, max_images=args.max_images, progress=progress)
     if args.job is not None:
         from segbalance.core.jobs.pairs import list_pairs
         from segbalance.core.workspace import Workspace
 
-        with Workspace(args.workspace) as ws:
+        with Workspace(args.workspace, create=False) as ws:
             pairs = [p for p in list_pairs(ws, job_id=args.job) if p["status"] != "failed"]
             if not pairs:
                 raise SegbalanceError(f"job {args.job} has no pairs to score", ws.path)
             pairs = pairs[: args.max_images or None]
+            with cli_progress(f"real {args.split}", "img") as progress:
+                out["real"] = gs.score_real(scorer, ds, args.split, max_images=args.max_images, progress=progress)
             with cli_progress(f"job {args.job}", "pair") as progress:
                 out["rendered"] = gs.score_pairs(scorer, pairs, ws.path, progress=progress)
             if args.montage:
@@ -72,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
 
         rend = load_renderer(args.renderer, ds=ds, checkpoint=args.checkpoint, device=args.device, amp=args.amp)
         try:
+            with cli_progress(f"real {args.split}", "img") as progress:
+                out["real"] = gs.score_real(scorer, ds, args.split, max_images=args.max_images, progress=progress)
             with cli_progress(f"{args.renderer} {args.split}", "img") as progress:
                 out["rendered"] = gs.score_renderer(scorer, ds, rend, args.split, max_images=args.max_images,
                                                     progress=progress)

@@ -281,8 +281,12 @@ def load_checkpoint(path: str | Path, *, expected: str = "a dict of tensors and 
         text = str(exc).strip()
         if "Weights only load failed" in text:
             msg = "it holds Python objects beyond tensors and plain containers; refusing to unpickle them"
-        else:
-            msg = text.splitlines()[0][:200] if text else type(exc).__name__
+        else:  # torch's first sentence, whole (its later ones may suggest weights_only=False: never pass that on)
+            msg = text.splitlines()[0].split(". ")[0].rstrip(".") if text else type(exc).__name__
+            if "zip archive" in msg:
+                msg = f"damaged or truncated file: {msg}"
+            elif "weights_only" in msg:
+                msg = "refused by the safe loader"
         raise SegbalanceError(f"not a readable PyTorch checkpoint ({msg})", path) from None
     if not isinstance(ck, dict) or not ck:
         raise SegbalanceError(f"not a checkpoint (expected {expected})", path)
