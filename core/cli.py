@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 from typing import NoReturn
 
 from segbalance.core import __version__
@@ -41,6 +43,24 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread is, so every clean-up path a Ctrl-C takes runs for it too."""
+
+
+def _raise_terminated(_signum: int, _frame: object) -> None:
+    raise Terminated()
+
+
+def _on_sigterm_raise():
+    """Make SIGTERM raise Terminated in the main thread; returns the handler to restore (None: not installed)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        return signal.signal(signal.SIGTERM, _raise_terminated)
+    except (ValueError, OSError):
+        return None
 
 
 def _silence_stdout() -> None:
@@ -82,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    previous = _on_sigterm_raise()
     try:
         rc = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe fails here, not in the interpreter's exit flush
@@ -95,6 +116,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"segbalance {args.command}: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
+    except Terminated:
+        if debug:
+            raise
+        print(f"segbalance {args.command}: terminated (SIGTERM); what it had half-written was removed",
+              file=sys.stderr)
+        return 143
     except (Cancelled, KeyboardInterrupt):
         if debug:
             raise
@@ -115,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"segbalance {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def run() -> None:

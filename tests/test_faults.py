@@ -686,3 +686,31 @@ def test_gan_score_refuses_an_unreadable_generator_before_scoring_real_images(ba
     rc, err, lines = run_cli(["gan-score", "--seg-checkpoint", str(tmp_path), "--dataset", str(base / "ds"),
                               "--renderer", "pix2pixhd", "--checkpoint", str(cut), "--device", "cpu"], capsys)
     assert rc == 2 and len(lines) == 1 and "g_cut.pth: not a readable PyTorch checkpoint" in lines[0], lines
+
+
+def test_sigterm_during_recombine_leaves_no_partial_maps(base: Path, tmp_path: Path) -> None:
+    """SIGTERM (a scheduler, `kill`) cleans up as Ctrl-C does; leftovers of a kill -9 are refused, not mixed in."""
+    import json as _json
+
+    plan = _json.loads((base / "plan.json").read_text())
+    plan["recipes"] = plan["recipes"] * 400  # long enough to be caught midway
+    big = tmp_path / "big.json"
+    big.write_text(_json.dumps(plan))
+    out = tmp_path / "maps"
+    proc = subprocess.Popen([sys.executable, "-m", "segbalance.core.cli", "recombine", str(big), "--workspace",
+                             str(base / "ws"), "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 60
+    while not (out.is_dir() and len(list(out.glob("*.png"))) >= 20) and time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.skip("recombine finished before it could be stopped")
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 143 and "terminated" in err and "Traceback" not in err, err
+    assert not out.exists(), "partial maps were left behind"
+    # what a kill -9 leaves: maps beyond those of the next, smaller run are refused rather than kept beside it
+    out.mkdir()
+    (out / "recomb_000999_000019_gtFine_labelIds.png").write_bytes(b"x")
+    rc = main(["recombine", str(base / "plan.json"), "--workspace", str(base / "ws"), "--out", str(out)])
+    assert rc == 2 and (out / "recomb_000999_000019_gtFine_labelIds.png").exists()

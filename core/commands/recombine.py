@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     if out == ds.root or ds.root in out.parents:  # as export: new maps must not become part of the dataset
         raise DataError("--out must not be inside the dataset", args.out)
     plan.check_dataset(ds, args.plan)
+    _refuse_foreign_maps(out, len(plan.recipes))
     with Workspace(args.workspace) as ws:
         with cli_progress("layer bank", "map") as progress:
             bank = build_layer_bank(ds, ws, progress, split=plan.split)
@@ -51,3 +52,22 @@ def run(args: argparse.Namespace) -> int:
             print(f"  recipe {i}: {msg}", file=sys.stderr)
         return 1
     return 0
+
+
+def _refuse_foreign_maps(out, n: int) -> None:
+    """Refuse an --out holding recombined maps this run would not overwrite (a larger plan's, or what a killed
+    run left): they would sit beside this run's maps as if they were part of them, and are not ours to delete."""
+    import re
+
+    from segbalance.core.errors import DataError
+    from segbalance.core.recombine.write import map_stem
+
+    if not out.is_dir():
+        return
+    ours = {map_stem(i) for i in range(n)}
+    pattern = re.compile(r"^(recomb_\d{6}_000019)_gtFine_(labelIds|instanceIds)\.png$")
+    extra = sorted(p.name for p in out.iterdir() if (m := pattern.match(p.name)) and m.group(1) not in ours)
+    if extra:
+        more = f" and {len(extra) - 1} more" if len(extra) > 1 else ""
+        raise DataError(f"--out already holds recombined maps that this plan would not overwrite ({extra[0]}{more}: "
+                        "an earlier, larger or interrupted run's); use an empty folder or move them away", out)
