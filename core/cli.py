@@ -104,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     previous = _on_sigterm_raise()
     try:
+        if getattr(args, "workspace", None) and getattr(args, "dataset", None):
+            from segbalance.core.workspace import check_apart
+
+            check_apart(dataset=args.dataset, workspace=args.workspace)  # before anything opens the workspace
         rc = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe fails here, not in the interpreter's exit flush
         return rc

@@ -15,6 +15,24 @@ from segbalance.db import models as m
 from segbalance.db.engine import check_integrity, read_only_media
 
 
+def check_apart(*, dataset: str | Path | None = None, workspace: str | Path | None = None,
+                out: str | Path | None = None, flag: str = "--out") -> None:
+    """WorkspaceError when folders that must stay apart do not: a workspace or an output folder that is the
+    dataset folder or lies inside it (its files would become part of the dataset), or an output folder that is
+    the workspace folder or holds it (the run's files would mix with the workspace's own)."""
+    ds = Path(dataset).resolve() if dataset is not None else None
+    ws = Path(workspace).resolve() if workspace is not None else None
+    target = Path(out).resolve() if out is not None else None
+    if ds is not None and ws is not None and (ws == ds or ds in ws.parents):
+        raise WorkspaceError(f"the workspace must not be the dataset folder or lie inside it ({ds}): its database "
+                             "and files would be written into the dataset; choose another folder", ws)
+    if target is not None and ds is not None and (target == ds or ds in target.parents):
+        raise WorkspaceError(f"{flag} must not be the dataset folder or lie inside it ({ds})", target)
+    if target is not None and ws is not None and (target == ws or target in ws.parents):
+        raise WorkspaceError(f"{flag} must not be the workspace folder or hold it ({ws}); a folder inside the "
+                             "workspace (e.g. runs/NAME) is fine", target)
+
+
 class Workspace:
     """Opens (or creates) a workspace folder and its database."""
 
@@ -107,6 +125,7 @@ class Workspace:
     # -- datasets ----------------------------------------------------------------------
     def register_dataset(self, ds: DatasetReader) -> int:
         """Record a dataset and its sample list (kept in sync with disk); returns the dataset row id."""
+        check_apart(dataset=ds.root, workspace=self.path)
         stored = self.stored_path(ds.root)
         with self.sessions() as s, s.begin():
             row = s.scalar(select(m.Dataset).where(m.Dataset.path.in_([stored, str(ds.root)])))

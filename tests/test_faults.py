@@ -288,6 +288,18 @@ CASES = [
     Case("export-out-holds-the-dataset", lambda c: ["export", "--workspace", c.ws, "--dataset", str(c.copy_ds()),
                                                     "--out", str(c.tmp)],
          "export folder must not hold the dataset", check=lambda c: _dataset_kept(c)),
+    # issue 40: folders that must stay apart
+    Case("workspace-is-the-dataset", lambda c: ["stats", str(c.copy_ds()), "--workspace", str(c.tmp / "ds")],
+         "the workspace must not be the dataset folder or lie inside it",
+         check=lambda c: _no_leftover("ds/segbalance.db")(c)),
+    Case("workspace-inside-the-dataset", lambda c: ["plan", str(c.copy_ds()), "--workspace", str(c.tmp / "ds" / "w"),
+                                                    "--preset", "raise-rare", "--budget", "2",
+                                                    "--out", str(c.tmp / "p.json")],
+         "the workspace must not be the dataset folder", check=_no_leftover("ds/w")),
+    Case("train-seg-out-is-the-dataset", lambda c: ["train-seg", c.ds, "--workspace", c.ws, "--out", c.ds],
+         "--out must not be the dataset folder or lie inside it"),
+    Case("train-gan-out-is-the-workspace", lambda c: ["train-gan", c.ds, "--workspace", c.ws, "--out", c.ws],
+         "--out must not be the workspace folder or hold it"),
     # issue 40: JSON nested deeper than the recursion limit (RecursionError, not ValueError)
     Case("plan-deeply-nested", lambda c: ["recombine", str(_write(c.tmp / "p.json", DEEP)), "--workspace", c.ws,
                                           "--out", str(c.tmp / "maps")], "p.json: not a segbalance plan (JSON nested "

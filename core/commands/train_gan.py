@@ -110,6 +110,9 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     ds = open_dataset(args.dataset)
+    from segbalance.core.workspace import check_apart
+
+    check_apart(dataset=args.dataset, workspace=args.workspace, out=args.out)
     label_nc = args.label_nc or generator_label_nc(ds.label_set)
     for name in ("iters", "epochs", "batch", "save_every", "lr", "lr_d"):
         v = getattr(args, name)

@@ -84,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
         raise SegbalanceError("--eval-interval and --workers cannot be negative")
     if not (args.lr > 0 and args.head_lr_mult > 0):  # also refuses nan
         raise SegbalanceError("--lr and --head-lr-mult must be positive")
+    from segbalance.core.workspace import check_apart
+
+    check_apart(dataset=args.dataset, workspace=args.workspace, out=args.out)
     cfg = SegTrainConfig(
         dataset=args.dataset,
         out_dir=args.out,
