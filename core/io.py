@@ -198,10 +198,44 @@ def read_png(path: str | Path, *, color: bool = False) -> np.ndarray:
     return arr
 
 
-def read_label_png(path: str | Path) -> np.ndarray:
-    """Decode a single-channel label PNG (uint8 or uint16); a header check catches truncation libpng forgives."""
+PNG_GREY, PNG_PALETTE, PNG_GREY_ALPHA = 0, 3, 4  # IHDR colour types
+
+
+def png_format(path: str | Path) -> tuple[int, int]:
+    """(bit depth, colour type) from a PNG's header; DataError on a non-PNG or truncated file."""
     png_size(path)
+    with open(path, "rb") as fh:
+        head = fh.read(26)
+    return head[24], head[25]
+
+
+def read_mask_png(path: str | Path) -> np.ndarray:
+    """A mask's values as stored: a palette PNG gives its indices (not the palette's colours), a 1-, 2- or 4-bit
+    grey PNG its small values (libpng scales them to 0..255); a grey + alpha PNG is refused, it holds no ids."""
+    depth, ctype = png_format(path)
+    if ctype == PNG_GREY_ALPHA:
+        raise DataError("mask is grey + alpha (2 channels); a label map is one channel of class ids (or RGB "
+                        "colours): save it without the alpha channel", path)
+    if ctype == PNG_PALETTE:
+        from PIL import Image  # Pillow comes with matplotlib; OpenCV can only expand a palette to colours
+
+        h, w = png_size(path)
+        check_pixel_limit(path, h, w)
+        try:
+            with Image.open(path) as im:
+                return np.asarray(im.convert("P") if im.mode != "P" else im, dtype=np.uint8).copy()
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise DataError(f"corrupt or truncated PNG (cannot decode: {exc})", path) from None
     arr = read_png(path)
+    if ctype == PNG_GREY and depth < 8:
+        arr = arr // (255 // ((1 << depth) - 1))  # back to the stored 0..2^depth-1
+    return arr
+
+
+def read_label_png(path: str | Path) -> np.ndarray:
+    """Decode a single-channel label PNG (uint8 or uint16; palette indices, low-bit grey values as stored); a
+    header check catches truncation libpng forgives."""
+    arr = read_mask_png(path)
     if arr.ndim != 2:
         raise DataError(f"expected a single-channel label map, got {arr.shape[2]} channels", path)
     return arr

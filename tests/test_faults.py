@@ -288,6 +288,10 @@ CASES = [
     Case("export-out-holds-the-dataset", lambda c: ["export", "--workspace", c.ws, "--dataset", str(c.copy_ds()),
                                                     "--out", str(c.tmp)],
          "export folder must not hold the dataset", check=lambda c: _dataset_kept(c)),
+    # issue 40: masks and images read as they are stored
+    Case("mask-grey-alpha", lambda c: _folder_with(c, _grey_alpha_mask), "img0.png: mask is grey + alpha (2 channels)"),
+    Case("image-png-beside-jpg", lambda c: _folder_with(c, _jpg_twin),
+         "two images for one mask: img1.jpg and img1.png"),
     # issue 40: folders that must stay apart
     Case("workspace-is-the-dataset", lambda c: ["stats", str(c.copy_ds()), "--workspace", str(c.tmp / "ds")],
          "the workspace must not be the dataset folder or lie inside it",
@@ -342,6 +346,25 @@ CASES = [
 
 
 DEEP = b"[" * 100_000 + b"]" * 100_000  # valid JSON, deeper than any recursion limit
+
+
+def _folder_with(ctx: Ctx, edit: Callable[[Path], None]) -> list[str]:
+    root = make_folder(ctx.tmp / "folder")
+    edit(root)
+    return ["stats", str(root)]
+
+
+def _grey_alpha_mask(root: Path) -> None:
+    from PIL import Image
+
+    lab = np.asarray(Image.open(root / "masks" / "img0.png"))
+    Image.fromarray(np.stack([lab, np.full_like(lab, 255)], -1), "LA").save(root / "masks" / "img0.png")
+
+
+def _jpg_twin(root: Path) -> None:
+    import cv2
+
+    cv2.imwrite(str(root / "images" / "img1.jpg"), np.full((16, 32, 3), 100, np.uint8))
 
 
 USER_FILES = {"notes.txt": b"keep me", "manifest.json": b'{"project": "mine"}'}
@@ -726,3 +749,26 @@ def test_sigterm_during_recombine_leaves_no_partial_maps(base: Path, tmp_path: P
     (out / "recomb_000999_000019_gtFine_labelIds.png").write_bytes(b"x")
     rc = main(["recombine", str(base / "plan.json"), "--workspace", str(base / "ws"), "--out", str(out)])
     assert rc == 2 and (out / "recomb_000999_000019_gtFine_labelIds.png").exists()
+
+
+def test_palette_and_low_bit_masks_are_read_as_their_stored_values(tmp_path: Path) -> None:
+    """A palette PNG's ids are its indices (not its colours); a 1-bit mask holds 0 and 1, not 0 and 255."""
+    from PIL import Image
+
+    from segbalance.core.datasets import open_dataset
+
+    root = make_folder(tmp_path / "folder")
+    want = {}
+    for i in range(3):
+        lab = np.asarray(Image.open(root / "masks" / f"img{i}.png"))
+        want[f"img{i}"] = lab
+        if i == 0:  # VOC style: index = id, with a palette whose colours are not classes.json's
+            im = Image.fromarray(lab, "P")
+            im.putpalette([9, 9, 9, 200, 100, 50, 10, 20, 30] + [0] * 759)
+            im.save(root / "masks" / "img0.png")
+        elif i == 1:  # only background and crack: a 1-bit mask
+            want["img1"] = (lab == 1).astype(np.uint8)
+            Image.fromarray(lab == 1).save(root / "masks" / "img1.png")
+    ds = open_dataset(root)
+    for ref in ds.samples():
+        assert np.array_equal(ds.load_label(ref), want[ref.id]), ref.id

@@ -14,7 +14,7 @@ import numpy as np
 from segbalance.core.datasets.base import Dataset, SampleRef
 from segbalance.core.datasets.labels import LabelSet
 from segbalance.core.errors import DataError
-from segbalance.core.io import read_png
+from segbalance.core.io import read_mask_png
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
 
@@ -43,7 +43,12 @@ class FolderDataset(Dataset):
             try:
                 masks = sorted(n for n in os.listdir(mdir) if n.lower().endswith(".png"))
                 listing = os.listdir(idir) if idir.is_dir() else []
-                images = {Path(n).stem: n for n in listing if n.lower().endswith(IMAGE_EXTS)}
+                images: dict[str, str] = {}
+                for n in sorted(n for n in listing if n.lower().endswith(IMAGE_EXTS)):
+                    if Path(n).stem in images:  # foo.png beside foo.jpg: which one the mask belongs to is a guess
+                        raise DataError(f"two images for one mask: {images[Path(n).stem]} and {n}; keep one",
+                                        idir / n)
+                    images[Path(n).stem] = n
             except OSError as exc:
                 raise DataError(f"cannot read folder ({exc.strerror})", mdir) from None
             refs = []
@@ -62,7 +67,7 @@ class FolderDataset(Dataset):
         return out
 
     def _decode_label(self, s: SampleRef) -> np.ndarray:
-        arr = read_png(s.label_path)
+        arr = read_mask_png(s.label_path)
         if arr.ndim == 2:
             return super()._decode_label(s)
         # colour mask: map every colour through the palette, unknown colours are an error
