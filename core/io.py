@@ -22,12 +22,14 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_IEND = b"IEND\xaeB`\x82"
 
 
-DEFAULT_MAX_PIXELS = 1 << 28  # 268 Mpx, e.g. 16384x16384: far above any segmentation dataset's frames
+# 2^26 px, e.g. 8192x8192: above the frames of street, aerial-tile and indoor datasets, and low enough that
+# plan's layer bank (full-size masks and component maps of the largest label map) stays bounded: docs/limits.md
+DEFAULT_MAX_PIXELS = 1 << 26
 MAX_PIXELS_ENV = "SEGBALANCE_MAX_PIXELS"
 
 
 def max_pixels() -> int:
-    """The decode limit in pixels: SEGBALANCE_MAX_PIXELS when set (a positive integer), else 2**28."""
+    """The decode limit in pixels: SEGBALANCE_MAX_PIXELS when set (a positive integer), else 2**26."""
     raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
     if not raw:
         return DEFAULT_MAX_PIXELS

@@ -247,9 +247,11 @@ CASES = [
     Case("train-seg-lr-nan", lambda c: ["train-seg", c.ds, "--workspace", c.ws, "--out", str(c.tmp / "run"),
                                         "--lr", "nan"], "--lr and --head-lr-mult must be positive"),
     # images
-    Case("png-bomb-30000", _bomb(30_000), "image is 30000x30000 (900 Mpx), over the pixel limit of 268 Mpx; "
+    Case("png-bomb-30000", _bomb(30_000), "image is 30000x30000 (900 Mpx), over the pixel limit of 67 Mpx; "
                                           "set SEGBALANCE_MAX_PIXELS"),
     Case("png-bomb-60000", _bomb(60_000), "over the pixel limit"),
+    Case("png-16000-under-the-old-limit", _bomb(16_000), "image is 16000x16000 (256 Mpx), over the pixel limit of "
+                                                          "67 Mpx; set SEGBALANCE_MAX_PIXELS"),
     # render
     Case("render-size-0x0", lambda c: _render(c, "g_deep.pth", "--size", "0x0"), "width and height must be positive"),
     Case("render-size-negative", lambda c: _render(c, "g_deep.pth", "--size", "64x-32"),
