@@ -509,3 +509,19 @@ def test_names_with_spaces_stay_one_entry_per_line_and_line_breaks_are_refused(t
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "holds a line break" in err[0] and "rename the file" in err[0]
     assert not (tmp_path / "F").exists()
+
+
+def test_an_export_by_an_older_segbalance_is_refused_not_replaced(generated, tmp_path, capsys):
+    """Before the file list, nothing says which files were ours: the user decides, nothing is removed."""
+    root, ws, _ = generated
+    out = tmp_path / "E"
+    assert _export(ws, root, out) == 0
+    man = json.loads((out / "manifest.json").read_text())
+    for key in ("tool", "manifest_version", "files", "linked"):
+        del man[key]
+    (out / "manifest.json").write_text(json.dumps(man))
+    n = len(list(out.rglob("*")))
+    capsys.readouterr()
+    assert _export(ws, root, out) == 2
+    assert "an export by an older segbalance" in capsys.readouterr().err
+    assert len(list(out.rglob("*"))) == n

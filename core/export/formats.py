@@ -495,6 +495,15 @@ def export_dataset(ws, ds: Dataset, out: str | Path, include: tuple[str, ...] = 
         return _export_locked(ws, ds, out, include, fmt, link, progress, cancel)
 
 
+def _legacy_export(folder: Path) -> bool:
+    """True for an export written before manifests carried the signature and the file list."""
+    try:
+        man = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(man, dict) and "tool" not in man and {"format", "provenance", "pairs"} <= set(man)
+
+
 def _check_target(out: Path) -> None:
     """Refuse a target that is not empty, new, or an earlier export holding only the files it wrote."""
     if not out.exists() and not out.is_symlink():
@@ -504,7 +513,9 @@ def _check_target(out: Path) -> None:
     if not any(out.iterdir()):
         return
     if export_files(out) is None:
-        what = ("its manifest.json was not written by segbalance" if (out / MANIFEST).exists()
+        what = ("an export by an older segbalance, whose manifest does not list the files it wrote: delete it "
+                "yourself if it can go" if _legacy_export(out) else
+                "its manifest.json was not written by segbalance" if (out / MANIFEST).exists()
                 else "it has no segbalance manifest")
         raise SegbalanceError(f"export folder exists and is not empty, and is not an earlier export ({what}); "
                               "nothing was changed; choose an empty or new folder", out)
