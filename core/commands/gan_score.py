@@ -6,9 +6,8 @@ import argparse
 import json
 import sys
 
-from segbalance.core.runs.amp import AMP_HELP, AMP_MODES
-
 from segbalance.core.commands import row_id
+from segbalance.core.runs.amp import AMP_HELP, AMP_MODES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
