@@ -255,9 +255,9 @@ def encode_png(arr: np.ndarray, *, photo: bool) -> bytes:
     """Lossless PNG bytes of a uint8 RGB or gray array, or a uint16 gray one (instance maps), built for
     generate's write path; photo=True takes RGB and SUB-filters the rows, maps are stored unfiltered.
 
-    libpng spends most of its time in zlib. On 512x256 Cityscapes frames ISA-L's level-1 deflate encodes a
-    photo about 3x faster than OpenCV's fastest setting for a file ~7% bigger, and label/instance maps about 5x
-    faster for files no bigger; it also releases the GIL. Without isal this is OpenCV with PNG_*_CV2.
+    libpng spends most of its time in zlib; ISA-L's level-1 deflate encodes photos and maps much faster for
+    files about as big (figures: docs/benchmarks.md) and releases the GIL. Without isal this is OpenCV with
+    PNG_*_CV2.
     """
     arr = np.ascontiguousarray(arr)
     if arr.ndim == 3 and arr.shape[2] == 1:

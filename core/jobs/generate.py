@@ -379,7 +379,7 @@ def _generate(ws, ds, plan, bank, rend, scorer, ctx: JobContext, job_id: int, re
 
     shard = shard or Shard()
     pairs_dir = ws.subdir("pairs", str(job_id))
-    pairs_rel = Path(ws.rel(pairs_dir))  # once: Workspace.rel resolves the path, ~0.25 ms of GIL-held Python
+    pairs_rel = Path(ws.rel(pairs_dir))  # once: Workspace.rel resolves the path, GIL-held Python per call
     n = len(plan.recipes)
     if shard.main:
         rows = _cleanup(ws, job_id, pairs_dir, ctx)
@@ -500,15 +500,14 @@ class _PairWriter:
     """
 
     BATCH = 16
-    # a quarter second holds ~16 copy-paste pairs at 512x256 on 2 cores; the first cut woke at each pair's
-    # notify and committed 1-3 rows per transaction, ~1.1 ms of GIL-held Python per pair (0.3 ms now)
+    # gather a batch of rows per transaction: committing at each pair's notify held the GIL per pair for
+    # longer than the batch does (figures: docs/benchmarks.md, "generate's writer")
     GATHER_S = 0.25
 
     @staticmethod
     def default_threads() -> int:
         """One core is the renderer's: writers beyond the other cores only take CPU from it. On 2 cores one
-        writer beat four in a sweep of run_generate on bench_generate's data (11.3-12.3 vs 13.3-13.7 ms/pair,
-        copy-paste at 512x256, two repeats each)."""
+        writer beat four in a sweep of run_generate on bench_generate's data (docs/benchmarks.md)."""
         try:
             cores = len(os.sched_getaffinity(0))
         except AttributeError:  # not on Linux
@@ -676,7 +675,7 @@ def _commit_pairs(ws, written: list[_Written]) -> None:
                 else:
                     for k, v in w.values.items():
                         setattr(row, k, v)
-            if new:  # one executemany: ORM objects cost about 1 ms of GIL-held Python per pair
+            if new:  # one executemany: ORM objects cost GIL-held Python per pair (docs/benchmarks.md)
                 s.execute(insert(m.GeneratedPair), new)
     try:
         if written:

@@ -65,7 +65,7 @@ from segbalance.core.runs.runtime import (
 CKPT_NAME = "ckpt.pt"
 PRESETS: dict[str, dict] = {
     # trains usefully on 2 CPU cores in minutes at 256x128
-    # (resize convs, label skips and noise: README Results, "the generator"; none loads official weights)
+    # (resize convs, label skips and noise: docs/pix2pixhd.md, "Pilot history"; none loads official weights)
     "tiny": dict(netG="global", ngf=32, n_downsample_global=3, n_blocks_global=6, ndf=32, num_D=2, upsample="resize",
                  label_skips=True, noise_nc=8),
     # the official 512p Cityscapes model (1024x512 in the paper)

@@ -271,7 +271,7 @@ class Renderer:
                 getattr(generator, f"model{arch.n_local_enhancers}_1")[1]
             self.front = LabelTableFront(conv, arch.label_nc, arch.use_instance)
         if self.dtype is not None:
-            # autocast would re-cast every weight on every call (~0.13 s for the 512p G on CPU); convs see the
+            # autocast would re-cast every weight on every call (docs/benchmarks.md); convs see the
             # same bf16 weights either way, and autocast still runs the norms in fp32. The module is ours to change.
             generator = generator.to(self.dtype)
         # memory layout: None = the measured policy (CHANNELS_LAST); True/False force it (benchmarks)

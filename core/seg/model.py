@@ -2,9 +2,10 @@
 
 Backbones: ResNet-18/34 (basic blocks) and ResNet-50/101 (bottlenecks), optionally with the "deep stem"
 (three 3x3 convs 64, 64, 128) used by the reference PSPNet code, at output stride 8 (layer3 dilation 2,
-layer4 dilation 4, both stride 1) or 16 (layer3 strided, layer4 dilation 2: about 2.5x cheaper per step, at the
-price of objects narrower than 16 px). Module names follow the reference/torchvision state-dict layouts
-(conv1/bn1[/conv2/bn2/conv3/bn3], layerN.M.convK, downsample.0/1) so pretrained files load directly.
+layer4 dilation 4, both stride 1) or 16 (layer3 strided, layer4 dilation 2: cheaper per step, see
+docs/benchmarks.md, at the price of objects narrower than 16 px). Module names follow the reference/torchvision
+state-dict layouts (conv1/bn1[/conv2/bn2/conv3/bn3], layerN.M.convK, downsample.0/1) so pretrained files load
+directly.
 """
 
 from __future__ import annotations

@@ -82,7 +82,7 @@ class SegTrainConfig:
     noisy_factor: float = 0.0  # > 0: ignore generated pixels whose loss exceeds this x their class's real mean
     backbone: str = "resnet50"
     pretrained: str | None = None  # local ImageNet backbone weights
-    output_stride: int = 8  # 8 (reference) or 16 (about 2.5x cheaper per step; objects under 16 px fade)
+    output_stride: int = 8  # 8 (reference) or 16 (cheaper per step; objects under 16 px fade)
     stem: str = "auto"  # deep | plain | auto (the weights file's layout, else deep for 50/101, plain for 18/34)
     crop: tuple[int, int] = (256, 512)  # (h, w)
     scale: tuple[float, float] = (0.5, 2.0)
