@@ -7,7 +7,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import struct
 import tempfile
 import zlib
@@ -17,6 +16,7 @@ import cv2
 import numpy as np
 
 from segbalance.core.errors import DataError
+from segbalance.core.processes import temp_prefix
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_IEND = b"IEND\xaeB`\x82"
@@ -175,8 +175,7 @@ def _atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
     # raw fds and one path string: generate writes three files per pair, and pathlib/file-object overhead
     # was half of this function's CPU time
     parent = os.path.dirname(path) or "."
-    # the writer's pid in the name lets the next command sweep what a killed writer left (sweep_temp_files)
-    prefix = f".{os.path.basename(path)}.{os.getpid()}."
+    prefix = temp_prefix(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=parent)
     except FileNotFoundError:
@@ -202,36 +201,6 @@ def _atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
                 raise IsADirectoryError(errno.EISDIR, "is a folder, expected a file name", str(path)) from None
             raise type(exc)(exc.errno, exc.strerror, str(path)) from None
         raise
-
-
-# temp names our writers use: ".NAME.PID.RANDOM.tmp" (atomic writes) and "NAME.PID.tmp" (the layer bank)
-_TEMP_NAME = re.compile(r"^(?:\..+\.(\d+)\.[^.]+|.+\.(\d+))\.tmp$")
-
-
-def sweep_temp_files(folder: str | Path, *, recursive: bool = False) -> list[Path]:
-    """Remove temp files our own writers name (see _TEMP_NAME) whose writing process is gone; returns them.
-    Files of a live writer, and anything not named like ours, are left alone."""
-    from segbalance.core.runs.records import process_alive
-
-    root = Path(folder)
-    removed: list[Path] = []
-    try:
-        entries = list(root.rglob("*.tmp") if recursive else root.glob("*.tmp"))
-    except OSError:
-        return removed
-    for p in entries:
-        m = _TEMP_NAME.match(p.name)
-        if m is None or not p.is_file():
-            continue
-        pid = int(m.group(1) or m.group(2))
-        if pid == os.getpid() or process_alive(pid):
-            continue
-        try:
-            p.unlink()
-            removed.append(p)
-        except OSError:
-            pass  # read-only media: nothing to sweep
-    return removed
 
 
 try:  # ISA-L's deflate: the fast path of encode_png (optional: a bare GPU server may not have it)

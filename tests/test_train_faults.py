@@ -306,7 +306,7 @@ def test_running_job_whose_process_is_gone_reads_interrupted(tmp_path, capsys):
 def test_reused_pid_does_not_keep_a_job_alive():
     from datetime import timedelta
 
-    from segbalance.core.runs.records import process_alive
+    from segbalance.core.processes import process_alive
     from segbalance.db.base import utcnow
 
     began = _started_before_this_process()
@@ -316,9 +316,9 @@ def test_reused_pid_does_not_keep_a_job_alive():
 
 
 def _started_before_this_process():
-    from segbalance.core.runs.records import _proc_start
+    from segbalance.core.processes import process_start
 
-    began = _proc_start(os.getpid())
+    began = process_start(os.getpid())
     if began is None:
         pytest.skip("no /proc on this system")
     return began

@@ -15,8 +15,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from segbalance.core.errors import SegbalanceError
+from segbalance.core.processes import process_alive
 from segbalance.core.runs.records import STATUSES as RUN_STATUSES
-from segbalance.core.runs.records import process_alive, shown_status
+from segbalance.core.runs.records import shown_status
 from segbalance.db import models as m
 from segbalance.db.base import utcnow
 

@@ -23,6 +23,7 @@ from torch import nn
 
 from segbalance.core.datasets import Dataset, open_dataset
 from segbalance.core.errors import Cancelled, SegbalanceError
+from segbalance.core.ranks import Rank
 from segbalance.core.render.gan_augment import DAugment, draw, parse_policy, sliced
 from segbalance.core.render.gan_losses import (
     VGG_ENV,
@@ -44,7 +45,6 @@ from segbalance.core.render.pix2pixhd_nets import (
 )
 from segbalance.core.runs.records import RunFolder, RunRecord
 from segbalance.core.runs.runtime import (
-    DDPInfo,
     Precision,
     any_rank,
     autocast,
@@ -429,7 +429,7 @@ def train_gan(dataset: str | Path | Dataset, workspace, out_dir: str | Path, con
 
 
 def _run(ds: Dataset, src: PairSource, cfg: GANTrainConfig, amp: str, ckpt: dict | None, ckpt_path: Path,
-         out_dir: Path, device: torch.device, ddp: DDPInfo, ws, progress, cancel, log,
+         out_dir: Path, device: torch.device, ddp: Rank, ws, progress, cancel, log,
          precision: Precision | None = None) -> GANTrainResult:
     """The training script proper: models, optimizers, rows, loop, final checkpoint."""
     arch = cfg.arch

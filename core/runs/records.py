@@ -1,5 +1,5 @@
-"""Runs and jobs as the DB records them: one status vocabulary, liveness of the writing process, the
-TrainingRun + Job rows of a training run, and the lock that gives a run folder to one live run.
+"""Runs and jobs as the DB records them: one status vocabulary, what a reader shows of a row whose writer is
+gone, the TrainingRun + Job rows of a training run, and the lock that gives a run folder to one live run.
 
 Torch-free on purpose: `segbalance jobs` and the desktop app import it without loading torch.
 """
@@ -10,10 +10,11 @@ import json
 import os
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from segbalance.core.errors import SegbalanceError
+from segbalance.core.processes import process_alive, sweep_temp_files
 
 # One vocabulary for Job.status and TrainingRun.status. "interrupted": the row says running but the process
 # that wrote it is gone (kill -9, power loss). Readers show it (shown_status); the row itself keeps
@@ -24,46 +25,6 @@ ACTIVE = ("queued", "running")
 FINISHED = ("done", "cancelled", "failed", "interrupted")
 LOCK_NAME = ".segbalance-run.lock"
 NOISY_METRIC = "noisy_ignored"  # seg metric point: fraction of generated pixels ignored so far (per class in extra)
-
-
-# -- is the writer still alive? -------------------------------------------------------------------------
-def _proc_start(pid: int) -> datetime | None:
-    """Start time (UTC, naive) of a Linux process from /proc; None where /proc is not there."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
-        with open("/proc/stat") as fh:
-            btime = next(int(ln.split()[1]) for ln in fh if ln.startswith("btime"))
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None
-    return datetime.fromtimestamp(btime + ticks / os.sysconf("SC_CLK_TCK"), UTC).replace(tzinfo=None)
-
-
-def process_alive(pid: int | None, written_at: datetime | None = None) -> bool:
-    """True while process `pid` runs; with `written_at` (when the row's writer last wrote it: its heartbeat),
-    a process that started after that under the same pid (pid reuse) cannot be the writer and counts as gone."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    try:  # a zombie (killed child not yet reaped) is dead for our purposes
-        with open(f"/proc/{pid}/stat") as fh:
-            if fh.read().rsplit(")", 1)[-1].split()[0] == "Z":
-                return False
-    except OSError:
-        pass
-    if written_at is not None:
-        began = _proc_start(pid)
-        # boot time has one-second resolution: allow a few seconds of slack
-        if began is not None and began > written_at + timedelta(seconds=5):
-            return False
-    return True
 
 
 def shown_status(status: str, pid: int | None, written_at: datetime | None) -> str:
@@ -107,8 +68,6 @@ class RunFolder:
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps({"pid": os.getpid(), "command": self.command, "since": time.time()}).encode())
         self._fd = fd
-        from segbalance.core.io import sweep_temp_files
-
         sweep_temp_files(self.path)  # checkpoints half-written by a run that was killed
         return self
 
@@ -294,5 +253,5 @@ class RunRecord:
             print(f"warning: could not record the run's end: {exc}", file=sys.stderr)
 
 
-__all__ = ["STATUSES", "ACTIVE", "FINISHED", "process_alive", "shown_status", "RunFolder",
+__all__ = ["STATUSES", "ACTIVE", "FINISHED", "shown_status", "RunFolder",
            "RunRecord"]

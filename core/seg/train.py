@@ -31,9 +31,9 @@ from segbalance.core.datasets import Dataset, open_dataset
 from segbalance.core.datasets.labels import IGNORE
 from segbalance.core.errors import Cancelled, DataError, SegbalanceError
 from segbalance.core.io import atomic_write_json, atomic_write_npy, image_size
+from segbalance.core.ranks import Rank
 from segbalance.core.runs.records import NOISY_METRIC, RunFolder, RunRecord
 from segbalance.core.runs.runtime import (
-    DDPInfo,
     Precision,
     any_rank,
     autocast,
@@ -444,7 +444,7 @@ def train_seg(config: SegTrainConfig, progress: Callable[[int, int], None] | Non
 
 
 def _run(cfg: SegTrainConfig, resume_ck: dict | None, ds: Dataset, items: list, counts: np.ndarray,
-         areas: np.ndarray, model_cfg: PSPNetConfig, dev: torch.device, amp: str, ddp: DDPInfo, workspace,
+         areas: np.ndarray, model_cfg: PSPNetConfig, dev: torch.device, amp: str, ddp: Rank, workspace,
          notes: list[str], progress: Callable[[int, int], None] | None,
          cancel: Callable[[], bool] | None, precision: Precision | None = None) -> dict:
     """The training script proper: rows, loader, model, optimizer, loop, final evaluation, checkpoint."""
@@ -680,5 +680,5 @@ def _close_loader(batches: object) -> None:
         shutdown()
 
 
-__all__ = ["SegTrainConfig", "TrainingDiverged", "train_seg", "segmentation_loss", "DDPInfo", "setup_ddp",
+__all__ = ["SegTrainConfig", "TrainingDiverged", "train_seg", "segmentation_loss", "setup_ddp",
            "step_memory", "check_fits"]
