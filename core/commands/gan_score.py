@@ -53,11 +53,11 @@ def run(args: argparse.Namespace) -> int:
     with cli_progress(f"real {args.split}", "img") as progress:
         out["real"] = gs.score_real(scorer, ds, args.split, max_images=args.max_images, progress=progress)
     if args.job is not None:
-        from segbalance.core.jobs.pairs import list_pairs
+        from segbalance.core.jobs.pairs import FAILED, list_pairs
         from segbalance.core.workspace import Workspace
 
         with Workspace(args.workspace) as ws:
-            pairs = [p for p in list_pairs(ws, job_id=args.job) if p["status"] != "failed"]
+            pairs = [p for p in list_pairs(ws, job_id=args.job) if p["status"] != FAILED]
             if not pairs:
                 raise SegbalanceError(f"job {args.job} has no pairs to score", ws.path)
             pairs = pairs[: args.max_images or None]

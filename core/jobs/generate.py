@@ -30,17 +30,12 @@ from segbalance.core.errors import Cancelled, DataError, SegbalanceError
 from segbalance.core.io import PNG_MAP_CV2, PNG_PHOTO_CV2, encode_png
 from segbalance.core.jobs.records import JobContext, _db_call, _pid_alive, db_error
 from segbalance.core.ranks import Rank, torchrun_rank
-from segbalance.core.runs.records import STATUSES as RUN_STATUSES
 from segbalance.db import models as m
 from segbalance.db.base import utcnow
 
 Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
 LogFn = Callable[[str], None]
-
-# job statuses: the one vocabulary of runs and jobs (core.runs.records), importable from here as before
-STATUSES = RUN_STATUSES
-
 
 # -- generate ---------------------------------------------------------------------------------------
 @dataclass

@@ -20,9 +20,11 @@ from segbalance.core.processes import process_alive, sweep_temp_files
 # that wrote it is gone (kill -9, power loss). Readers show it (shown_status); the row itself keeps
 # "running" until a run resumes it, so a read-only command never writes. The check is by pid on this host:
 # a job running on another machine that shares the workspace folder would read as interrupted here.
-STATUSES = ("queued", "running", "done", "cancelled", "failed", "interrupted")
-ACTIVE = ("queued", "running")
-FINISHED = ("done", "cancelled", "failed", "interrupted")
+QUEUED, RUNNING, DONE = "queued", "running", "done"
+CANCELLED, FAILED, INTERRUPTED = "cancelled", "failed", "interrupted"
+STATUSES = (QUEUED, RUNNING, DONE, CANCELLED, FAILED, INTERRUPTED)
+ACTIVE = (QUEUED, RUNNING)
+FINISHED = (DONE, CANCELLED, FAILED, INTERRUPTED)
 LOCK_NAME = ".segbalance-run.lock"
 NOISY_METRIC = "noisy_ignored"  # seg metric point: fraction of generated pixels ignored so far (per class in extra)
 
@@ -30,8 +32,8 @@ NOISY_METRIC = "noisy_ignored"  # seg metric point: fraction of generated pixels
 def shown_status(status: str, pid: int | None, written_at: datetime | None) -> str:
     """The status a reader shows: a running row whose process is gone is interrupted (a row without a pid
     names no process to check, and keeps its word)."""
-    if status == "running" and pid and not process_alive(pid, written_at):
-        return "interrupted"
+    if status == RUNNING and pid and not process_alive(pid, written_at):
+        return INTERRUPTED
     return status
 
 
@@ -163,7 +165,7 @@ class RunRecord:
             if job is None:
                 job = m.Job(kind=f"train-{self.kind}", params=self.config, total=self.total)
                 s.add(job)
-            job.status, job.pid, job.total = "running", os.getpid(), self.total
+            job.status, job.pid, job.total = RUNNING, os.getpid(), self.total
             job.started_at = job.heartbeat_at = utcnow()
             job.done = self.resume_from or 0
             job.cancel_requested, job.finished_at, job.message = 0, None, None
@@ -175,7 +177,7 @@ class RunRecord:
             else:  # exact resume: the curve continues from the checkpoint without a duplicate tail
                 s.execute(delete(m.MetricPoint).where(m.MetricPoint.run_id == row.id,
                                                       m.MetricPoint.iteration > self.resume_from))
-            row.status, row.pid, row.job_id, row.finished_at = "running", os.getpid(), job.id, None
+            row.status, row.pid, row.job_id, row.finished_at = RUNNING, os.getpid(), job.id, None
             row.config = self.config
             self.run_id, self.job_id = row.id, job.id
         return self
@@ -243,7 +245,7 @@ class RunRecord:
             job = s.get(m.Job, self.job_id)
             job.status, job.finished_at, job.message, job.eta_s = status, utcnow(), message, None
             if message:
-                s.add(m.JobLog(job_id=self.job_id, level="error" if status == "failed" else "info", text=message))
+                s.add(m.JobLog(job_id=self.job_id, level="error" if status == FAILED else "info", text=message))
 
     def finish_quietly(self, status: str, message: str | None) -> None:
         """finish() on an error path: never hide the original error behind a DB one."""
@@ -253,5 +255,5 @@ class RunRecord:
             print(f"warning: could not record the run's end: {exc}", file=sys.stderr)
 
 
-__all__ = ["STATUSES", "ACTIVE", "FINISHED", "shown_status", "RunFolder",
-           "RunRecord"]
+__all__ = ["QUEUED", "RUNNING", "DONE", "CANCELLED", "FAILED", "INTERRUPTED", "STATUSES", "ACTIVE", "FINISHED",
+           "shown_status", "RunFolder", "RunRecord"]

@@ -18,15 +18,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from segbalance.core.errors import DataError
+from segbalance.core.seg import BACKBONES
 
 # blocks per stage and block type of each depth
-_DEPTHS = {
-    "resnet18": ("basic", (2, 2, 2, 2)),
-    "resnet34": ("basic", (3, 4, 6, 3)),
-    "resnet50": ("bottleneck", (3, 4, 6, 3)),
-    "resnet101": ("bottleneck", (3, 4, 23, 3)),
-}
-BACKBONES = tuple(_DEPTHS)
+_DEPTHS = dict(zip(BACKBONES, (
+    ("basic", (2, 2, 2, 2)),  # resnet18
+    ("basic", (3, 4, 6, 3)),  # resnet34
+    ("bottleneck", (3, 4, 6, 3)),  # resnet50
+    ("bottleneck", (3, 4, 23, 3)),  # resnet101
+), strict=True))
 OUTPUT_STRIDE = 8  # the default: layer3 and layer4 dilated, not strided: logits at 1/8 of the input size
 OUTPUT_STRIDES = (8, 16)
 

@@ -31,6 +31,7 @@ from segbalance.core.datasets import Dataset, open_dataset
 from segbalance.core.datasets.labels import IGNORE
 from segbalance.core.errors import Cancelled, DataError, SegbalanceError
 from segbalance.core.io import atomic_write_json, atomic_write_npy, image_size
+from segbalance.core.jobs.pairs import EXPORTABLE_STATUSES, REVIEWED_EXPORT
 from segbalance.core.ranks import Rank
 from segbalance.core.runs.records import NOISY_METRIC, RunFolder, RunRecord
 from segbalance.core.runs.runtime import (
@@ -77,7 +78,7 @@ class SegTrainConfig:
     split: str = "train"
     val_split: str = "val"
     extra: str | None = None  # "pairs" (workspace GeneratedPair rows) or a Cityscapes-layout export folder
-    extra_status: tuple[str, ...] = ("accepted",)
+    extra_status: tuple[str, ...] = REVIEWED_EXPORT
     sampler: str = "uniform"  # uniform | rare-class
     noisy_factor: float = 0.0  # > 0: ignore generated pixels whose loss exceeds this x their class's real mean
     backbone: str = "resnet50"
@@ -133,9 +134,9 @@ class SegTrainConfig:
                                   f"{', '.join(sorted(sd.AUGMENTATIONS))}")
         if not (self.noisy_factor == 0 or self.noisy_factor > 0):
             raise SegbalanceError(f"--noisy-filter must be a factor > 0 (got {self.noisy_factor})")
-        bad = set(self.extra_status) - {"pending", "accepted", "rejected"}
+        bad = set(self.extra_status) - set(EXPORTABLE_STATUSES)
         if bad:
-            raise SegbalanceError(f"bad --extra-status {','.join(sorted(bad))}; use accepted, pending, rejected")
+            raise SegbalanceError(f"bad --extra-status {','.join(sorted(bad))}; use {', '.join(EXPORTABLE_STATUSES)}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
