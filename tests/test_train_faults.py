@@ -252,7 +252,7 @@ def test_label_id_200_is_refused_as_stats_refuses_it(small_ds, tmp_path, capsys)
 
 # -- #15 item 10: gone processes read "interrupted"; their temp files are swept -----------------------
 def test_kill_9_during_train_seg_reads_interrupted_and_temp_files_are_swept(small_ds, tmp_path, capsys):
-    from segbalance.core.runs.metrics import list_runs
+    from segbalance.core.runs.queries import list_runs
     from segbalance.core.workspace import Workspace
 
     cmd = [PY, "-m", "segbalance.core.cli", *_seg_args(small_ds, tmp_path, "--iters", "500", "--log-interval", "1")]

@@ -36,7 +36,8 @@ from PySide6.QtWidgets import (
 
 from segbalance.core.datasets.catalog import dataset_paths, label_set_for
 from segbalance.core.jobs.pairs import EXPORTABLE_STATUSES, REVIEWED_EXPORT
-from segbalance.core.runs.metrics import (
+from segbalance.core.runs.live import end_orphan_run, run_progress
+from segbalance.core.runs.queries import (
     RunSummary,
     SegRunRequest,
     Series,
@@ -47,7 +48,6 @@ from segbalance.core.runs.metrics import (
     read_new_points,
     train_class_shares,
 )
-from segbalance.core.runs.progress import end_orphan_run, run_progress
 from segbalance.core.runs.records import CANCELLED, DONE, FAILED, INTERRUPTED, RUNNING
 from segbalance.core.seg import BACKBONES
 from segbalance.core.workspace import Workspace
