@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 QT_DEBS := libglib2.0-0 libgl1 libegl1 libxkbcommon0 libfontconfig1 libdbus-1-3
 QT_X11_DEBS := libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 \
   libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libx11-xcb1
-# CPU build of torch (a local wheel on our machines); GPU users: see README "GPU install"
+# CPU build of torch (a local wheel on our machines); GPU users: see README "Set-up"
 TORCH_SPEC ?= torch==2.13.0
 WORKSPACE ?= demo-workspace
 

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from segbalance.core.experiments.estimate import peak_mb, reset_peak  # noqa: E402
+from segbalance.core.runs.runtime import autocast  # noqa: E402
 from segbalance.core.seg.data import normalize  # noqa: E402
 from segbalance.core.seg.model import PSPNet, PSPNetConfig  # noqa: E402
-from segbalance.core.seg.runtime import autocast  # noqa: E402
 from segbalance.core.seg.train import SegTrainConfig, segmentation_loss, train_seg  # noqa: E402
 
 H, W = 256, 512

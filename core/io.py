@@ -7,7 +7,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import struct
 import tempfile
 import zlib
@@ -17,6 +16,7 @@ import cv2
 import numpy as np
 
 from segbalance.core.errors import DataError
+from segbalance.core.processes import temp_prefix
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_IEND = b"IEND\xaeB`\x82"
@@ -247,8 +247,7 @@ def _atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
     # raw fds and one path string: generate writes three files per pair, and pathlib/file-object overhead
     # was half of this function's CPU time
     parent = os.path.dirname(path) or "."
-    # the writer's pid in the name lets the next command sweep what a killed writer left (sweep_temp_files)
-    prefix = f".{os.path.basename(path)}.{os.getpid()}."
+    prefix = temp_prefix(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=parent)
     except FileNotFoundError:
@@ -276,36 +275,6 @@ def _atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
         raise
 
 
-# temp names our writers use: ".NAME.PID.RANDOM.tmp" (atomic writes) and "NAME.PID.tmp" (the layer bank)
-_TEMP_NAME = re.compile(r"^(?:\..+\.(\d+)\.[^.]+|.+\.(\d+))\.tmp$")
-
-
-def sweep_temp_files(folder: str | Path, *, recursive: bool = False) -> list[Path]:
-    """Remove temp files our own writers name (see _TEMP_NAME) whose writing process is gone; returns them.
-    Files of a live writer, and anything not named like ours, are left alone."""
-    from segbalance.core.runs.records import process_alive
-
-    root = Path(folder)
-    removed: list[Path] = []
-    try:
-        entries = list(root.rglob("*.tmp") if recursive else root.glob("*.tmp"))
-    except OSError:
-        return removed
-    for p in entries:
-        m = _TEMP_NAME.match(p.name)
-        if m is None or not p.is_file():
-            continue
-        pid = int(m.group(1) or m.group(2))
-        if pid == os.getpid() or process_alive(pid):
-            continue
-        try:
-            p.unlink()
-            removed.append(p)
-        except OSError:
-            pass  # read-only media: nothing to sweep
-    return removed
-
-
 try:  # ISA-L's deflate: the fast path of encode_png (optional: a bare GPU server may not have it)
     from isal import isal_zlib as _isal_zlib
 except ImportError:  # pragma: no cover - exercised by monkeypatching in tests
@@ -327,9 +296,9 @@ def encode_png(arr: np.ndarray, *, photo: bool) -> bytes:
     """Lossless PNG bytes of a uint8 RGB or gray array, or a uint16 gray one (instance maps), built for
     generate's write path; photo=True takes RGB and SUB-filters the rows, maps are stored unfiltered.
 
-    libpng spends most of its time in zlib. On 512x256 Cityscapes frames ISA-L's level-1 deflate encodes a
-    photo about 3x faster than OpenCV's fastest setting for a file ~7% bigger, and label/instance maps about 5x
-    faster for files no bigger; it also releases the GIL. Without isal this is OpenCV with PNG_*_CV2.
+    libpng spends most of its time in zlib; ISA-L's level-1 deflate encodes photos and maps much faster for
+    files about as big (figures: docs/benchmarks.md) and releases the GIL. Without isal this is OpenCV with
+    PNG_*_CV2.
     """
     arr = np.ascontiguousarray(arr)
     if arr.ndim == 3 and arr.shape[2] == 1:

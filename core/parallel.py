@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from multiprocessing.context import BaseContext
 
-from segbalance.core.runs.records import process_alive
+from segbalance.core.processes import process_alive
 
 _PRELOAD = ["numpy", "cv2", "segbalance.core.datasets.stats", "segbalance.core.recombine.layers"]
 

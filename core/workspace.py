@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from segbalance.core.datasets import Dataset as DatasetReader
 from segbalance.core.errors import WorkspaceError
+from segbalance.core.processes import sweep_temp_files
 from segbalance.db import DB_NAME, DatabaseUnusable, SchemaError, make_engine, session_factory
 from segbalance.db import models as m
 from segbalance.db.engine import check_integrity, read_only_media
@@ -64,8 +65,6 @@ class Workspace:
 
     def _sweep(self) -> None:
         """Temp files of writers killed mid-write (layer banks, pairs): the next command removes them."""
-        from segbalance.core.io import sweep_temp_files
-
         for sub in ("layers", "pairs"):
             if (self.path / sub).is_dir():
                 sweep_temp_files(self.path / sub, recursive=True)

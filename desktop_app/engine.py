@@ -12,6 +12,8 @@ from pathlib import Path
 
 from segbalance.core.datasets import Dataset
 from segbalance.core.datasets.stats import DatasetStats
+from segbalance.core.jobs.pairs import DEFAULT_EXPORT
+from segbalance.core.runs.records import RUNNING
 from segbalance.core.workspace import Workspace
 
 Progress = Callable[[int, int], None] | None
@@ -93,11 +95,11 @@ def running_jobs(workspace: Workspace) -> list[dict]:
     """Jobs of the workspace DB whose status is running (whoever started them)."""
     from segbalance.core.jobs.records import job_info, list_jobs
 
-    return [job_info(workspace, j["id"]) for j in list_jobs(workspace) if j["status"] == "running"]
+    return [job_info(workspace, j["id"]) for j in list_jobs(workspace) if j["status"] == RUNNING]
 
 
 def export_dataset(workspace: Workspace, ds: Dataset, out: str | Path,
-                   include: tuple[str, ...] = ("pending", "accepted"), *, progress: Progress = None,
+                   include: tuple[str, ...] = DEFAULT_EXPORT, *, progress: Progress = None,
                    cancel: Cancel = None) -> dict:
     """Write the dataset plus its generated pairs (not the rejected ones) in the Cityscapes layout."""
     from segbalance.core.export.formats import export_dataset as _export

@@ -50,8 +50,9 @@ def preload_native_libraries() -> None:
 def freeze_startup_objects() -> None:
     """Move everything alive after start-up (torch, Qt wrappers, modules) out of the cyclic GC's reach.
 
-    A full collection over torch's objects takes 100-200 ms and, on whatever thread triggers it, holds
-    the GIL: a visible UI freeze. Frozen objects are never scanned again; later garbage is collected as usual.
+    A full collection over torch's objects is long enough to see (docs/benchmarks.md) and, on whatever thread
+    triggers it, holds the GIL: a visible UI freeze. Frozen objects are never scanned again; later garbage is
+    collected as usual.
     """
     gc.collect()
     gc.freeze()

@@ -192,7 +192,7 @@ def test_editor_engine_modules_do_not_import_qt(tmp_path):
 
     code = (
         "import sys, segbalance.core.editing.label_edit, segbalance.core.editing.revisions,"
-        " segbalance.core.jobs.manual, segbalance.core.runs.metrics;"
+        " segbalance.core.jobs.manual, segbalance.core.runs.queries;"
         "bad=[m for m in sys.modules if m.startswith(('PySide6','pyqtgraph','shiboken6'))];"
         "print(bad); sys.exit(1 if bad else 0)"
     )

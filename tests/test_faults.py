@@ -240,7 +240,7 @@ CASES = [
     Case("preset-unknown", lambda c: ["plan", c.ds, "--workspace", c.ws, "--preset", "flatten", "--budget", "2",
                                       "--out", str(c.tmp / "p.json")], "unknown preset 'flatten'"),
     Case("budget-zero", lambda c: ["plan", c.ds, "--workspace", c.ws, "--preset", "raise-rare", "--budget", "0",
-                                   "--out", str(c.tmp / "p.json")], "--budget must be at least 1"),
+                                   "--out", str(c.tmp / "p.json")], "--budget must be at least 1 new map"),
     Case("train-seg-head-lr-mult-zero", lambda c: ["train-seg", c.ds, "--workspace", c.ws, "--out",
                                                    str(c.tmp / "run"), "--head-lr-mult", "0"],
          "--lr and --head-lr-mult must be positive", check=_no_leftover("run")),

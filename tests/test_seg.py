@@ -442,7 +442,7 @@ def test_noisy_pixel_filter_ignores_generated_pixels_and_logs_the_fraction_per_c
     """train-seg --noisy-filter: generated pixels are judged against real ones; the run's record (DB point,
     result.json, checkpoint for resume, the app's Series) carries the ignored fraction per class."""
     from segbalance.core.datasets import open_dataset
-    from segbalance.core.runs.metrics import Series, read_new_points
+    from segbalance.core.runs.queries import Series, read_new_points
     from segbalance.core.runs.records import NOISY_METRIC
     from segbalance.core.runs.runtime import load_checkpoint
     from segbalance.core.workspace import Workspace

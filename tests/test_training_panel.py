@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import QSettings
 
 from segbalance.core.datasets import open_dataset
-from segbalance.core.runs.metrics import SegRunRequest
+from segbalance.core.runs.queries import SegRunRequest
 from segbalance.core.workspace import Workspace
 from segbalance.db import models as m
 from segbalance.desktop_app.training import TrainingPanel
@@ -198,7 +198,7 @@ def test_train_seg_command_line():
 def test_noisy_pixel_filter_from_the_form_and_its_ignored_share_in_the_table(env):
     """The filter needs generated pairs: its box follows the pairs box, the request carries the factor, and a
     run that filtered shows each class's ignored share beside its IoU (the column hides otherwise)."""
-    from segbalance.core.runs.metrics import Series
+    from segbalance.core.runs.queries import Series
 
     panel, _ws, _script, root = env
     assert not panel.noisy_check.isEnabled()

@@ -53,11 +53,11 @@ def run(args: argparse.Namespace) -> int:
     # everything that can be refused (the job's pairs, the generator) is checked before the real images are scored
     out: dict[str, dict] = {}
     if args.job is not None:
-        from segbalance.core.jobs.pairs import list_pairs
+        from segbalance.core.jobs.pairs import FAILED, list_pairs
         from segbalance.core.workspace import Workspace
 
         with Workspace(args.workspace, create=False) as ws:
-            pairs = [p for p in list_pairs(ws, job_id=args.job) if p["status"] != "failed"]
+            pairs = [p for p in list_pairs(ws, job_id=args.job) if p["status"] != FAILED]
             if not pairs:
                 raise SegbalanceError(f"job {args.job} has no pairs to score", ws.path)
             pairs = pairs[: args.max_images or None]

@@ -45,17 +45,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from segbalance.core.datasets import open_dataset
     from segbalance.core.datasets.stats import dataset_stats
-    from segbalance.core.planning.balance import plan_balance
+    from segbalance.core.planning.balance import (
+        PRESETS,
+        PlaceOptions,
+        check_budget,
+        parse_strategy,
+        parse_target_spec,
+        plan_balance,
+    )
     from segbalance.core.planning.summaries import classes_line, plan_counts, strategies_line
     from segbalance.core.progress import cli_progress
     from segbalance.core.recombine import build_layer_bank
     from segbalance.core.workspace import Workspace
 
-    if args.budget <= 0:
-        raise SegbalanceError(f"--budget must be at least 1 (got {args.budget})")
+    check_budget(args.budget)
     if args.candidates <= 0:
         raise SegbalanceError("--candidates must be at least 1")
-    from segbalance.core.planning.balance import PRESETS, PlaceOptions, parse_strategy, parse_target_spec
 
     try:
         smin, smax = (float(v) for v in args.scale_range.split(","))

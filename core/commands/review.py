@@ -17,10 +17,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from segbalance.core.jobs.pairs import review_pairs
+    from segbalance.core.jobs.pairs import ACCEPTED, REJECTED, review_pairs
     from segbalance.core.workspace import Workspace
 
-    ids, status = (args.accept, "accepted") if args.accept else (args.reject, "rejected")
+    ids, status = (args.accept, ACCEPTED) if args.accept else (args.reject, REJECTED)
     with Workspace(args.workspace, create=False) as ws:
         n = review_pairs(ws, ids, status)
     print(f"{status} {n} pair(s)")

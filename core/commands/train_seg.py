@@ -8,6 +8,7 @@ import sys
 
 from segbalance.core.errors import SegbalanceError
 from segbalance.core.runs.amp import AMP_HELP, AMP_MODES
+from segbalance.core.seg import BACKBONES
 
 
 def parse_size(text: str, what: str = "--crop") -> tuple[int, int]:
@@ -29,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--extra", metavar="pairs|EXPORT_DIR",
                    help="mix in generated pairs: 'pairs' (workspace DB; 'pairs:JOB_ID[,JOB_ID]' for given "
                    "generation jobs) or an exported Cityscapes-layout folder")
-    p.add_argument("--extra-status", default="accepted", help="pair statuses to use with --extra pairs "
+    p.add_argument("--extra-status", help="pair statuses to use with --extra pairs "
                    "(comma list of accepted, pending, rejected; default: accepted)")
     p.add_argument("--sampler", choices=["uniform", "rare-class"], default="uniform",
                    help="image sampling: uniform, or DAFormer rare-class sampling (T=0.01)")
@@ -37,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="ignore pixels of generated pairs whose loss exceeds FACTOR x the running mean loss of real "
                    "pixels of the same class (FreeMask; FACTOR defaults to 1.25); the ignored fraction per class "
                    "is logged to the run")
-    p.add_argument("--backbone", choices=["resnet18", "resnet34", "resnet50", "resnet101"], default="resnet50")
+    p.add_argument("--backbone", choices=BACKBONES, default="resnet50")
     p.add_argument("--pretrained", metavar="FILE", help="local ImageNet backbone weights (deep-stem reference "
                    "layout for resnet50/101, torchvision layout for resnet18/34); without: from scratch")
     p.add_argument("--stem", choices=["auto", "deep", "plain"], default="auto",
@@ -74,7 +75,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from segbalance.core.jobs.pairs import REVIEWED_EXPORT
     from segbalance.core.progress import cli_progress
+    from segbalance.core.runs.records import CANCELLED
     from segbalance.core.seg.train import SegTrainConfig, train_seg
 
     for name in ("iters", "batch", "log_interval"):
@@ -93,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
         workspace=args.workspace,
         val_split=args.val_split,
         extra=args.extra,
-        extra_status=tuple(s.strip() for s in args.extra_status.split(",") if s.strip()),
+        extra_status=tuple(s.strip() for s in args.extra_status.split(",") if s.strip()) if args.extra_status
+        else REVIEWED_EXPORT,
         sampler=args.sampler,
         noisy_factor=args.noisy_filter,
         backbone=args.backbone,
@@ -122,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         result = train_seg(cfg, progress=progress)
     if os.environ.get("RANK", "0") != "0":
         return 0  # DDP: rank 0 reports
-    if result.get("status") == "cancelled":
+    if result.get("status") == CANCELLED:
         print(f"segbalance train-seg: stopped at iteration {result['iteration']}; checkpoint kept: "
               f"{result['checkpoint']}", file=sys.stderr)
         return 130

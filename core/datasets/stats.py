@@ -176,7 +176,7 @@ def _scan(
 ) -> list[SampleCount | BadSample]:
     results: list[SampleCount | BadSample] = []
     n = len(refs)
-    # a pool costs ~1 s to start (fresh interpreters importing cv2): not worth it for small scans
+    # a pool's start (fresh interpreters importing cv2) costs more than a small scan
     if workers <= 1 or n < 64:
         _init_worker(ds)
         for i, ref in enumerate(refs):

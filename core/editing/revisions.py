@@ -176,8 +176,9 @@ def discard_working(ws: Workspace, src: EditSource) -> None:
 
 
 class Autosaver:
-    """Autosaves off the caller's thread, latest state wins: a full-size save takes ~150 ms, a stroke
-    should not wait for it. `submit` snapshots the maps (a copy); `flush` waits until the newest is on disk."""
+    """Autosaves off the caller's thread, latest state wins: a full-size save is slow enough to be felt, so a
+    stroke should not wait for it (docs/benchmarks.md). `submit` snapshots the maps (a copy); `flush` waits until
+    the newest is on disk."""
 
     def __init__(self, ws: Workspace, src: EditSource) -> None:
         self.ws, self.src = ws, src

@@ -92,9 +92,9 @@ def _timed(fn: Callable[[], object], steps: int, device: torch.device, warmup: i
 def seg_step(backbone: str, crop: tuple[int, int], batch: int, amp: str, device: torch.device,
              steps: int, output_stride: int = 8) -> tuple[float, float]:
     """(seconds, peak MB) of one PSPNet SGD step on a batch of crops (H, W)."""
+    from segbalance.core.runs.runtime import autocast
     from segbalance.core.seg.data import normalize
     from segbalance.core.seg.model import PSPNet, PSPNetConfig
-    from segbalance.core.seg.runtime import autocast
     from segbalance.core.seg.train import segmentation_loss
 
     reset_peak(device)
@@ -119,9 +119,9 @@ def seg_step(backbone: str, crop: tuple[int, int], batch: int, amp: str, device:
 def seg_eval(backbone: str, size: tuple[int, int], amp: str, device: torch.device, steps: int,
              output_stride: int = 8) -> tuple[float, float]:
     """(seconds, peak MB) of one evaluation forward pass on a whole image (W, H)."""
+    from segbalance.core.runs.runtime import autocast
     from segbalance.core.seg.data import normalize
     from segbalance.core.seg.model import PSPNet, PSPNetConfig
-    from segbalance.core.seg.runtime import autocast
 
     reset_peak(device)
     model = PSPNet(PSPNetConfig(N_CLASSES, backbone, output_stride=output_stride)).to(device).eval()
@@ -184,7 +184,7 @@ def estimate_experiment(cfg, *, steps: int = 2, say: Callable[[str], None] = pri
     from segbalance.core.experiments.arms import GAN_ARMS, pair_source
     from segbalance.core.experiments.protocol import fast_amp
     from segbalance.core.render.gan_losses import VGG_ENV, vgg_weights_path
-    from segbalance.core.seg.runtime import resolve_device
+    from segbalance.core.runs.runtime import resolve_device
 
     if steps < 1:
         raise SegbalanceError("--estimate needs at least 1 timed step")

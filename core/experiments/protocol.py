@@ -114,9 +114,8 @@ PRESETS: dict[str, ExperimentConfig] = {
         budget=3000, gan_preset="512p", gan_iters=200_000, gan_size=(1024, 512), backbone="resnet50",
         seg_iters=90_000, seg_batch=8, seg_crop=(512, 1024), workers=8, rare="paper",
     ),
-    # the demo's two arms in at most 15 minutes on 2 cores, bf16 or not: 800 GAN and 250 PSPNet iterations took
-    # 12 min 39 s where AVX512-BF16 runs bf16, 30 min 8 s on a 2-core EPYC without it (fp32: 2.23 s per PSPNet
-    # step, 0.71 s per GAN step; channels_last gained nothing there)
+    # the demo's two arms in at most 15 minutes on 2 cores, bf16 or not: the earlier 800 GAN / 250 PSPNet
+    # iterations took twice that on a CPU without AVX512-BF16 (docs/results.md, the demo of c01ebce)
     "demo": ExperimentConfig(
         name="demo", arms=("baseline", "recon"), seeds=1, budget=100, gan_iters=300, seg_iters=100, rare="paper",
     ),

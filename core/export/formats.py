@@ -47,6 +47,7 @@ from segbalance.core.io import (
     read_label_png,
     write_png,
 )
+from segbalance.core.jobs.pairs import DEFAULT_EXPORT, EXPORTABLE_STATUSES
 from segbalance.db import models as m
 from segbalance.db.base import utcnow
 
@@ -468,7 +469,7 @@ def hf_split(split: str) -> str:
     return HF_SPLITS.get(split, split)
 
 
-def export_dataset(ws, ds: Dataset, out: str | Path, include: tuple[str, ...] = ("pending", "accepted"), *,
+def export_dataset(ws, ds: Dataset, out: str | Path, include: tuple[str, ...] = DEFAULT_EXPORT, *,
                    fmt: str = "cityscapes", link: bool = False, progress: Callable[[int, int], None] | None = None,
                    cancel: Callable[[], bool] | None = None) -> dict:
     """Write the augmented dataset to `out` in format `fmt`; returns the manifest (also written as manifest.json).
@@ -481,9 +482,10 @@ def export_dataset(ws, ds: Dataset, out: str | Path, include: tuple[str, ...] = 
     out = Path(out).resolve()
     if fmt not in FORMATS:
         raise SegbalanceError(f"--format takes {', '.join(FORMATS)} (got {fmt!r})")
-    bad = [s for s in include if s not in ("pending", "accepted", "rejected")]
+    bad = [s for s in include if s not in EXPORTABLE_STATUSES]
     if bad or not include:
-        raise SegbalanceError(f"--include takes pending, accepted, rejected (got {','.join(include) or 'nothing'})")
+        raise SegbalanceError(f"--include takes {', '.join(EXPORTABLE_STATUSES)} "
+                              f"(got {','.join(include) or 'nothing'})")
     root = ds.root.resolve()
     if out == root or root in out.parents:
         raise SegbalanceError("export folder must not be inside the dataset", out)

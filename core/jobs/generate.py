@@ -29,17 +29,13 @@ from segbalance.core.datasets.stats import pixel_counts
 from segbalance.core.errors import Cancelled, DataError, SegbalanceError
 from segbalance.core.io import PNG_MAP_CV2, PNG_PHOTO_CV2, encode_png
 from segbalance.core.jobs.records import JobContext, _db_call, _pid_alive, db_error
-from segbalance.core.runs.records import STATUSES as RUN_STATUSES
+from segbalance.core.ranks import Rank, torchrun_rank
 from segbalance.db import models as m
 from segbalance.db.base import utcnow
 
 Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
 LogFn = Callable[[str], None]
-
-# job statuses: the one vocabulary of runs and jobs (core.runs.records), importable from here as before
-STATUSES = RUN_STATUSES
-
 
 # -- generate ---------------------------------------------------------------------------------------
 @dataclass
@@ -165,75 +161,9 @@ def _cleanup(ws, job_id: int, pairs_dir: Path, ctx: JobContext) -> dict[int, m.G
 
 
 # -- generation across processes (torchrun) ---------------------------------------------------------------
-@dataclass
-class Shard:
-    """This process's part of a plan under torchrun: recipe i belongs to rank (i // batch) % world.
-
-    Whole render batches go to one rank, so every rank renders exactly the batches a single process would
-    (same maps together, same reseed), and the pairs come out byte-identical to a one-process run.
-    """
-
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    created_group: bool = False
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def owns(self, i: int, batch: int) -> bool:
-        return (i // max(1, batch)) % self.world == self.rank
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            import torch.distributed as dist
-
-            dist.barrier()
-
-    def broadcast(self, obj):
-        """rank 0's `obj` on every rank."""
-        if self.world == 1:
-            return obj
-        import torch.distributed as dist
-
-        box = [obj]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
-
-    def gather(self, obj) -> list:
-        if self.world == 1:
-            return [obj]
-        import torch.distributed as dist
-
-        out: list = [None] * self.world
-        dist.all_gather_object(out, obj)
-        return out
-
-    def close(self) -> None:
-        if self.created_group:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
-
-
-def generation_shard() -> Shard:
-    """The torchrun rank of this process (a process group over gloo, which coordinates CPU and GPU ranks alike)."""
-    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
-    if world <= 1 or "RANK" not in os.environ:
-        return Shard()
-    import torch.distributed as dist
-
-    created = False
-    if not dist.is_initialized():
-        dist.init_process_group("gloo")
-        created = True
-    return Shard(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), created)
-
-
-def rank_device(device: str, shard: Shard) -> str:
+def rank_device(device: str, shard: Rank) -> str:
     """One device per rank: auto/cuda become cuda:LOCAL_RANK where CUDA is present (auto is the CPU otherwise)."""
-    if shard.world == 1 or device not in ("auto", "cuda"):
+    if not shard.enabled or device not in ("auto", "cuda"):
         return device
     import torch
 
@@ -260,10 +190,11 @@ def run_generate(workspace, dataset, plan, renderer: str = "copypaste", *, check
     `workspace`, `dataset`, `plan` may be objects or paths. Re-running with the same inputs resumes
     the same job. Cancel (callback or request_cancel from elsewhere) stops between pairs and raises
     Cancelled after marking the job cancelled; nothing half-written is left. Under torchrun every rank
-    runs this with the same arguments: they share one job and split its recipes (see Shard); rank 0
+    runs this with the same arguments: they share one job and split its recipes (see Rank.owns); rank 0
     owns the job row and returns the totals.
     """
-    shard = generation_shard()
+    # a process group over gloo, which coordinates CPU and GPU ranks alike
+    shard = torchrun_rank("gloo")
     try:
         return _run_generate(workspace, dataset, plan, renderer, checkpoint, rank_device(device, shard), blend,
                              min_quality, seed, batch_size, plan_source, seg_checkpoint, progress, cancel, log,
@@ -275,7 +206,7 @@ def run_generate(workspace, dataset, plan, renderer: str = "copypaste", *, check
 
 
 def _run_generate(workspace, dataset, plan, renderer, checkpoint, device, blend, min_quality, seed, batch_size,
-                  plan_source, seg_checkpoint, progress, cancel, log, shard: Shard, amp: str = "auto"
+                  plan_source, seg_checkpoint, progress, cancel, log, shard: Rank, amp: str = "auto"
                   ) -> GenerateResult:
     from segbalance.core.datasets import Dataset, open_dataset
     from segbalance.core.planning.balance import Plan
@@ -285,10 +216,10 @@ def _run_generate(workspace, dataset, plan, renderer, checkpoint, device, blend,
     from segbalance.core.workspace import Workspace
 
     own_ws = not hasattr(workspace, "session")
-    if not shard.main:
+    if not shard.master:
         shard.barrier()  # rank 0 creates (or migrates) the workspace; two creators would race on the schema
     ws = Workspace(workspace) if own_ws else workspace
-    if shard.main:
+    if shard.master:
         shard.barrier()
     try:
         ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
@@ -301,10 +232,10 @@ def _run_generate(workspace, dataset, plan, renderer, checkpoint, device, blend,
         if min_quality is not None and not 0 <= min_quality <= 1:
             raise SegbalanceError(f"--min-quality must be between 0 and 1 (got {min_quality})")
         scorer = load_quality_scorer(ws, device, seg_checkpoint, amp) if min_quality is not None else None
-        if not shard.main:
+        if not shard.master:
             shard.barrier()  # rank 0 builds the layer bank (a workspace write); the others then read it
         bank = build_layer_bank(ds, ws, cancel=cancel, split=plan.split)
-        if shard.main:
+        if shard.master:
             shard.barrier()
         try:
             check_recipes(plan.recipes, bank)
@@ -316,7 +247,7 @@ def _run_generate(workspace, dataset, plan, renderer, checkpoint, device, blend,
             rend.batch_size = batch_size
         key = generate_key(plan, ds.fingerprint(), rend.name, rend.checkpoint_sha256, blend, seed, min_quality)
         found = None
-        if shard.main:
+        if shard.master:
             found = _find_or_create(ws, key, {
                 "key": key, "dataset": str(ds.root), "fingerprint": ds.fingerprint(), "plan": str(plan_source),
                 "label_set": ds.label_set.to_dict(),
@@ -324,7 +255,7 @@ def _run_generate(workspace, dataset, plan, renderer, checkpoint, device, blend,
                 "checkpoint_sha256": rend.checkpoint_sha256, "blend": blend, "seed": seed,
                 "min_quality": min_quality, "n_recipes": len(plan.recipes)})
         job_id, resumed = shard.broadcast(found)
-        ctx = JobContext(ws, job_id, progress, cancel, log) if shard.main else _RankContext(ws, job_id, cancel, log)
+        ctx = JobContext(ws, job_id, progress, cancel, log) if shard.master else _RankContext(ws, job_id, cancel, log)
         try:
             return _generate(ws, ds, plan, bank, rend, scorer, ctx, job_id, resumed, seed, min_quality, shard)
         finally:
@@ -373,23 +304,23 @@ def _rows(ws, job_id: int) -> dict[int, m.GeneratedPair]:
 
 
 def _generate(ws, ds, plan, bank, rend, scorer, ctx: JobContext, job_id: int, resumed: bool, seed,
-              min_quality, shard: Shard | None = None) -> GenerateResult:
+              min_quality, shard: Rank | None = None) -> GenerateResult:
     from segbalance.core.recombine import MissingSourceError, apply_recipe
     from segbalance.core.render.interface import LayerWrite, RenderItem
 
-    shard = shard or Shard()
+    shard = shard or Rank()
     pairs_dir = ws.subdir("pairs", str(job_id))
-    pairs_rel = Path(ws.rel(pairs_dir))  # once: Workspace.rel resolves the path, ~0.25 ms of GIL-held Python
+    pairs_rel = Path(ws.rel(pairs_dir))  # once: Workspace.rel resolves the path, GIL-held Python per call
     n = len(plan.recipes)
-    if shard.main:
+    if shard.master:
         rows = _cleanup(ws, job_id, pairs_dir, ctx)
     shard.barrier()  # orphans of an earlier run are gone before any rank writes
-    if not shard.main:
+    if not shard.master:
         rows = _rows(ws, job_id)
     good = {i for i, r in rows.items() if r.status != "failed"}
     todo = [i for i in range(n) if i not in good and shard.owns(i, rend.batch_size)]
     ctx.start(n, len(good))
-    if shard.world > 1:
+    if shard.enabled:
         ctx.log(f"rank {shard.rank} of {shard.world}: {len(todo)} recipe(s) of this job")
     if resumed:
         ctx.log(f"resuming: {len(good)} of {n} pairs already done")
@@ -444,7 +375,7 @@ def _generate(ws, ds, plan, bank, rend, scorer, ctx: JobContext, job_id: int, re
                 status = "rejected" if quality is not None and quality < min_quality else "pending"
                 writer.put(partial(_store_pair, ws, job_id, i, plan.recipes[i], item, img, pairs_dir, pairs_rel, rend,
                                    seed, quality, status, names, rows.get(i)), status == "rejected")
-                if shard.world > 1 and shard.main:
+                if shard.enabled and shard.master:
                     now = time.monotonic()
                     if now - last_count >= ctx.interval:  # every rank's pairs, from the DB
                         last_count, shown = now, _good_count(ws, job_id)
@@ -471,7 +402,7 @@ def _generate(ws, ds, plan, bank, rend, scorer, ctx: JobContext, job_id: int, re
             pass
         raise
     _settle(writer, res, done0)
-    if shard.world > 1:  # every rank's share is written: the totals are rank 0's to record
+    if shard.enabled:  # every rank's share is written: the totals are rank 0's to record
         parts = shard.gather((res.new, res.rejected, res.failed))
         res.new = sum(p[0] for p in parts)
         res.rejected = sum(p[1] for p in parts)
@@ -500,15 +431,14 @@ class _PairWriter:
     """
 
     BATCH = 16
-    # a quarter second holds ~16 copy-paste pairs at 512x256 on 2 cores; the first cut woke at each pair's
-    # notify and committed 1-3 rows per transaction, ~1.1 ms of GIL-held Python per pair (0.3 ms now)
+    # gather a batch of rows per transaction: committing at each pair's notify held the GIL per pair for
+    # longer than the batch does (figures: docs/benchmarks.md, "generate's writer")
     GATHER_S = 0.25
 
     @staticmethod
     def default_threads() -> int:
         """One core is the renderer's: writers beyond the other cores only take CPU from it. On 2 cores one
-        writer beat four in a sweep of run_generate on bench_generate's data (11.3-12.3 vs 13.3-13.7 ms/pair,
-        copy-paste at 512x256, two repeats each)."""
+        writer beat four in a sweep of run_generate on bench_generate's data (docs/benchmarks.md)."""
         try:
             cores = len(os.sched_getaffinity(0))
         except AttributeError:  # not on Linux
@@ -676,7 +606,7 @@ def _commit_pairs(ws, written: list[_Written]) -> None:
                 else:
                     for k, v in w.values.items():
                         setattr(row, k, v)
-            if new:  # one executemany: ORM objects cost about 1 ms of GIL-held Python per pair
+            if new:  # one executemany: ORM objects cost GIL-held Python per pair (docs/benchmarks.md)
                 s.execute(insert(m.GeneratedPair), new)
     try:
         if written:

@@ -16,14 +16,18 @@ from segbalance.core.errors import SegbalanceError
 from segbalance.core.jobs.records import _db_call
 from segbalance.db import models as m
 
-PAIR_STATUSES = ("pending", "accepted", "rejected", "failed")
-REVIEW_STATUSES = ("accepted", "rejected", "pending")  # what a reviewer may set (failed is the job's verdict)
-EXPORTABLE_STATUSES = ("pending", "accepted", "rejected")  # what `segbalance export --include` takes
-DEFAULT_EXPORT = ("pending", "accepted")  # the CLI's default --include
-REVIEWED_EXPORT = ("accepted",)  # the app's export dialog starts here: what a reviewer vouched for
+# The one vocabulary of a generated pair's status; views and commands import these words.
+PENDING, ACCEPTED, REJECTED, FAILED = "pending", "accepted", "rejected", "failed"
+PAIR_STATUSES = (PENDING, ACCEPTED, REJECTED, FAILED)
+REVIEW_STATUSES = (ACCEPTED, REJECTED, PENDING)  # what a reviewer may set (failed is the job's verdict)
+# what `segbalance export --include` and `train-seg --extra-status` take (a failed pair has no files to use)
+EXPORTABLE_STATUSES = (PENDING, ACCEPTED, REJECTED)
+DEFAULT_EXPORT = (PENDING, ACCEPTED)  # the CLI's default --include
+REVIEWED_EXPORT = (ACCEPTED,)  # the app's export dialog starts here: what a reviewer vouched for
 
-__all__ = ["PAIR_STATUSES", "REVIEW_STATUSES", "EXPORTABLE_STATUSES", "DEFAULT_EXPORT", "REVIEWED_EXPORT", "PairRecord",
-           "pair_records", "review", "status_counts", "export_counts", "list_pairs", "pair_dict", "review_pairs"]
+__all__ = ["PENDING", "ACCEPTED", "REJECTED", "FAILED", "PAIR_STATUSES", "REVIEW_STATUSES", "EXPORTABLE_STATUSES",
+           "DEFAULT_EXPORT", "REVIEWED_EXPORT", "PairRecord", "pair_records", "status_counts", "export_counts",
+           "list_pairs", "pair_dict", "review_pairs"]
 
 
 @dataclass
@@ -58,11 +62,6 @@ def pair_records(ws, status: list[str] | None = None) -> list[PairRecord]:
                            [str(x) for x in (r.source_samples or [])], r.renderer, ws.abs(r.image_path),
                            ws.abs(r.label_path), r.seed)
                 for r in s.scalars(q)]
-
-
-def review(ws, ids: list[int], status: str) -> int:
-    """Record a reviewer's decision: the CLI's rule (see module doc); returns how many pairs changed."""
-    return review_pairs(ws, list(ids), status)
 
 
 def status_counts(ws) -> dict[str, int]:
@@ -109,9 +108,10 @@ def pair_dict(r: m.GeneratedPair) -> dict:
 
 
 def review_pairs(ws, ids: list[int], status: str) -> int:
-    """Set accepted/rejected on pairs; unknown ids or failed pairs raise (nothing is changed then)."""
+    """Record a reviewer's decision (accepted, rejected or back to pending) on pairs; returns how many changed.
+    Unknown ids or failed pairs raise, and nothing is changed then."""
     if status not in REVIEW_STATUSES:
-        raise SegbalanceError(f"review status must be accepted, rejected or pending (got {status!r})")
+        raise SegbalanceError(f"review status must be {', '.join(REVIEW_STATUSES)} (got {status!r})")
 
     def go() -> int:
         with ws.session() as s, s.begin():
@@ -119,7 +119,7 @@ def review_pairs(ws, ids: list[int], status: str) -> int:
             missing = [i for i in ids if i not in rows]
             if missing:
                 raise SegbalanceError(f"no pair with id {', '.join(map(str, missing))} in this workspace", ws.path)
-            bad = [i for i in ids if rows[i].status == "failed"]
+            bad = [i for i in ids if rows[i].status == FAILED]
             if bad:
                 raise SegbalanceError(f"pair {', '.join(map(str, bad))} failed (files missing); re-run its job")
             for r in rows.values():

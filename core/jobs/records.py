@@ -15,18 +15,14 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from segbalance.core.errors import SegbalanceError
-from segbalance.core.runs.records import STATUSES as RUN_STATUSES
-from segbalance.core.runs.records import process_alive, shown_status
+from segbalance.core.processes import process_alive
+from segbalance.core.runs.records import QUEUED, RUNNING, shown_status
 from segbalance.db import models as m
 from segbalance.db.base import utcnow
 
 Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
 LogFn = Callable[[str], None]
-
-# job statuses: the one vocabulary of runs and jobs (core.runs.records), importable from here as before
-STATUSES = RUN_STATUSES
-
 
 # -- the job row -----------------------------------------------------------------------------------
 def db_error(exc: OperationalError) -> SegbalanceError:
@@ -51,7 +47,7 @@ def _db_call(fn, *a, **kw):
 def create_job(ws, kind: str, params: dict) -> int:
     def go() -> int:
         with ws.session() as s, s.begin():
-            job = m.Job(kind=kind, params=params, status="queued")
+            job = m.Job(kind=kind, params=params, status=QUEUED)
             s.add(job)
             s.flush()
             return job.id
@@ -119,7 +115,7 @@ class JobContext:
         def go() -> None:
             with self.ws.session() as s, s.begin():
                 j = s.get(m.Job, self.id)
-                j.status, j.pid, j.total, j.done = "running", os.getpid(), total, done
+                j.status, j.pid, j.total, j.done = RUNNING, os.getpid(), total, done
                 j.started_at = j.started_at or utcnow()
                 j.heartbeat_at, j.cancel_requested, j.message, j.finished_at = utcnow(), 0, None, None
         _db_call(go)

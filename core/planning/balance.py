@@ -435,6 +435,14 @@ class _Sim:
         return np.bincount(t[keep].astype(np.int64), weights=counts[keep] * scale, minlength=self.nt)[: self.nt]
 
 
+def check_budget(budget: object) -> int:
+    """The budget, or DataError unless it is a whole number of new maps, at least 1 (the planner's rule, which
+    the CLI applies before building the layer bank)."""
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise DataError(f"--budget must be at least 1 new map (got {budget})")
+    return budget
+
+
 def parse_strategy(strategy: str | dict) -> dict[str, float]:
     """'auto' (all three), one name, or a mix 'single=0.5,multi=0.3,recon=0.2' -> probabilities."""
     if isinstance(strategy, dict):
@@ -480,8 +488,7 @@ def plan_balance(stats, bank: LayerBank, target: str | dict, budget: int, strate
     Raises DataError on unusable input.
     """
     ls = bank.label_set
-    if not isinstance(budget, int) or budget <= 0:
-        raise DataError(f"budget must be a positive number of new maps (got {budget})")
+    check_budget(budget)
     mix = parse_strategy(strategy)
     opts = options or PlaceOptions()
     n0 = stats.train_pixels().astype(np.float64)
@@ -571,6 +578,5 @@ def plan_balance(stats, bank: LayerBank, target: str | dict, budget: int, strate
                 {n: float(x) for n, x in zip(tgt, tw, strict=True)} if class_weights else {})
 
 
-__all__ = ["Plan", "PlaceOptions", "PRESETS", "iou_weights", "parse_strategy", "parse_target_spec", "plan_balance",
-           "run_iou",
-           "preset_target", "resolve_target", "shares_of", "SegbalanceError"]
+__all__ = ["Plan", "PlaceOptions", "PRESETS", "check_budget", "iou_weights", "parse_strategy", "parse_target_spec",
+           "plan_balance", "run_iou", "preset_target", "resolve_target", "shares_of", "SegbalanceError"]

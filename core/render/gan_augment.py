@@ -8,7 +8,7 @@ transform to both sides is what keeps it out of the renders.
 
 Only geometric transforms: D's judgement of colour, the thing a segmenter reads classes from, stays untouched.
 The draws are a function of (seed, iteration, stream), like the training noise, so resume stays exact. Every
-preset leaves it off: on the sample dataset at 1500 iterations it cost the tiny generator score (README).
+preset leaves it off: on the sample dataset at 1500 iterations it cost the tiny generator score (docs/pix2pixhd.md).
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from torch import nn
 
 from segbalance.core.datasets import Dataset, open_dataset
 from segbalance.core.errors import Cancelled, SegbalanceError
+from segbalance.core.ranks import Rank
 from segbalance.core.render.gan_augment import DAugment, draw, parse_policy, sliced
 from segbalance.core.render.gan_losses import (
     VGG_ENV,
@@ -44,7 +45,6 @@ from segbalance.core.render.pix2pixhd_nets import (
 )
 from segbalance.core.runs.records import RunFolder, RunRecord
 from segbalance.core.runs.runtime import (
-    DDPInfo,
     Precision,
     any_rank,
     autocast,
@@ -65,7 +65,7 @@ from segbalance.core.runs.runtime import (
 CKPT_NAME = "ckpt.pt"
 PRESETS: dict[str, dict] = {
     # trains usefully on 2 CPU cores in minutes at 256x128
-    # (resize convs, label skips and noise: README Results, "the generator"; none loads official weights)
+    # (resize convs, label skips and noise: docs/pix2pixhd.md, "Pilot history"; none loads official weights)
     "tiny": dict(netG="global", ngf=32, n_downsample_global=3, n_blocks_global=6, ndf=32, num_D=2, upsample="resize",
                  label_skips=True, noise_nc=8),
     # the official 512p Cityscapes model (1024x512 in the paper)
@@ -429,7 +429,7 @@ def train_gan(dataset: str | Path | Dataset, workspace, out_dir: str | Path, con
 
 
 def _run(ds: Dataset, src: PairSource, cfg: GANTrainConfig, amp: str, ckpt: dict | None, ckpt_path: Path,
-         out_dir: Path, device: torch.device, ddp: DDPInfo, ws, progress, cancel, log,
+         out_dir: Path, device: torch.device, ddp: Rank, ws, progress, cancel, log,
          precision: Precision | None = None) -> GANTrainResult:
     """The training script proper: models, optimizers, rows, loop, final checkpoint."""
     arch = cfg.arch

@@ -23,8 +23,13 @@ from segbalance.core.render.pix2pixhd_nets import (
     Pix2PixHDConfig,
     build_generator,
 )
-from segbalance.core.runs.runtime import choose_precision, file_sha256, load_checkpoint, resolve_device
-from segbalance.core.runs.runtime import load_state_checked as load_state_dict_checked
+from segbalance.core.runs.runtime import (
+    choose_precision,
+    file_sha256,
+    load_checkpoint,
+    load_state_checked,
+    resolve_device,
+)
 
 # default render sizes (W, H) of the released models when a bare state dict does not say
 DEFAULT_SIZE = {"global": (1024, 512), "local": (2048, 1024)}
@@ -271,7 +276,7 @@ class Renderer:
                 getattr(generator, f"model{arch.n_local_enhancers}_1")[1]
             self.front = LabelTableFront(conv, arch.label_nc, arch.use_instance)
         if self.dtype is not None:
-            # autocast would re-cast every weight on every call (~0.13 s for the 512p G on CPU); convs see the
+            # autocast would re-cast every weight on every call (docs/benchmarks.md); convs see the
             # same bf16 weights either way, and autocast still runs the norms in fp32. The module is ours to change.
             generator = generator.to(self.dtype)
         # memory layout: None = the measured policy (CHANNELS_LAST); True/False force it (benchmarks)
@@ -407,7 +412,7 @@ def load_renderer(checkpoint: str | os.PathLike, device: str | torch.device = "a
         raise SegbalanceError(f"invalid architecture {arch_dict}: {exc}", path) from None
     desc = f"generator (netG={arch.netG}, label_nc={arch.label_nc}, ngf={arch.ngf}, " \
            f"n_downsample={arch.n_downsample_global}, n_blocks={arch.n_blocks_global})"
-    load_state_dict_checked(generator, sd, path, desc)
+    load_state_checked(generator, sd, path, desc)
     dev = resolve_device(device)
     return Renderer(generator, arch, size or DEFAULT_SIZE[arch.netG], dev, file_sha256(path),
                     feature_clusters=clusters, amp=amp, compile=compile, seed=seed, table_front=table_front)

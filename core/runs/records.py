@@ -1,5 +1,5 @@
-"""Runs and jobs as the DB records them: one status vocabulary, liveness of the writing process, the
-TrainingRun + Job rows of a training run, and the lock that gives a run folder to one live run.
+"""Runs and jobs as the DB records them: one status vocabulary, what a reader shows of a row whose writer is
+gone, the TrainingRun + Job rows of a training run, and the lock that gives a run folder to one live run.
 
 Torch-free on purpose: `segbalance jobs` and the desktop app import it without loading torch.
 """
@@ -10,67 +10,30 @@ import json
 import os
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from segbalance.core.errors import SegbalanceError
+from segbalance.core.processes import process_alive, sweep_temp_files
 
 # One vocabulary for Job.status and TrainingRun.status. "interrupted": the row says running but the process
 # that wrote it is gone (kill -9, power loss). Readers show it (shown_status); the row itself keeps
 # "running" until a run resumes it, so a read-only command never writes. The check is by pid on this host:
 # a job running on another machine that shares the workspace folder would read as interrupted here.
-STATUSES = ("queued", "running", "done", "cancelled", "failed", "interrupted")
-ACTIVE = ("queued", "running")
-FINISHED = ("done", "cancelled", "failed", "interrupted")
+QUEUED, RUNNING, DONE = "queued", "running", "done"
+CANCELLED, FAILED, INTERRUPTED = "cancelled", "failed", "interrupted"
+STATUSES = (QUEUED, RUNNING, DONE, CANCELLED, FAILED, INTERRUPTED)
+ACTIVE = (QUEUED, RUNNING)
+FINISHED = (DONE, CANCELLED, FAILED, INTERRUPTED)
 LOCK_NAME = ".segbalance-run.lock"
 NOISY_METRIC = "noisy_ignored"  # seg metric point: fraction of generated pixels ignored so far (per class in extra)
-
-
-# -- is the writer still alive? -------------------------------------------------------------------------
-def _proc_start(pid: int) -> datetime | None:
-    """Start time (UTC, naive) of a Linux process from /proc; None where /proc is not there."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
-        with open("/proc/stat") as fh:
-            btime = next(int(ln.split()[1]) for ln in fh if ln.startswith("btime"))
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None
-    return datetime.fromtimestamp(btime + ticks / os.sysconf("SC_CLK_TCK"), UTC).replace(tzinfo=None)
-
-
-def process_alive(pid: int | None, written_at: datetime | None = None) -> bool:
-    """True while process `pid` runs; with `written_at` (when the row's writer last wrote it: its heartbeat),
-    a process that started after that under the same pid (pid reuse) cannot be the writer and counts as gone."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    try:  # a zombie (killed child not yet reaped) is dead for our purposes
-        with open(f"/proc/{pid}/stat") as fh:
-            if fh.read().rsplit(")", 1)[-1].split()[0] == "Z":
-                return False
-    except OSError:
-        pass
-    if written_at is not None:
-        began = _proc_start(pid)
-        # boot time has one-second resolution: allow a few seconds of slack
-        if began is not None and began > written_at + timedelta(seconds=5):
-            return False
-    return True
 
 
 def shown_status(status: str, pid: int | None, written_at: datetime | None) -> str:
     """The status a reader shows: a running row whose process is gone is interrupted (a row without a pid
     names no process to check, and keeps its word)."""
-    if status == "running" and pid and not process_alive(pid, written_at):
-        return "interrupted"
+    if status == RUNNING and pid and not process_alive(pid, written_at):
+        return INTERRUPTED
     return status
 
 
@@ -107,8 +70,6 @@ class RunFolder:
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps({"pid": os.getpid(), "command": self.command, "since": time.time()}).encode())
         self._fd = fd
-        from segbalance.core.io import sweep_temp_files
-
         sweep_temp_files(self.path)  # checkpoints half-written by a run that was killed
         return self
 
@@ -204,7 +165,7 @@ class RunRecord:
             if job is None:
                 job = m.Job(kind=f"train-{self.kind}", params=self.config, total=self.total)
                 s.add(job)
-            job.status, job.pid, job.total = "running", os.getpid(), self.total
+            job.status, job.pid, job.total = RUNNING, os.getpid(), self.total
             job.started_at = job.heartbeat_at = utcnow()
             job.done = self.resume_from or 0
             job.cancel_requested, job.finished_at, job.message = 0, None, None
@@ -216,7 +177,7 @@ class RunRecord:
             else:  # exact resume: the curve continues from the checkpoint without a duplicate tail
                 s.execute(delete(m.MetricPoint).where(m.MetricPoint.run_id == row.id,
                                                       m.MetricPoint.iteration > self.resume_from))
-            row.status, row.pid, row.job_id, row.finished_at = "running", os.getpid(), job.id, None
+            row.status, row.pid, row.job_id, row.finished_at = RUNNING, os.getpid(), job.id, None
             row.config = self.config
             self.run_id, self.job_id = row.id, job.id
         return self
@@ -284,7 +245,7 @@ class RunRecord:
             job = s.get(m.Job, self.job_id)
             job.status, job.finished_at, job.message, job.eta_s = status, utcnow(), message, None
             if message:
-                s.add(m.JobLog(job_id=self.job_id, level="error" if status == "failed" else "info", text=message))
+                s.add(m.JobLog(job_id=self.job_id, level="error" if status == FAILED else "info", text=message))
 
     def finish_quietly(self, status: str, message: str | None) -> None:
         """finish() on an error path: never hide the original error behind a DB one."""
@@ -294,5 +255,5 @@ class RunRecord:
             print(f"warning: could not record the run's end: {exc}", file=sys.stderr)
 
 
-__all__ = ["STATUSES", "ACTIVE", "FINISHED", "process_alive", "shown_status", "RunFolder",
-           "RunRecord"]
+__all__ = ["QUEUED", "RUNNING", "DONE", "CANCELLED", "FAILED", "INTERRUPTED", "STATUSES", "ACTIVE", "FINISHED",
+           "shown_status", "RunFolder", "RunRecord"]

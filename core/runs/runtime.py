@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
-import os
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from torch import nn
 
 from segbalance.core.errors import SegbalanceError
 from segbalance.core.io import bytes_sha256, file_sha256  # noqa: F401 - part of the runtime's surface
+from segbalance.core.ranks import Rank, torchrun_rank
 from segbalance.core.runs.amp import AMP_MODES
 
 T = TypeVar("T")
@@ -159,41 +159,22 @@ def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManage
 
 
 # -- DDP ---------------------------------------------------------------------------------------------
-@dataclass
-class DDPInfo:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world > 1
-
-    @property
-    def master(self) -> bool:
-        return self.rank == 0
-
-
-def setup_ddp(device: torch.device) -> tuple[DDPInfo, torch.device]:
-    """(DDP info, this process's device) from torchrun's environment (RANK/WORLD_SIZE/LOCAL_RANK); gloo on
+def setup_ddp(device: torch.device) -> tuple[Rank, torch.device]:
+    """(this process's rank, its device) from torchrun's environment (RANK/WORLD_SIZE/LOCAL_RANK); gloo on
     CPU, nccl on CUDA, one GPU per local rank. Without torchrun: rank 0 of 1 and the device unchanged."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or "RANK" not in os.environ:
-        return DDPInfo(), device
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    info = DDPInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-    if device.type == "cuda":
+    info = torchrun_rank("nccl" if device.type == "cuda" else "gloo")
+    if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)
     return info, device
 
 
-def teardown_ddp(info: DDPInfo) -> None:
+def teardown_ddp(info: Rank) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
 
 
-def in_rank_order(ddp: DDPInfo, fn: Callable[[], T]) -> T:
+def in_rank_order(ddp: Rank, fn: Callable[[], T]) -> T:
     """Run `fn` on rank 0 first (it creates the DB / fills the stats cache), then on the other ranks."""
     if not ddp.enabled:
         return fn()
@@ -205,7 +186,7 @@ def in_rank_order(ddp: DDPInfo, fn: Callable[[], T]) -> T:
     return fn()
 
 
-def any_rank(ddp: DDPInfo, flag: bool) -> bool:
+def any_rank(ddp: Rank, flag: bool) -> bool:
     """True on every rank when `flag` is true on one (a stop or a NaN must stop all, or the rest hang)."""
     if not ddp.enabled:
         return flag
@@ -319,6 +300,6 @@ def load_state_checked(model: nn.Module, state: Mapping[str, torch.Tensor], path
 
 
 __all__ = ["AMP_MODES", "Precision", "choose_precision", "cpu_fast_bf16", "resolve_device", "resolve_amp",
-           "run_config", "autocast", "DDPInfo", "setup_ddp", "teardown_ddp",
+           "run_config", "autocast", "setup_ddp", "teardown_ddp",
            "in_rank_order", "any_rank", "seed_everything", "keyed_generator", "rng_state", "set_rng_state",
            "save_checkpoint", "load_checkpoint", "load_state_checked", "file_sha256", "bytes_sha256"]

@@ -2,9 +2,10 @@
 
 Backbones: ResNet-18/34 (basic blocks) and ResNet-50/101 (bottlenecks), optionally with the "deep stem"
 (three 3x3 convs 64, 64, 128) used by the reference PSPNet code, at output stride 8 (layer3 dilation 2,
-layer4 dilation 4, both stride 1) or 16 (layer3 strided, layer4 dilation 2: about 2.5x cheaper per step, at the
-price of objects narrower than 16 px). Module names follow the reference/torchvision state-dict layouts
-(conv1/bn1[/conv2/bn2/conv3/bn3], layerN.M.convK, downsample.0/1) so pretrained files load directly.
+layer4 dilation 4, both stride 1) or 16 (layer3 strided, layer4 dilation 2: cheaper per step, see
+docs/benchmarks.md, at the price of objects narrower than 16 px). Module names follow the reference/torchvision
+state-dict layouts (conv1/bn1[/conv2/bn2/conv3/bn3], layerN.M.convK, downsample.0/1) so pretrained files load
+directly.
 """
 
 from __future__ import annotations
@@ -17,15 +18,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from segbalance.core.errors import DataError
+from segbalance.core.seg import BACKBONES
 
 # blocks per stage and block type of each depth
-_DEPTHS = {
-    "resnet18": ("basic", (2, 2, 2, 2)),
-    "resnet34": ("basic", (3, 4, 6, 3)),
-    "resnet50": ("bottleneck", (3, 4, 6, 3)),
-    "resnet101": ("bottleneck", (3, 4, 23, 3)),
-}
-BACKBONES = tuple(_DEPTHS)
+_DEPTHS = dict(zip(BACKBONES, (
+    ("basic", (2, 2, 2, 2)),  # resnet18
+    ("basic", (3, 4, 6, 3)),  # resnet34
+    ("bottleneck", (3, 4, 6, 3)),  # resnet50
+    ("bottleneck", (3, 4, 23, 3)),  # resnet101
+), strict=True))
 OUTPUT_STRIDE = 8  # the default: layer3 and layer4 dilated, not strided: logits at 1/8 of the input size
 OUTPUT_STRIDES = (8, 16)
 

@@ -16,10 +16,10 @@ import torch
 
 from segbalance.core.datasets.labels import LabelSet
 from segbalance.core.errors import DataError
+from segbalance.core.runs.runtime import autocast, resolve_amp, resolve_device
 from segbalance.core.seg.data import normalize
 from segbalance.core.seg.evaluate import load_model
 from segbalance.core.seg.metrics import present_miou
-from segbalance.core.seg.runtime import autocast, resolve_amp, resolve_device
 
 
 class SegScorer:

@@ -31,9 +31,10 @@ from segbalance.core.datasets import Dataset, open_dataset
 from segbalance.core.datasets.labels import IGNORE
 from segbalance.core.errors import Cancelled, DataError, SegbalanceError
 from segbalance.core.io import atomic_write_json, atomic_write_npy, image_size
+from segbalance.core.jobs.pairs import EXPORTABLE_STATUSES, REVIEWED_EXPORT
+from segbalance.core.ranks import Rank
 from segbalance.core.runs.records import NOISY_METRIC, RunFolder, RunRecord
 from segbalance.core.runs.runtime import (
-    DDPInfo,
     Precision,
     any_rank,
     autocast,
@@ -77,12 +78,12 @@ class SegTrainConfig:
     split: str = "train"
     val_split: str = "val"
     extra: str | None = None  # "pairs" (workspace GeneratedPair rows) or a Cityscapes-layout export folder
-    extra_status: tuple[str, ...] = ("accepted",)
+    extra_status: tuple[str, ...] = REVIEWED_EXPORT
     sampler: str = "uniform"  # uniform | rare-class
     noisy_factor: float = 0.0  # > 0: ignore generated pixels whose loss exceeds this x their class's real mean
     backbone: str = "resnet50"
     pretrained: str | None = None  # local ImageNet backbone weights
-    output_stride: int = 8  # 8 (reference) or 16 (about 2.5x cheaper per step; objects under 16 px fade)
+    output_stride: int = 8  # 8 (reference) or 16 (cheaper per step; objects under 16 px fade)
     stem: str = "auto"  # deep | plain | auto (the weights file's layout, else deep for 50/101, plain for 18/34)
     crop: tuple[int, int] = (256, 512)  # (h, w)
     scale: tuple[float, float] = (0.5, 2.0)
@@ -133,9 +134,9 @@ class SegTrainConfig:
                                   f"{', '.join(sorted(sd.AUGMENTATIONS))}")
         if not (self.noisy_factor == 0 or self.noisy_factor > 0):
             raise SegbalanceError(f"--noisy-filter must be a factor > 0 (got {self.noisy_factor})")
-        bad = set(self.extra_status) - {"pending", "accepted", "rejected"}
+        bad = set(self.extra_status) - set(EXPORTABLE_STATUSES)
         if bad:
-            raise SegbalanceError(f"bad --extra-status {','.join(sorted(bad))}; use accepted, pending, rejected")
+            raise SegbalanceError(f"bad --extra-status {','.join(sorted(bad))}; use {', '.join(EXPORTABLE_STATUSES)}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -444,7 +445,7 @@ def train_seg(config: SegTrainConfig, progress: Callable[[int, int], None] | Non
 
 
 def _run(cfg: SegTrainConfig, resume_ck: dict | None, ds: Dataset, items: list, counts: np.ndarray,
-         areas: np.ndarray, model_cfg: PSPNetConfig, dev: torch.device, amp: str, ddp: DDPInfo, workspace,
+         areas: np.ndarray, model_cfg: PSPNetConfig, dev: torch.device, amp: str, ddp: Rank, workspace,
          notes: list[str], progress: Callable[[int, int], None] | None,
          cancel: Callable[[], bool] | None, precision: Precision | None = None) -> dict:
     """The training script proper: rows, loader, model, optimizer, loop, final evaluation, checkpoint."""
@@ -680,5 +681,5 @@ def _close_loader(batches: object) -> None:
         shutdown()
 
 
-__all__ = ["SegTrainConfig", "TrainingDiverged", "train_seg", "segmentation_loss", "DDPInfo", "setup_ddp",
+__all__ = ["SegTrainConfig", "TrainingDiverged", "train_seg", "segmentation_loss", "setup_ddp",
            "step_memory", "check_fits"]

@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QHeaderView, QLabel, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
-from segbalance.core.runs.metrics import ClassDelta
+from segbalance.core.runs.queries import ClassDelta
 
 GAIN, LOSS = QColor(200, 240, 200), QColor(250, 205, 205)
 

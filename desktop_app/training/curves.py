@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QHeaderView, QLabel, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
-from segbalance.core.runs.metrics import Series
+from segbalance.core.runs.queries import Series
 from segbalance.desktop_app.training.compare import fit_table_width
 
 RARE_BRUSH = QBrush(QColor(255, 214, 153))

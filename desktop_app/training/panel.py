@@ -35,8 +35,9 @@ from PySide6.QtWidgets import (
 )
 
 from segbalance.core.datasets.catalog import dataset_paths, label_set_for
-from segbalance.core.jobs.pairs import PAIR_STATUSES
-from segbalance.core.runs.metrics import (
+from segbalance.core.jobs.pairs import EXPORTABLE_STATUSES, REVIEWED_EXPORT
+from segbalance.core.runs.live import end_orphan_run, run_progress
+from segbalance.core.runs.queries import (
     RunSummary,
     SegRunRequest,
     Series,
@@ -47,7 +48,8 @@ from segbalance.core.runs.metrics import (
     read_new_points,
     train_class_shares,
 )
-from segbalance.core.runs.progress import end_orphan_run, run_progress
+from segbalance.core.runs.records import CANCELLED, DONE, FAILED, INTERRUPTED, RUNNING
+from segbalance.core.seg import BACKBONES
 from segbalance.core.workspace import Workspace
 from segbalance.desktop_app.training.compare import RunCompare
 from segbalance.desktop_app.training.curves import RunCurves
@@ -56,9 +58,8 @@ from segbalance.desktop_app.training.process import STOPPED_EXIT_CODE, TrainProc
 # Defaults sized for a small CPU machine: a run over the sample data finishes in minutes, not hours
 CPU_DEFAULTS = {"backbone": "resnet18", "iters": 200, "batch": 4, "crop": "128x256", "eval": 100}
 GPU_HINT = "On a GPU: resnet50, 20k+ iterations, batch 8+, crops of 512x1024 (the paper's Cityscapes setting)"
-BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
-STATUS_COLORS = {"running": "#1f77b4", "done": "#2ca02c", "failed": "#c0392b", "cancelled": "#e67e22",
-                 "interrupted": "#7f7f7f"}
+STATUS_COLORS = {RUNNING: "#1f77b4", DONE: "#2ca02c", FAILED: "#c0392b", CANCELLED: "#e67e22",
+                 INTERRUPTED: "#7f7f7f"}
 ERROR_LINES = 15
 
 
@@ -107,8 +108,9 @@ class TrainingPanel(QWidget):
         row.addWidget(browse)
         form.addRow("Dataset", row)
         self.pairs_check = QCheckBox("mix in generated pairs with status:")
-        self.status_checks = {s: QCheckBox(s) for s in PAIR_STATUSES if s != "failed"}
-        self.status_checks["accepted"].setChecked(True)
+        self.status_checks = {s: QCheckBox(s) for s in EXPORTABLE_STATUSES}  # what train-seg --extra-status takes
+        for s in REVIEWED_EXPORT:
+            self.status_checks[s].setChecked(True)
         prow = QHBoxLayout()
         for c in self.status_checks.values():
             c.setEnabled(False)
@@ -315,7 +317,7 @@ class TrainingPanel(QWidget):
         run_id = self.current_run or (find_run(self.workspace, self.current_out) if self.current_out else None)
         if stopped and (code in (0, STOPPED_EXIT_CODE) or crashed):
             self.run_state.setText("stopped; the last checkpoint is kept")
-            self._mark_run(run_id, "cancelled")
+            self._mark_run(run_id, CANCELLED)
         elif code == 0 and not crashed:
             self.run_state.setText("finished")
         else:
@@ -324,7 +326,7 @@ class TrainingPanel(QWidget):
             self.run_state.setText(f"the run {why}")
             self.error_box.setPlainText(f"Training run {why}. Last lines:\n" + "\n".join(lines))
             self.error_box.show()
-            self._mark_run(run_id, "failed")
+            self._mark_run(run_id, FAILED)
         self.poll()
         self.runFinished.emit(code, stopped)
 

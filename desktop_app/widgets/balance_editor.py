@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from segbalance.core.recombine import STRATEGIES
 from segbalance.desktop_app import engine
 from segbalance.desktop_app.state import AppState
 from segbalance.desktop_app.widgets.histogram import class_rows
@@ -29,7 +30,6 @@ from segbalance.desktop_app.widgets.image_viewer import color_icon
 from segbalance.desktop_app.workers import Worker, create_worker, error_text
 
 COL_CLASS, COL_CURRENT, COL_TARGET, COL_LOCK = range(4)
-STRATEGIES = ("single", "multi", "recon")
 
 
 class ShareDelegate(QStyledItemDelegate):

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segbalance.core.jobs.pairs import EXPORTABLE_STATUSES, REVIEWED_EXPORT
+from segbalance.core.jobs.pairs import EXPORTABLE_STATUSES, FAILED, REVIEWED_EXPORT
 
 DEFAULT_INCLUDE = REVIEWED_EXPORT  # what a reviewer has vouched for; pending is one tick away
 
@@ -55,8 +55,8 @@ class ExportDialog(QDialog):
             c.toggled.connect(self._update)
             boxes.addWidget(c)
             self.checks[s] = c
-        if counts.get("failed"):
-            boxes.addWidget(QLabel(f"{counts['failed']} failed pairs are never exported (their files are missing)"))
+        if counts.get(FAILED):
+            boxes.addWidget(QLabel(f"{counts[FAILED]} failed pairs are never exported (their files are missing)"))
         form.addRow("Generated pairs", boxes)
         self.summary = QLabel()
         self.summary.setWordWrap(True)

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from segbalance.core.runs.records import CANCELLED, DONE, FAILED
 from segbalance.desktop_app import engine
 from segbalance.desktop_app.state import AppState
 from segbalance.desktop_app.workers import Worker, create_worker, error_text
@@ -63,7 +64,7 @@ class RateMeter:
 class GenerationPanel(QWidget):
     """Starts a generation job on the current plan; the job runs on a worker thread, the UI never waits."""
 
-    jobFinished = Signal(str)  # "done", "cancelled" or "failed"
+    jobFinished = Signal(str)  # the job's end status: DONE, CANCELLED or FAILED
 
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -238,7 +239,7 @@ class GenerationPanel(QWidget):
                           log=lambda text: s.log.emit(f"generate: {text}"))  # emitted from the worker: queued
         w.progress.connect(self._progress)
         w.returned.connect(self._returned)
-        w.cancelled.connect(lambda: self._ended("cancelled"))
+        w.cancelled.connect(lambda: self._ended(CANCELLED))
         w.errored.connect(self._failed)
         w.finished.connect(self._finished)
         self.worker = w
@@ -275,12 +276,12 @@ class GenerationPanel(QWidget):
             idx, why = failed[0]
             more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
             self.error_label.setText(f"{len(failed)} recipes failed; recipe {idx}: {why}{more}")
-        self._ended("done")
+        self._ended(DONE)
 
     def _ended(self, how: str) -> None:
-        if how == "done":
+        if how == DONE:
             self.progress.setValue(self.progress.maximum())
-            self.rate_label.setText("done")
+            self.rate_label.setText(DONE)
         else:
             self.rate_label.setText(how)
         self.state.pairsChanged.emit()
@@ -288,7 +289,7 @@ class GenerationPanel(QWidget):
 
     def _failed(self, exc: BaseException) -> None:
         self.error_label.setText(f"Generation failed: {error_text(exc)} (finished pairs are kept; Start resumes)")
-        self._ended("failed")
+        self._ended(FAILED)
 
     def _finished(self) -> None:
         self.worker = None
@@ -371,7 +372,7 @@ class GenerationPanel(QWidget):
         cancelled = entry is not None and entry.cancelling
         ckpt = next((p for p in (out / "latest_net_G.pth", out / "ckpt.pt") if p.exists()), None)
         if cancelled:
-            outcome = "cancelled" + (f"; checkpoint kept: {ckpt}" if ckpt else "")
+            outcome = CANCELLED + (f"; checkpoint kept: {ckpt}" if ckpt else "")
         elif code != 0:
             outcome = f"failed (train-gan exited with code {code}; see the Log)"
             self.error_label.setText(f"train-gan exited with code {code}; see the log")

@@ -1,7 +1,7 @@
 """Review gallery: the generated pairs of the workspace, judged in a large zoomable view and accepted or
 rejected one by one or in bulk.
 
-Every decision goes through the engine's review rule (core.jobs.pairs.review, the CLI's), written at once, so
+Every decision goes through the engine's review rule (core.jobs.pairs.review_pairs, the CLI's), written at once, so
 nothing is lost if the app stops and a failed pair can no more be accepted here than on the command line.
 """
 
@@ -38,12 +38,11 @@ from segbalance.core.datasets.labels import CITYSCAPES, LabelSet
 from segbalance.core.errors import SegbalanceError
 from segbalance.core.io import read_label_png, read_png
 from segbalance.core.jobs import pairs as pair_service
-from segbalance.core.jobs.pairs import PAIR_STATUSES
+from segbalance.core.jobs.pairs import ACCEPTED, PAIR_STATUSES, PENDING, REJECTED, PairRecord
 from segbalance.core.workspace import Workspace
 from segbalance.desktop_app.widgets.pair_view import PairView
 from segbalance.desktop_app.widgets.thumbnails import ThumbnailLoader, file_key, placeholder
 
-STATUSES = PAIR_STATUSES
 # background per pair status, in core's order (pending, accepted, rejected, failed); unknown words stay white
 STATUS_COLORS = dict(zip(PAIR_STATUSES, ("#fff8e1", "#e8f5e9", "#ffebee", "#eeeeee"), strict=False))
 ALL = "All"
@@ -53,19 +52,16 @@ THUMB_WIDTHS = (120, 480)  # the thumbnail-size slider's range
 REVIEW_KEYS = dict(zip((Qt.Key.Key_A, Qt.Key.Key_R, Qt.Key.Key_U), pair_service.REVIEW_STATUSES, strict=True))
 
 
-PairItem = pair_service.PairRecord  # what a thumbnail shows: one generated pair
-
-
-def load_pairs(ws: Workspace) -> list[PairItem]:
+def load_pairs(ws: Workspace) -> list[PairRecord]:
     return pair_service.pair_records(ws)
 
 
 def set_status(ws: Workspace, ids: list[int], status: str) -> int:
     """Record a review decision through the engine's rule (the CLI's): failed or unknown pairs raise."""
-    return pair_service.review(ws, ids, status)
+    return pair_service.review_pairs(ws, ids, status)
 
 
-def pair_preview(item: PairItem, label_set: LabelSet) -> np.ndarray:
+def pair_preview(item: PairRecord, label_set: LabelSet) -> np.ndarray:
     """Image and colored label map side by side."""
     label = read_label_png(item.label_path)
     color = label_set.colorize(label if label.dtype == np.uint8 else label.astype(np.uint8))
@@ -82,7 +78,7 @@ class PairListModel(QAbstractListModel):
     def __init__(self, loader: ThumbnailLoader, parent=None) -> None:
         super().__init__(parent)
         self.loader = loader
-        self.items: list[PairItem] = []
+        self.items: list[PairRecord] = []
         self.label_set: LabelSet = CITYSCAPES
         self.thumb = QSize(PAIR_THUMB)
         self._row_of_key: dict[str, int] = {}
@@ -97,7 +93,7 @@ class PairListModel(QAbstractListModel):
         self._row_of_key = {}
         self.endResetModel()
 
-    def set_items(self, items: list[PairItem]) -> None:
+    def set_items(self, items: list[PairRecord]) -> None:
         self.beginResetModel()
         self.items = items
         self._row_of_key = {}
@@ -136,7 +132,7 @@ class PairListModel(QAbstractListModel):
             idx = self.index(row)
             self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DecorationRole])
 
-    def item(self, pair_id: int) -> PairItem | None:
+    def item(self, pair_id: int) -> PairRecord | None:
         return next((it for it in self.items if it.id == pair_id), None)
 
 
@@ -171,7 +167,7 @@ class ReviewGallery(QWidget):
     decided = _Signal(list, str)  # pair ids, status
     refused = _Signal(str)  # the engine's one-line reason a decision was not recorded
     sourceRequested = _Signal(str)  # a source sample id clicked in the large view
-    pairActivated = _Signal(object)  # PairItem (double click: look at it in the viewer)
+    pairActivated = _Signal(object)  # PairRecord (double click: look at it in the viewer)
     exportRequested = _Signal()
 
     def __init__(self, loader: ThumbnailLoader | None = None, parent: QWidget | None = None) -> None:
@@ -184,7 +180,7 @@ class ReviewGallery(QWidget):
         self.proxy.setSourceModel(self.model)
 
         self.status_box, self.strategy_box, self.class_box = QComboBox(), QComboBox(), QComboBox()
-        self.status_box.addItems([ALL, *STATUSES])
+        self.status_box.addItems([ALL, *PAIR_STATUSES])
         self.status_box.setToolTip("Filter by review status")
         self.strategy_box.setToolTip("Filter by recombination strategy")
         self.class_box.setToolTip("Filter by class added")
@@ -225,11 +221,11 @@ class ReviewGallery(QWidget):
         self.pending_button = QPushButton("Undo (U)")
         self.accept_all = QPushButton("Accept all shown")
         self.reject_all = QPushButton("Reject all shown")
-        self.accept_button.clicked.connect(lambda: self.decide_selected("accepted"))
-        self.reject_button.clicked.connect(lambda: self.decide_selected("rejected"))
-        self.pending_button.clicked.connect(lambda: self.decide_selected("pending"))
-        self.accept_all.clicked.connect(lambda: self.decide_shown("accepted"))
-        self.reject_all.clicked.connect(lambda: self.decide_shown("rejected"))
+        self.accept_button.clicked.connect(lambda: self.decide_selected(ACCEPTED))
+        self.reject_button.clicked.connect(lambda: self.decide_selected(REJECTED))
+        self.pending_button.clicked.connect(lambda: self.decide_selected(PENDING))
+        self.accept_all.clicked.connect(lambda: self.decide_shown(ACCEPTED))
+        self.reject_all.clicked.connect(lambda: self.decide_shown(REJECTED))
         for b in (self.accept_button, self.reject_button, self.pending_button, self.accept_all, self.reject_all):
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keep focus on the list so A/R keep working
         self.view.installEventFilter(self)
@@ -322,7 +318,7 @@ class ReviewGallery(QWidget):
 
         self.proxy.set_filters(val(self.status_box), val(self.strategy_box), val(self.class_box))
         n, total = self.proxy.rowCount(), self.model.rowCount()
-        counts = {s: sum(it.status == s for it in self.model.items) for s in STATUSES}
+        counts = {s: sum(it.status == s for it in self.model.items) for s in PAIR_STATUSES}
         summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
         self.count_label.setText(f"{n} of {total} pairs shown ({summary})" if total else "No pairs yet")
         if not self.view.currentIndex().isValid() and n:

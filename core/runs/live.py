@@ -5,14 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from segbalance.core.runs.records import STATUSES
+from segbalance.core.runs.records import CANCELLED, FAILED, RUNNING
 from segbalance.db import models as m
 from segbalance.db.base import utcnow
-
-# the run words of the one vocabulary (core.runs.records.STATUSES): a stopped run ends "cancelled", as train-seg writes
-RUNNING, STOPPED, FAILED = "running", "cancelled", "failed"
-if not {RUNNING, STOPPED, FAILED} <= set(STATUSES):  # a renamed word must be renamed here too
-    raise ImportError(f"run status words {RUNNING, STOPPED, FAILED} are not all in {STATUSES}")
 
 
 @dataclass(frozen=True)
@@ -45,11 +40,12 @@ def run_progress(ws, run_id: int) -> RunProgress | None:
 def end_orphan_run(ws, run_id: int | None, outcome: str) -> str | None:
     """A run whose process ended while its row still says running gets its real end status.
 
-    `outcome` is "stopped" or "cancelled" (the user stopped it) or "failed" (it crashed); returns the status written,
-    None when the row had already ended (the run wrote its own status)."""
+    `outcome` is "stopped" or CANCELLED (the user stopped it: the run ends cancelled, as train-seg writes) or
+    FAILED (it crashed); returns the status written, None when the row had already ended (the run wrote its own
+    status)."""
     if run_id is None:
         return None
-    status = {"stopped": STOPPED, STOPPED: STOPPED, FAILED: FAILED}[outcome]
+    status = {"stopped": CANCELLED, CANCELLED: CANCELLED, FAILED: FAILED}[outcome]
     with ws.session() as s, s.begin():
         r = s.get(m.TrainingRun, run_id)
         if r is None or r.status != RUNNING:
