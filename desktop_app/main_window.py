@@ -383,6 +383,7 @@ class MainWindow(QMainWindow):
         self.gallery.exportRequested.connect(self.export_dialog)
         self.gallery.pairActivated.connect(self.show_pair)
         self.gallery.refused.connect(lambda msg: self.show_error("Review", msg))
+        self.gallery.message.connect(lambda text: self.status.showMessage(text, 5000))
         self.gallery.sourceRequested.connect(self.show_source_sample)
         self.viewer.reviewRequested.connect(self._review_from_viewer)
         self.histogram.classClicked.connect(lambda name: self.docks.browser.raise_() if name else None)
@@ -416,11 +417,19 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.viewer)
 
     def _review_from_viewer(self, pair_id: int, status: str) -> None:
-        if self.gallery.decide([pair_id], status):
+        """A/R there decide on the pair shown; U is the review tab's undo (the last decision, wherever made)."""
+        if status == "pending":
+            d = self.gallery.undo()
+            if d is None:
+                return
+            self.status.showMessage(f"Undone: {d.describe()}", 5000)
+        elif self.gallery.decide([pair_id], status):
             self.status.showMessage(f"Pair #{pair_id} {status}", 5000)
-            item = self.gallery.model.item(pair_id)
-            if item is not None:
-                self.viewer.title.setText(f"pair #{pair_id}  ·  job {item.job_id} · {item.status}")
+        else:
+            return
+        item = self.gallery.model.item(pair_id)
+        if item is not None:
+            self.viewer.title.setText(f"pair #{pair_id}  ·  job {item.job_id} · {item.status}")
 
     def show_source_sample(self, sample_id: str) -> bool:
         """Open a dataset sample a pair was recombined from in the viewer (from the review tab's links)."""

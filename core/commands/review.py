@@ -15,11 +15,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from segbalance.core.jobs.pairs import review_pairs
+    from segbalance.core.jobs.decisions import decide
     from segbalance.core.workspace import Workspace
 
     ids, status = (args.accept, "accepted") if args.accept else (args.reject, "rejected")
     with Workspace(args.workspace, create=False) as ws:
-        n = review_pairs(ws, ids, status)
+        n = len(decide(ws, ids, status, by="cli").before)
     print(f"{status} {n} pair(s)")
     return 0

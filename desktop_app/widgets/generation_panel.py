@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from segbalance.core.jobs.decisions import gate_summary
 from segbalance.desktop_app import engine
 from segbalance.desktop_app.state import AppState
 from segbalance.desktop_app.workers import Worker, create_worker, error_text
@@ -74,6 +75,8 @@ class GenerationPanel(QWidget):
         self.train_process: QProcess | None = None
         self.train_entry = None  # its JobEntry in the state's job list
         self.confirm_box: QMessageBox | None = None
+        self.gate: float | None = None  # the quality gate of the job running or last run
+        self.gate_line: str | None = None
         self._restoring = False
         self.train_command = [sys.executable, "-m", "segbalance.core.cli", "train-gan"]  # our own CLI, as a subprocess
 
@@ -232,9 +235,9 @@ class GenerationPanel(QWidget):
         if renderer == "pix2pixhd" and ckpt is None:
             self.error_label.setText("pix2pixhd needs a generator checkpoint (choose one, or train the tiny GAN)")
             return None
+        self.gate = self.min_quality.value() if self.use_quality.isChecked() else None
         w = create_worker(engine.run_generation, s.workspace, s.dataset, s.plan_path, renderer, checkpoint=ckpt,
-                          device=self.device.currentText(),
-                          min_quality=self.min_quality.value() if self.use_quality.isChecked() else None,
+                          device=self.device.currentText(), min_quality=self.gate,
                           log=lambda text: s.log.emit(f"generate: {text}"))  # emitted from the worker: queued
         w.progress.connect(self._progress)
         w.returned.connect(self._returned)
@@ -276,6 +279,11 @@ class GenerationPanel(QWidget):
             more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
             self.error_label.setText(f"{len(failed)} recipes failed; recipe {idx}: {why}{more}")
         self._ended("done")
+        self.gate_line = gate_summary(result.new, result.rejected, self.gate)
+        if self.gate_line:  # the gate's verdict, said where the user looks, not just "done"
+            self.rate_label.setText(f"done · {self.gate_line}")
+            self.rate_label.setToolTip(self.gate_line)
+            self.state.log.emit(f"generate: job #{result.job_id}: {self.gate_line}")
 
     def _ended(self, how: str) -> None:
         if how == "done":
