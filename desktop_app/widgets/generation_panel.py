@@ -279,11 +279,12 @@ class GenerationPanel(QWidget):
             more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
             self.error_label.setText(f"{len(failed)} recipes failed; recipe {idx}: {why}{more}")
         self._ended("done")
-        self.gate_line = gate_summary(result.new, result.rejected, self.gate)
+        new, rejected = getattr(result, "new", None), getattr(result, "rejected", 0)
+        self.gate_line = gate_summary(new, rejected, self.gate) if new is not None else None
         if self.gate_line:  # the gate's verdict, said where the user looks, not just "done"
             self.rate_label.setText(f"done · {self.gate_line}")
             self.rate_label.setToolTip(self.gate_line)
-            self.state.log.emit(f"generate: job #{result.job_id}: {self.gate_line}")
+            self.state.log.emit(f"generate: job #{getattr(result, 'job_id', '?')}: {self.gate_line}")
 
     def _ended(self, how: str) -> None:
         if how == "done":

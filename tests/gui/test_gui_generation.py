@@ -150,3 +150,19 @@ def test_train_tiny_gan_failure_is_shown(qtbot, loaded_window):
     assert g.start_gan_training()  # what Yes in the confirmation starts
     qtbot.waitUntil(lambda: g.train_process is None, timeout=20_000)
     assert "train-gan exited with code 2" in g.error_label.text()
+
+
+def test_a_gated_job_ends_with_what_the_gate_did(qtbot, gen_window, monkeypatch):
+    from segbalance.core.jobs.generate import GenerateResult
+
+    def gated(workspace, ds, plan_path, renderer, *, min_quality=None, progress=None, **_kw):
+        assert min_quality == pytest.approx(0.3)
+        return GenerateResult(job_id=7, total=50, done=50, new=50, rejected=50)
+
+    monkeypatch.setattr(engine, "run_generation", gated)
+    g = gen_window.generation
+    g.use_quality.setChecked(True)
+    with qtbot.waitSignal(g.jobFinished, timeout=20_000):
+        g.start()
+    assert "50 of 50 new pairs rejected by the quality gate at 0.30" in g.rate_label.text()
+    qtbot.waitUntil(lambda: "job #7: 50 of 50 new pairs rejected" in gen_window.log_view.toPlainText(), timeout=2000)
