@@ -139,3 +139,15 @@ def error_text(exc: BaseException) -> str:
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         return f"{where}{exc.strerror or exc}"
     return f"{type(exc).__name__}: {exc}"
+
+
+def start_worker(fn: Callable[..., Any], *args: Any, on_result: Callable[[Any], None] | None = None,
+                 on_error: Callable[[str], None] | None = None, **kwargs: Any) -> Worker:
+    """Start a Worker for fn with its result and its one-line error (`error_text`) handed to callbacks on the
+    UI thread: the short form for panels that only need the answer."""
+    w = Worker(fn, *args, **kwargs)
+    if on_result is not None:
+        w.returned.connect(on_result)
+    if on_error is not None:
+        w.errored.connect(lambda exc: on_error(error_text(exc)))
+    return w.start()

@@ -25,7 +25,7 @@ from segbalance.core.datasets.catalog import dataset_paths
 from segbalance.core.datasets.labels import LabelSet
 from segbalance.core.errors import SegbalanceError
 from segbalance.core.workspace import Workspace
-from segbalance.desktop_app.editor._render_worker import start_worker
+from segbalance.desktop_app.workers import start_worker
 
 THUMB = 72
 MAX_SHOWN = 150  # largest layers of a class first; enough to choose from, cheap to draw

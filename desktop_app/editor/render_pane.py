@@ -16,8 +16,8 @@ from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from segbalance.core.datasets.labels import LabelSet
-from segbalance.desktop_app.editor._render_worker import start_worker
 from segbalance.desktop_app.widgets.elided_label import ElidedLabel
+from segbalance.desktop_app.workers import start_worker
 
 DEBOUNCE_MS = 150
 
