@@ -103,3 +103,15 @@ def export_dataset(workspace: Workspace, ds: Dataset, out: str | Path,
     from segbalance.core.export.formats import export_dataset as _export
 
     return _export(workspace, ds, out, tuple(include), progress=progress, cancel=cancel)
+
+
+# -- training a generator ----------------------------------------------------------------------------
+GAN_SIZE = (256, 128)  # train-gan's default --size, what the app's "Train tiny GAN" trains at
+
+
+def gan_seconds_per_iteration(device: str = "auto", steps: int = 2) -> float:
+    """Seconds one tiny pix2pixHD training step takes on this machine, timed on a few real steps."""
+    from segbalance.core.experiments.estimate import gan_step
+    from segbalance.core.runs.runtime import resolve_device
+
+    return gan_step("tiny", GAN_SIZE, "off", resolve_device(device), steps)[0]

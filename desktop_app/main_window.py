@@ -44,6 +44,7 @@ from segbalance.desktop_app.widgets.thumbnails import ThumbnailLoader
 from segbalance.desktop_app.workers import create_worker, error_text
 
 JOB_POLL_MS = 2000  # how often the status bar looks for jobs started outside this window
+QUIT_WAIT_MS = 60_000  # a training subprocess gets this long to finish its step and save, then it is killed
 
 
 # -- extra panels ------------------------------------------------------------------------------
@@ -96,20 +97,23 @@ def _training_panel(state: AppState) -> PanelSpec:
         job: dict = {}  # the run in the job list while its subprocess lives
 
         def started(_out: str) -> None:
-            job["e"] = st.start_job("Train segmentation", panel.stop_run, panel.process.pid())
+            name = "Train segmentation" if panel.current_kind == "seg" else "Train GAN (resumed)"
+            e = job["e"] = st.start_job(name, panel.stop_run, panel.process.pid())
+            e.wait = panel.process.wait_or_kill
+            e.kept = panel.kept_on_stop
 
         def process_started() -> None:  # the pid is known once the process runs: its Job row is ours
             if "e" in job:
                 job["e"].pid = panel.process.pid()
 
-        def progress(done: int, total: int) -> None:
+        def progress(done: int, total: int, eta: float) -> None:
             if "e" in job:
-                st.job_progress(job["e"], done, total)
+                st.job_progress(job["e"], done, total, eta)
 
         def finished(code: int, stopped: bool) -> None:
             e = job.pop("e", None)
             if e is not None:
-                st.end_job(e, "stopped; the last checkpoint is kept" if stopped
+                st.end_job(e, "cancelled; the last checkpoint is kept (Resume in the Training tab)" if stopped
                            else "finished" if code == 0 else f"failed (exit code {code})")
 
         panel.runStarted.connect(started)
@@ -513,7 +517,9 @@ class MainWindow(QMainWindow):
 
         w.returned.connect(done)
         return s.run("Export", w, lambda man: f"{man['originals']} original + {man['generated']} generated samples "
-                                               f"({', '.join(man['include'])}) to {out}")
+                                               f"({', '.join(man['include'])}) to {out}",
+                     kept=lambda: f"nothing: the export is built beside {out} and only swapped in when complete, "
+                                  "so an earlier export there stays as it was")
 
     def _fill_recent(self) -> None:
         m = self.menus.recent
@@ -612,18 +618,26 @@ class MainWindow(QMainWindow):
         self._save_preferences()
         self.settings.save_window_state(self.saveGeometry(), self.saveState())
         self.settings.sync()
+        if self.state.entries:  # quit confirmed: every job was asked to stop; subprocesses save, then end
+            self.status.showMessage("Waiting for the training runs to save their checkpoints…")
+            self.state.cancel_all()
+            self.state.wait_subprocesses(QUIT_WAIT_MS)  # their runs get their final word ("cancelled") here
         self.state.close_workspace()
-        self.generation.wait_training(15_000)  # train-gan saves its checkpoint on SIGTERM
         self.thumbnails.clear_queue()
         self.thumbnails.wait_idle(5000)
         super().closeEvent(event)
 
+    def quit_text(self) -> str:
+        """What quitting now does to each running job: exactly what it keeps."""
+        entries = self.state.entries
+        n = len(entries)
+        lines = [f"• {e.name}: {e.kept_text()}" for e in entries]
+        return (f"{n} job{'s are' if n > 1 else ' is'} still running:\n" + "\n".join(lines)
+                + f"\n\nQuit and cancel {'them' if n > 1 else 'it'}? The app waits for each to stop cleanly.")
+
     def ask_quit(self, running: list[str]) -> QMessageBox:
-        """Jobs are running: quit only when the user says so (they are cancelled, finished work is kept)."""
-        box = QMessageBox(QMessageBox.Icon.Question, "Quit segbalance",
-                          f"{len(running)} job{'s are' if len(running) > 1 else ' is'} still running: "
-                          f"{', '.join(running)}.\nQuit and cancel {'them' if len(running) > 1 else 'it'}? "
-                          "Work finished so far is kept.",
+        """Jobs are running: quit only when the user says so, after saying what each keeps."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Quit segbalance", self.quit_text(),
                           QMessageBox.StandardButton.Cancel, self)
         box.setObjectName("quit_confirm")
         quit_button = box.addButton("Cancel jobs and quit", QMessageBox.ButtonRole.DestructiveRole)

@@ -525,7 +525,7 @@ def _run(ds: Dataset, src: PairSource, cfg: GANTrainConfig, amp: str, ckpt: dict
     window: dict[str, list[float]] = {}
     status, message = "failed", None
     it = start
-    last_save = time.monotonic()
+    last_save = t_start = time.monotonic()
     try:
         record.open()
         if precision is not None:
@@ -555,7 +555,8 @@ def _run(ds: Dataset, src: PairSource, cfg: GANTrainConfig, amp: str, ckpt: dict
             if done % cfg.log_every == 0 or done == n_iters:
                 for k, v in window.items():
                     record.metric(done, k, float(np.mean(v)))
-                record.flush(done)
+                elapsed = time.monotonic() - t_start
+                record.flush(done, rate=(done - start) / elapsed if elapsed > 0 else None)  # the job row's ETA
                 window.clear()
             if log is not None:
                 log(done, losses)

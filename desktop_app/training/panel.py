@@ -1,6 +1,6 @@
 """TrainingPanel: configure and start a PSPNet run (`train-seg` subprocess), watch it live from the workspace
-DB, list runs and compare two of them. The panel never trains in-process: a crashing run cannot take the
-app down."""
+DB, list runs, compare two of them, and resume a stopped one (segmentation or GAN). The panel never trains
+in-process: a crashing run cannot take the app down; it reads the DB through a RunFollower, off the UI thread."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -35,7 +35,9 @@ from PySide6.QtWidgets import (
 )
 
 from segbalance.core.datasets.catalog import dataset_paths, label_set_for
+from segbalance.core.errors import SegbalanceError
 from segbalance.core.jobs.pairs import PAIR_STATUSES
+from segbalance.core.runs.follow import RESUMABLE, RunPoll, kept_on_stop, resume_command
 from segbalance.core.runs.metrics import (
     RunSummary,
     SegRunRequest,
@@ -47,10 +49,11 @@ from segbalance.core.runs.metrics import (
     read_new_points,
     train_class_shares,
 )
-from segbalance.core.runs.progress import end_orphan_run, run_progress
+from segbalance.core.runs.progress import RunProgress, end_orphan_run
 from segbalance.core.workspace import Workspace
 from segbalance.desktop_app.training.compare import RunCompare
 from segbalance.desktop_app.training.curves import RunCurves
+from segbalance.desktop_app.training.follow import RunFollower
 from segbalance.desktop_app.training.process import STOPPED_EXIT_CODE, TrainProcess
 
 # Defaults sized for a small CPU machine: a run over the sample data finishes in minutes, not hours
@@ -66,7 +69,7 @@ class TrainingPanel(QWidget):
     """Training runs of one workspace."""
 
     statusMessage = Signal(str)
-    runProgress = Signal(int, int)  # iteration, total of the run this panel started
+    runProgress = Signal(int, int, float)  # iteration, total, ETA s (-1: not known) of the run this panel started
     runStarted = Signal(str)  # out dir
     runFinished = Signal(int, bool)  # exit code, stopped by user
 
@@ -77,7 +80,9 @@ class TrainingPanel(QWidget):
         self.series: Series | None = None
         self.selected_run: int | None = None
         self.current_out: str | None = None
+        self.current_kind = "seg"
         self.current_run: int | None = None
+        self.last_progress: RunProgress | None = None
         self._runs: list[RunSummary] = []
         self._shares_cache: dict[str, tuple[dict, set]] = {}
         self.command_override: tuple[str, list[str]] | None = None  # tests/demo: run this instead of train-seg
@@ -87,9 +92,10 @@ class TrainingPanel(QWidget):
         self.process.output.connect(self._on_output)
         self.process.finished.connect(self._on_finished)
         self.process.started.connect(lambda: self.statusMessage.emit("training started"))
-        self.timer = QTimer(self, interval=poll_ms)
-        self.timer.timeout.connect(self.poll)
-        self.timer.start()
+        self.follower = RunFollower(workspace, self, poll_ms=poll_ms)
+        self.follower.with_runs = True
+        self.follower.polled.connect(self._apply_poll)
+        self.follower.start()
         self.refresh_runs()
 
     # -- layout ---------------------------------------------------------------------------------
@@ -183,9 +189,16 @@ class TrainingPanel(QWidget):
         self.compare_btn = QPushButton("Compare (select 2 runs)")
         self.compare_btn.setEnabled(False)
         self.compare_btn.clicked.connect(self.compare_selected)
+        self.resume_btn = QPushButton("Resume")
+        self.resume_btn.setEnabled(False)
+        self.resume_btn.setToolTip("Continue the selected cancelled run from its last checkpoint")
+        self.resume_btn.clicked.connect(self.resume_selected)
         rl = QVBoxLayout(runs_box)
         rl.addWidget(self.runs_table)
-        rl.addWidget(self.compare_btn)
+        run_buttons = QHBoxLayout()
+        run_buttons.addWidget(self.resume_btn)
+        run_buttons.addWidget(self.compare_btn, 1)
+        rl.addLayout(run_buttons)
 
         left = QSplitter(Qt.Orientation.Vertical)
         form_scroll = QScrollArea()  # the form scrolls on a short screen instead of growing the window
@@ -288,17 +301,48 @@ class TrainingPanel(QWidget):
             program, args = req.command()
         else:
             program, args = self.command_override
-        self.current_out = req.out_dir
+        self._launch(program, args, req.out_dir, "seg")
+        return True
+
+    def _launch(self, program: str, args: list[str], out_dir: str, kind: str) -> None:
+        self.current_out, self.current_kind = out_dir, kind
         self.current_run = None
+        self.last_progress = None
         self.error_box.hide()
         self.error_box.clear()
         self.log.appendPlainText(f"$ {program} {' '.join(args)}")
         self.process.start(program, args, cwd=str(self.workspace.path))
         self.start_btn.setEnabled(False)
         self.stop_btn.setEnabled(True)
-        self.run_state.setText(f"running → {req.out_dir}")
-        self.runStarted.emit(req.out_dir)
+        self.resume_btn.setEnabled(False)
+        self.run_state.setText(f"running → {out_dir}")
+        self.follower.follow(out_dir, kind)
+        self.runStarted.emit(out_dir)
+
+    def resume_selected(self) -> bool:
+        """Continue the selected stopped run (train-seg or train-gan --resume) as this panel's subprocess."""
+        ids = self.selected_ids()
+        run = next((r for r in self._runs if ids and r.id == ids[0]), None)
+        if run is None or len(ids) != 1:
+            self._say("select one cancelled run to resume")
+            return False
+        if self.process.running:
+            self._say("a run is already going; stop it first")
+            return False
+        try:
+            cmd = resume_command(self.workspace, run, self.device_box.currentText().strip() or None)
+        except SegbalanceError as exc:
+            self._say(str(exc))
+            return False
+        self.statusMessage.emit(f"resuming run {run.id} ({run.name})")
+        self._launch(cmd.program, cmd.args, cmd.out_dir, run.kind)
         return True
+
+    def kept_on_stop(self) -> str:
+        """What stopping the running run keeps (for the quit dialog)."""
+        if not self.current_out:
+            return "nothing is running"
+        return kept_on_stop(self.current_kind, self.current_out, self.last_progress)
 
     def stop_run(self) -> None:
         if self.process.running:
@@ -312,7 +356,8 @@ class TrainingPanel(QWidget):
     def _on_finished(self, code: int, crashed: bool, stopped: bool) -> None:
         self.start_btn.setEnabled(True)
         self.stop_btn.setEnabled(False)
-        run_id = self.current_run or (find_run(self.workspace, self.current_out) if self.current_out else None)
+        run_id = self.current_run or (find_run(self.workspace, self.current_out, self.current_kind)
+                                      if self.current_out else None)
         if stopped and (code in (0, STOPPED_EXIT_CODE) or crashed):
             self.run_state.setText("stopped; the last checkpoint is kept")
             self._mark_run(run_id, "cancelled")
@@ -326,6 +371,7 @@ class TrainingPanel(QWidget):
             self.error_box.show()
             self._mark_run(run_id, "failed")
         self.poll()
+        self._update_compare()
         self.runFinished.emit(code, stopped)
 
     def _mark_run(self, run_id: int | None, outcome: str) -> None:
@@ -333,26 +379,33 @@ class TrainingPanel(QWidget):
         end_orphan_run(self.workspace, run_id, outcome)
 
     # -- live view ---------------------------------------------------------------------------------
-    def poll(self) -> None:
-        """Read what the runs wrote since the last poll."""
-        if self.current_out and self.current_run is None:
-            self.current_run = find_run(self.workspace, self.current_out)
-            if self.current_run is not None:
-                self.refresh_runs()
-                self.select_run(self.current_run)
-        if self.series is not None:
-            if read_new_points(self.workspace, self.series):
-                self._redraw()
-        if self.process.running and self.current_run is not None:
-            self._show_progress(self.current_run)
-        self.refresh_runs()
+    def poll(self) -> RunPoll:
+        """Read what the runs wrote since the last poll, now (a run's end, tests); the timer polls on a worker."""
+        self._sync_follower()
+        return self.follower.poll_now()
 
-    def _show_progress(self, run_id: int) -> None:
-        """Iteration, speed and ETA of the running run, from its Job row (train-seg keeps it current)."""
-        prog = run_progress(self.workspace, run_id)
-        if prog is not None:
-            self.run_state.setText(prog.text())
-            self.runProgress.emit(prog.done, prog.total)
+    def _sync_follower(self) -> None:
+        f = self.follower
+        f.series = self.series
+        if f.out_dir != self.current_out:
+            f.out_dir, f.kind, f.run_id = self.current_out, self.current_kind, self.current_run
+
+    def _apply_poll(self, res: RunPoll) -> None:
+        if self.current_out and self.current_run is None and res.run_id is not None:
+            self.current_run = res.run_id
+            if res.runs is not None:
+                self.refresh_runs(res.runs)
+            self.select_run(self.current_run)
+        if res.new_points and self.series is not None:
+            self._redraw()
+        if self.process.running and res.progress is not None:
+            self.last_progress = res.progress
+            self.run_state.setText(res.progress.text())
+            eta = res.progress.eta_s
+            self.runProgress.emit(res.progress.done, res.progress.total, -1.0 if eta is None else float(eta))
+        if res.runs is not None:
+            self.refresh_runs(res.runs)
+        self._sync_follower()
 
     def _redraw(self) -> None:
         run = next((r for r in self._runs if r.id == self.series.run_id), None)
@@ -375,7 +428,8 @@ class TrainingPanel(QWidget):
         shares, rare = self._class_shares(run)
         self.curves.set_class_shares(shares, rare)
         self.curves.clear(f"run {run_id}")
-        read_new_points(self.workspace, self.series)
+        read_new_points(self.workspace, self.series)  # once, on the user's click
+        self.follower.series = self.series
         self._redraw()
 
     def _class_shares(self, run: RunSummary | None) -> tuple[dict, set]:
@@ -388,8 +442,10 @@ class TrainingPanel(QWidget):
             self._shares_cache[ds] = (shares, rare_classes(shares))
         return self._shares_cache[ds]
 
-    def refresh_runs(self) -> None:
-        runs = list_runs(self.workspace, kind=None)  # segmentation and GAN runs, with the same status words
+    def refresh_runs(self, runs: list[RunSummary] | None = None) -> None:
+        """Show the run list (read now when not given: segmentation and GAN runs, with the same status words)."""
+        if runs is None:
+            runs = list_runs(self.workspace, kind=None)
         if [(r.id, r.status, r.iteration, r.miou) for r in runs] == [
             (r.id, r.status, r.iteration, r.miou) for r in self._runs
         ]:
@@ -421,8 +477,11 @@ class TrainingPanel(QWidget):
 
     def _update_compare(self) -> None:
         """The button says how many runs are selected, and why it is disabled when that is not two."""
-        n = len(self.selected_ids())
+        ids = self.selected_ids()
+        n = len(ids)
         self.compare_btn.setEnabled(n == 2)
+        run = next((r for r in self._runs if n == 1 and r.id == ids[0]), None)
+        self.resume_btn.setEnabled(run is not None and run.status in RESUMABLE and not self.process.running)
         self.compare_btn.setText("Compare the 2 selected" if n == 2 else f"Compare (select 2 runs; {n} selected)")
 
     def selected_ids(self) -> list[int]:
@@ -457,6 +516,6 @@ class TrainingPanel(QWidget):
         self.statusMessage.emit(msg)
 
     def closeEvent(self, ev) -> None:  # noqa: N802
-        self.timer.stop()
+        self.follower.stop()
         super().closeEvent(ev)
 

@@ -301,7 +301,8 @@ class BalanceEditor(QWidget):
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
         self.summary.setText("Planning…")
-        s.run("Plan", w, lambda res: f"{len(res[0].recipes)} recipes (budget {res[0].budget}) → {res[1].name}")
+        s.run("Plan", w, lambda res: f"{len(res[0].recipes)} recipes (budget {res[0].budget}) → {res[1].name}",
+              kept=lambda: "nothing: a plan is saved only when complete (the layer bank built so far is kept)")
         return w
 
     def cancel(self) -> None:
