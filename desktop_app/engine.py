@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from segbalance.core.datasets import Dataset
 from segbalance.core.datasets.stats import DatasetStats
 from segbalance.core.workspace import Workspace
@@ -115,3 +117,32 @@ def gan_seconds_per_iteration(device: str = "auto", steps: int = 2) -> float:
     from segbalance.core.runs.runtime import resolve_device
 
     return gan_step("tiny", GAN_SIZE, "off", resolve_device(device), steps)[0]
+
+
+def gan_samples(out_dir: str | Path, dataset: str | Path, n: int = 3) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """A GAN run's generator rendering the first n val label maps of its dataset (train maps when there is no
+    val split): [(colored label map, render, sample id)], from the run's last checkpoint."""
+
+    from segbalance.core.datasets import open_dataset
+    from segbalance.core.errors import SegbalanceError
+    from segbalance.core.io import read_label_png
+    from segbalance.core.render.pix2pixhd import load_renderer
+
+    ckpt = Path(out_dir) / "ckpt.pt"
+    if not ckpt.is_file():
+        raise SegbalanceError("no checkpoint yet (train-gan saves one every minute and when it stops)", out_dir)
+    ds = open_dataset(dataset)
+    refs = ds.samples("val") or ds.samples("train") or ds.samples()
+    renderer = load_renderer(ckpt, device="cpu")
+    out = []
+    for ref in refs[:n]:
+        label = read_label_png(ref.label_path)
+        label = label if label.dtype == np.uint8 else label.astype(np.uint8)
+        img = np.ascontiguousarray(renderer.render(label)[..., :3], dtype=np.uint8)
+        color = ds.label_set.colorize(label)
+        if color.shape[:2] != img.shape[:2]:
+            import cv2
+
+            color = cv2.resize(color, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST)
+        out.append((color, img, ref.id))
+    return out

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -41,7 +41,17 @@ from segbalance.desktop_app.widgets.panel_host import PanelHost
 from segbalance.desktop_app.widgets.review_gallery import ReviewGallery
 from segbalance.desktop_app.widgets.status_bar import StatusBar
 from segbalance.desktop_app.widgets.thumbnails import ThumbnailLoader
+from segbalance.desktop_app.widgets.wheel_guard import guard_wheel
 from segbalance.desktop_app.workers import create_worker, error_text
+
+FIRST_SIZE = QSize(1400, 900)  # the first window on a large screen; smaller screens get their available size
+
+
+def first_window_size(available: QSize) -> QSize:
+    """The first window's size: FIRST_SIZE, shrunk to fit the screen it opens on (a 1366x768 laptop's
+    available area is smaller than both)."""
+    return QSize(min(FIRST_SIZE.width(), available.width()), min(FIRST_SIZE.height(), available.height()))
+
 
 JOB_POLL_MS = 2000  # how often the status bar looks for jobs started outside this window
 QUIT_WAIT_MS = 60_000  # a training subprocess gets this long to finish its step and save, then it is killed
@@ -94,6 +104,11 @@ def _training_panel(state: AppState) -> PanelSpec:
             return None
         panel = TrainingPanel(st.workspace)
         panel.statusMessage.connect(st.message)
+        if st.memory is not None:  # the form as last used here; the open dataset when none was chosen
+            memory = st.memory
+            panel.set_form_state(memory.training_form(), str(st.dataset.root) if st.dataset is not None else None)
+            panel.formUsed.connect(memory.set_training_form)
+        st.datasetChanged.connect(panel.dataset_opened)  # a method: disconnected when the panel goes
         job: dict = {}  # the run in the job list while its subprocess lives
 
         def started(_out: str) -> None:
@@ -218,17 +233,26 @@ class MainWindow(QMainWindow):
         self._make_toolbar()
         self._wire()
         self._add_extra_panels()
-        self.resize(1400, 900)
+        self.resize(first_window_size(self.screen().availableGeometry().size()))
         self._default_dock_sizes()
         geometry, dock_state = settings.window_state()
         if geometry is not None:
             self.restoreGeometry(geometry)
+            self._fit_screen()
         self._restore_preferences()
         if dock_state is not None:
             self.restoreState(dock_state)
         else:
             QTimer.singleShot(0, self._default_dock_sizes)  # dock sizes only stick once the window is laid out
         self._update_enabled()
+        guard_wheel(self)
+
+    def _fit_screen(self) -> None:
+        """A window restored from a larger screen is shrunk to the one it opens on."""
+        avail = self.screen().availableGeometry()
+        if self.width() > avail.width() or self.height() > avail.height():
+            self.resize(min(self.width(), avail.width()), min(self.height(), avail.height()))
+            self.move(avail.topLeft())
 
     # -- construction ---------------------------------------------------------------------
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:

@@ -214,6 +214,7 @@ class AppState(QObject):
 
     def close_workspace(self) -> None:
         self.cancel_all()
+        self.wait_subprocesses(60_000)  # training runs save and end "cancelled" before their panel goes
         for w in list(self.jobs):
             w.done.wait(10)  # engines stop at their next cancel check
         self._set_dataset(None, None)

@@ -25,8 +25,10 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
+    QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -54,6 +56,7 @@ from segbalance.core.workspace import Workspace
 from segbalance.desktop_app.training.compare import RunCompare
 from segbalance.desktop_app.training.curves import RunCurves
 from segbalance.desktop_app.training.follow import RunFollower
+from segbalance.desktop_app.training.gan_view import GanRunView
 from segbalance.desktop_app.training.process import STOPPED_EXIT_CODE, TrainProcess
 
 # Defaults sized for a small CPU machine: a run over the sample data finishes in minutes, not hours
@@ -72,6 +75,7 @@ class TrainingPanel(QWidget):
     runProgress = Signal(int, int, float)  # iteration, total, ETA s (-1: not known) of the run this panel started
     runStarted = Signal(str)  # out dir
     runFinished = Signal(int, bool)  # exit code, stopped by user
+    formUsed = Signal(dict)  # the form's values when Start was pressed (kept with the workspace)
 
     def __init__(self, workspace: Workspace, parent: QWidget | None = None, *, poll_ms: int = 1000) -> None:
         super().__init__(parent)
@@ -104,6 +108,8 @@ class TrainingPanel(QWidget):
         form = QFormLayout(form_box)
         self.dataset_box = QComboBox()
         self.dataset_box.setEditable(True)
+        self.dataset_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.dataset_box.setMinimumContentsLength(12)  # a long path scrolls inside the field, never widens the form
         self.dataset_box.setToolTip("dataset folder (Cityscapes layout or images/ + masks/ + classes.json)")
         browse = QPushButton("…")
         browse.setFixedWidth(28)
@@ -112,7 +118,7 @@ class TrainingPanel(QWidget):
         row.addWidget(self.dataset_box, 1)
         row.addWidget(browse)
         form.addRow("Dataset", row)
-        self.pairs_check = QCheckBox("mix in generated pairs with status:")
+        self.pairs_check = QCheckBox("Mix in generated pairs with status:")
         self.status_checks = {s: QCheckBox(s) for s in PAIR_STATUSES if s != "failed"}
         self.status_checks["accepted"].setChecked(True)
         prow = QHBoxLayout()
@@ -121,20 +127,21 @@ class TrainingPanel(QWidget):
             prow.addWidget(c)
         self.pairs_check.toggled.connect(self._pairs_toggled)
         form.addRow(self.pairs_check)
-        form.addRow("", prow)
-        self.noisy_check = QCheckBox("ignore noisy generated pixels, loss above")
+        form.addRow(prow)
+        self.noisy_check = QCheckBox("Ignore noisy pixels, loss >")
         self.noisy_check.setToolTip("FreeMask's filter: a generated pixel whose loss exceeds this factor times the "
                                     "running mean loss of real pixels of its class is not trained on; the table "
                                     "shows the share ignored per class")
         self.noisy_spin = QDoubleSpinBox(minimum=1.0, maximum=10.0, value=1.25, singleStep=0.05, decimals=2,
-                                         suffix=" x class mean")
+                                         suffix=" × mean")
+        self.noisy_spin.setToolTip("times the running mean loss of real pixels of the same class")
         self.noisy_check.setEnabled(False)
         self.noisy_spin.setEnabled(False)
         self.noisy_check.toggled.connect(self.noisy_spin.setEnabled)
         nrow = QHBoxLayout()
         nrow.addWidget(self.noisy_check)
         nrow.addWidget(self.noisy_spin, 1)
-        form.addRow("", nrow)
+        form.addRow(nrow)
         self.sampler_box = QComboBox()
         self.sampler_box.addItems(["uniform", "rare-class"])
         form.addRow("Sampler", self.sampler_box)
@@ -170,10 +177,9 @@ class TrainingPanel(QWidget):
         brow = QHBoxLayout()
         brow.addWidget(self.start_btn)
         brow.addWidget(self.stop_btn)
-        form.addRow(brow)
         self.run_state = QLabel("")
         self.run_state.setWordWrap(True)
-        form.addRow(self.run_state)
+        self.run_state.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         runs_box = QGroupBox("Runs")
         self.runs_table = QTableWidget(0, 5)
@@ -201,15 +207,34 @@ class TrainingPanel(QWidget):
         rl.addLayout(run_buttons)
 
         left = QSplitter(Qt.Orientation.Vertical)
-        form_scroll = QScrollArea()  # the form scrolls on a short screen instead of growing the window
+        left.setChildrenCollapsible(False)
+        # the form scrolls up and down on a short screen, never sideways: its column is at least as wide as
+        # the form, and Start/Stop sit under it, always in view
+        form_scroll = QScrollArea()
         form_scroll.setWidget(form_box)
         form_scroll.setWidgetResizable(True)
         form_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        form_scroll.setMinimumHeight(120)
-        left.addWidget(form_scroll)
+        form_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        form_scroll.setMinimumWidth(form_box.minimumSizeHint().width()
+                                    + form_scroll.verticalScrollBar().sizeHint().width())
+        form_scroll.setMinimumHeight(80)
+        self.form_scroll = form_scroll
+        form_col = QWidget()
+        fcl = QVBoxLayout(form_col)
+        fcl.setContentsMargins(0, 0, 0, 0)
+        fcl.addWidget(form_scroll, 1)
+        fcl.addLayout(brow)
+        fcl.addWidget(self.run_state)
+        left.addWidget(form_col)
         left.addWidget(runs_box)
+        left.setStretchFactor(0, 3)
+        left.setStretchFactor(1, 2)
 
         self.curves = RunCurves()
+        self.gan_view = GanRunView()  # a GAN run has its own view: losses and sample renders
+        self.live = QStackedWidget()
+        self.live.addWidget(self.curves)
+        self.live.addWidget(self.gan_view)
         self.compare = RunCompare()
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
@@ -220,7 +245,7 @@ class TrainingPanel(QWidget):
         self.error_box.setMaximumHeight(160)
         self.error_box.hide()
         self.tabs = QTabWidget()
-        self.tabs.addTab(self.curves, "Live")
+        self.tabs.addTab(self.live, "Live")
         self.tabs.addTab(self.compare, "Compare")
         self.tabs.addTab(self.log, "Output")
         right = QWidget()
@@ -230,13 +255,58 @@ class TrainingPanel(QWidget):
         rlay.addWidget(self.tabs, 1)
 
         split = QSplitter(Qt.Orientation.Horizontal)
+        split.setChildrenCollapsible(False)
         split.addWidget(left)
         split.addWidget(right)
-        split.setSizes([340, 900])
+        split.setStretchFactor(0, 0)
+        split.setStretchFactor(1, 1)
+        split.setSizes([left.minimumSizeHint().width(), 900])
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(split)
         self._fill_datasets()
+
+    # -- the form kept with the workspace ----------------------------------------------------------
+    def form_state(self) -> dict:
+        """The New-run form's values (what the app keeps with the workspace between launches)."""
+        return {"dataset": self.dataset_box.currentText().strip(), "use_pairs": self.pairs_check.isChecked(),
+                "statuses": [s for s, c in self.status_checks.items() if c.isChecked()],
+                "noisy": self.noisy_check.isChecked(), "noisy_factor": self.noisy_spin.value(),
+                "sampler": self.sampler_box.currentText(), "backbone": self.backbone_box.currentText(),
+                "iters": self.iters_spin.value(), "batch": self.batch_spin.value(),
+                "crop": self.crop_edit.text().strip(), "eval": self.eval_spin.value(),
+                "device": self.device_box.currentText().strip()}
+
+    def set_form_state(self, form: dict, default_dataset: str | None = None) -> None:
+        """Fill the form from `form_state()`'s dict; the dataset falls back to the open one, never empty."""
+        dataset = form.get("dataset") or default_dataset or ""
+        if dataset:
+            self.dataset_box.setCurrentText(str(dataset))
+        self.pairs_check.setChecked(bool(form.get("use_pairs", False)))
+        if "statuses" in form:
+            for s, c in self.status_checks.items():
+                c.setChecked(s in form["statuses"])
+        self.noisy_check.setChecked(bool(form.get("noisy", False)))
+        for key, box in (("sampler", self.sampler_box), ("backbone", self.backbone_box),
+                         ("device", self.device_box)):
+            if form.get(key) and box.findText(str(form[key])) >= 0:
+                box.setCurrentText(str(form[key]))
+        for key, spin in (("noisy_factor", self.noisy_spin), ("iters", self.iters_spin),
+                          ("batch", self.batch_spin), ("eval", self.eval_spin)):
+            if isinstance(form.get(key), (int, float)):
+                spin.setValue(form[key])
+        if form.get("crop"):
+            self.crop_edit.setText(str(form["crop"]))
+
+    def dataset_opened(self, ds) -> None:
+        """The app opened a dataset: offer it, and fill an empty dataset field with it."""
+        if ds is None:
+            return
+        root = str(ds.root)
+        if self.dataset_box.findText(root) < 0:
+            self.dataset_box.addItem(root)
+        if not self.dataset_box.currentText().strip():
+            self.dataset_box.setCurrentText(root)
 
     def _pairs_toggled(self, on: bool) -> None:
         for c in self.status_checks.values():
@@ -285,6 +355,7 @@ class TrainingPanel(QWidget):
             self._say("a run is already going; stop it first")
             return False
         req = self.request()
+        self.formUsed.emit(self.form_state())
         if self.command_override is None:
             if not req.dataset:
                 self._say("choose a dataset folder first")
@@ -410,11 +481,14 @@ class TrainingPanel(QWidget):
     def _redraw(self) -> None:
         run = next((r for r in self._runs if r.id == self.series.run_id), None)
         title = f"run {self.series.run_id}" + (f" — {run.name} ({run.status})" if run else "")
-        self.curves.update_from(self.series, title)
+        view = self.gan_view if run is not None and run.kind == "gan" else self.curves
+        self.live.setCurrentWidget(view)
+        view.update_from(self.series, title)
 
     def select_run(self, run_id: int) -> None:
         for row in range(self.runs_table.rowCount()):
             if int(self.runs_table.item(row, 0).text()) == run_id:
+                self.runs_table.clearSelection()
                 self.runs_table.selectRow(row)
                 return
         self._show_run(run_id)
@@ -428,6 +502,9 @@ class TrainingPanel(QWidget):
         shares, rare = self._class_shares(run)
         self.curves.set_class_shares(shares, rare)
         self.curves.clear(f"run {run_id}")
+        is_gan = run is not None and run.kind == "gan"
+        self.gan_view.set_run(run.out_dir if is_gan else None, (run.config or {}).get("dataset") if is_gan else None)
+        self.gan_view.clear(f"run {run_id}")
         read_new_points(self.workspace, self.series)  # once, on the user's click
         self.follower.series = self.series
         self._redraw()

@@ -13,7 +13,7 @@ import html
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPixmap
-from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
 from segbalance.core.datasets.labels import LabelSet
 from segbalance.core.io import read_label_png, read_png
@@ -23,7 +23,7 @@ from segbalance.desktop_app.widgets.thumbnails import rgb_to_qimage, rgba_to_qim
 from segbalance.desktop_app.workers import Worker, create_worker, error_text
 
 MODES = ("image", "label", "overlay", "side")
-MODE_TEXT = {"image": "Image", "label": "Label", "overlay": "Overlay", "side": "Side by side"}
+MODE_TEXT = {"image": "Image", "label": "Label", "overlay": "Overlay", "side": "Side by side"}  # keys 1-4
 MAX_SOURCE_LINKS = 4  # more would wrap and squeeze the preview
 
 
@@ -57,11 +57,12 @@ class PairView(QWidget):
 
         self.canvas = ImageCanvas()
         self.canvas.setMinimumSize(240, 120)
-        self.mode_buttons: dict[str, QPushButton] = {}
+        self.mode_buttons: dict[str, QToolButton] = {}
         group = QButtonGroup(self)
         bar = QHBoxLayout()
         for mode, key in zip(MODES, ("1", "2", "3", "4"), strict=True):
-            b = QPushButton(MODE_TEXT[mode])
+            b = QToolButton()  # tool buttons: as wide as their text, so the bar fits a narrow column
+            b.setText(MODE_TEXT[mode])
             b.setCheckable(True)
             b.setToolTip(f"Show the {mode} ({key})")
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -74,7 +75,8 @@ class PairView(QWidget):
         for text, tip, slot in (("−", "Zoom out (-)", lambda: self.canvas.zoom_by(1 / ZOOM_STEP)),
                                 ("+", "Zoom in (+)", lambda: self.canvas.zoom_by(ZOOM_STEP)),
                                 ("Fit", "Fit to the view (F)", self.canvas.fit)):
-            b = QPushButton(text)
+            b = QToolButton()
+            b.setText(text)
             b.setToolTip(tip)
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             b.clicked.connect(slot)

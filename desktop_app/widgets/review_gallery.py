@@ -291,7 +291,7 @@ class ReviewGallery(QWidget):
         for r, row in enumerate((row0, row1)):
             for c, (label, box) in enumerate(row):
                 box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-                box.setMinimumContentsLength(8)
+                box.setMinimumContentsLength(6)
                 filters.addWidget(label, r, 2 * c)
                 filters.addWidget(box, r, 2 * c + 1)
         tools = QHBoxLayout()

@@ -1,0 +1,38 @@
+"""The mouse wheel scrolls forms: a combo box or spin box the user has not clicked into lets the wheel pass to
+the scroll area around it instead of changing its value (one wheel over the training form once switched the
+backbone to resnet101)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QWidget
+
+GUARDED = (QComboBox, QAbstractSpinBox)
+
+
+class WheelGuard(QObject):
+    """Event filter: a wheel over an unfocused guarded control goes to its parent (Qt propagates an ignored
+    wheel event up the widget tree)."""
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Wheel and isinstance(obj, QWidget) and not obj.hasFocus():
+            event.ignore()
+            return True
+        return False
+
+
+_GUARD = WheelGuard()
+
+
+def guard_wheel(root: QWidget) -> int:
+    """Guard every combo box and spin box under root (and root itself); returns how many were guarded. A click
+    still focuses them, and then the wheel changes them as usual."""
+    widgets = [root, *root.findChildren(QWidget)]
+    n = 0
+    for w in widgets:
+        if isinstance(w, GUARDED) and not w.property("wheelGuarded"):
+            w.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # the wheel no longer focuses them
+            w.installEventFilter(_GUARD)
+            w.setProperty("wheelGuarded", True)
+            n += 1
+    return n
