@@ -4,21 +4,31 @@ backbone to resnet101)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QWidget
+from PySide6.QtCore import QEvent, QObject, QPointF, Qt
+from PySide6.QtGui import QWheelEvent
+from PySide6.QtWidgets import QAbstractScrollArea, QAbstractSpinBox, QApplication, QComboBox, QWidget
 
 GUARDED = (QComboBox, QAbstractSpinBox)
 
 
 class WheelGuard(QObject):
-    """Event filter: a wheel over an unfocused guarded control goes to its parent (Qt propagates an ignored
-    wheel event up the widget tree)."""
+    """Event filter: a wheel over an unfocused guarded control scrolls the scroll area around it instead (and
+    does nothing where there is none)."""
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.Wheel and isinstance(obj, QWidget) and not obj.hasFocus():
-            event.ignore()
-            return True
-        return False
+        if event.type() != QEvent.Type.Wheel or not isinstance(obj, QWidget) or obj.hasFocus():
+            return False
+        area = obj.parentWidget()
+        while area is not None and not isinstance(area, QAbstractScrollArea):
+            area = area.parentWidget()
+        if area is not None:
+            vp = area.viewport()
+            pos = QPointF(vp.mapFromGlobal(event.globalPosition().toPoint()))
+            QApplication.sendEvent(vp, QWheelEvent(pos, event.globalPosition(), event.pixelDelta(),
+                                                   event.angleDelta(), event.buttons(), event.modifiers(),
+                                                   event.phase(), event.inverted()))
+        event.accept()  # handled here: it neither changes the control nor travels on
+        return True
 
 
 _GUARD = WheelGuard()
