@@ -73,11 +73,12 @@ def plan_summary(plan, label_set) -> str:
 
 
 # -- generation ------------------------------------------------------------------------------------
-def renderer_names() -> list[str]:
-    """Renderers the engine offers (copypaste first: it needs no trained model)."""
-    from segbalance.core.render.registry import RENDERERS
+def renderer_names(ds: Dataset | None = None) -> list[str]:
+    """Renderers the engine offers for the dataset (copypaste first: it needs no trained model; procedural
+    only for the built-in sample dataset, whose look it paints)."""
+    from segbalance.core.render.registry import renderers_for
 
-    return sorted(RENDERERS, key=lambda r: r != "copypaste")
+    return sorted(renderers_for(ds), key=lambda r: r != "copypaste")
 
 
 def run_generation(workspace: Workspace, ds: Dataset, plan_path: str | Path, renderer: str, *,

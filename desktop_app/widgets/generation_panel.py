@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from segbalance.core.jobs.decisions import gate_summary
+from segbalance.core.render.registry import GeneratorMismatch
 from segbalance.core.runs.follow import kept_on_stop
 from segbalance.core.runs.progress import end_orphan_run
 from segbalance.desktop_app import engine
@@ -63,7 +64,7 @@ class GenerationPanel(QWidget):
         load_plan = QPushButton("Load plan…")
         load_plan.clicked.connect(self._load_plan_dialog)
         self.renderer = QComboBox()
-        self.renderer.addItems(engine.renderer_names())
+        self.renderer.addItems(engine.renderer_names(state.dataset))
         self.renderer.setToolTip("copypaste: original pixels of each pasted layer; pix2pixhd: a trained generator; "
                                  "procedural: the sample-data painter (for the built-in sample dataset)")
         self.checkpoint = QLineEdit()
@@ -133,9 +134,20 @@ class GenerationPanel(QWidget):
         self.renderer.currentTextChanged.connect(lambda _t: self._update_enabled())
         state.planChanged.connect(lambda _p: self._update_plan_label())
         state.datasetChanged.connect(lambda _d: self._update_plan_label())
+        state.datasetChanged.connect(self._fill_renderers)
         state.workspaceChanged.connect(self._workspace_changed)
         self.checkpoint.textChanged.connect(self._checkpoint_changed)
         self._update_plan_label()
+
+    def _fill_renderers(self, ds) -> None:
+        """The renderers that fit the open dataset (procedural only for the sample dataset)."""
+        keep = self.renderer.currentText()
+        self.renderer.blockSignals(True)
+        self.renderer.clear()
+        self.renderer.addItems(engine.renderer_names(ds))
+        self.renderer.setCurrentIndex(max(0, self.renderer.findText(keep)))
+        self.renderer.blockSignals(False)
+        self._update_enabled()
 
     def set_devices(self, devices: list[str]) -> None:
         keep = self.device.currentText()
@@ -276,7 +288,10 @@ class GenerationPanel(QWidget):
         self.jobFinished.emit(how)
 
     def _failed(self, exc: BaseException) -> None:
-        self.error_label.setText(f"Generation failed: {error_text(exc)} (finished pairs are kept; Start resumes)")
+        if isinstance(exc, GeneratorMismatch):  # refused before anything rendered: nothing to keep or resume
+            self.error_label.setText(f"Refused: {error_text(exc)}")
+        else:
+            self.error_label.setText(f"Generation failed: {error_text(exc)} (finished pairs are kept; Start resumes)")
         self._ended("failed")
 
     def _finished(self) -> None:

@@ -223,3 +223,26 @@ def test_a_gated_job_ends_with_what_the_gate_did(qtbot, gen_window, monkeypatch)
         g.start()
     assert "50 of 50 new pairs rejected by the quality gate at 0.30" in g.rate_label.text()
     qtbot.waitUntil(lambda: "job #7: 50 of 50 new pairs rejected" in gen_window.log_view.toPlainText(), timeout=2000)
+
+
+def test_a_generator_trained_on_another_label_set_is_refused_in_one_line(qtbot, gen_window, monkeypatch, tmp_path):
+    from segbalance.core.render.registry import check_generator_fits
+    from tests.test_generator_fit import CAMVID_LIKE, fake_train_gan_checkpoint
+
+    ckpt = fake_train_gan_checkpoint(tmp_path / "gan" / "ckpt.pt", CAMVID_LIKE)
+
+    def run(workspace, ds, plan_path, renderer, *, checkpoint=None, **_kw):
+        check_generator_fits(ds, checkpoint)  # what the engine's generate does before it renders
+        raise AssertionError("rendered with a mismatched generator")
+
+    monkeypatch.setattr(engine, "run_generation", run)
+    g = gen_window.generation
+    assert "procedural" not in [g.renderer.itemText(i) for i in range(g.renderer.count())]  # not the sample data
+    g.renderer.setCurrentText("pix2pixhd")
+    g.checkpoint.setText(str(ckpt))
+    with qtbot.waitSignal(g.jobFinished, timeout=20_000) as done:
+        g.start()
+    assert done.args == ["failed"]
+    assert g.error_label.text().startswith("Refused: ") and "trained on label set 'camvid'" in g.error_label.text()
+    assert "Start resumes" not in g.error_label.text()
+    assert pair_count(gen_window) == 0
