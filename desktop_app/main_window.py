@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from segbalance.core.datasets import SampleRef
 from segbalance.core.jobs import pairs as pair_service
+from segbalance.core.workspace import DB_NAME
 from segbalance.desktop_app import engine
 from segbalance.desktop_app.settings import Settings
 from segbalance.desktop_app.state import AppState
@@ -37,6 +38,7 @@ from segbalance.desktop_app.widgets.histogram import ClassHistogram
 from segbalance.desktop_app.widgets.image_viewer import ImageViewer
 from segbalance.desktop_app.widgets.job_list import JobList
 from segbalance.desktop_app.widgets.log_view import LogView
+from segbalance.desktop_app.widgets.new_workspace_dialog import NewWorkspaceDialog
 from segbalance.desktop_app.widgets.panel_host import PanelHost
 from segbalance.desktop_app.widgets.review_gallery import ReviewGallery
 from segbalance.desktop_app.widgets.status_bar import StatusBar
@@ -120,6 +122,8 @@ def _training_panel(state: AppState) -> PanelSpec:
         def process_started() -> None:  # the pid is known once the process runs: its Job row is ours
             if "e" in job:
                 job["e"].pid = panel.process.pid()
+                if job["e"].pid is not None:
+                    st.started_pids.add(job["e"].pid)
 
         def progress(done: int, total: int, eta: float) -> None:
             if "e" in job:
@@ -490,17 +494,42 @@ class MainWindow(QMainWindow):
 
     # -- workspace and datasets ----------------------------------------------------------
     def open_workspace(self, path: str | Path, *, create: bool = False) -> bool:
+        """Open a workspace; a plain folder (no database yet) is offered to become one rather than refused."""
+        p = Path(path)
+        if not create and p.is_dir() and not (p / DB_NAME).exists():
+            self.offer_create(p)
+            return False
         return self.state.open_workspace(path, create=create)
+
+    def offer_create(self, path: Path) -> QMessageBox:
+        """Ask whether a folder that is not a workspace yet should become one (non-blocking)."""
+        n = sum(1 for _ in path.iterdir())
+        box = QMessageBox(QMessageBox.Icon.Question, "Open workspace",
+                          f"{path} is not a segbalance workspace yet"
+                          + (f" (it holds {n} item{'s' if n != 1 else ''}; they are left as they are)" if n else "")
+                          + ".\nCreate a workspace there?", QMessageBox.StandardButton.Cancel, self)
+        box.setObjectName("create_workspace_confirm")
+        create = box.addButton("Create workspace", QMessageBox.ButtonRole.AcceptRole)
+        create.clicked.connect(lambda: self.state.open_workspace(path, create=True))
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.create_box = box
+        box.open()
+        return box
 
     def open_workspace_dialog(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Open workspace", self.settings.last_workspace() or "")
         if path:
             self.open_workspace(path)
 
-    def new_workspace_dialog(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "New workspace (choose or create an empty folder)")
-        if path:
-            self.open_workspace(path, create=True)
+    def new_workspace_dialog(self) -> NewWorkspaceDialog:
+        """A folder and a name (the folder may not exist yet), starting beside the current workspace."""
+        ws = self.state.workspace
+        dlg = NewWorkspaceDialog(ws.path if ws is not None else self.settings.last_workspace(), self)
+        dlg.chosen.connect(lambda p: self.open_workspace(p, create=True))
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.new_workspace_window = dlg
+        dlg.open()
+        return dlg
 
     def add_dataset(self, path: str | Path):
         return self.state.add_dataset(path)

@@ -108,6 +108,7 @@ class AppState(QObject):
         self.target: dict[str, float] | None = None
         self.jobs: dict[Worker, str] = {}
         self.entries: list[JobEntry] = []  # every background job, workers and subprocesses, oldest first
+        self.started_pids: set[int] = set()
         self._stats_worker: Worker | None = None
         self.device = "cpu"
         self.memory: WorkspaceMemory | None = None
@@ -151,6 +152,8 @@ class AppState(QObject):
         """Show a job in the job list (subprocesses call this; workers go through `run`)."""
         entry = JobEntry(name, cancel, pid)
         self.entries.append(entry)
+        if pid is not None:
+            self.started_pids.add(pid)
         if emit:
             self.log.emit(f"{name}: started")
             self.jobsChanged.emit()
@@ -175,7 +178,9 @@ class AppState(QObject):
         return [e.name for e in self.entries]
 
     def own_pids(self) -> set[int]:
-        return {e.pid for e in self.entries if e.pid is not None}
+        """Processes whose DB jobs are this window's: itself, and every subprocess it started (a finished one's
+        row may still read "running" in a poll taken a moment before it ended)."""
+        return {os.getpid(), *self.started_pids, *(e.pid for e in self.entries if e.pid is not None)}
 
     def cancel_all(self) -> None:
         for e in list(self.entries):

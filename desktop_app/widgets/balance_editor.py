@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QStyledItemDelegate,
     QTableWidget,
@@ -107,6 +108,9 @@ class BalanceEditor(QWidget):
         self.summary = QLabel("No plan yet")
         self.summary.setObjectName("summary_label")
         self.summary.setWordWrap(True)
+        # at most four lines (the full summary is in the tooltip): a long plan never squeezes the table
+        self.summary.setMaximumHeight(4 * self.summary.fontMetrics().lineSpacing() + 4)
+        self.summary.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Maximum)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         presets = QGridLayout()
@@ -261,6 +265,7 @@ class BalanceEditor(QWidget):
                 self.set_target(c, target.get(c))
         self._filling = False
         self._targets_edited()
+        self.state.remember_targets(self.targets(), self.locked())  # a preset's targets are kept like typed ones
 
     def clear_targets(self) -> None:
         self._filling = True
@@ -269,6 +274,7 @@ class BalanceEditor(QWidget):
                 self.set_target(c, None)
         self._filling = False
         self._targets_edited()
+        self.state.remember_targets(self.targets(), self.locked())
 
     # -- planning ----------------------------------------------------------------------
     def strategy_mix(self) -> dict[str, float] | str:
@@ -325,7 +331,9 @@ class BalanceEditor(QWidget):
         self.planned.emit(plan)
 
     def _plan_changed(self, plan) -> None:
-        if plan is None:
+        if plan is None:  # another dataset or workspace: the last one's summary is not this one's
+            self.summary.setText("No plan yet")
+            self.summary.setToolTip("")
             return
         ls = self.state.dataset.label_set if self.state.dataset is not None else None
         text = engine.plan_summary(plan, ls) if ls is not None else f"{len(plan.recipes)} recipes"
@@ -333,7 +341,7 @@ class BalanceEditor(QWidget):
         if skipped:
             text += f"\nskipped (no layers to paste): {', '.join(skipped)}"
         self.summary.setText(text)
-        self.summary.setToolTip(f"saved as {self.plan_path}" if self.plan_path else "")
+        self.summary.setToolTip(text + (f"\n\nsaved as {self.plan_path}" if self.plan_path else ""))
 
     def _finished(self) -> None:
         self.worker = None

@@ -175,7 +175,14 @@ class GenerationPanel(QWidget):
             self._update_plan_label()
 
     def _workspace_changed(self, ws) -> None:
-        """The checkpoint chosen last time in this workspace, else the newest one its own GAN runs left."""
+        """The checkpoint chosen last time in this workspace, else the newest one its own GAN runs left; the last
+        workspace's job progress and messages go."""
+        if self.worker is None:
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+            self.progress.setFormat("no job running")
+            self.rate_label.setText(" ")
+            self.error_label.clear()
         if ws is None or self.state.memory is None:
             return
         saved = self.state.memory.checkpoint("gan")
