@@ -83,11 +83,11 @@ def _editor_panel(state: AppState) -> PanelSpec:
             return None
         editor = LabelEditor(st.workspace, st.dataset.label_set)
         editor.statusMessage.connect(st.message)
-        # the editor's checkpoint is kept with the workspace, like the Generate panel's
+        # one generator for the editor and the Generate panel, kept with the workspace
+        editor.render_pane.checkpointLoaded.connect(st.generatorChanged)
+        st.generatorChanged.connect(editor.render_pane.follow_checkpoint)  # a method: dropped with the editor
         if st.memory is not None:
-            memory = st.memory
-            editor.render_pane.checkpointLoaded.connect(lambda p: memory.set_checkpoint("editor", p))
-            saved = memory.checkpoint("editor")
+            saved = st.memory.checkpoint("gan") or st.memory.checkpoint("editor")
             if saved is not None and saved.is_file():
                 editor.render_pane.load_checkpoint(saved)
         editor.revisionSaved.connect(lambda _rid: st.log.emit(f"Label editor: {editor.status_note()}"))

@@ -93,6 +93,7 @@ class AppState(QObject):
     message = Signal(str)  # a short feedback line for the status bar (a panel's "saved revision 3 of ...")
     jobsChanged = Signal()  # a job started or ended
     jobProgress = Signal(object)  # JobEntry whose done/total changed
+    generatorChanged = Signal(str)  # the generator checkpoint chosen in the Generate panel or the label editor
 
     def __init__(self, settings: Settings, parent: QObject | None = None) -> None:
         super().__init__(parent)

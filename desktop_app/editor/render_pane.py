@@ -155,6 +155,8 @@ class RenderPane(QWidget):
         self.title.setText(f"Loading {name}…")
         self.title.setStyleSheet("")
 
+        self.checkpoint_path = str(path)
+
         def done(renderer: object) -> None:
             if self.set_renderer(renderer, name):  # type: ignore[arg-type]
                 self.checkpointLoaded.emit(str(path))
@@ -164,6 +166,11 @@ class RenderPane(QWidget):
         start_worker(
             load_checkpoint_renderer, str(path), device, on_result=done, on_error=lambda msg: self._refuse(msg)
         )
+
+    def follow_checkpoint(self, path: str) -> None:
+        """Use the generator chosen elsewhere in the app (the Generate panel), unless it is the one loaded."""
+        if path and path != getattr(self, "checkpoint_path", None) and Path(path).is_file():
+            self.load_checkpoint(path)
 
     def _choose_checkpoint(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "pix2pixHD checkpoint", self.start_dir,

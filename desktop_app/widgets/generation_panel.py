@@ -137,6 +137,7 @@ class GenerationPanel(QWidget):
         state.datasetChanged.connect(self._fill_renderers)
         state.workspaceChanged.connect(self._workspace_changed)
         self.checkpoint.textChanged.connect(self._checkpoint_changed)
+        state.generatorChanged.connect(self._generator_chosen)
         self._update_plan_label()
 
     def _fill_renderers(self, ds) -> None:
@@ -199,6 +200,13 @@ class GenerationPanel(QWidget):
             self.error_label.clear()  # the hint is answered
         if not self._restoring and self.state.memory is not None:
             self.state.memory.set_checkpoint("gan", text.strip() or None)
+        if text.strip() and Path(text.strip()).is_file():
+            self.state.generatorChanged.emit(text.strip())  # the label editor renders with the same one
+
+    def _generator_chosen(self, path: str) -> None:
+        """A generator loaded in the label editor is the one generation uses too (one choice, not two)."""
+        if path and path != self.checkpoint.text().strip():
+            self.checkpoint.setText(path)
 
     def checkpoint_start_dir(self) -> str:
         """Where the checkpoint dialog opens: the workspace's newest GAN run, else its runs/ folder."""

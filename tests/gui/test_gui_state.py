@@ -67,3 +67,15 @@ def test_the_apps_own_finished_job_is_not_running_elsewhere(qtbot, make_window, 
                        {"id": 2, "kind": "train-gan", "pid": 424242, "done": 9, "total": 9},
                        {"id": 3, "kind": "generate", "pid": 1, "done": 1, "total": 9}])
     assert w.job_list.elsewhere.text() == "Other process: job #3 generate 1/9"
+
+
+def test_a_narrow_status_line_drops_whole_fields_never_cuts_one(qtbot):
+    from segbalance.desktop_app.widgets.elided_label import ElidedLabel
+
+    lab = ElidedLabel("")
+    qtbot.addWidget(lab)
+    lab.field_separator = "  |  "
+    lab.setText("aachen_000001 (dataset)  |  tool brush  |  paint road  |  round 12px  |  zoom 100%")
+    width = lab.fontMetrics().horizontalAdvance("aachen_000001 (dataset)  |  tool brush  |  pai")
+    shown = lab.shown_text(width)
+    assert shown == "aachen_000001 (dataset)  |  tool brush  |  …"
