@@ -128,6 +128,13 @@ class RenderPane(QWidget):
         self.title.setText(f"Renderer: {self.renderer_name} ({renderer.label_nc} label channels)" if renderer else "")
         self.title.setStyleSheet("")
         self.title.setToolTip("")
+        if renderer is not None:  # the body agrees with the header at once, not after the first edit
+            self._qimg = None
+            self.view.setPixmap(QPixmap())
+            self.view.setText("Rendering the open map…" if self._last_request is not None
+                              else "Ready: open a label map (Ctrl+L) and it renders here as you paint.")
+            if self._last_request is not None:
+                self.request(*self._last_request)
         self._update_add()
         self.rendererChanged.emit()
         return True

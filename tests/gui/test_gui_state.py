@@ -79,3 +79,22 @@ def test_a_narrow_status_line_drops_whole_fields_never_cuts_one(qtbot):
     width = lab.fontMetrics().horizontalAdvance("aachen_000001 (dataset)  |  tool brush  |  pai")
     shown = lab.shown_text(width)
     assert shown == "aachen_000001 (dataset)  |  tool brush  |  …"
+
+
+def test_the_render_pane_body_agrees_with_its_header_once_a_renderer_is_loaded(qtbot):
+    import numpy as np
+
+    from segbalance.core.datasets.labels import CITYSCAPES
+    from segbalance.desktop_app.editor.render_pane import RenderPane
+
+    class Fake:
+        label_nc = 35
+
+        def render(self, label, instance=None):
+            return np.zeros((*label.shape, 3), np.uint8)
+
+    pane = RenderPane(CITYSCAPES)
+    qtbot.addWidget(pane)
+    assert "Load a pix2pixHD checkpoint" in pane.view.text()
+    assert pane.set_renderer(Fake(), "fake")
+    assert pane.title.text().startswith("Renderer: fake") and "Load a pix2pixHD checkpoint" not in pane.view.text()
