@@ -412,6 +412,7 @@ class MainWindow(QMainWindow):
         s.workspaceChanged.connect(self.gallery.set_workspace)
         s.datasetChanged.connect(lambda ds: self.gallery.set_label_set(ds.label_set if ds is not None else None))
         s.pairsChanged.connect(self.gallery.refresh)
+        s.pairsArriving.connect(self.gallery.refresh_async)  # while a job writes: read off the UI thread
         self.gallery.exportRequested.connect(self.export_dialog)
         self.gallery.pairActivated.connect(self.show_pair)
         self.gallery.refused.connect(lambda msg: self.show_error("Review", msg))

@@ -88,6 +88,7 @@ class AppState(QObject):
     planChanged = Signal(object)  # core.planning.balance Plan | None
     targetChanged = Signal(object)  # dict class_name -> share | None
     pairsChanged = Signal()  # generated pairs added or reviewed
+    pairsArriving = Signal()  # a running job wrote more pairs (views reload off the UI thread)
     error = Signal(str, str)  # title, one-line message
     log = Signal(str)
     message = Signal(str)  # a short feedback line for the status bar (a panel's "saved revision 3 of ...")

@@ -4,6 +4,7 @@ to the editor to place (manual recombination). The bank is built/loaded off the 
 from __future__ import annotations
 
 import threading
+from functools import partial
 
 import cv2
 import numpy as np
@@ -155,7 +156,7 @@ class LayerPicker(QWidget):
         areas = self.bank.cols["area"][rows]
         rows = rows[np.argsort(-areas, kind="stable")][:MAX_SHOWN]
         color = tuple(int(v) for v in self.label_set.palette[int(cid)])
-        start_worker(_thumbs, self.bank, rows, color, on_result=lambda t, c=int(cid): self._fill(c, t),
+        start_worker(_thumbs, self.bank, rows, color, on_result=partial(self._fill, int(cid)),
                      on_error=self._failed)
 
     def _fill(self, cid: int, thumbs: list[tuple[int, np.ndarray]]) -> None:

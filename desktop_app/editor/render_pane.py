@@ -163,16 +163,15 @@ class RenderPane(QWidget):
         self.title.setStyleSheet("")
 
         self.checkpoint_path = str(path)
+        start_worker(load_checkpoint_renderer, str(path), device, on_result=self._checkpoint_ready,
+                     on_error=self._refuse)  # methods: never called once the pane is gone
 
-        def done(renderer: object) -> None:
-            if self.set_renderer(renderer, name):  # type: ignore[arg-type]
-                self.checkpointLoaded.emit(str(path))
-                if self._requested_rev is not None and self._last_request is not None:
-                    self.request(*self._last_request)
-
-        start_worker(
-            load_checkpoint_renderer, str(path), device, on_result=done, on_error=lambda msg: self._refuse(msg)
-        )
+    def _checkpoint_ready(self, renderer: object) -> None:
+        path = self.checkpoint_path
+        if self.set_renderer(renderer, Path(path).name if path else ""):  # type: ignore[arg-type]
+            self.checkpointLoaded.emit(str(path))
+            if self._requested_rev is not None and self._last_request is not None:
+                self.request(*self._last_request)
 
     def follow_checkpoint(self, path: str) -> None:
         """Use the generator chosen elsewhere in the app (the Generate panel), unless it is the one loaded."""

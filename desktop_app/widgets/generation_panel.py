@@ -277,7 +277,7 @@ class GenerationPanel(QWidget):
         now = time.monotonic()
         if now - self._last_refresh >= REFRESH_PAIRS_S:
             self._last_refresh = now
-            self.state.pairsChanged.emit()
+            self.state.pairsArriving.emit()
 
     def _returned(self, result) -> None:
         failed = getattr(result, "failed", None) or []

@@ -46,6 +46,7 @@ from segbalance.core.jobs.pairs import PAIR_STATUSES
 from segbalance.core.workspace import Workspace
 from segbalance.desktop_app.widgets.pair_view import PairView
 from segbalance.desktop_app.widgets.thumbnails import ThumbnailLoader, file_key, placeholder
+from segbalance.desktop_app.workers import Worker, create_worker
 
 STATUSES = PAIR_STATUSES
 # background per pair status, in core's order (pending, accepted, rejected, failed); unknown words stay white
@@ -65,6 +66,11 @@ PairItem = pair_service.PairRecord  # what a thumbnail shows: one generated pair
 
 def load_pairs(ws: Workspace) -> list[PairItem]:
     return pair_service.pair_records(ws)
+
+
+def _read_pairs(ws: Workspace) -> tuple[list[PairItem], dict]:
+    """The pairs and what the review pane says of each (who decided, the quality note), in one read."""
+    return load_pairs(ws), decisions.pair_notes(ws)
 
 
 def pair_preview(item: PairItem, label_set: LabelSet) -> np.ndarray:
@@ -209,6 +215,7 @@ class ReviewGallery(QWidget):
         self.notes: dict[int, decisions.PairNote] = {}
         self.last_refusal: str | None = None
         self.confirm_box: QMessageBox | None = None
+        self._reader: Worker | None = None
         self.loader = loader or ThumbnailLoader(parent=self)
         self.model = PairListModel(self.loader, self)
         self.proxy = PairFilter(self)
@@ -380,9 +387,22 @@ class ReviewGallery(QWidget):
     def refresh(self) -> None:
         """Reload the pairs from the DB, keeping filters and the current pair (the first pending one when none
         is current, e.g. after a relaunch)."""
+        ws = self.workspace
+        self._show_items(*(_read_pairs(ws) if ws is not None else ([], {})))
+
+    def refresh_async(self) -> Worker | None:
+        """refresh() with the DB read on a worker (while a job writes pairs); skipped while one is reading."""
+        ws = self.workspace
+        if ws is None or (self._reader is not None and not self._reader.done.is_set()):
+            return None
+        w = create_worker(_read_pairs, ws)
+        w.returned.connect(lambda res: self.workspace is ws and self._show_items(*res))
+        self._reader = w.start()
+        return w
+
+    def _show_items(self, items: list[PairItem], notes: dict) -> None:
         current = self.current_id()
-        items = load_pairs(self.workspace) if self.workspace is not None else []
-        self.notes = decisions.pair_notes(self.workspace) if self.workspace is not None else {}
+        self.notes = notes
         self.model.set_items(items)
         self._fill_box(self.strategy_box, sorted({it.strategy for it in items}))
         self._fill_box(self.class_box, sorted({c for it in items for c in it.classes_added}))
