@@ -108,8 +108,8 @@ class BalanceEditor(QWidget):
         self.summary = QLabel("No plan yet")
         self.summary.setObjectName("summary_label")
         self.summary.setWordWrap(True)
-        # at most four lines (the full summary is in the tooltip): a long plan never squeezes the table
-        self.summary.setMaximumHeight(4 * self.summary.fontMetrics().lineSpacing() + 4)
+        # at most two lines (the full summary is in the tooltip): a long plan never squeezes the table
+        self.summary.setMaximumHeight(2 * self.summary.fontMetrics().lineSpacing() + 4)
         self.summary.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Maximum)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 

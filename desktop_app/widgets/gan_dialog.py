@@ -35,6 +35,7 @@ class GanTrainDialog(QDialog):
         super().__init__(parent)
         self.setObjectName("train_gan_dialog")
         self.setWindowTitle("Train tiny GAN")
+        self.setMinimumWidth(480)
         self.device = device
         self.seconds_per_iter: float | None = None
         self.worker: Worker | None = None
@@ -47,6 +48,7 @@ class GanTrainDialog(QDialog):
         self.estimate = QLabel("Timing a few training steps on this machine…")
         self.estimate.setObjectName("gan_estimate")
         self.estimate.setWordWrap(True)
+        self.estimate.setMinimumHeight(2 * self.estimate.fontMetrics().lineSpacing() + 4)
         keep = QLabel(f"It saves a checkpoint every {save_every_s:.0f} s and when stopped: quitting or cancelling "
                       "loses at most about a minute, and Resume (Training tab) continues it.")
         keep.setWordWrap(True)
@@ -83,5 +85,5 @@ class GanTrainDialog(QDialog):
         if s is None:
             return
         total = s * self.iters.value()
-        self.estimate.setText(f"about {s:.2f} s per iteration here → {self.iters.value()} iterations take about "
-                              f"{format_eta(total)} (h:mm:ss; timed from a few steps)")
+        self.estimate.setText(f"about {s:.2f} s per iteration here, so {self.iters.value()} iterations take about "
+                              f"{format_eta(total)} (h:mm:ss, timed on a few real steps)")
