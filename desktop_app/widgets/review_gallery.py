@@ -379,7 +379,8 @@ class ReviewGallery(QWidget):
         t = self.model.thumb
         self.view.setIconSize(t)
         self.view.setGridSize(QSize(t.width() + 14, t.height() + 32))
-        self.view.setMinimumWidth(min(t.width() + 40, 520))  # a large thumbnail never overflows its column
+        # the column grows with large thumbnails, up to what a 1366-px window leaves it beside the large view
+        self.view.setMinimumWidth(min(t.width() + 40, 300))
 
     def set_label_set(self, label_set: LabelSet | None) -> None:
         self.model.label_set = label_set or CITYSCAPES
