@@ -33,6 +33,9 @@ COL_CLASS, COL_CURRENT, COL_TARGET, COL_LOCK = range(4)
 STRATEGIES = ("single", "multi", "recon")
 
 
+SUMMARY_LINES = 2  # lines of the plan summary under the table (all of it in the tooltip)
+
+
 class ShareDelegate(QStyledItemDelegate):
     """Edits a target share in % with a spin box; shows '—' for no target."""
 
@@ -108,8 +111,6 @@ class BalanceEditor(QWidget):
         self.summary = QLabel("No plan yet")
         self.summary.setObjectName("summary_label")
         self.summary.setWordWrap(True)
-        # at most two lines (the full summary is in the tooltip): a long plan never squeezes the table
-        self.summary.setMaximumHeight(2 * self.summary.fontMetrics().lineSpacing() + 4)
         self.summary.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Maximum)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
@@ -340,7 +341,10 @@ class BalanceEditor(QWidget):
         skipped = getattr(plan, "skipped", None)
         if skipped:
             text += f"\nskipped (no layers to paste): {', '.join(skipped)}"
-        self.summary.setText(text)
+        # two lines at most, the rest in the tooltip: a long plan never squeezes the table
+        lines = text.splitlines()
+        self.summary.setWordWrap(False)
+        self.summary.setText("\n".join(lines[:SUMMARY_LINES]) + (" …" if len(lines) > SUMMARY_LINES else ""))
         self.summary.setToolTip(text + (f"\n\nsaved as {self.plan_path}" if self.plan_path else ""))
 
     def _finished(self) -> None:
