@@ -129,6 +129,22 @@ class GeneratedPair(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class PairDecision(Base):
+    """One review decision in effect on a pair: who made it, and the status it replaced (so it can be undone).
+
+    Pairs decided together (a bulk accept) share a `batch`. Undoing a decision deletes its rows and restores
+    `before`; a pair without rows was decided by its job (pending, or rejected by the quality gate)."""
+
+    __tablename__ = "pair_decision"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pair_id: Mapped[int] = mapped_column(ForeignKey("generated_pair.id", ondelete="CASCADE"), index=True)
+    batch: Mapped[int] = mapped_column(Integer, index=True)
+    before: Mapped[str] = mapped_column(String(16))
+    after: Mapped[str] = mapped_column(String(16))
+    by: Mapped[str] = mapped_column(String(16))  # "app" or "cli": a person, through which tool
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 # -- training runs and their metric streams (GAN and segmentation) -------------------------
 class TrainingRun(Base):
     __tablename__ = "training_run"

@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from segbalance.core.datasets import Dataset
 from segbalance.core.datasets.stats import DatasetStats
 from segbalance.core.jobs.pairs import DEFAULT_EXPORT
@@ -73,11 +75,12 @@ def plan_summary(plan, label_set) -> str:
 
 
 # -- generation ------------------------------------------------------------------------------------
-def renderer_names() -> list[str]:
-    """Renderers the engine offers (copypaste first: it needs no trained model)."""
-    from segbalance.core.render.registry import RENDERERS
+def renderer_names(ds: Dataset | None = None) -> list[str]:
+    """Renderers the engine offers for the dataset (copypaste first: it needs no trained model; procedural
+    only for the built-in sample dataset, whose look it paints)."""
+    from segbalance.core.render.registry import renderers_for
 
-    return sorted(RENDERERS, key=lambda r: r != "copypaste")
+    return sorted(renderers_for(ds), key=lambda r: r != "copypaste")
 
 
 def run_generation(workspace: Workspace, ds: Dataset, plan_path: str | Path, renderer: str, *,
@@ -105,3 +108,44 @@ def export_dataset(workspace: Workspace, ds: Dataset, out: str | Path,
     from segbalance.core.export.formats import export_dataset as _export
 
     return _export(workspace, ds, out, tuple(include), progress=progress, cancel=cancel)
+
+
+# -- training a generator ----------------------------------------------------------------------------
+GAN_SIZE = (256, 128)  # train-gan's default --size, what the app's "Train tiny GAN" trains at
+
+
+def gan_seconds_per_iteration(device: str = "auto", steps: int = 2) -> float:
+    """Seconds one tiny pix2pixHD training step takes on this machine, timed on a few real steps."""
+    from segbalance.core.experiments.estimate import gan_step
+    from segbalance.core.runs.runtime import resolve_device
+
+    return gan_step("tiny", GAN_SIZE, "off", resolve_device(device), steps)[0]
+
+
+def gan_samples(out_dir: str | Path, dataset: str | Path, n: int = 3) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """A GAN run's generator rendering the first n val label maps of its dataset (train maps when there is no
+    val split): [(colored label map, render, sample id)], from the run's last checkpoint."""
+
+    from segbalance.core.datasets import open_dataset
+    from segbalance.core.errors import SegbalanceError
+    from segbalance.core.io import read_label_png
+    from segbalance.core.render.pix2pixhd import load_renderer
+
+    ckpt = Path(out_dir) / "ckpt.pt"
+    if not ckpt.is_file():
+        raise SegbalanceError("no checkpoint yet (train-gan saves one every minute and when it stops)", out_dir)
+    ds = open_dataset(dataset)
+    refs = ds.samples("val") or ds.samples("train") or ds.samples()
+    renderer = load_renderer(ckpt, device="cpu")
+    out = []
+    for ref in refs[:n]:
+        label = read_label_png(ref.label_path)
+        label = label if label.dtype == np.uint8 else label.astype(np.uint8)
+        img = np.ascontiguousarray(renderer.render(label)[..., :3], dtype=np.uint8)
+        color = ds.label_set.colorize(label)
+        if color.shape[:2] != img.shape[:2]:
+            import cv2
+
+            color = cv2.resize(color, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST)
+        out.append((color, img, ref.id))
+    return out

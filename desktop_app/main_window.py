@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from segbalance.core.datasets import SampleRef
 from segbalance.core.jobs import pairs as pair_service
+from segbalance.core.workspace import DB_NAME
 from segbalance.desktop_app import engine
 from segbalance.desktop_app.settings import Settings
 from segbalance.desktop_app.state import AppState
@@ -37,13 +38,25 @@ from segbalance.desktop_app.widgets.histogram import ClassHistogram
 from segbalance.desktop_app.widgets.image_viewer import ImageViewer
 from segbalance.desktop_app.widgets.job_list import JobList
 from segbalance.desktop_app.widgets.log_view import LogView
+from segbalance.desktop_app.widgets.new_workspace_dialog import NewWorkspaceDialog
 from segbalance.desktop_app.widgets.panel_host import PanelHost
 from segbalance.desktop_app.widgets.review_gallery import ReviewGallery
 from segbalance.desktop_app.widgets.status_bar import StatusBar
 from segbalance.desktop_app.widgets.thumbnails import ThumbnailLoader
+from segbalance.desktop_app.widgets.wheel_guard import guard_wheel
 from segbalance.desktop_app.workers import create_worker, error_text
 
+FIRST_SIZE = QSize(1400, 900)  # the first window on a large screen; smaller screens get their available size
+
+
+def first_window_size(available: QSize) -> QSize:
+    """The first window's size: FIRST_SIZE, shrunk to fit the screen it opens on (a 1366x768 laptop's
+    available area is smaller than both)."""
+    return QSize(min(FIRST_SIZE.width(), available.width()), min(FIRST_SIZE.height(), available.height()))
+
+
 JOB_POLL_MS = 2000  # how often the status bar looks for jobs started outside this window
+QUIT_WAIT_MS = 60_000  # a training subprocess gets this long to finish its step and save, then it is killed
 
 
 # -- extra panels ------------------------------------------------------------------------------
@@ -70,11 +83,11 @@ def _editor_panel(state: AppState) -> PanelSpec:
             return None
         editor = LabelEditor(st.workspace, st.dataset.label_set)
         editor.statusMessage.connect(st.message)
-        # the editor's checkpoint is kept with the workspace, like the Generate panel's
+        # one generator for the editor and the Generate panel, kept with the workspace
+        editor.render_pane.checkpointLoaded.connect(st.generatorChanged)
+        st.generatorChanged.connect(editor.render_pane.follow_checkpoint)  # a method: dropped with the editor
         if st.memory is not None:
-            memory = st.memory
-            editor.render_pane.checkpointLoaded.connect(lambda p: memory.set_checkpoint("editor", p))
-            saved = memory.checkpoint("editor")
+            saved = st.memory.checkpoint("gan") or st.memory.checkpoint("editor")
             if saved is not None and saved.is_file():
                 editor.render_pane.load_checkpoint(saved)
         editor.revisionSaved.connect(lambda _rid: st.log.emit(f"Label editor: {editor.status_note()}"))
@@ -93,23 +106,33 @@ def _training_panel(state: AppState) -> PanelSpec:
             return None
         panel = TrainingPanel(st.workspace)
         panel.statusMessage.connect(st.message)
+        if st.memory is not None:  # the form as last used here; the open dataset when none was chosen
+            memory = st.memory
+            panel.set_form_state(memory.training_form(), str(st.dataset.root) if st.dataset is not None else None)
+            panel.formUsed.connect(memory.set_training_form)
+        st.datasetChanged.connect(panel.dataset_opened)  # a method: disconnected when the panel goes
         job: dict = {}  # the run in the job list while its subprocess lives
 
         def started(_out: str) -> None:
-            job["e"] = st.start_job("Train segmentation", panel.stop_run, panel.process.pid())
+            name = "Train segmentation" if panel.current_kind == "seg" else "Train GAN (resumed)"
+            e = job["e"] = st.start_job(name, panel.stop_run, panel.process.pid())
+            e.wait = panel.process.wait_or_kill
+            e.kept = panel.kept_on_stop
 
         def process_started() -> None:  # the pid is known once the process runs: its Job row is ours
             if "e" in job:
                 job["e"].pid = panel.process.pid()
+                if job["e"].pid is not None:
+                    st.started_pids.add(job["e"].pid)
 
-        def progress(done: int, total: int) -> None:
+        def progress(done: int, total: int, eta: float) -> None:
             if "e" in job:
-                st.job_progress(job["e"], done, total)
+                st.job_progress(job["e"], done, total, eta)
 
         def finished(code: int, stopped: bool) -> None:
             e = job.pop("e", None)
             if e is not None:
-                st.end_job(e, "stopped; the last checkpoint is kept" if stopped
+                st.end_job(e, "cancelled; the last checkpoint is kept (Resume in the Training tab)" if stopped
                            else "finished" if code == 0 else f"failed (exit code {code})")
 
         panel.runStarted.connect(started)
@@ -214,17 +237,26 @@ class MainWindow(QMainWindow):
         self._make_toolbar()
         self._wire()
         self._add_extra_panels()
-        self.resize(1400, 900)
+        self.resize(first_window_size(self.screen().availableGeometry().size()))
         self._default_dock_sizes()
         geometry, dock_state = settings.window_state()
         if geometry is not None:
             self.restoreGeometry(geometry)
+            self._fit_screen()
         self._restore_preferences()
         if dock_state is not None:
             self.restoreState(dock_state)
         else:
             QTimer.singleShot(0, self._default_dock_sizes)  # dock sizes only stick once the window is laid out
         self._update_enabled()
+        guard_wheel(self)
+
+    def _fit_screen(self) -> None:
+        """A window restored from a larger screen is shrunk to the one it opens on."""
+        avail = self.screen().availableGeometry()
+        if self.width() > avail.width() or self.height() > avail.height():
+            self.resize(min(self.width(), avail.width()), min(self.height(), avail.height()))
+            self.move(avail.topLeft())
 
     # -- construction ---------------------------------------------------------------------
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -380,9 +412,11 @@ class MainWindow(QMainWindow):
         s.workspaceChanged.connect(self.gallery.set_workspace)
         s.datasetChanged.connect(lambda ds: self.gallery.set_label_set(ds.label_set if ds is not None else None))
         s.pairsChanged.connect(self.gallery.refresh)
+        s.pairsArriving.connect(self.gallery.refresh_async)  # while a job writes: read off the UI thread
         self.gallery.exportRequested.connect(self.export_dialog)
         self.gallery.pairActivated.connect(self.show_pair)
         self.gallery.refused.connect(lambda msg: self.show_error("Review", msg))
+        self.gallery.message.connect(lambda text: self.status.showMessage(text, 5000))
         self.gallery.sourceRequested.connect(self.show_source_sample)
         self.viewer.reviewRequested.connect(self._review_from_viewer)
         self.histogram.classClicked.connect(lambda name: self.docks.browser.raise_() if name else None)
@@ -416,11 +450,19 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.viewer)
 
     def _review_from_viewer(self, pair_id: int, status: str) -> None:
-        if self.gallery.decide([pair_id], status):
+        """A/R there decide on the pair shown; U is the review tab's undo (the last decision, wherever made)."""
+        if status == pair_service.PENDING:
+            d = self.gallery.undo()
+            if d is None:
+                return
+            self.status.showMessage(f"Undone: {d.describe()}", 5000)
+        elif self.gallery.decide([pair_id], status):
             self.status.showMessage(f"Pair #{pair_id} {status}", 5000)
-            item = self.gallery.model.item(pair_id)
-            if item is not None:
-                self.viewer.title.setText(f"pair #{pair_id}  ·  job {item.job_id} · {item.status}")
+        else:
+            return
+        item = self.gallery.model.item(pair_id)
+        if item is not None:
+            self.viewer.title.setText(f"pair #{pair_id}  ·  job {item.job_id} · {item.status}")
 
     def show_source_sample(self, sample_id: str) -> bool:
         """Open a dataset sample a pair was recombined from in the viewer (from the review tab's links)."""
@@ -453,17 +495,42 @@ class MainWindow(QMainWindow):
 
     # -- workspace and datasets ----------------------------------------------------------
     def open_workspace(self, path: str | Path, *, create: bool = False) -> bool:
+        """Open a workspace; a plain folder (no database yet) is offered to become one rather than refused."""
+        p = Path(path)
+        if not create and p.is_dir() and not (p / DB_NAME).exists():
+            self.offer_create(p)
+            return False
         return self.state.open_workspace(path, create=create)
+
+    def offer_create(self, path: Path) -> QMessageBox:
+        """Ask whether a folder that is not a workspace yet should become one (non-blocking)."""
+        n = sum(1 for _ in path.iterdir())
+        box = QMessageBox(QMessageBox.Icon.Question, "Open workspace",
+                          f"{path} is not a segbalance workspace yet"
+                          + (f" (it holds {n} item{'s' if n != 1 else ''}; they are left as they are)" if n else "")
+                          + ".\nCreate a workspace there?", QMessageBox.StandardButton.Cancel, self)
+        box.setObjectName("create_workspace_confirm")
+        create = box.addButton("Create workspace", QMessageBox.ButtonRole.AcceptRole)
+        create.clicked.connect(lambda: self.state.open_workspace(path, create=True))
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.create_box = box
+        box.open()
+        return box
 
     def open_workspace_dialog(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Open workspace", self.settings.last_workspace() or "")
         if path:
             self.open_workspace(path)
 
-    def new_workspace_dialog(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "New workspace (choose or create an empty folder)")
-        if path:
-            self.open_workspace(path, create=True)
+    def new_workspace_dialog(self) -> NewWorkspaceDialog:
+        """A folder and a name (the folder may not exist yet), starting beside the current workspace."""
+        ws = self.state.workspace
+        dlg = NewWorkspaceDialog(ws.path if ws is not None else self.settings.last_workspace(), self)
+        dlg.chosen.connect(lambda p: self.open_workspace(p, create=True))
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.new_workspace_window = dlg
+        dlg.open()
+        return dlg
 
     def add_dataset(self, path: str | Path):
         return self.state.add_dataset(path)
@@ -504,7 +571,9 @@ class MainWindow(QMainWindow):
 
         w.returned.connect(done)
         return s.run("Export", w, lambda man: f"{man['originals']} original + {man['generated']} generated samples "
-                                               f"({', '.join(man['include'])}) to {out}")
+                                               f"({', '.join(man['include'])}) to {out}",
+                     kept=lambda: f"nothing: the export is built beside {out} and only swapped in when complete, "
+                                  "so an earlier export there stays as it was")
 
     def _fill_recent(self) -> None:
         m = self.menus.recent
@@ -603,18 +672,26 @@ class MainWindow(QMainWindow):
         self._save_preferences()
         self.settings.save_window_state(self.saveGeometry(), self.saveState())
         self.settings.sync()
+        if self.state.entries:  # quit confirmed: every job was asked to stop; subprocesses save, then end
+            self.status.showMessage("Waiting for the training runs to save their checkpoints…")
+            self.state.cancel_all()
+            self.state.wait_subprocesses(QUIT_WAIT_MS)  # their runs get their final word ("cancelled") here
         self.state.close_workspace()
-        self.generation.wait_training(15_000)  # train-gan saves its checkpoint on SIGTERM
         self.thumbnails.clear_queue()
         self.thumbnails.wait_idle(5000)
         super().closeEvent(event)
 
+    def quit_text(self) -> str:
+        """What quitting now does to each running job: exactly what it keeps."""
+        entries = self.state.entries
+        n = len(entries)
+        lines = [f"• {e.name}: {e.kept_text()}" for e in entries]
+        return (f"{n} job{'s are' if n > 1 else ' is'} still running:\n" + "\n".join(lines)
+                + f"\n\nQuit and cancel {'them' if n > 1 else 'it'}? The app waits for each to stop cleanly.")
+
     def ask_quit(self, running: list[str]) -> QMessageBox:
-        """Jobs are running: quit only when the user says so (they are cancelled, finished work is kept)."""
-        box = QMessageBox(QMessageBox.Icon.Question, "Quit segbalance",
-                          f"{len(running)} job{'s are' if len(running) > 1 else ' is'} still running: "
-                          f"{', '.join(running)}.\nQuit and cancel {'them' if len(running) > 1 else 'it'}? "
-                          "Work finished so far is kept.",
+        """Jobs are running: quit only when the user says so, after saying what each keeps."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Quit segbalance", self.quit_text(),
                           QMessageBox.StandardButton.Cancel, self)
         box.setObjectName("quit_confirm")
         quit_button = box.addButton("Cancel jobs and quit", QMessageBox.ButtonRole.DestructiveRole)

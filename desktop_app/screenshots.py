@@ -115,6 +115,20 @@ def main(argv: list[str] | None = None) -> int:
     if w.edit_current_sample():
         grab("label-editor")
 
+    # 5. the training tab (New-run form, runs, live charts) and the GAN dialog with its timed estimate
+    i = w._tab_with("start_run")
+    if i is not None:
+        w.tabs.setCurrentIndex(i)
+        grab("training")
+    dlg = w.generation.train_tiny_gan()
+    if dlg is not None:
+        wait_until(lambda: dlg.seconds_per_iter is not None or "could not" in dlg.estimate.text(), 120)
+        settle(0.3)
+        p = args.out / "train-gan-dialog.png"
+        dlg.grab().save(str(p))
+        shots.append(p)
+        dlg.reject()
+
     w.close()
     for p in shots:
         print(p)

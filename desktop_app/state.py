@@ -7,8 +7,9 @@ calls go through core/db, long ones through desktop_app.workers.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -24,6 +25,32 @@ from segbalance.desktop_app.workers import Worker, create_worker, error_text
 from segbalance.desktop_app.workspace_memory import WorkspaceMemory
 
 
+def format_eta(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds == float("inf") or seconds < 0:
+        return "—"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+class RateMeter:
+    """Items per second and time left, from (done, total) reports."""
+
+    def __init__(self) -> None:
+        self.t0: float | None = None
+        self.d0 = 0
+
+    def update(self, done: int, total: int, now: float | None = None) -> tuple[float | None, float | None]:
+        now = time.monotonic() if now is None else now
+        if self.t0 is None or done < self.d0:
+            self.t0, self.d0 = now, done
+            return None, None
+        dt = now - self.t0
+        if dt <= 0 or done == self.d0:
+            return None, None
+        rate = (done - self.d0) / dt
+        return rate, (total - done) / rate if rate > 0 else None
+
+
 @dataclass(eq=False)
 class JobEntry:
     """One background job of this window (a worker thread or a subprocess), as the job list shows it."""
@@ -34,10 +61,20 @@ class JobEntry:
     done: int = 0
     total: int = 0  # 0 = not known yet (a busy bar)
     cancelling: bool = False
+    eta_s: float | None = None  # time left: the job's own estimate (a run's Job row) or from its rate
+    wait: Callable[[int], bool] | None = None  # a subprocess: block until it ended (quit waits for it)
+    kept: Callable[[], str] | None = None  # what a cancel keeps, in words (the quit dialog says it)
+    meter: RateMeter = field(default_factory=RateMeter)
 
     def request_cancel(self) -> None:
         self.cancelling = True
         self.cancel()
+
+    def kept_text(self) -> str:
+        try:
+            return self.kept() if self.kept is not None else "nothing it has not already written"
+        except Exception:  # noqa: BLE001 - a description must never keep the app from quitting
+            return "what it has written so far"
 
 
 SMALL_DATASET = 256  # below this, stats scan in-process (a process pool costs more than it saves)
@@ -51,11 +88,13 @@ class AppState(QObject):
     planChanged = Signal(object)  # core.planning.balance Plan | None
     targetChanged = Signal(object)  # dict class_name -> share | None
     pairsChanged = Signal()  # generated pairs added or reviewed
+    pairsArriving = Signal()  # a running job wrote more pairs (views reload off the UI thread)
     error = Signal(str, str)  # title, one-line message
     log = Signal(str)
     message = Signal(str)  # a short feedback line for the status bar (a panel's "saved revision 3 of ...")
     jobsChanged = Signal()  # a job started or ended
     jobProgress = Signal(object)  # JobEntry whose done/total changed
+    generatorChanged = Signal(str)  # the generator checkpoint chosen in the Generate panel or the label editor
 
     def __init__(self, settings: Settings, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -71,18 +110,21 @@ class AppState(QObject):
         self.target: dict[str, float] | None = None
         self.jobs: dict[Worker, str] = {}
         self.entries: list[JobEntry] = []  # every background job, workers and subprocesses, oldest first
+        self.started_pids: set[int] = set()
         self._stats_worker: Worker | None = None
         self.device = "cpu"
         self.memory: WorkspaceMemory | None = None
 
     # -- background work -------------------------------------------------------------
-    def run(self, name: str, worker: Worker, describe: Callable[[object], str] | None = None) -> Worker:
+    def run(self, name: str, worker: Worker, describe: Callable[[object], str] | None = None,
+            kept: Callable[[], str] | None = None) -> Worker:
         """Start a worker and track it for the status bar; errors go to the error signal.
 
         The Log gets a line when it starts and one when it ends (finished with `describe(result)`, the counts
         of what it made, or cancelled, or failed with the reason)."""
         self.jobs[worker] = name
         entry = self.start_job(name, worker.cancel, os.getpid(), emit=False)
+        entry.kept = kept
         worker.progress.connect(lambda d, n, e=entry: self.job_progress(e, d, n))
         worker.finished.connect(lambda e=entry: self.end_job(e))
 
@@ -112,13 +154,18 @@ class AppState(QObject):
         """Show a job in the job list (subprocesses call this; workers go through `run`)."""
         entry = JobEntry(name, cancel, pid)
         self.entries.append(entry)
+        if pid is not None:
+            self.started_pids.add(pid)
         if emit:
             self.log.emit(f"{name}: started")
             self.jobsChanged.emit()
         return entry
 
-    def job_progress(self, entry: JobEntry, done: int, total: int) -> None:
+    def job_progress(self, entry: JobEntry, done: int, total: int, eta_s: float | None = None) -> None:
+        """New progress of a job; without an estimate of its own (eta_s None or < 0) the ETA comes from its rate."""
         entry.done, entry.total = int(done), int(total)
+        rate_eta = entry.meter.update(entry.done, entry.total)[1]
+        entry.eta_s = eta_s if eta_s is not None and eta_s >= 0 else rate_eta
         self.jobProgress.emit(entry)
 
     def end_job(self, entry: JobEntry, outcome: str | None = None) -> None:
@@ -133,11 +180,21 @@ class AppState(QObject):
         return [e.name for e in self.entries]
 
     def own_pids(self) -> set[int]:
-        return {e.pid for e in self.entries if e.pid is not None}
+        """Processes whose DB jobs are this window's: itself, and every subprocess it started (a finished one's
+        row may still read "running" in a poll taken a moment before it ended)."""
+        return {os.getpid(), *self.started_pids, *(e.pid for e in self.entries if e.pid is not None)}
 
     def cancel_all(self) -> None:
         for e in list(self.entries):
             e.request_cancel()
+
+    def wait_subprocesses(self, ms: int) -> bool:
+        """Block until every subprocess job ended (after a cancel: each saves and says "cancelled"); True when
+        none is left. Their end handlers run meanwhile, so their runs get their final word before the app goes."""
+        ok = True
+        for e in [e for e in self.entries if e.wait is not None]:
+            ok = e.wait(ms) and ok
+        return ok
 
     # -- workspace --------------------------------------------------------------------
     def open_workspace(self, path: str | Path, *, create: bool = False) -> bool:
@@ -166,6 +223,7 @@ class AppState(QObject):
 
     def close_workspace(self) -> None:
         self.cancel_all()
+        self.wait_subprocesses(60_000)  # training runs save and end "cancelled" before their panel goes
         for w in list(self.jobs):
             w.done.wait(10)  # engines stop at their next cancel check
         self._set_dataset(None, None)
@@ -195,7 +253,8 @@ class AppState(QObject):
 
         w = create_worker(_open, str(path))
         w.returned.connect(lambda res: self._set_dataset(*res))
-        return self.run("Add dataset", w, lambda res: f"{len(res[0].samples())} samples ({res[0].format})")
+        return self.run("Add dataset", w, lambda res: f"{len(res[0].samples())} samples ({res[0].format})",
+                        kept=lambda: "nothing yet: the dataset is scanned again when added")
 
     def open_dataset_row(self, row_id: int) -> None:
         """Reopen a dataset registered earlier; a folder that vanished is reported, the DB is left alone."""
@@ -239,8 +298,11 @@ class AppState(QObject):
         w = create_worker(dataset_stats, ds, None, workspace=ws, workers=workers, skip_bad=True)
         w.returned.connect(lambda st, d=ds: self._set_stats(d, st))
         self._stats_worker = w
-        return self.run("Class statistics", w, lambda st: f"{len(st.samples)} samples measured"
-                        + (f", {len(st.bad)} bad skipped" if st.bad else ""))
+        return self.run("Class statistics", w,
+                        lambda st: f"{len(st.samples)} samples measured"
+                        + (f", {len(st.bad)} bad skipped" if st.bad else ""),
+                        kept=lambda: "nothing of this scan (counts are cached only when a scan completes); "
+                                     "it runs again on the next launch")
 
     def _set_stats(self, ds: Dataset, stats: DatasetStats) -> None:
         if ds is not self.dataset:

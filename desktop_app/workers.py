@@ -139,3 +139,23 @@ def error_text(exc: BaseException) -> str:
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         return f"{where}{exc.strerror or exc}"
     return f"{type(exc).__name__}: {exc}"
+
+
+def start_worker(fn: Callable[..., Any], *args: Any, on_result: Callable[[Any], None] | None = None,
+                 on_error: Callable[[str], None] | None = None, **kwargs: Any) -> Worker:
+    """Start a Worker for fn with its result and its one-line error (`error_text`) handed to callbacks on the
+    UI thread: the short form for panels that only need the answer."""
+    w = Worker(fn, *args, **kwargs)
+    if on_result is not None:
+        w.returned.connect(lambda res: _alive(on_result) and on_result(res))
+    if on_error is not None:
+        w.errored.connect(lambda exc: _alive(on_error) and on_error(error_text(exc)))
+    return w.start()
+
+
+def _alive(callback: Callable[..., Any]) -> bool:
+    """Whether a callback's widget still exists (a panel closed while its worker ran must not be called)."""
+    from shiboken6 import isValid
+
+    owner = getattr(getattr(callback, "func", callback), "__self__", None)  # a bound method, or a partial of one
+    return not isinstance(owner, QObject) or isValid(owner)

@@ -119,6 +119,22 @@ class WorkspaceMemory:
         self._save()
 
 
+    def training_form(self) -> dict:
+        """The training tab's New-run form as last used in this workspace (empty when never)."""
+        form = dict(self.data.get("training_form") or {})
+        if form.get("dataset"):
+            form["dataset"] = str(self._path(form["dataset"]))
+        return form
+
+    def set_training_form(self, form: dict) -> None:
+        form = dict(form)
+        if form.get("dataset"):
+            form["dataset"] = self._store(form["dataset"])
+        if self.data.get("training_form") != form:
+            self.data["training_form"] = form
+            self._save()
+
+
 def workspace_checkpoints(ws: Workspace) -> list[Path]:
     """Generator checkpoints the workspace's own GAN runs left (runs/*/), newest first."""
     runs = ws.path / "runs"

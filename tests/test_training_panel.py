@@ -280,3 +280,30 @@ def test_gan_runs_are_listed_beside_segmentation_runs_with_the_same_status_words
     table.selectAll()  # comparing needs two segmentation runs: a GAN run is refused with a reason
     panel.compare_selected()
     assert "two segmentation runs" in panel.run_state.text()
+
+
+def test_a_gan_run_has_its_own_view_with_its_losses_and_sample_renders(tmp_path, qtbot):
+    """A real (2-iteration) train-gan run: the Live tab shows the generator's and discriminator's losses, not
+    the segmentation charts, and renders a few label maps with the run's checkpoint."""
+    from segbalance.core.datasets.sample import make_sample_dataset
+    from segbalance.core.render.gan_train import make_config, train_gan
+
+    root = make_sample_dataset(tmp_path / "ds", n_train=4, n_val=2, size=(64, 32), seed=1)
+    ws = Workspace(tmp_path / "ws")
+    arch = dict(ngf=8, n_downsample_global=2, n_blocks_global=2, ndf=8, num_D=2)
+    train_gan(root, ws, ws.path / "runs" / "gan", make_config("tiny", arch=arch, size=(64, 32), iters=2,
+                                                              log_every=1, device="cpu"))
+    panel = TrainingPanel(ws, poll_ms=100)
+    qtbot.addWidget(panel)
+    panel.resize(1000, 600)
+    panel.show()
+    panel.refresh_runs()
+    panel.select_run(1)
+    assert panel.live.currentWidget() is panel.gan_view
+    assert panel.gan_view.point_count("loss_G_GAN") == 2 and panel.gan_view.point_count("loss_D_fake") == 2
+    assert panel.gan_view.render_samples() is not None
+    qtbot.waitUntil(lambda: "rendering" not in panel.gan_view.samples_note.text(), timeout=60_000)
+    assert len(panel.gan_view.images) == 2, panel.gan_view.samples_note.text()  # the two val maps
+    assert panel.gan_view.images[0].shape == (64, 64, 3)
+    panel.close()
+    ws.close()

@@ -17,11 +17,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from segbalance.core.jobs.pairs import ACCEPTED, REJECTED, review_pairs
+    from segbalance.core.jobs.decisions import decide
+    from segbalance.core.jobs.pairs import ACCEPTED, REJECTED
     from segbalance.core.workspace import Workspace
 
     ids, status = (args.accept, ACCEPTED) if args.accept else (args.reject, REJECTED)
     with Workspace(args.workspace, create=False) as ws:
-        n = review_pairs(ws, ids, status)
+        n = len(decide(ws, ids, status, by="cli").before)
     print(f"{status} {n} pair(s)")
     return 0

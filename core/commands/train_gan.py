@@ -92,6 +92,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="train")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-every", type=int, default=500, help="checkpoint every N iterations (default 500)")
+    p.add_argument("--save-every-s", type=float, default=60.0, metavar="SECONDS",
+                   help="also checkpoint when this many seconds passed since the last one, so a stop loses at "
+                        "most that much work (default 60; 0 = by iterations only)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -129,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
                       class_balance=args.class_balance, lr=args.lr, lr_d=args.lr_d, lambda_l1=args.lambda_l1,
                       ema=args.ema, ema_warmup=args.ema_warmup, d_augment=args.d_augment, split=args.split,
                       seed=args.seed,
-                      save_every=args.save_every)
+                      save_every=args.save_every, save_every_s=args.save_every_s)
     master = os.environ.get("RANK", "0") == "0"
     bar = None
 

@@ -232,6 +232,7 @@ def _run_generate(workspace, dataset, plan, renderer, checkpoint, device, blend,
         if min_quality is not None and not 0 <= min_quality <= 1:
             raise SegbalanceError(f"--min-quality must be between 0 and 1 (got {min_quality})")
         scorer = load_quality_scorer(ws, device, seg_checkpoint, amp) if min_quality is not None else None
+        gate_ckpt = (seg_checkpoint or find_seg_checkpoint(ws)) if scorer is not None else None
         if not shard.master:
             shard.barrier()  # rank 0 builds the layer bank (a workspace write); the others then read it
         bank = build_layer_bank(ds, ws, cancel=cancel, split=plan.split)
@@ -253,7 +254,8 @@ def _run_generate(workspace, dataset, plan, renderer, checkpoint, device, blend,
                 "label_set": ds.label_set.to_dict(),
                 "renderer": rend.name, "checkpoint": str(checkpoint) if checkpoint else None,
                 "checkpoint_sha256": rend.checkpoint_sha256, "blend": blend, "seed": seed,
-                "min_quality": min_quality, "n_recipes": len(plan.recipes)})
+                "min_quality": min_quality, "quality_checkpoint": str(gate_ckpt) if gate_ckpt else None,
+                "n_recipes": len(plan.recipes)})
         job_id, resumed = shard.broadcast(found)
         ctx = JobContext(ws, job_id, progress, cancel, log) if shard.master else _RankContext(ws, job_id, cancel, log)
         try:

@@ -11,6 +11,7 @@ Only rank 0 writes checkpoints and database rows.
 from __future__ import annotations
 
 import copy
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -117,6 +118,9 @@ class GANTrainConfig:
     device: str = "auto"
     amp: str = "off"  # off | bf16 | fp16 | auto (core.runs.runtime.resolve_amp: the one meaning of auto)
     save_every: int = 500
+    # also checkpoint when this many seconds passed since the last save: a stop or crash loses at most about
+    # this much work whatever an iteration costs (0 = by iterations only)
+    save_every_s: float = 60.0
     log_every: int = 10
     kmeans_clusters: int = 10
 
@@ -492,7 +496,7 @@ def _run(ds: Dataset, src: PairSource, cfg: GANTrainConfig, amp: str, ckpt: dict
     G_raw, D_raw, E_raw = _unwrap(G), _unwrap(D), (_unwrap(E) if E is not None else None)
 
     record = RunRecord(ws, "gan", out_dir, name=f"pix2pixHD {cfg.preset} {out_dir.name}",
-                       config=run_config(cfg, precision),
+                       config={**run_config(cfg, precision), "dataset": str(ds.root)},
                        total=n_iters, master=ddp.master and ws is not None,
                        resume_from=start if ckpt is not None else None)
 
@@ -521,6 +525,7 @@ def _run(ds: Dataset, src: PairSource, cfg: GANTrainConfig, amp: str, ckpt: dict
     window: dict[str, list[float]] = {}
     status, message = "failed", None
     it = start
+    last_save = t_start = time.monotonic()
     try:
         record.open()
         if precision is not None:
@@ -550,14 +555,17 @@ def _run(ds: Dataset, src: PairSource, cfg: GANTrainConfig, amp: str, ckpt: dict
             if done % cfg.log_every == 0 or done == n_iters:
                 for k, v in window.items():
                     record.metric(done, k, float(np.mean(v)))
-                record.flush(done)
+                elapsed = time.monotonic() - t_start
+                record.flush(done, rate=(done - start) / elapsed if elapsed > 0 else None)  # the job row's ETA
                 window.clear()
             if log is not None:
                 log(done, losses)
             if progress is not None:
                 progress(done, n_iters)
-            if done % cfg.save_every == 0 and done != n_iters:
+            due = cfg.save_every_s and time.monotonic() - last_save >= cfg.save_every_s
+            if (done % cfg.save_every == 0 or due) and done != n_iters:
                 save(done)
+                last_save = time.monotonic()
         it = n_iters
         clusters = None
         if E_raw is not None and ddp.master:

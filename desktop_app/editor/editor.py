@@ -71,6 +71,7 @@ class LabelEditor(QWidget):
         runs = workspace.path / "runs"
         self.render_pane.start_dir = str(runs if runs.is_dir() else workspace.path)  # its own checkpoints first
         self.status = ElidedLabel(NO_MAP_HINT, preferred_width=600)  # long states never widen the window
+        self.status.field_separator = "  |  "  # a narrow window drops trailing fields, never cuts one in half
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self._build_toolbar()
 

@@ -4,6 +4,7 @@ to the editor to place (manual recombination). The bank is built/loaded off the 
 from __future__ import annotations
 
 import threading
+from functools import partial
 
 import cv2
 import numpy as np
@@ -25,7 +26,7 @@ from segbalance.core.datasets.catalog import dataset_paths
 from segbalance.core.datasets.labels import LabelSet
 from segbalance.core.errors import SegbalanceError
 from segbalance.core.workspace import Workspace
-from segbalance.desktop_app.editor._render_worker import start_worker
+from segbalance.desktop_app.workers import start_worker
 
 THUMB = 72
 MAX_SHOWN = 150  # largest layers of a class first; enough to choose from, cheap to draw
@@ -155,7 +156,7 @@ class LayerPicker(QWidget):
         areas = self.bank.cols["area"][rows]
         rows = rows[np.argsort(-areas, kind="stable")][:MAX_SHOWN]
         color = tuple(int(v) for v in self.label_set.palette[int(cid)])
-        start_worker(_thumbs, self.bank, rows, color, on_result=lambda t, c=int(cid): self._fill(c, t),
+        start_worker(_thumbs, self.bank, rows, color, on_result=partial(self._fill, int(cid)),
                      on_error=self._failed)
 
     def _fill(self, cid: int, thumbs: list[tuple[int, np.ndarray]]) -> None:

@@ -16,8 +16,8 @@ from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from segbalance.core.datasets.labels import LabelSet
-from segbalance.desktop_app.editor._render_worker import start_worker
 from segbalance.desktop_app.widgets.elided_label import ElidedLabel
+from segbalance.desktop_app.workers import start_worker
 
 DEBOUNCE_MS = 150
 
@@ -128,6 +128,13 @@ class RenderPane(QWidget):
         self.title.setText(f"Renderer: {self.renderer_name} ({renderer.label_nc} label channels)" if renderer else "")
         self.title.setStyleSheet("")
         self.title.setToolTip("")
+        if renderer is not None:  # the body agrees with the header at once, not after the first edit
+            self._qimg = None
+            self.view.setPixmap(QPixmap())
+            self.view.setText("Rendering the open map…" if self._last_request is not None
+                              else "Ready: open a label map (Ctrl+L) and it renders here as you paint.")
+            if self._last_request is not None:
+                self.request(*self._last_request)
         self._update_add()
         self.rendererChanged.emit()
         return True
@@ -155,15 +162,21 @@ class RenderPane(QWidget):
         self.title.setText(f"Loading {name}…")
         self.title.setStyleSheet("")
 
-        def done(renderer: object) -> None:
-            if self.set_renderer(renderer, name):  # type: ignore[arg-type]
-                self.checkpointLoaded.emit(str(path))
-                if self._requested_rev is not None and self._last_request is not None:
-                    self.request(*self._last_request)
+        self.checkpoint_path = str(path)
+        start_worker(load_checkpoint_renderer, str(path), device, on_result=self._checkpoint_ready,
+                     on_error=self._refuse)  # methods: never called once the pane is gone
 
-        start_worker(
-            load_checkpoint_renderer, str(path), device, on_result=done, on_error=lambda msg: self._refuse(msg)
-        )
+    def _checkpoint_ready(self, renderer: object) -> None:
+        path = self.checkpoint_path
+        if self.set_renderer(renderer, Path(path).name if path else ""):  # type: ignore[arg-type]
+            self.checkpointLoaded.emit(str(path))
+            if self._requested_rev is not None and self._last_request is not None:
+                self.request(*self._last_request)
+
+    def follow_checkpoint(self, path: str) -> None:
+        """Use the generator chosen elsewhere in the app (the Generate panel), unless it is the one loaded."""
+        if path and path != getattr(self, "checkpoint_path", None) and Path(path).is_file():
+            self.load_checkpoint(path)
 
     def _choose_checkpoint(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "pix2pixHD checkpoint", self.start_dir,

@@ -6,10 +6,18 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import QHeaderView, QLabel, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QHeaderView,
+    QLabel,
+    QSizePolicy,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from segbalance.core.runs.queries import Series
-from segbalance.desktop_app.training.compare import fit_table_width
 
 RARE_BRUSH = QBrush(QColor(255, 214, 153))
 
@@ -22,16 +30,14 @@ class RunCurves(QWidget):
         # pyqtgraph's atexit scene cleanup crashes this PySide6 at interpreter exit (bool refcount abort)
         pg.setConfigOptions(exitCleanup=False)
         self.title = QLabel("No run selected")
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         # three PlotWidgets rather than one GraphicsLayoutWidget: the latter crashes PySide6 at interpreter exit
-        self.plots = QWidget()
-        plots_lay = QVBoxLayout(self.plots)
-        plots_lay.setContentsMargins(0, 0, 0, 0)
         self.loss_widget = pg.PlotWidget(title="loss")
         self.lr_widget = pg.PlotWidget(title="learning rate")
         self.miou_widget = pg.PlotWidget(title="val mIoU (%)")
         for w in (self.loss_widget, self.lr_widget, self.miou_widget):
             w.setBackground("w")
-            plots_lay.addWidget(w)
+            w.setMinimumSize(160, 120)
         self.loss_plot = self.loss_widget.getPlotItem()
         self.lr_plot = self.lr_widget.getPlotItem()
         self.miou_plot = self.miou_widget.getPlotItem()
@@ -54,14 +60,22 @@ class RunCurves(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setToolTip("highlighted: rare classes (under 1% of the training pixels)")
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(self.plots)
-        split.addWidget(self.table)
-        split.setSizes([600, 280])
+        # a 2x2 grid of equal cells: the table scrolls inside its cell and never squeezes the charts
+        self.plots = QWidget()
+        grid = QGridLayout(self.plots)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.addWidget(self.loss_widget, 0, 0)
+        grid.addWidget(self.lr_widget, 0, 1)
+        grid.addWidget(self.miou_widget, 1, 0)
+        grid.addWidget(self.table, 1, 1)
+        for i in range(2):
+            grid.setColumnStretch(i, 1)
+            grid.setRowStretch(i, 1)
+        self.table.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.title)
-        lay.addWidget(split, 1)
+        lay.addWidget(self.plots, 1)
         self.shares: dict[str, float] = {}
         self.rare: set[str] = set()
 
@@ -110,7 +124,7 @@ class RunCurves(QWidget):
                     it.setBackground(RARE_BRUSH)
                     it.setToolTip("rare class")
                 self.table.setItem(row, col, it)
-        fit_table_width(self.table)
+        self.table.resizeColumnsToContents()
 
     def highlighted_rows(self) -> list[str]:
         return [

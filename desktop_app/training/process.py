@@ -71,6 +71,17 @@ class TrainProcess(QObject):
     def wait(self, ms: int) -> bool:
         return self.proc.waitForFinished(ms) if self.proc is not None else True
 
+    def wait_or_kill(self, ms: int) -> bool:
+        """Block until the process ended (its `finished` handlers run meanwhile); killed after `ms`.
+        True when it ended by itself."""
+        if not self.running:
+            return True
+        if self.proc.waitForFinished(ms):
+            return True
+        self.proc.kill()
+        self.proc.waitForFinished(5000)
+        return False
+
     def _read(self, which: str) -> None:
         if self.proc is None:
             return

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QStyledItemDelegate,
     QTableWidget,
@@ -30,6 +31,9 @@ from segbalance.desktop_app.widgets.image_viewer import color_icon
 from segbalance.desktop_app.workers import Worker, create_worker, error_text
 
 COL_CLASS, COL_CURRENT, COL_TARGET, COL_LOCK = range(4)
+
+
+SUMMARY_LINES = 2  # lines of the plan summary under the table (all of it in the tooltip)
 
 
 class ShareDelegate(QStyledItemDelegate):
@@ -107,6 +111,7 @@ class BalanceEditor(QWidget):
         self.summary = QLabel("No plan yet")
         self.summary.setObjectName("summary_label")
         self.summary.setWordWrap(True)
+        self.summary.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Maximum)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         presets = QGridLayout()
@@ -261,6 +266,7 @@ class BalanceEditor(QWidget):
                 self.set_target(c, target.get(c))
         self._filling = False
         self._targets_edited()
+        self.state.remember_targets(self.targets(), self.locked())  # a preset's targets are kept like typed ones
 
     def clear_targets(self) -> None:
         self._filling = True
@@ -269,6 +275,7 @@ class BalanceEditor(QWidget):
                 self.set_target(c, None)
         self._filling = False
         self._targets_edited()
+        self.state.remember_targets(self.targets(), self.locked())
 
     # -- planning ----------------------------------------------------------------------
     def strategy_mix(self) -> dict[str, float] | str:
@@ -301,7 +308,8 @@ class BalanceEditor(QWidget):
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
         self.summary.setText("Planning…")
-        s.run("Plan", w, lambda res: f"{len(res[0].recipes)} recipes (budget {res[0].budget}) → {res[1].name}")
+        s.run("Plan", w, lambda res: f"{len(res[0].recipes)} recipes (budget {res[0].budget}) → {res[1].name}",
+              kept=lambda: "nothing: a plan is saved only when complete (the layer bank built so far is kept)")
         return w
 
     def cancel(self) -> None:
@@ -324,15 +332,20 @@ class BalanceEditor(QWidget):
         self.planned.emit(plan)
 
     def _plan_changed(self, plan) -> None:
-        if plan is None:
+        if plan is None:  # another dataset or workspace: the last one's summary is not this one's
+            self.summary.setText("No plan yet")
+            self.summary.setToolTip("")
             return
         ls = self.state.dataset.label_set if self.state.dataset is not None else None
         text = engine.plan_summary(plan, ls) if ls is not None else f"{len(plan.recipes)} recipes"
         skipped = getattr(plan, "skipped", None)
         if skipped:
             text += f"\nskipped (no layers to paste): {', '.join(skipped)}"
-        self.summary.setText(text)
-        self.summary.setToolTip(f"saved as {self.plan_path}" if self.plan_path else "")
+        # two lines at most, the rest in the tooltip: a long plan never squeezes the table
+        lines = text.splitlines()
+        self.summary.setWordWrap(False)
+        self.summary.setText("\n".join(lines[:SUMMARY_LINES]) + (" …" if len(lines) > SUMMARY_LINES else ""))
+        self.summary.setToolTip(text + (f"\n\nsaved as {self.plan_path}" if self.plan_path else ""))
 
     def _finished(self) -> None:
         self.worker = None

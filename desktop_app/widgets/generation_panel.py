@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QProcess, QProcessEnvironment, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -17,48 +16,27 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
+from segbalance.core.jobs.decisions import gate_summary
+from segbalance.core.render.registry import GeneratorMismatch
+from segbalance.core.runs.follow import kept_on_stop
+from segbalance.core.runs.live import end_orphan_run
 from segbalance.core.runs.records import CANCELLED, DONE, FAILED
 from segbalance.desktop_app import engine
-from segbalance.desktop_app.state import AppState
+from segbalance.desktop_app.state import AppState, RateMeter, format_eta
+from segbalance.desktop_app.training.follow import RunFollower
+from segbalance.desktop_app.training.process import TrainProcess
+from segbalance.desktop_app.widgets.gan_dialog import GanTrainDialog
 from segbalance.desktop_app.workers import Worker, create_worker, error_text
 from segbalance.desktop_app.workspace_memory import workspace_checkpoints
 
 REFRESH_PAIRS_S = 1.0  # how often the gallery reloads while pairs arrive
-GAN_KILL_AFTER_MS = 20_000  # a train-gan that ignores SIGTERM this long is killed
-TQDM_COUNT = re.compile(r"\|\s*(\d+)/(\d+)\s*\[")  # "train-gan:  12%|##   | 12/100 [00:03<..." from tqdm
-
-
-def format_eta(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds or seconds == float("inf"):
-        return "—"
-    s = int(round(seconds))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
-
-
-class RateMeter:
-    """Items per second and time left, from (done, total) reports."""
-
-    def __init__(self) -> None:
-        self.t0: float | None = None
-        self.d0 = 0
-
-    def update(self, done: int, total: int, now: float | None = None) -> tuple[float | None, float | None]:
-        now = time.monotonic() if now is None else now
-        if self.t0 is None or done < self.d0:
-            self.t0, self.d0 = now, done
-            return None, None
-        dt = now - self.t0
-        if dt <= 0 or done == self.d0:
-            return None, None
-        rate = (done - self.d0) / dt
-        return rate, (total - done) / rate if rate > 0 else None
+GAN_SAVE_EVERY_S = 60.0  # train-gan's checkpoint cadence from the app: a quit loses at most about this much
 
 
 class GenerationPanel(QWidget):
@@ -72,9 +50,13 @@ class GenerationPanel(QWidget):
         self.worker: Worker | None = None
         self.meter = RateMeter()
         self._last_refresh = 0.0
-        self.train_process: QProcess | None = None
+        self.train_process: TrainProcess | None = None
+        self.train_follower: RunFollower | None = None
+        self.train_out: Path | None = None
         self.train_entry = None  # its JobEntry in the state's job list
-        self.confirm_box: QMessageBox | None = None
+        self.confirm_box: GanTrainDialog | None = None
+        self.gate: float | None = None  # the quality gate of the job running or last run
+        self.gate_line: str | None = None
         self._restoring = False
         self.train_command = [sys.executable, "-m", "segbalance.core.cli", "train-gan"]  # our own CLI, as a subprocess
 
@@ -83,7 +65,7 @@ class GenerationPanel(QWidget):
         load_plan = QPushButton("Load plan…")
         load_plan.clicked.connect(self._load_plan_dialog)
         self.renderer = QComboBox()
-        self.renderer.addItems(engine.renderer_names())
+        self.renderer.addItems(engine.renderer_names(state.dataset))
         self.renderer.setToolTip("copypaste: original pixels of each pasted layer; pix2pixhd: a trained generator; "
                                  "procedural: the sample-data painter (for the built-in sample dataset)")
         self.checkpoint = QLineEdit()
@@ -153,9 +135,21 @@ class GenerationPanel(QWidget):
         self.renderer.currentTextChanged.connect(lambda _t: self._update_enabled())
         state.planChanged.connect(lambda _p: self._update_plan_label())
         state.datasetChanged.connect(lambda _d: self._update_plan_label())
+        state.datasetChanged.connect(self._fill_renderers)
         state.workspaceChanged.connect(self._workspace_changed)
         self.checkpoint.textChanged.connect(self._checkpoint_changed)
+        state.generatorChanged.connect(self._generator_chosen)
         self._update_plan_label()
+
+    def _fill_renderers(self, ds) -> None:
+        """The renderers that fit the open dataset (procedural only for the sample dataset)."""
+        keep = self.renderer.currentText()
+        self.renderer.blockSignals(True)
+        self.renderer.clear()
+        self.renderer.addItems(engine.renderer_names(ds))
+        self.renderer.setCurrentIndex(max(0, self.renderer.findText(keep)))
+        self.renderer.blockSignals(False)
+        self._update_enabled()
 
     def set_devices(self, devices: list[str]) -> None:
         keep = self.device.currentText()
@@ -183,7 +177,14 @@ class GenerationPanel(QWidget):
             self._update_plan_label()
 
     def _workspace_changed(self, ws) -> None:
-        """The checkpoint chosen last time in this workspace, else the newest one its own GAN runs left."""
+        """The checkpoint chosen last time in this workspace, else the newest one its own GAN runs left; the last
+        workspace's job progress and messages go."""
+        if self.worker is None:
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+            self.progress.setFormat("no job running")
+            self.rate_label.setText(" ")
+            self.error_label.clear()
         if ws is None or self.state.memory is None:
             return
         saved = self.state.memory.checkpoint("gan")
@@ -200,6 +201,13 @@ class GenerationPanel(QWidget):
             self.error_label.clear()  # the hint is answered
         if not self._restoring and self.state.memory is not None:
             self.state.memory.set_checkpoint("gan", text.strip() or None)
+        if text.strip() and Path(text.strip()).is_file():
+            self.state.generatorChanged.emit(text.strip())  # the label editor renders with the same one
+
+    def _generator_chosen(self, path: str) -> None:
+        """A generator loaded in the label editor is the one generation uses too (one choice, not two)."""
+        if path and path != self.checkpoint.text().strip():
+            self.checkpoint.setText(path)
 
     def checkpoint_start_dir(self) -> str:
         """Where the checkpoint dialog opens: the workspace's newest GAN run, else its runs/ folder."""
@@ -233,9 +241,9 @@ class GenerationPanel(QWidget):
         if renderer == "pix2pixhd" and ckpt is None:
             self.error_label.setText("pix2pixhd needs a generator checkpoint (choose one, or train the tiny GAN)")
             return None
+        self.gate = self.min_quality.value() if self.use_quality.isChecked() else None
         w = create_worker(engine.run_generation, s.workspace, s.dataset, s.plan_path, renderer, checkpoint=ckpt,
-                          device=self.device.currentText(),
-                          min_quality=self.min_quality.value() if self.use_quality.isChecked() else None,
+                          device=self.device.currentText(), min_quality=self.gate,
                           log=lambda text: s.log.emit(f"generate: {text}"))  # emitted from the worker: queued
         w.progress.connect(self._progress)
         w.returned.connect(self._returned)
@@ -250,7 +258,9 @@ class GenerationPanel(QWidget):
         self.rate_label.setText("starting…")
         s.run(f"Generate ({renderer})", w, lambda r: f"job #{r.job_id}: {r.new} new pairs, {r.done}/{r.total} "
               f"recipes done" + (f", {r.rejected} rejected by the quality gate" if r.rejected else "")
-              + (f", {len(r.failed)} failed" if r.failed else ""))
+              + (f", {len(r.failed)} failed" if r.failed else ""),
+              kept=lambda: f"the {self.progress.value()} pairs written so far, each with its database row; "
+                           "Start on the same plan resumes the job")
         self._update_enabled()
         return w
 
@@ -268,7 +278,7 @@ class GenerationPanel(QWidget):
         now = time.monotonic()
         if now - self._last_refresh >= REFRESH_PAIRS_S:
             self._last_refresh = now
-            self.state.pairsChanged.emit()
+            self.state.pairsArriving.emit()
 
     def _returned(self, result) -> None:
         failed = getattr(result, "failed", None) or []
@@ -277,6 +287,12 @@ class GenerationPanel(QWidget):
             more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
             self.error_label.setText(f"{len(failed)} recipes failed; recipe {idx}: {why}{more}")
         self._ended(DONE)
+        new, rejected = getattr(result, "new", None), getattr(result, "rejected", 0)
+        self.gate_line = gate_summary(new, rejected, self.gate) if new is not None else None
+        if self.gate_line:  # the gate's verdict, said where the user looks, not just "done"
+            self.rate_label.setText(f"{DONE} · {self.gate_line}")
+            self.rate_label.setToolTip(self.gate_line)
+            self.state.log.emit(f"generate: job #{getattr(result, 'job_id', '?')}: {self.gate_line}")
 
     def _ended(self, how: str) -> None:
         if how == DONE:
@@ -288,7 +304,10 @@ class GenerationPanel(QWidget):
         self.jobFinished.emit(how)
 
     def _failed(self, exc: BaseException) -> None:
-        self.error_label.setText(f"Generation failed: {error_text(exc)} (finished pairs are kept; Start resumes)")
+        if isinstance(exc, GeneratorMismatch):  # refused before anything rendered: nothing to keep or resume
+            self.error_label.setText(f"Refused: {error_text(exc)}")
+        else:
+            self.error_label.setText(f"Generation failed: {error_text(exc)} (finished pairs are kept; Start resumes)")
         self._ended(FAILED)
 
     def _finished(self) -> None:
@@ -296,84 +315,99 @@ class GenerationPanel(QWidget):
         self._update_enabled()
 
     # -- training a generator ------------------------------------------------------------
-    def train_tiny_gan(self) -> QMessageBox | None:
-        """Ask first (training takes minutes and a core or two), then run our own CLI's train-gan as a
-        subprocess: it shows in the job list with its progress and Cancel; its output goes to the Log."""
+    def train_tiny_gan(self) -> GanTrainDialog | None:
+        """Ask first, with the iterations and the time they take here (timed on a few steps), then run our own
+        CLI's train-gan as a subprocess, followed through its job row like train-seg."""
         s = self.state
         if s.workspace is None or s.dataset is None:
             self.error_label.setText("Open a workspace and a dataset first")
             return None
-        if self.train_process is not None:
+        if self.train_process is not None and self.train_process.running:
             return None
-        box = QMessageBox(QMessageBox.Icon.Question, "Train tiny GAN",
-                          f"Train a tiny pix2pixHD generator on {s.dataset.root.name} (device "
-                          f"{self.device.currentText()})? It runs in the background, shows in the job list and "
-                          "can be cancelled there; its checkpoint goes to runs/gan-tiny in the workspace.",
-                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
-        box.setObjectName("train_gan_confirm")
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.button(QMessageBox.StandardButton.Yes).clicked.connect(self.start_gan_training)
-        self.confirm_box = box
-        box.open()
-        return box
+        out = self.gan_out_dir()
+        dlg = GanTrainDialog(s.dataset.root.name, self.device.currentText(), s.workspace.rel(out),
+                             GAN_SAVE_EVERY_S, self)
+        dlg.startRequested.connect(self.start_gan_training)
+        self.confirm_box = dlg
+        dlg.open()
+        dlg.measure()
+        return dlg
 
-    def start_gan_training(self) -> bool:
+    def gan_out_dir(self) -> Path:
+        """runs/gan-tiny, or the first runs/gan-tiny-N that holds no checkpoint yet (train-gan refuses to
+        overwrite one; a stopped run is continued with Resume in the Training tab)."""
+        runs = self.state.workspace.path / "runs"
+        for k in range(1, 1000):
+            out = runs / ("gan-tiny" if k == 1 else f"gan-tiny-{k}")
+            if not (out / "ckpt.pt").exists():
+                return out
+        return runs / f"gan-tiny-{time.strftime('%Y%m%d-%H%M%S')}"
+
+    def start_gan_training(self, iters: int | None = None) -> bool:
         s = self.state
-        if s.workspace is None or s.dataset is None or self.train_process is not None:
+        if s.workspace is None or s.dataset is None or (self.train_process is not None and self.train_process.running):
             return False
-        out = s.workspace.subdir("runs", "gan-tiny")
+        out = self.gan_out_dir()
+        out.parent.mkdir(parents=True, exist_ok=True)
         args = [*self.train_command[1:], str(s.dataset.root), "--workspace", str(s.workspace.path),
-                "--preset", "tiny", "--out", str(out), "--device", self.device.currentText()]
-        p = QProcess(self)
-        env = QProcessEnvironment.systemEnvironment()
-        env.insert("PYTHONUNBUFFERED", "1")
-        p.setProcessEnvironment(env)
-        p.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
-        p.readyReadStandardOutput.connect(lambda: self._train_output(p))
-        p.finished.connect(lambda code, _st: self._train_done(code, out))
+                "--preset", "tiny", "--out", str(out), "--device", self.device.currentText(), "--quiet",
+                "--save-every-s", f"{GAN_SAVE_EVERY_S:g}"]
+        if iters:
+            args += ["--iters", str(int(iters))]
+        p = self.train_process = TrainProcess(self)
+        p.output.connect(lambda line: s.log.emit(f"train-gan: {line}"))
+        p.finished.connect(lambda code, crashed, stopped: self._train_done(code, crashed, stopped, out))
+        follower = self.train_follower = RunFollower(s.workspace, self)
+        follower.progress.connect(self._train_progress)
         s.log.emit(f"train-gan: {self.train_command[0]} {' '.join(args)}")
-        p.start(self.train_command[0], args)
-        p.waitForStarted(5000)
-        self.train_process = p
-        self.train_entry = s.start_job("Train GAN (tiny)", self.cancel_gan_training, int(p.processId()) or None)
+        p.start(self.train_command[0], args, cwd=str(s.workspace.path))
+        p.proc.waitForStarted(5000)
+        follower.follow(out, "gan")
+        self.train_out = out
+        self.train_last: tuple[int, int] | None = None
+        entry = self.train_entry = s.start_job("Train GAN (tiny)", self.cancel_gan_training, p.pid())
+        entry.wait = p.wait_or_kill
+        entry.kept = lambda: kept_on_stop("gan", out, follower_progress(follower))
         self.train_button.setEnabled(False)
+        if self.worker is None:  # the panel's bar is about generation: it does not keep an old job's "done"
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+            self.progress.setFormat("no generation running")
+            self.rate_label.setText("training a generator (see Jobs)")
         return True
+
+    def _train_progress(self, done: int, total: int, eta: float) -> None:
+        if self.train_entry is not None:
+            self.state.job_progress(self.train_entry, done, total, eta)
 
     def cancel_gan_training(self) -> None:
         """SIGTERM: train-gan stops after the current step and saves its checkpoint; killed if it hangs."""
-        p = self.train_process
-        if p is None or p.state() == QProcess.ProcessState.NotRunning:
-            return
-        p.terminate()
-        # p as the timer's context: no call once the process object is gone
-        QTimer.singleShot(GAN_KILL_AFTER_MS, p, lambda: p.kill() if p.state() != QProcess.ProcessState.NotRunning
-                          else None)
+        if self.train_process is not None:
+            self.train_process.stop()
 
     def wait_training(self, ms: int) -> bool:
         """Wait for a GAN training subprocess to end (after a cancel); True when none is left."""
         p = self.train_process
-        return p is None or p.waitForFinished(ms)
+        return p is None or p.wait_or_kill(ms)
 
-    def _train_output(self, p: QProcess) -> None:
-        text = bytes(p.readAllStandardOutput()).decode(errors="replace").replace("\r", "\n")
-        for line in text.splitlines():
-            if not line.strip():
-                continue
-            m = TQDM_COUNT.search(line)
-            if m and self.train_entry is not None:
-                self.state.job_progress(self.train_entry, int(m.group(1)), int(m.group(2)))
-                continue  # progress bars go to the job list, not the Log
-            self.state.log.emit(f"train-gan: {line}")
-
-    def _train_done(self, code: int, out: Path) -> None:
-        self.train_process = None
+    def _train_done(self, code: int, crashed: bool, stopped: bool, out: Path) -> None:
+        follower = self.train_follower
+        final = follower.poll_now() if follower is not None else None
+        if follower is not None:
+            follower.stop()
         self.train_button.setEnabled(True)
         entry, self.train_entry = self.train_entry, None
-        cancelled = entry is not None and entry.cancelling
+        cancelled = stopped or (entry is not None and entry.cancelling)
+        run_id = final.run_id if final is not None else None
+        if cancelled and self.state.workspace is not None:
+            end_orphan_run(self.state.workspace, run_id, CANCELLED)  # killed before it wrote its own word
+        elif (code != 0 or crashed) and self.state.workspace is not None:
+            end_orphan_run(self.state.workspace, run_id, FAILED)
         ckpt = next((p for p in (out / "latest_net_G.pth", out / "ckpt.pt") if p.exists()), None)
         if cancelled:
-            outcome = CANCELLED + (f"; checkpoint kept: {ckpt}" if ckpt else "")
-        elif code != 0:
+            outcome = CANCELLED + (f"; checkpoint kept: {ckpt} (Resume in the Training tab)" if ckpt
+                                     else "; it had saved no checkpoint yet")
+        elif code != 0 or crashed:
             outcome = f"failed (train-gan exited with code {code}; see the Log)"
             self.error_label.setText(f"train-gan exited with code {code}; see the log")
         else:
@@ -382,5 +416,13 @@ class GenerationPanel(QWidget):
             # the generator weights (official pix2pixHD name), else the full training checkpoint
             self.checkpoint.setText(str(ckpt))
             self.renderer.setCurrentText("pix2pixhd")
+        if self.worker is None:
+            self.rate_label.setText(" ")
+        self.train_process = None
         if entry is not None:
             self.state.end_job(entry, outcome)
+
+
+def follower_progress(follower: RunFollower):
+    """The last progress the follower read (None before the run counted)."""
+    return follower.last_progress

@@ -16,15 +16,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segbalance.desktop_app.state import AppState, JobEntry
+from segbalance.desktop_app.state import AppState, JobEntry, format_eta
 
 
 class JobList(QWidget):
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
-        self.table = QTableWidget(0, 3)
-        self.table.setHorizontalHeaderLabels(["Job", "Progress", ""])
+        self.table = QTableWidget(0, 4)
+        self.table.setHorizontalHeaderLabels(["Job", "Progress", "Time left", ""])
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setSelectionMode(QTableWidget.SelectionMode.NoSelection)
@@ -32,6 +32,7 @@ class JobList(QWidget):
         hh.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         hh.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         hh.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        hh.setSectionResizeMode(3, QHeaderView.ResizeMode.ResizeToContents)
         self.elsewhere = QLabel()
         self.elsewhere.setWordWrap(True)
         self.cancel_all = QPushButton("Cancel all")
@@ -59,12 +60,13 @@ class JobList(QWidget):
             self.bars[id(e)] = bar
             self._set_bar(bar, e)
             self.table.setCellWidget(row, 1, bar)
+            self.table.setItem(row, 2, QTableWidgetItem(format_eta(e.eta_s)))
             b = QPushButton("Cancel")
             b.setToolTip(f"Stop {e.name} (work done so far is kept)")
             b.clicked.connect(lambda _c=False, e=e: self._cancel(e))
             b.setEnabled(not e.cancelling)
             self.cancel_buttons[id(e)] = b
-            self.table.setCellWidget(row, 2, b)
+            self.table.setCellWidget(row, 3, b)
         self.cancel_all.setEnabled(bool(entries))
         if not entries and not self.elsewhere.text():
             self.table.setRowCount(0)
@@ -92,6 +94,19 @@ class JobList(QWidget):
         bar = self.bars.get(id(e))
         if bar is not None:
             self._set_bar(bar, e)
+        row = next((r for r, x in enumerate(self.state.entries) if x is e), None)
+        if row is not None:
+            item = self.table.item(row, 2)
+            if item is None:
+                self.table.setItem(row, 2, QTableWidgetItem(format_eta(e.eta_s)))
+            else:
+                item.setText(format_eta(e.eta_s))
+
+    def eta_text(self, name: str) -> str | None:
+        """The time left the list shows for a job (None when it is not listed)."""
+        row = self.row_of(name)
+        item = self.table.item(row, 2) if row is not None else None
+        return item.text() if item is not None else None
 
     @staticmethod
     def _set_bar(bar: QProgressBar, e: JobEntry) -> None:

@@ -1,5 +1,7 @@
-"""The large pair view of the review tab: one generated pair at full size, zoomable, as image, label map or
-the label over the image, with the source samples it was cut from as links (click opens one in the viewer).
+"""The large pair view of the review tab: one generated pair at full size, zoomable, as image, label map, the
+label over the image, or image and label map side by side, with the source samples it was cut from as links
+(click opens one in the viewer). Holding Space (while the gallery has focus) flips to the label map and back
+in place, at the same zoom, so a reviewer compares the two without the view moving.
 
 Loading runs on a worker; the canvas fits itself on every resize, so the first preview is never cropped.
 """
@@ -11,7 +13,7 @@ import html
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPixmap
-from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
 from segbalance.core.datasets.labels import LabelSet
 from segbalance.core.io import read_label_png, read_png
@@ -20,7 +22,9 @@ from segbalance.desktop_app.widgets.image_viewer import ZOOM_STEP, ImageCanvas, 
 from segbalance.desktop_app.widgets.thumbnails import rgb_to_qimage, rgba_to_qimage
 from segbalance.desktop_app.workers import Worker, create_worker, error_text
 
-MODES = ("image", "label", "overlay")
+MODES = ("image", "label", "overlay", "side")
+MODE_TEXT = {"image": "Image", "label": "Label", "overlay": "Overlay", "side": "Side by side"}  # keys 1-4
+MAX_SOURCE_LINKS = 4  # more would wrap and squeeze the preview
 
 
 def load_pair_arrays(item: PairRecord) -> tuple[np.ndarray | None, np.ndarray]:
@@ -53,11 +57,12 @@ class PairView(QWidget):
 
         self.canvas = ImageCanvas()
         self.canvas.setMinimumSize(240, 120)
-        self.mode_buttons: dict[str, QPushButton] = {}
+        self.mode_buttons: dict[str, QToolButton] = {}
         group = QButtonGroup(self)
         bar = QHBoxLayout()
-        for mode, key in zip(MODES, ("1", "2", "3"), strict=True):
-            b = QPushButton(mode.capitalize())
+        for mode, key in zip(MODES, ("1", "2", "3", "4"), strict=True):
+            b = QToolButton()  # tool buttons: as wide as their text, so the bar fits a narrow column
+            b.setText(MODE_TEXT[mode])
             b.setCheckable(True)
             b.setToolTip(f"Show the {mode} ({key})")
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -70,15 +75,18 @@ class PairView(QWidget):
         for text, tip, slot in (("−", "Zoom out (-)", lambda: self.canvas.zoom_by(1 / ZOOM_STEP)),
                                 ("+", "Zoom in (+)", lambda: self.canvas.zoom_by(ZOOM_STEP)),
                                 ("Fit", "Fit to the view (F)", self.canvas.fit)):
-            b = QPushButton(text)
+            b = QToolButton()
+            b.setText(text)
             b.setToolTip(tip)
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             b.clicked.connect(slot)
             bar.addWidget(b)
         self.message = QLabel("Select a pair")
         self.message.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.flickered = False
         self.sources = QLabel()
-        self.sources.setWordWrap(True)
+        self.sources.setWordWrap(False)  # one line whatever the number of sources: the preview keeps its size
+        self.sources.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.sources.setTextFormat(Qt.TextFormat.RichText)
         self.sources.linkActivated.connect(lambda href: self.sourceClicked.emit(href.removeprefix("sample:")))
         self.sources.setToolTip("The dataset samples this pair was recombined from; click one to open it")
@@ -100,8 +108,12 @@ class PairView(QWidget):
             self.message.setText("Select a pair")
             self.sources.clear()
             return None
-        links = ", ".join(f'<a href="sample:{html.escape(s)}">{html.escape(s)}</a>' for s in item.source_samples)
-        self.sources.setText(f"Sources: {links or '-'}")
+        shown = item.source_samples[:MAX_SOURCE_LINKS]
+        links = ", ".join(f'<a href="sample:{html.escape(s)}">{html.escape(s)}</a>' for s in shown)
+        more = len(item.source_samples) - len(shown)
+        self.sources.setText(f"Sources: {links or '-'}" + (f" and {more} more" if more > 0 else ""))
+        self.sources.setToolTip("Recombined from: " + ", ".join(item.source_samples)
+                                + "\nClick one to open it in the viewer")
         req = self._request
         w = create_worker(load_pair_arrays, item)
         w.returned.connect(lambda res: req == self._request and self._loaded(*res))
@@ -124,13 +136,26 @@ class PairView(QWidget):
         self.mode_buttons[mode].setChecked(True)
         self._paint()
 
+    def flicker(self, on: bool) -> None:
+        """While on, show the label map in place of what the mode shows (hold-to-flicker)."""
+        if on != self.flickered:
+            self.flickered = on
+            self._paint()
+
     def _paint(self) -> None:
         if self.label is None or self.label_set is None:
             return
         color = self.label_set.colorize(self.label)
         base = self.image if self.image is not None else np.zeros_like(color)
-        self.canvas.image_item.setPixmap(QPixmap.fromImage(rgb_to_qimage(color if self.mode == "label" else base)))
-        if self.mode == "overlay":
+        if self.mode == "side":
+            shown = np.concatenate([color, color] if self.flickered else [base, color], axis=1)
+        else:
+            shown = color if self.mode == "label" or self.flickered else base
+        size_changed = self.canvas.image_item.pixmap().width() != shown.shape[1]
+        self.canvas.image_item.setPixmap(QPixmap.fromImage(rgb_to_qimage(np.ascontiguousarray(shown))))
+        if size_changed and not self.canvas.image_item.pixmap().isNull():
+            self.canvas.fit()
+        if self.mode == "overlay" and not self.flickered:
             self.canvas.overlay_item.setPixmap(QPixmap.fromImage(rgba_to_qimage(
                 overlay_rgba(self.label, self.label_set, set()))))
             self.canvas.overlay_item.setOpacity(0.5)
@@ -142,7 +167,7 @@ class PairView(QWidget):
 
     def handle_key(self, key: int) -> bool:
         """View keys (1/2/3 modes, +/- zoom, F fit); True when used."""
-        modes = {Qt.Key.Key_1: "image", Qt.Key.Key_2: "label", Qt.Key.Key_3: "overlay"}
+        modes = {Qt.Key.Key_1: "image", Qt.Key.Key_2: "label", Qt.Key.Key_3: "overlay", Qt.Key.Key_4: "side"}
         if key in modes:
             self.set_mode(modes[key])
         elif key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):

@@ -8,6 +8,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from segbalance.desktop_app.state import AppState
+from segbalance.desktop_app.widgets.wheel_guard import guard_wheel
 from segbalance.desktop_app.workers import error_text
 
 
@@ -52,3 +53,4 @@ class PanelHost(QWidget):
         else:
             self.message.hide()
             self.lay.addWidget(self.inner)
+            guard_wheel(self.inner)

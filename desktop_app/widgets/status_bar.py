@@ -55,9 +55,17 @@ class StatusBar(QStatusBar):
         self.addPermanentWidget(self.device_label)
         self.device = ""
         w = create_worker(lambda: (detect_device(), device_choices()))
-        w.returned.connect(lambda res: (self.set_device(res[0]), self.devicesFound.emit(res[1])))
-        w.errored.connect(lambda exc: self.set_device(f"CPU (torch unavailable: {exc})"))
+        # methods, not lambdas: a window closed before the answer comes is not called (Qt drops the connection)
+        w.returned.connect(self._devices_found)
+        w.errored.connect(self._no_torch)
         self._device_worker = w.start()
+
+    def _devices_found(self, res: tuple) -> None:
+        self.set_device(res[0])
+        self.devicesFound.emit(res[1])
+
+    def _no_torch(self, exc: BaseException) -> None:
+        self.set_device(f"CPU (torch unavailable: {exc})")
 
     def set_device(self, device: str) -> None:
         self.device = device

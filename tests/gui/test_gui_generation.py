@@ -9,7 +9,6 @@ import time
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox
 from sqlalchemy import func, select
 
 from segbalance.core.errors import Cancelled, DataError
@@ -119,27 +118,85 @@ def test_pix2pixhd_without_checkpoint_says_what_is_missing(qtbot, gen_window):
     assert "needs a generator checkpoint" in g.error_label.text()
 
 
-def test_train_tiny_gan_runs_the_cli_in_a_subprocess_and_picks_its_checkpoint(qtbot, loaded_window, tmp_path):
+# A stand-in for `segbalance train-gan` that keeps its rows the way train-gan does (core's RunRecord: run and Job
+# rows, progress and rate on the Job row), stops on SIGTERM after the current step with a checkpoint saved and
+# the run ended "cancelled", and otherwise writes the generator at the end.
+FAKE_TRAIN_GAN = """
+import os, pathlib, signal, sys, time
+from segbalance.core.runs.records import RunRecord
+from segbalance.core.workspace import Workspace
+a = sys.argv
+out = pathlib.Path(a[a.index('--out') + 1])
+assert a[a.index('--preset') + 1] == 'tiny' and '--save-every-s' in a
+iters = int(a[a.index('--iters') + 1]) if '--iters' in a else 10
+step = float(os.environ.get('FAKE_GAN_STEP_S', '0.01'))
+stop = []
+signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+out.mkdir(parents=True, exist_ok=True)
+ws = Workspace(a[a.index('--workspace') + 1])
+rec = RunRecord(ws, 'gan', out, name='pix2pixHD tiny ' + out.name, config={'dataset': a[1]}, total=iters).open()
+t0 = time.monotonic()
+for it in range(iters):
+    if stop:
+        (out / 'ckpt.pt').write_bytes(b'checkpoint')
+        rec.finish('cancelled', None, f'cancelled at iteration {it} of {iters}; checkpoint kept')
+        sys.exit(0)
+    time.sleep(step)
+    rec.metric(it + 1, 'loss_G_GAN', 1.0 / (it + 1))
+    rec.flush(it + 1, rate=(it + 1) / (time.monotonic() - t0))
+(out / 'latest_net_G.pth').write_bytes(b'weights')
+(out / 'ckpt.pt').write_bytes(b'checkpoint')
+rec.finish('done', {'iteration': iters})
+print('trained', iters, 'iterations')
+"""
+
+
+def fake_train_gan(window, tmp_path):
     import sys
 
-    g = loaded_window.generation
-    fake_cli = tmp_path / "fake_train_gan.py"
-    fake_cli.write_text(
-        "import sys, pathlib\n"
-        "out = pathlib.Path(sys.argv[sys.argv.index('--out') + 1]); out.mkdir(parents=True, exist_ok=True)\n"
-        "assert sys.argv[sys.argv.index('--preset') + 1] == 'tiny'\n"
-        "print('iter 10/10 loss_G 1.0')\n"
-        "(out / 'latest_net_G.pth').write_bytes(b'weights')\n"
-    )
-    g.train_command = [sys.executable, str(fake_cli)]
+    script = tmp_path / "fake_train_gan.py"
+    script.write_text(FAKE_TRAIN_GAN)
+    window.generation.train_command = [sys.executable, str(script)]
+    return window.generation
+
+
+def gan_run_status(window) -> list[str]:
+    with window.state.workspace.session() as s:
+        return [r.status for r in s.scalars(select(m.TrainingRun).where(m.TrainingRun.kind == "gan"))]
+
+
+def test_train_tiny_gan_asks_iterations_with_their_time_and_follows_the_run_through_its_job_row(
+        qtbot, loaded_window, tmp_path, monkeypatch):
+    monkeypatch.setattr(engine, "gan_seconds_per_iteration", lambda device="auto", steps=2: 6.0)
+    monkeypatch.setenv("FAKE_GAN_STEP_S", "0.05")
+    g = fake_train_gan(loaded_window, tmp_path)
+    seen: list[tuple[int, int]] = []
+    loaded_window.state.jobProgress.connect(lambda e: seen.append((e.done, e.total)))
     qtbot.mouseClick(g.train_button, Qt.MouseButton.LeftButton)
-    assert g.train_process is None and g.confirm_box.isVisible()  # asks first
-    qtbot.mouseClick(g.confirm_box.button(QMessageBox.StandardButton.Yes), Qt.MouseButton.LeftButton)
+    dlg = g.confirm_box
+    assert g.train_process is None and dlg.isVisible()  # asks first
+    qtbot.waitUntil(lambda: "about 6.00 s per iteration" in dlg.estimate.text(), timeout=10_000)
+    assert "2000 iterations take about 3:20:00" in dlg.estimate.text()  # the default, and what it costs here
+    dlg.iters.setValue(40)
+    assert "40 iterations take about 4:00" in dlg.estimate.text()
+    qtbot.mouseClick(dlg.start_button, Qt.MouseButton.LeftButton)
     assert not g.train_button.isEnabled()
-    qtbot.waitUntil(lambda: g.train_process is None, timeout=20_000)
+    qtbot.waitUntil(lambda: any(d > 0 for d, _ in seen), timeout=20_000)  # progress from the job row
+    assert {t for _, t in seen if t} == {40}
+    qtbot.waitUntil(lambda: (loaded_window.job_list.eta_text("Train GAN (tiny)") or "—") != "—", timeout=10_000)
+    qtbot.waitUntil(lambda: g.train_process is None, timeout=30_000)
     assert g.checkpoint.text().endswith("runs/gan-tiny/latest_net_G.pth")
     assert g.renderer.currentText() == "pix2pixhd" and g.train_button.isEnabled()
-    assert "train-gan: iter 10/10 loss_G 1.0" in loaded_window.log_view.toPlainText()
+    assert gan_run_status(loaded_window) == ["done"]
+    assert "train-gan: trained 40 iterations" in loaded_window.log_view.toPlainText()
+
+
+def test_a_second_gan_goes_to_a_new_folder_instead_of_being_refused(qtbot, loaded_window, tmp_path):
+    g = fake_train_gan(loaded_window, tmp_path)
+    first = g.gan_out_dir()
+    first.mkdir(parents=True)
+    (first / "ckpt.pt").write_bytes(b"x")
+    assert g.gan_out_dir().name == "gan-tiny-2"
 
 
 def test_train_tiny_gan_failure_is_shown(qtbot, loaded_window):
@@ -150,3 +207,42 @@ def test_train_tiny_gan_failure_is_shown(qtbot, loaded_window):
     assert g.start_gan_training()  # what Yes in the confirmation starts
     qtbot.waitUntil(lambda: g.train_process is None, timeout=20_000)
     assert "train-gan exited with code 2" in g.error_label.text()
+
+
+def test_a_gated_job_ends_with_what_the_gate_did(qtbot, gen_window, monkeypatch):
+    from segbalance.core.jobs.generate import GenerateResult
+
+    def gated(workspace, ds, plan_path, renderer, *, min_quality=None, progress=None, **_kw):
+        assert min_quality == pytest.approx(0.3)
+        return GenerateResult(job_id=7, total=50, done=50, new=50, rejected=50)
+
+    monkeypatch.setattr(engine, "run_generation", gated)
+    g = gen_window.generation
+    g.use_quality.setChecked(True)
+    with qtbot.waitSignal(g.jobFinished, timeout=20_000):
+        g.start()
+    assert "50 of 50 new pairs rejected by the quality gate at 0.30" in g.rate_label.text()
+    qtbot.waitUntil(lambda: "job #7: 50 of 50 new pairs rejected" in gen_window.log_view.toPlainText(), timeout=2000)
+
+
+def test_a_generator_trained_on_another_label_set_is_refused_in_one_line(qtbot, gen_window, monkeypatch, tmp_path):
+    from segbalance.core.render.registry import check_generator_fits
+    from tests.test_generator_fit import CAMVID_LIKE, fake_train_gan_checkpoint
+
+    ckpt = fake_train_gan_checkpoint(tmp_path / "gan" / "ckpt.pt", CAMVID_LIKE)
+
+    def run(workspace, ds, plan_path, renderer, *, checkpoint=None, **_kw):
+        check_generator_fits(ds, checkpoint)  # what the engine's generate does before it renders
+        raise AssertionError("rendered with a mismatched generator")
+
+    monkeypatch.setattr(engine, "run_generation", run)
+    g = gen_window.generation
+    assert "procedural" not in [g.renderer.itemText(i) for i in range(g.renderer.count())]  # not the sample data
+    g.renderer.setCurrentText("pix2pixhd")
+    g.checkpoint.setText(str(ckpt))
+    with qtbot.waitSignal(g.jobFinished, timeout=20_000) as done:
+        g.start()
+    assert done.args == ["failed"]
+    assert g.error_label.text().startswith("Refused: ") and "trained on label set 'camvid'" in g.error_label.text()
+    assert "Start resumes" not in g.error_label.text()
+    assert pair_count(gen_window) == 0

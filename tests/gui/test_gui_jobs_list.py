@@ -3,52 +3,42 @@ cancelled from the list; the app's own jobs are not "running elsewhere"; Quit wi
 
 from __future__ import annotations
 
-import sys
-import textwrap
-
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
-# Stands in for `segbalance train-gan`: tqdm-style progress on stderr, stops on SIGTERM like the real one
-# (which saves its checkpoint then); the app's side (job list, progress, cancel, quit) is what is tested here.
-FAKE_TRAIN_GAN = textwrap.dedent("""
-    import signal, sys, time
-    stop = []
-    signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
-    for i in range(1, 100000):
-        print(f"train-gan:  {i % 100}%|#    | {i}/100000 [00:01<00:09, 9.00it/s]", file=sys.stderr, flush=True)
-        time.sleep(0.05)
-        if stop:
-            print("stopped after the current step; checkpoint saved", flush=True)
-            sys.exit(0)
-""")
+from segbalance.desktop_app import engine
+from tests.gui.test_gui_generation import fake_train_gan
 
 
-def _gan_window(qtbot, loaded_window):
-    w = loaded_window
-    w.generation.train_command = [sys.executable, "-c", FAKE_TRAIN_GAN]
-    return w
+def _gan_window(qtbot, loaded_window, tmp_path, monkeypatch):
+    """The real window with train-gan replaced by a stand-in that keeps its rows like train-gan (progress on
+    its Job row, SIGTERM: checkpoint saved, run ended "cancelled"); the dialog's timing is made instant."""
+    monkeypatch.setattr(engine, "gan_seconds_per_iteration", lambda device="auto", steps=2: 2.0)
+    monkeypatch.setenv("FAKE_GAN_STEP_S", "0.05")
+    fake_train_gan(loaded_window, tmp_path)
+    return loaded_window
 
 
 def _start_gan(qtbot, w):
     box = w.generation.train_tiny_gan()
     assert box is not None and box.isVisible() and w.generation.train_process is None  # nothing started yet
-    qtbot.mouseClick(box.button(QMessageBox.StandardButton.Yes), Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(box.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: w.generation.train_process is not None, timeout=5000)
     entry = w.generation.train_entry
-    qtbot.waitUntil(lambda: entry.total == 100000 and entry.done > 0, timeout=15_000)
+    qtbot.waitUntil(lambda: entry.total == 2000 and entry.done > 0, timeout=15_000)  # from the run's job row
     return entry
 
 
-def test_gan_training_asks_first_shows_in_the_job_list_and_is_cancelled_from_it(qtbot, loaded_window):
-    w = _gan_window(qtbot, loaded_window)
+def test_gan_training_asks_first_shows_in_the_job_list_and_is_cancelled_from_it(qtbot, loaded_window, tmp_path,
+                                                                                  monkeypatch):
+    w = _gan_window(qtbot, loaded_window, tmp_path, monkeypatch)
     entry = _start_gan(qtbot, w)
     jl = w.job_list
     assert "Train GAN (tiny)" in w.state.running_jobs()
     row = jl.row_of("Train GAN (tiny)")
     assert row is not None and jl.table.item(row, 0).text() == "Train GAN (tiny)"
     bar = jl.bars[id(entry)]
-    qtbot.waitUntil(lambda: bar.maximum() == 100000 and bar.value() > 0, timeout=5000)
+    qtbot.waitUntil(lambda: bar.maximum() == 2000 and bar.value() > 0, timeout=5000)
     assert w.status.job_label.text() == "Running: Train GAN (tiny)"  # ours, not "Running elsewhere"
     lines: list[str] = []
     w.state.log.connect(lines.append)
@@ -59,8 +49,8 @@ def test_gan_training_asks_first_shows_in_the_job_list_and_is_cancelled_from_it(
     assert w.status.job_label.text() == "Idle" and w.generation.train_button.isEnabled()
 
 
-def test_quit_with_a_running_job_asks_first(qtbot, loaded_window):
-    w = _gan_window(qtbot, loaded_window)
+def test_quit_with_a_running_job_asks_first(qtbot, loaded_window, tmp_path, monkeypatch):
+    w = _gan_window(qtbot, loaded_window, tmp_path, monkeypatch)
     _start_gan(qtbot, w)
     w.close()
     box = w.quit_box
@@ -73,5 +63,4 @@ def test_quit_with_a_running_job_asks_first(qtbot, loaded_window):
     p = w.generation.train_process
     quit_button.click()
     assert not w.isVisible()
-    assert p.state() == p.ProcessState.NotRunning  # stopped (SIGTERM, checkpoint saved), not killed mid-write
-    assert p.exitCode() == 0
+    assert not p.running and p.exit_code == 0  # stopped (SIGTERM, checkpoint saved), not killed mid-write

@@ -33,14 +33,23 @@ def test_bad_dataset_folder_shows_dialog_not_traceback(qtbot, window, tmp_path):
     assert window.state.dataset is None and window.isVisible()
 
 
-def test_non_workspace_folder_is_refused_and_app_keeps_running(qtbot, make_window, tmp_path):
+def test_a_plain_folder_is_offered_to_become_a_workspace_and_nothing_is_made_unasked(qtbot, make_window, tmp_path):
     plain = tmp_path / "plain"
     plain.mkdir()
+    (plain / "notes.txt").write_text("mine")
     w = make_window()
     assert not w.open_workspace(plain)
-    assert "not a segbalance workspace" in w.errors[-1][1]
+    box = w.create_box
+    assert box.isVisible() and "is not a segbalance workspace yet" in box.text() and "left as they are" in box.text()
     assert w.state.workspace is None and w.isVisible()
     assert not (plain / "segbalance.db").exists()  # nothing created behind the user's back
+    box.button(QMessageBox.StandardButton.Cancel).click()
+    assert not (plain / "segbalance.db").exists() and w.state.workspace is None
+    w.open_workspace(plain)
+    create = next(b for b in w.create_box.buttons() if w.create_box.buttonRole(b) == QMessageBox.ButtonRole.AcceptRole)
+    create.click()
+    assert w.state.workspace is not None and w.state.workspace.path == plain
+    assert (plain / "notes.txt").read_text() == "mine"
 
 
 def test_newer_schema_workspace_is_refused_with_clear_message(qtbot, make_window, workspace_path):

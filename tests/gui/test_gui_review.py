@@ -41,6 +41,19 @@ def add_pairs(ws_path, n: int = 5) -> list[int]:
     return ids
 
 
+def confirm_bulk(gallery, answer: str = "yes") -> str:
+    """Answer the bulk confirmation the gallery opened (it is non-blocking); returns its text."""
+    from PySide6.QtWidgets import QMessageBox
+
+    box = gallery.confirm_box
+    assert box is not None and box.isVisible()
+    text = box.text()
+    role = QMessageBox.ButtonRole.AcceptRole if answer == "yes" else QMessageBox.ButtonRole.RejectRole
+    button = next(b for b in box.buttons() if box.buttonRole(b) == role)
+    button.click()
+    return text
+
+
 def statuses(ws_path) -> dict[int, str]:
     ws = Workspace(ws_path, create=False)
     with ws.session() as s:
@@ -98,10 +111,12 @@ def test_filters_and_bulk_actions(qtbot, make_window, workspace_path):
     g.strategy_box.setCurrentText("multi")
     assert g.shown_ids() == [ids[3], ids[4]]
     qtbot.mouseClick(g.accept_all, Qt.MouseButton.LeftButton)
+    confirm_bulk(g)
     assert [statuses(workspace_path)[i] for i in ids] == ["pending", "pending", "pending", "accepted", "accepted"]
     g.strategy_box.setCurrentText("All")
     g.view.selectAll()
     qtbot.mouseClick(g.reject_button, Qt.MouseButton.LeftButton)
+    confirm_bulk(g)
     assert set(statuses(workspace_path).values()) == {"rejected"}
     assert "5 rejected" in g.count_label.text()
 

@@ -100,7 +100,8 @@ def test_the_label_editors_checkpoint_comes_back_with_the_workspace(qtbot, make_
     qtbot.waitUntil(lambda: host2.inner is not None, timeout=20_000)
     qtbot.waitUntil(lambda: host2.inner.render_pane.renderer is not None, timeout=60_000)
     saved = json.loads((ws_path / "gui_state.json").read_text())
-    assert saved["checkpoints"]["editor"] == "runs/gan-tiny/ckpt.pt"
+    assert saved["checkpoints"]["gan"] == "runs/gan-tiny/ckpt.pt"  # one generator for the editor and Generate
+    assert w2.generation.checkpoint.text().endswith("runs/gan-tiny/ckpt.pt")
 
 
 def test_a_gui_state_of_the_wrong_type_is_ignored_with_a_warning(qtbot, make_window, workspace_path, tiny_dataset):

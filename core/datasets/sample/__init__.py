@@ -6,7 +6,13 @@
 
 from segbalance.core.datasets.sample.layout import THING_IDS, make_layout
 from segbalance.core.datasets.sample.painter import render_scene
-from segbalance.core.datasets.sample.writer import make_sample, make_sample_dataset, sample_name, sample_rng
+from segbalance.core.datasets.sample.writer import (
+    is_sample_dataset,
+    make_sample,
+    make_sample_dataset,
+    sample_name,
+    sample_rng,
+)
 
-__all__ = ["THING_IDS", "make_layout", "make_sample", "make_sample_dataset", "render_scene", "sample_name",
-           "sample_rng"]
+__all__ = ["THING_IDS", "is_sample_dataset", "make_layout", "make_sample", "make_sample_dataset", "render_scene",
+           "sample_name", "sample_rng"]

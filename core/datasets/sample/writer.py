@@ -91,6 +91,16 @@ def make_sample_dataset(
     return root
 
 
+def is_sample_dataset(ds) -> bool:
+    """Whether `ds` is the built-in sample dataset: Cityscapes layout, Cityscapes labels, and every sample in
+    one of the sample's own made-up cities (no real dataset has them)."""
+    if getattr(ds, "format", None) != "cityscapes" or ds.label_set.name != CITYSCAPES.name:
+        return False
+    refs = ds.samples()
+    cities = set(TRAIN_CITIES) | set(VAL_CITIES)
+    return bool(refs) and all(Path(r.label_path).parent.name in cities for r in refs)
+
+
 def _remove_stale(root: Path, counts: dict[str, int]) -> None:
     """Delete generated files of ours with indices beyond the requested counts (from an earlier, larger run)."""
     for top in ("leftImg8bit", "gtFine"):
