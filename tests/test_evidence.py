@@ -293,3 +293,25 @@ def test_a_stored_plan_for_another_budget_is_refused_not_reused(tmp_path):
         _plan(SimpleNamespace(out=tmp_path, cfg=replace(cfg, budget=cfg.budget + 1)), "recon", 0)
     with pytest.raises(SegbalanceError, match="target share 0.05"):
         _plan(SimpleNamespace(out=tmp_path, cfg=replace(cfg, share_target=0.05)), "recon", 0)
+
+
+def test_a_rare_class_neither_arm_learns_is_said_so_not_called_within_noise():
+    """0 against 0 in every run is no evidence that an arm does nothing for a class: the table says what happened."""
+    from segbalance.core.experiments.report import head_to_head, markdown_table, summarize
+
+    def run(miou, wall, car):
+        return {"miou": miou, "per_class": {"road": 0.9, "wall": wall, "car": car}}
+
+    results = {"baseline": [run(0.40, 0.0, 0.10), run(0.42, 0.0, 0.12)],
+               "recon": [run(0.41, 0.0, 0.15), run(0.43, 0.0, 0.16)],
+               "oracle": [run(0.44, 0.0, 0.20), run(0.45, 0.0, 0.21)]}
+    rows = summarize(results, ["road", "wall", "car"])
+    assert rows["recon"]["class_evidence"]["wall"]["neither_learns"] is True
+    assert rows["recon"]["class_evidence"]["car"]["neither_learns"] is False
+    table = markdown_table(rows, ["wall", "car"])
+    wall_row = next(line for line in table.splitlines() if line.startswith("| wall"))
+    car_row = next(line for line in table.splitlines() if line.startswith("| car"))
+    assert "neither arm learns it" in wall_row and "within noise" not in wall_row
+    assert "neither" not in car_row
+    cmp = head_to_head(results, ["road", "wall", "car"], None)
+    assert cmp[0]["class_evidence"]["wall"]["neither_learns"] is True

@@ -52,6 +52,12 @@ def _evidence(base_vals: list, arm_vals: list, boot) -> dict:
             "images": _pts(boot), "word": decide(siv, boot)}
 
 
+def _never_learned(values: list) -> bool:
+    """True when every run scored the class 0 (a class no run predicts right has no Δ worth a word)."""
+    seen = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return bool(seen) and max(seen) == 0
+
+
 def summarize(results: dict[str, list[dict]], class_names: list[str], counts: dict[str, list] | None = None,
               resolv: list | None = None, extras: dict[str, dict] | None = None, n_boot: int = 1000) -> dict:
     """Per arm: mIoU mean/std (in %), per-class IoU means (in %), and, against the baseline, paired deltas
@@ -87,9 +93,10 @@ def summarize(results: dict[str, list[dict]], class_names: list[str], counts: di
         row["evidence"] = ev
         row["class_evidence"] = {}
         for k, c in enumerate(class_names):
-            cev = _evidence([r["per_class"].get(c) for r in base], [r["per_class"].get(c) for r in runs],
-                            boot["class"][k] if boot else None)
+            b_vals, a_vals = [r["per_class"].get(c) for r in base], [r["per_class"].get(c) for r in runs]
+            cev = _evidence(b_vals, a_vals, boot["class"][k] if boot else None)
             cev["unresolved"] = unresolved.get(c)
+            cev["neither_learns"] = _never_learned(b_vals + a_vals)
             row["class_evidence"][c] = cev
     return rows
 
@@ -115,9 +122,11 @@ def head_to_head(results: dict[str, list[dict]], class_names: list[str], counts:
                        boot["miou"] if boot else None)
         per_class = {}
         for k, c in enumerate(class_names):
-            cev = _evidence([r["per_class"].get(c) for r in results[ref]],
-                            [r["per_class"].get(c) for r in results[arm]], boot["class"][k] if boot else None)
+            r_vals = [r["per_class"].get(c) for r in results[ref]]
+            a_vals = [r["per_class"].get(c) for r in results[arm]]
+            cev = _evidence(r_vals, a_vals, boot["class"][k] if boot else None)
             cev["unresolved"] = unresolved.get(c)
+            cev["neither_learns"] = _never_learned(r_vals + a_vals)
             per_class[c] = cev
         out.append({"reference": ref, "arm": arm, "differs": what, "evidence": ev, "class_evidence": per_class})
     return out
@@ -132,6 +141,8 @@ def head_to_head_table(comparisons: list[dict], rare: list[str]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for cmp in comparisons:
         def cell(ev: dict, nd: int) -> str:
+            if ev.get("neither_learns"):
+                return "neither learns it (IoU 0 in every run)"
             return f"{_signed(ev['delta'], nd)} {_span(ev['seeds'], nd)} {_span(ev['images'], nd)} {ev['word']}"
 
         lines.append("| " + " | ".join([f"{cmp['arm']} − {cmp['reference']}", cmp["differs"],
@@ -197,6 +208,8 @@ def markdown_table(rows: dict[str, dict], rare: list[str], resolv: list | None =
                 ev = rows[a]["class_evidence"][c]
                 if ev.get("unresolved"):
                     cells.append(f"not resolved: {ev['unresolved']}")
+                elif ev.get("neither_learns"):  # 0 against 0 is no evidence of "no effect": say what happened
+                    cells.append("neither arm learns it (IoU 0 in every run)")
                 else:
                     cells.append(f"{_signed(ev['delta'], 1)} {_span(ev['seeds'], 1)} {_span(ev['images'], 1)} "
                                  f"{ev['word']}")
