@@ -455,7 +455,7 @@ def test_quality_gate_marks_low_scores_rejected(setup, monkeypatch, tmp_path):
 
     quality = types.ModuleType("segbalance.core.seg.quality")
 
-    def load_scorer(ckpt, device="auto"):
+    def load_scorer(ckpt, device="auto", **kw):
         seen["ckpt"] = ckpt
         return Scorer()
 

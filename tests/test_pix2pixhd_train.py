@@ -181,7 +181,7 @@ def test_ddp_two_gloo_processes_match_one_process_with_twice_the_batch(gan_datas
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
            "-m", "segbalance.core.cli", "train-gan", str(gan_dataset), "--workspace", str(tmp_path / "ws"),
            "--out", str(tmp_path / "ddp"), "--size", "64x32", "--iters", "1", "--device", "cpu", "--threads", "1",
-           "--quiet"]
+           "--amp", "off", "--quiet"]  # fp32 like the one-process reference below (auto may pick bf16)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     ddp = read_checkpoint(tmp_path / "ddp" / "ckpt.pt")

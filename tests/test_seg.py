@@ -303,7 +303,8 @@ def test_evaluate_cli_json_and_label_id_predictions(trained, seg_ds, tmp_path, c
                       "--amp", "off", "--save-predictions", str(pred_dir)], capsys)
     assert rc == 0
     data = json.loads(out)
-    assert set(data) == {"miou", "pixel_acc", "per_class"}
+    assert set(data) == {"miou", "pixel_acc", "per_class", "split", "n_images"}
+    assert data["split"] == "val" and data["n_images"] == res["n_images"]
     assert data["miou"] == pytest.approx(res["miou"]) and 0 <= data["pixel_acc"] <= 1
     pngs = sorted(pred_dir.glob("*.png"))
     assert len(pngs) == res["n_images"]

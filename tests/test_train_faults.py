@@ -137,7 +137,8 @@ def test_step_that_cannot_fit_in_memory_is_refused(small_ds, tmp_path, capsys, m
     from segbalance.core.seg import train
 
     monkeypatch.setattr(train, "_available_memory", lambda dev: 64 * 2**20)  # a 64 MiB machine
-    rc = cli_main(_seg_args(small_ds, tmp_path, "--batch", "16"))
+    # fp32 activations (auto may pick bf16 here, which halves them)
+    rc = cli_main(_seg_args(small_ds, tmp_path, "--batch", "16", "--amp", "off"))
     line = _one_line(capsys)
     assert rc == 2 and "GiB of activations" in line and "smaller --crop or --batch" in line
 

@@ -72,8 +72,11 @@ def test_new_workspace_in_the_app_and_the_cli_share_one_database(qtbot, make_win
     ws.mkdir()  # File > New workspace on an empty folder
     w = make_window(None)
     assert w.state.workspace is None
-    _answer_next_file_dialog(ws)
-    w.new_workspace_dialog()
+    dlg = w.new_workspace_dialog()  # a folder and a name: the empty folder made above
+    dlg.parent_edit.setText(str(tmp_path))
+    dlg.name_edit.setText(ws.name)
+    assert "Uses the empty folder" in dlg.target.text()
+    dlg.create_button.click()
     assert w.state.workspace is not None and w.state.workspace.path == ws.resolve(), w.errors
     seen = _answer_next_file_dialog(sample_dataset)
     w.add_dataset_dialog()  # this dialog opens in the workspace and lists segbalance.db, -wal and -shm
