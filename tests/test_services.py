@@ -11,7 +11,7 @@ from segbalance.core.datasets import catalog, open_dataset
 from segbalance.core.errors import SegbalanceError
 from segbalance.core.export.formats import export_dataset
 from segbalance.core.io import write_png
-from segbalance.core.jobs import pairs
+from segbalance.core.jobs import decisions, pairs
 from segbalance.core.planning.balance import Plan
 from segbalance.core.workspace import Workspace
 from segbalance.db import models as m
@@ -55,12 +55,12 @@ def test_a_failed_pair_is_refused_by_the_service_and_the_cli_alike(ws_with_pairs
     ws, _ds = ws_with_pairs
     failed = next(p.id for p in pairs.pair_records(ws) if p.status == "failed")
     with pytest.raises(SegbalanceError) as exc:
-        pairs.review_pairs(ws, [failed], "accepted")
+        decisions.decide(ws, [failed], "accepted", by="cli")
     assert main(["review", "--workspace", str(ws.path), "--accept", str(failed)]) == 2
     assert capsys.readouterr().err.strip() == f"segbalance review: error: {exc.value}"
     assert next(p.status for p in pairs.pair_records(ws) if p.id == failed) == "failed"
     with pytest.raises(SegbalanceError, match="no pair with id 999"):
-        pairs.review_pairs(ws, [999], "rejected")
+        decisions.decide(ws, [999], "rejected", by="cli")
 
 
 def test_the_cli_plan_and_the_app_summary_give_the_same_counts(sample_dataset, tmp_path, capsys):

@@ -8,10 +8,9 @@ segbalance. The folder itself or its parent (holding ADEChallengeData2016/) may 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from segbalance.core.datasets.base import Dataset, SampleRef
+from segbalance.core.datasets.base import Dataset, SampleRef, pair_by_stem
 from segbalance.core.datasets.labels import LabelClass, LabelSet, _auto_color
 from segbalance.core.errors import DataError
 
@@ -49,7 +48,6 @@ _CATEGORY = {
 _CAT_OF = {name: cat for cat, names in _CATEGORY.items() for name in names}
 SPLITS = ("training", "validation")
 SPLIT_NAMES = {"training": "train", "validation": "val"}  # the names every other reader and command use
-IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 
 
 def ade20k_label_set() -> LabelSet:
@@ -89,22 +87,7 @@ class ADE20KDataset(Dataset):
             adir, idir = self.root / "annotations" / split, self.root / "images" / split
             if not adir.is_dir():
                 continue
-            try:
-                anns = sorted(n for n in os.listdir(adir) if n.lower().endswith(".png"))
-                images = {Path(n).stem: n for n in (os.listdir(idir) if idir.is_dir() else [])
-                          if n.lower().endswith(IMAGE_EXTS)}
-            except OSError as exc:
-                raise DataError(f"cannot read folder ({exc.strerror})", adir) from None
-            refs = []
-            for a in anns:
-                stem = Path(a).stem
-                if stem not in images:
-                    raise DataError(f"annotation has no image (expected {idir / (stem + '.jpg')})", adir / a)
-                refs.append(SampleRef(stem, SPLIT_NAMES[split], idir / images[stem], adir / a, None, "index"))
-            extra = sorted(set(images) - {Path(a).stem for a in anns})
-            if extra:
-                raise DataError(f"image has no annotation (expected {adir / (extra[0] + '.png')})",
-                                idir / images[extra[0]])
+            refs = pair_by_stem(SPLIT_NAMES[split], idir, adir, "index", "annotation", image_ext=".jpg")
             if refs:
                 out[SPLIT_NAMES[split]] = refs
         if not out:

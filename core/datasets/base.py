@@ -140,6 +140,40 @@ class Dataset(ABC):
         return h.hexdigest()[:16]
 
 
+IMAGE_EXTS = (".png", ".jpg", ".jpeg")  # photo files every folder-style layout accepts
+
+
+def pair_by_stem(split: str, idir: Path, adir: Path, kind: str, noun: str, *,
+                 image_ext: str = ".png") -> list[SampleRef]:
+    """The samples of one split whose images (in `idir`) and label PNGs (in `adir`) share a stem, sorted.
+
+    The rule every layout with a photo folder beside a label folder follows: a label without its image, an
+    image without its label, or two images of one stem (foo.png beside foo.jpg: which one is meant is a guess)
+    is a one-line error naming the file. `noun` is what the layout calls a label file (mask, annotation, ...).
+    """
+    import os
+
+    try:
+        labels = sorted(n for n in os.listdir(adir) if n.lower().endswith(".png"))
+        images: dict[str, str] = {}
+        for n in sorted(n for n in (os.listdir(idir) if idir.is_dir() else []) if n.lower().endswith(IMAGE_EXTS)):
+            if Path(n).stem in images:
+                raise DataError(f"two images for one {noun}: {images[Path(n).stem]} and {n}; keep one", idir / n)
+            images[Path(n).stem] = n
+    except OSError as exc:
+        raise DataError(f"cannot read folder ({exc.strerror})", adir) from None
+    refs = []
+    for a in labels:
+        stem = Path(a).stem
+        if stem not in images:
+            raise DataError(f"{noun} has no image (expected {idir / (stem + image_ext)})", adir / a)
+        refs.append(SampleRef(stem, split, idir / images[stem], adir / a, None, kind))
+    extra = sorted(set(images) - {Path(a).stem for a in labels})
+    if extra:
+        raise DataError(f"image has no {noun} (expected {adir / (extra[0] + '.png')})", idir / images[extra[0]])
+    return refs
+
+
 def _hist(lab: np.ndarray) -> np.ndarray:
     import cv2
 

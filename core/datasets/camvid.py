@@ -8,16 +8,14 @@ one layer.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from segbalance.core.datasets.base import Dataset, SampleRef
+from segbalance.core.datasets.base import Dataset, SampleRef, pair_by_stem
 from segbalance.core.datasets.labels import CAMVID, LabelSet
 from segbalance.core.errors import DataError
 
 SPLITS = ("train", "val", "test")
 ANNOT_SUFFIX = "annot"  # trainannot/, valannot/, testannot/
-IMAGE_EXTS = (".png", ".jpg", ".jpeg")
 def looks_like_camvid(root: Path) -> bool:
     return (root / "train").is_dir() and (root / ("train" + ANNOT_SUFFIX)).is_dir()
 
@@ -36,22 +34,7 @@ class CamVidDataset(Dataset):
             idir, adir = self.root / split, self.root / (split + ANNOT_SUFFIX)
             if not adir.is_dir():
                 continue
-            try:
-                anns = sorted(n for n in os.listdir(adir) if n.lower().endswith(".png"))
-                images = {Path(n).stem: n for n in (os.listdir(idir) if idir.is_dir() else [])
-                          if n.lower().endswith(IMAGE_EXTS)}
-            except OSError as exc:
-                raise DataError(f"cannot read folder ({exc.strerror})", adir) from None
-            refs = []
-            for a in anns:
-                stem = Path(a).stem
-                if stem not in images:
-                    raise DataError(f"label map has no image (expected {idir / a})", adir / a)
-                refs.append(SampleRef(stem, split, idir / images[stem], adir / a, None, "index"))
-            extra = sorted(set(images) - {Path(a).stem for a in anns})
-            if extra:
-                raise DataError(f"image has no label map (expected {adir / (extra[0] + '.png')})",
-                                idir / images[extra[0]])
+            refs = pair_by_stem(split, idir, adir, "index", "label map")
             if refs:
                 out[split] = refs
         if not out:

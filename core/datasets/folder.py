@@ -6,17 +6,14 @@ images/ folder is one split called "train".
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
-from segbalance.core.datasets.base import Dataset, SampleRef
+from segbalance.core.datasets.base import Dataset, SampleRef, pair_by_stem
 from segbalance.core.datasets.labels import LabelSet
 from segbalance.core.errors import DataError
 from segbalance.core.io import read_mask_png
-
-IMAGE_EXTS = (".png", ".jpg", ".jpeg")
 
 
 def looks_like_folder(root: Path) -> bool:
@@ -40,26 +37,7 @@ class FolderDataset(Dataset):
         layout = [(s, img_root / s, mask_root / s) for s in subdirs] or [("train", img_root, mask_root)]
         out: dict[str, list[SampleRef]] = {}
         for split, idir, mdir in layout:
-            try:
-                masks = sorted(n for n in os.listdir(mdir) if n.lower().endswith(".png"))
-                listing = os.listdir(idir) if idir.is_dir() else []
-                images: dict[str, str] = {}
-                for n in sorted(n for n in listing if n.lower().endswith(IMAGE_EXTS)):
-                    if Path(n).stem in images:  # foo.png beside foo.jpg: which one the mask belongs to is a guess
-                        raise DataError(f"two images for one mask: {images[Path(n).stem]} and {n}; keep one",
-                                        idir / n)
-                    images[Path(n).stem] = n
-            except OSError as exc:
-                raise DataError(f"cannot read folder ({exc.strerror})", mdir) from None
-            refs = []
-            for m in masks:
-                stem = Path(m).stem
-                if stem not in images:
-                    raise DataError(f"mask has no image (expected {idir / (stem + '.png')})", mdir / m)
-                refs.append(SampleRef(stem, split, idir / images[stem], mdir / m, None, "index"))
-            extra = sorted(set(images) - {Path(m).stem for m in masks})
-            if extra:
-                raise DataError(f"image has no mask (expected {mdir / (extra[0] + '.png')})", idir / images[extra[0]])
+            refs = pair_by_stem(split, idir, mdir, "index", "mask")
             if refs:
                 out[split] = refs
         if not out:

@@ -11,11 +11,9 @@ import json
 import os
 from pathlib import Path
 
-from segbalance.core.datasets.base import Dataset, SampleRef
+from segbalance.core.datasets.base import Dataset, SampleRef, pair_by_stem
 from segbalance.core.datasets.labels import LabelSet
 from segbalance.core.errors import NESTED, DataError
-
-IMAGE_EXTS = (".png", ".jpg", ".jpeg")
 
 
 def looks_like_mmseg(root: Path) -> bool:
@@ -65,21 +63,7 @@ class MmsegDataset(Dataset):
             raise DataError(f"cannot read folder ({exc.strerror})", ann_root) from None
         for split in splits:
             adir, idir = ann_root / split, img_root / split
-            try:
-                anns = sorted(n for n in os.listdir(adir) if n.lower().endswith(".png"))
-                images = {Path(n).stem: n for n in (os.listdir(idir) if idir.is_dir() else [])
-                          if n.lower().endswith(IMAGE_EXTS)}
-            except OSError as exc:
-                raise DataError(f"cannot read folder ({exc.strerror})", adir) from None
-            refs = []
-            for a in anns:
-                stem = Path(a).stem
-                if stem not in images:
-                    raise DataError(f"mask has no image (expected {idir / (stem + '.png')})", adir / a)
-                refs.append(SampleRef(stem, split, idir / images[stem], adir / a, None, "trainIds"))
-            extra = sorted(set(images) - {Path(a).stem for a in anns})
-            if extra:
-                raise DataError(f"image has no mask (expected {adir / (extra[0] + '.png')})", idir / images[extra[0]])
+            refs = pair_by_stem(split, idir, adir, "trainIds", "mask")
             if refs:
                 out[split] = refs
         if not out:

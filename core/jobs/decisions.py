@@ -1,7 +1,7 @@
 """Review decisions: what a decision is, who made it, and how one is undone and redone.
 
 A decision sets one review status on one or more pairs at once (a bulk accept is one decision). It goes through
-the review rule of `pairs.review_pairs` (unknown ids and failed pairs are refused, nothing changes then) and is
+the one review rule, `decide` (unknown ids and failed pairs are refused, nothing changes then), and is
 logged in `pair_decision` with the status each pair had before, in the same transaction. Undo deletes the
 decision's rows and restores those statuses, so what the log holds is always the decisions in effect, and
 "who decided" a pair is read from it: its last logged decision (a person, in the app or on the command line),
@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlalchemy import delete, func, select
 
 from segbalance.core.errors import SegbalanceError
-from segbalance.core.jobs.pairs import REVIEW_STATUSES
+from segbalance.core.jobs.pairs import FAILED, REVIEW_STATUSES
 from segbalance.core.jobs.records import _db_call
 from segbalance.db import models as m
 
@@ -58,7 +58,7 @@ def decide(ws, ids: list[int], status: str, by: str = "app") -> Decision:
             missing = [i for i in ids if i not in rows]
             if missing:
                 raise SegbalanceError(f"no pair with id {', '.join(map(str, missing))} in this workspace", ws.path)
-            bad = [i for i in ids if rows[i].status == "failed"]
+            bad = [i for i in ids if rows[i].status == FAILED]
             if bad:
                 raise SegbalanceError(f"pair {', '.join(map(str, bad))} failed (files missing); re-run its job")
             batch = int(s.scalar(select(func.coalesce(func.max(m.PairDecision.batch), 0))) or 0) + 1
@@ -78,7 +78,7 @@ def undo_decision(ws, decision: Decision) -> None:
                                                .where(m.GeneratedPair.id.in_(decision.ids)))}
             for i, old in decision.before.items():
                 r = rows.get(i)
-                if r is not None and r.status != "failed":
+                if r is not None and r.status != FAILED:
                     r.status = old
             s.execute(delete(m.PairDecision).where(m.PairDecision.batch == decision.batch))
     _db_call(go)
@@ -161,7 +161,7 @@ def pair_notes(ws) -> dict[int, PairNote]:
                 who = f"the quality gate at {thr:.2f}{where}: score {quality:.2f} is below it"
             elif status == "pending":
                 who = "nobody yet"
-            elif status == "failed":
+            elif status == FAILED:
                 who = f"job {job_id} (its files are missing)"
             else:
                 who = "a person (before decisions were logged)"

@@ -1,7 +1,7 @@
 """Generated pairs as the views and the CLI see them: listing, review decisions and what an export takes.
 
-The review rule (unknown ids and failed pairs are refused, nothing changes then) is `review_pairs`, the one
-the CLI's `segbalance review` and the app's gallery both call, so pressing A in the app and `--accept` on
+The review rule (unknown ids and failed pairs are refused, nothing changes then) is `decisions.decide`, the
+one the CLI's `segbalance review` and the app's gallery both call, so pressing A in the app and `--accept` on
 the command line accept exactly the same pairs, with the same message.
 """
 
@@ -12,8 +12,6 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from segbalance.core.errors import SegbalanceError
-from segbalance.core.jobs.records import _db_call
 from segbalance.db import models as m
 
 # The one vocabulary of a generated pair's status; views and commands import these words.
@@ -27,7 +25,7 @@ REVIEWED_EXPORT = (ACCEPTED,)  # the app's export dialog starts here: what a rev
 
 __all__ = ["PENDING", "ACCEPTED", "REJECTED", "FAILED", "PAIR_STATUSES", "REVIEW_STATUSES", "EXPORTABLE_STATUSES",
            "DEFAULT_EXPORT", "REVIEWED_EXPORT", "PairRecord", "pair_records", "status_counts", "export_counts",
-           "list_pairs", "pair_dict", "review_pairs"]
+           "list_pairs", "pair_dict"]
 
 
 @dataclass
@@ -107,22 +105,3 @@ def pair_dict(r: m.GeneratedPair) -> dict:
             "pixel_counts": r.pixel_counts, "created_at": r.created_at.isoformat() if r.created_at else None}
 
 
-def review_pairs(ws, ids: list[int], status: str) -> int:
-    """Record a reviewer's decision (accepted, rejected or back to pending) on pairs; returns how many changed.
-    Unknown ids or failed pairs raise, and nothing is changed then."""
-    if status not in REVIEW_STATUSES:
-        raise SegbalanceError(f"review status must be {', '.join(REVIEW_STATUSES)} (got {status!r})")
-
-    def go() -> int:
-        with ws.session() as s, s.begin():
-            rows = {r.id: r for r in s.scalars(select(m.GeneratedPair).where(m.GeneratedPair.id.in_(ids)))}
-            missing = [i for i in ids if i not in rows]
-            if missing:
-                raise SegbalanceError(f"no pair with id {', '.join(map(str, missing))} in this workspace", ws.path)
-            bad = [i for i in ids if rows[i].status == FAILED]
-            if bad:
-                raise SegbalanceError(f"pair {', '.join(map(str, bad))} failed (files missing); re-run its job")
-            for r in rows.values():
-                r.status = status
-            return len(rows)
-    return _db_call(go)
