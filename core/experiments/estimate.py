@@ -92,16 +92,18 @@ def _timed(fn: Callable[[], object], steps: int, device: torch.device, warmup: i
 def seg_step(backbone: str, crop: tuple[int, int], batch: int, amp: str, device: torch.device,
              steps: int, output_stride: int = 8) -> tuple[float, float]:
     """(seconds, peak MB) of one PSPNet SGD step on a batch of crops (H, W)."""
-    from segbalance.core.runs.runtime import autocast
+    from segbalance.core.runs.runtime import autocast, memory_format
     from segbalance.core.seg.data import normalize
     from segbalance.core.seg.model import PSPNet, PSPNetConfig
     from segbalance.core.seg.train import segmentation_loss
 
     reset_peak(device)
     model = PSPNet(PSPNetConfig(N_CLASSES, backbone, output_stride=output_stride)).to(device).train()
+    model.to(memory_format=memory_format(amp))
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 255, (batch, 3, *crop), dtype=torch.uint8, generator=g).to(device)
+    x = x.contiguous(memory_format=memory_format(amp))
     y = torch.randint(0, N_CLASSES, (batch, *crop), generator=g).to(device)
 
     def step() -> None:
@@ -119,13 +121,15 @@ def seg_step(backbone: str, crop: tuple[int, int], batch: int, amp: str, device:
 def seg_eval(backbone: str, size: tuple[int, int], amp: str, device: torch.device, steps: int,
              output_stride: int = 8) -> tuple[float, float]:
     """(seconds, peak MB) of one evaluation forward pass on a whole image (W, H)."""
-    from segbalance.core.runs.runtime import autocast
+    from segbalance.core.runs.runtime import autocast, memory_format
     from segbalance.core.seg.data import normalize
     from segbalance.core.seg.model import PSPNet, PSPNetConfig
 
     reset_peak(device)
     model = PSPNet(PSPNetConfig(N_CLASSES, backbone, output_stride=output_stride)).to(device).eval()
+    model.to(memory_format=memory_format(amp))
     x = normalize(torch.zeros(1, 3, size[1], size[0], dtype=torch.uint8, device=device))
+    x = x.contiguous(memory_format=memory_format(amp))
 
     def fwd() -> None:
         with torch.inference_mode(), autocast(device, amp):

@@ -123,7 +123,7 @@ PRESETS: dict[str, ExperimentConfig] = {
     # train on), four arms x 3 seeds, the table on test. The PSPNet schedule is what fits 3 hours at the step time
     # the val pilot measured (docs/camvid.md has the pilot and the arithmetic)
     "camvid": ExperimentConfig(
-        name="camvid", n_train=0, n_val=0, arms=("baseline", "rcs", "copypaste", "recon"), seeds=3, budget=100,
+        name="camvid", n_train=0, n_val=0, arms=("baseline", "recon", "copypaste", "rcs"), seeds=3, budget=100,
         gan_iters=1500, gan_size=(256, 192), resize=(256, 192), seg_iters=1000, seg_batch=8, seg_crop=(128, 192),
         eval_split="test", workers=0, rare="auto",
     ),

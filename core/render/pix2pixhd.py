@@ -24,6 +24,7 @@ from segbalance.core.render.pix2pixhd_nets import (
     build_generator,
 )
 from segbalance.core.runs.runtime import (
+    CHANNELS_LAST,
     choose_precision,
     file_sha256,
     load_checkpoint,
@@ -243,11 +244,6 @@ def autocast_context(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-# The generator's memory layout per precision (benchmarks/bench_precision.py, docs/benchmarks.md): fp32 runs
-# contiguous, measured faster than channels-last here and on an fp32-only CPU; bf16 keeps channels-last, the layout
-# every bf16 render and the demo's table were made with (see the docs for the measured difference); fp16 (CUDA
-# only) keeps it too, unmeasured.
-CHANNELS_LAST = {"bf16": True, "fp16": True, "off": False}
 
 
 # -- renderer ------------------------------------------------------------------------------------------

@@ -150,6 +150,17 @@ def resolve_amp(amp: str, device: torch.device) -> str:
     return choose_precision(amp, device).amp
 
 
+# Memory layout per concrete precision, for every network we train or run (benchmarks/bench_precision.py,
+# docs/benchmarks.md): under bf16/fp16 channels-last was faster for PSPNet-18/50 and the pix2pixHD generator on
+# both CPUs measured; fp32 stays contiguous, channels-last was slower there on an fp32-only CPU.
+CHANNELS_LAST = {"bf16": True, "fp16": True, "off": False}
+
+
+def memory_format(amp: str) -> torch.memory_format:
+    """The layout to put a model and its inputs in for a concrete precision from resolve_amp."""
+    return torch.channels_last if CHANNELS_LAST.get(amp, False) else torch.contiguous_format
+
+
 def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
     """Autocast for a concrete precision from resolve_amp ("off": a no-op context)."""
     if amp == "off":

@@ -12,7 +12,7 @@ import torch
 from segbalance.core.datasets import Dataset, open_dataset
 from segbalance.core.datasets.labels import LabelSet
 from segbalance.core.errors import Cancelled, DataError
-from segbalance.core.runs.runtime import autocast, load_state_checked, resolve_amp, resolve_device
+from segbalance.core.runs.runtime import autocast, load_state_checked, memory_format, resolve_amp, resolve_device
 from segbalance.core.seg.data import check_same_classes, label_set_from_stored, normalize, train_class_names
 from segbalance.core.seg.metrics import confusion_matrix, image_counts, summarize
 from segbalance.core.seg.model import PSPNet, PSPNetConfig
@@ -67,6 +67,7 @@ def predict_logits(model: PSPNet, image: np.ndarray, device: torch.device, *, mo
                    crop: tuple[int, int] | None = None, amp: str = "off") -> torch.Tensor:
     """Class scores [C, H, W] (float32, on device) for one RGB uint8 image."""
     x = normalize(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].to(device))
+    x = x.contiguous(memory_format=memory_format(amp))
     if mode == "whole" or crop is None:
         with autocast(device, amp):
             return model(x)[0].float()
@@ -139,7 +140,7 @@ def evaluate(
     counts = np.zeros((len(refs), n_cls, 3), np.int64) if per_image else None
     out_dir = Path(save_predictions) if save_predictions else None
     was_training = model.training
-    model.eval()
+    model.eval().to(memory_format=memory_format(amp))
     try:
         for i, ref in enumerate(refs):
             if cancel and cancel():

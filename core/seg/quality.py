@@ -16,7 +16,7 @@ import torch
 
 from segbalance.core.datasets.labels import LabelSet
 from segbalance.core.errors import DataError
-from segbalance.core.runs.runtime import autocast, resolve_amp, resolve_device
+from segbalance.core.runs.runtime import autocast, memory_format, resolve_amp, resolve_device
 from segbalance.core.seg.data import normalize
 from segbalance.core.seg.evaluate import load_model
 from segbalance.core.seg.metrics import present_miou
@@ -32,6 +32,7 @@ class SegScorer:
         self.label_set = label_set
         self.device = device
         self.amp = amp
+        self.model.to(memory_format=memory_format(amp))
         self.num_classes = label_set.num_train_classes
 
     @torch.no_grad()
@@ -47,8 +48,9 @@ class SegScorer:
             for k in range(0, len(same), self.batch_size):
                 idx = same[k : k + self.batch_size]
                 batch = torch.from_numpy(np.stack([images[i] for i in idx]).transpose(0, 3, 1, 2).copy())
+                x = normalize(batch.to(self.device)).contiguous(memory_format=memory_format(self.amp))
                 with autocast(self.device, self.amp):
-                    logits = self.model(normalize(batch.to(self.device)))
+                    logits = self.model(x)
                 pred = logits.argmax(1).to(torch.uint8).cpu().numpy()
                 for j, i in enumerate(idx):
                     out[i] = pred[j]

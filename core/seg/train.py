@@ -41,6 +41,7 @@ from segbalance.core.runs.runtime import (
     choose_precision,
     in_rank_order,
     load_state_checked,
+    memory_format,
     resolve_device,
     rng_state,
     run_config,
@@ -494,7 +495,7 @@ def _run(cfg: SegTrainConfig, resume_ck: dict | None, ds: Dataset, items: list, 
         else:
             log.note("no backbone weights given (--pretrained): training from scratch; expect a much lower "
                      "mIoU than ImageNet-initialised PSPNet")
-        model.to(dev)
+        model.to(dev, memory_format=memory_format(amp))
         if ddp.enabled and dev.type == "cuda":
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         raw = model
@@ -569,7 +570,7 @@ def _run(cfg: SegTrainConfig, resume_ck: dict | None, ds: Dataset, items: list, 
             if first_batch is None:
                 first_batch = time.perf_counter() - t_start  # worker start-up + first decode
             t_c = time.perf_counter()
-            x = sd.normalize(images.to(dev, non_blocking=True))
+            x = sd.normalize(images.to(dev, non_blocking=True)).contiguous(memory_format=memory_format(amp))
             y = labels.to(dev, non_blocking=True).long()
             # dropout masks depend on (seed, rank, iteration) only: exact resume under DDP too
             torch.manual_seed(cfg.seed * 1_000_003 + ddp.rank * 7919 + it)
