@@ -106,6 +106,29 @@ def test_keys_size_hotkeys_undo_redo(setup, qtbot):
     assert ed.edit.label[5, 5] == CITYSCAPES.ignore_id
 
 
+def test_a_click_that_focuses_the_canvas_paints_nothing(setup, qtbot):
+    """#41 item 11: clicking the canvas to give it the keys leaves no dot and no undo step; a drag that
+    starts with that click paints from where it began, and a click on the focused canvas paints a dot."""
+    ed, _ws, _ds, _ref = setup
+    ed.activateWindow()
+    ed.size_spin.setFocus()
+    qtbot.waitUntil(lambda: ed.size_spin.hasFocus(), timeout=2000)
+    before = ed.edit.label.copy()
+    drag(ed.canvas, [(20, 20)])
+    assert ed.canvas.hasFocus()
+    assert np.array_equal(ed.edit.label, before) and not ed.edit.undo_stack
+    drag(ed.canvas, [(20, 20)])  # focused now: a dot
+    assert not np.array_equal(ed.edit.label, before) and len(ed.edit.undo_stack) == 1
+    ed.edit.undo()
+    ed.size_spin.setFocus()
+    qtbot.waitUntil(lambda: ed.size_spin.hasFocus(), timeout=2000)
+    ed.set_class(CAR)
+    ed.shape_box.setCurrentText("square")
+    ed.size_spin.setValue(3)
+    drag(ed.canvas, [(20, 40), (30, 40)])  # press unfocused, then drag
+    assert (ed.edit.label[39:42, 19:32] == CAR).all() and len(ed.edit.undo_stack) == 1
+
+
 def test_flood_fill_and_polygon_by_mouse(setup, qtbot):
     ed, _ws, _ds, _ref = setup
     before = ed.edit.label.copy()

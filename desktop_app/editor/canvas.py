@@ -45,6 +45,9 @@ class LabelCanvas(QWidget):
         self._overlay: QImage | None = None
         self._lut = np.zeros((256, 4), np.uint8)
         self._last: tuple[int, int] | None = None
+        # a brush press on an unfocused canvas paints only once the mouse moves: a click that just gives the
+        # canvas focus (to use its keys) must not leave a dot and an undo step behind
+        self._pending_stroke = False
         self._drag_start: tuple[int, int] | None = None
         self._pan_from: QPointF | None = None
         self._cursor: tuple[int, int] | None = None
@@ -273,7 +276,13 @@ class LabelCanvas(QWidget):
             self.strokeFinished.emit()
 
     # -- mouse & keys ------------------------------------------------------------------------
+    def _start_stroke(self, x: int, y: int) -> None:
+        self.edit.begin_stroke(self._paint_value())
+        self._last = (x, y)
+        self._apply(stroke_mask([(x, y)], self.brush_size, self.brush_shape, self.edit.shape))
+
     def mousePressEvent(self, ev: QMouseEvent) -> None:  # noqa: N802
+        focus_click = not self.hasFocus()
         self.setFocus()
         pos = ev.position()
         if ev.button() == Qt.MouseButton.MiddleButton or (
@@ -285,9 +294,10 @@ class LabelCanvas(QWidget):
             return
         x, y = self.map_pos(pos)
         if self.tool in ("brush", "eraser"):
-            self.edit.begin_stroke(self._paint_value())
-            self._last = (x, y)
-            self._apply(stroke_mask([(x, y)], self.brush_size, self.brush_shape, self.edit.shape))
+            if focus_click:
+                self._pending_stroke, self._last = True, (x, y)
+            else:
+                self._start_stroke(x, y)
         elif self.tool == "fill":
             changed = self.edit.flood_fill(self.class_id, x, y)
             if changed is not None:
@@ -318,6 +328,9 @@ class LabelCanvas(QWidget):
         inside = 0 <= x < w and 0 <= y < h
         self.cursorMoved.emit(x if inside else -1, y if inside else -1)
         if ev.buttons() & Qt.MouseButton.LeftButton:
+            if self.tool in ("brush", "eraser") and self._pending_stroke and self._last is not None:
+                self._pending_stroke = False
+                self._start_stroke(*self._last)  # a drag after a focus click paints from where it began
             if self.tool in ("brush", "eraser") and self.edit.in_stroke and self._last is not None:
                 self._apply(stroke_mask([self._last, (x, y)], self.brush_size, self.brush_shape, self.edit.shape))
                 self._last = (x, y)
@@ -332,7 +345,9 @@ class LabelCanvas(QWidget):
         if self.edit is None or ev.button() != Qt.MouseButton.LeftButton:
             return
         x, y = self.map_pos(ev.position())
-        if self.tool in ("brush", "eraser") and self.edit.in_stroke:
+        if self._pending_stroke:  # a click that only focused the canvas
+            self._pending_stroke, self._last = False, None
+        elif self.tool in ("brush", "eraser") and self.edit.in_stroke:
             self._end_stroke()
             self._last = None
         elif self.tool == "rect" and self._drag_start is not None:
