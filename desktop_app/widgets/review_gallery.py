@@ -19,6 +19,7 @@ from PySide6.QtCore import (
     QSize,
     QSortFilterProxyModel,
     Qt,
+    QTimer,
 )
 from PySide6.QtCore import Signal as _Signal
 from PySide6.QtGui import QBrush, QColor, QKeySequence, QShortcut
@@ -93,13 +94,14 @@ class PairListModel(QAbstractListModel):
         loader.ready.connect(self._ready)
 
     def set_thumb_width(self, width: int) -> None:
-        """Thumbnails `width` px wide (image and label side by side, so a quarter as high)."""
-        self.beginResetModel()
+        """Thumbnails `width` px wide (image and label side by side, so a quarter as high); the rows stay, so
+        the current pair and the selection stay too."""
         self.thumb = QSize(width, max(16, width // 4))
         for it in self.items:
             it.key = None
         self._row_of_key = {}
-        self.endResetModel()
+        if self.items:
+            self.dataChanged.emit(self.index(0), self.index(len(self.items) - 1), [Qt.ItemDataRole.DecorationRole])
 
     def set_items(self, items: list[PairRecord]) -> None:
         self.beginResetModel()
@@ -244,8 +246,10 @@ class ReviewGallery(QWidget):
         self.thumb_size.setRange(*THUMB_WIDTHS)
         self.thumb_size.setValue(PAIR_THUMB.width())
         self.thumb_size.setFixedWidth(100)
-        self.thumb_size.setToolTip("Thumbnail size")
+        self.thumb_size.setToolTip("Thumbnail size (at most the width of the list column)")
         self.thumb_size.valueChanged.connect(self.set_thumb_width)
+        self._refit = QTimer(self, singleShot=True, interval=150)
+        self._refit.timeout.connect(lambda: self.set_thumb_width(self.thumb_size.value()))
         self._apply_grid()
         self.view.setSelectionMode(QListView.SelectionMode.ExtendedSelection)
         self.view.setModel(self.proxy)
@@ -334,6 +338,8 @@ class ReviewGallery(QWidget):
         self._update_buttons()
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        if obj is self.view and event.type() in (QEvent.Type.Resize, QEvent.Type.Show):
+            self._refit.start()  # the column changed width: re-fit the thumbnails once it settles
         if obj in (self.view, self.pair_view.canvas) and event.type() in (QEvent.Type.KeyPress,
                                                                           QEvent.Type.KeyRelease):
             if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():  # hold to see the label map
@@ -368,7 +374,12 @@ class ReviewGallery(QWidget):
         self.refresh()
 
     def set_thumb_width(self, width: int) -> None:
-        self.model.set_thumb_width(width)
+        """Thumbnails `width` px wide, or as wide as the list column when that is narrower (#41 item 6: a
+        large size in a narrow column spilled past its edge)."""
+        fit = max(THUMB_WIDTHS[0], self.view.viewport().width() - 24) if self.view.isVisible() else width
+        width = min(width, fit)
+        if width != self.model.thumb.width():
+            self.model.set_thumb_width(width)
         self._apply_grid()
 
     def _apply_grid(self) -> None:

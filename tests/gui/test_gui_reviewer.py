@@ -10,6 +10,7 @@ from sqlalchemy import update
 from segbalance.core.cli import main
 from segbalance.core.workspace import Workspace
 from segbalance.db import models as m
+from segbalance.desktop_app.widgets.review_gallery import PairIdRole
 from tests.gui.test_gui_review import add_pairs, statuses
 
 
@@ -87,8 +88,27 @@ def test_clicking_a_source_sample_opens_it_in_the_viewer(qtbot, make_window, wor
 def test_the_thumbnail_slider_makes_thumbnails_bigger(qtbot, make_window, workspace_path):
     w, g, ids = _review_tab(qtbot, make_window, workspace_path)
     small = g.view.iconSize().width()
-    g.thumb_size.setValue(400)
-    assert g.view.iconSize().width() == 400 > small
+    w.resize(1600, 900)
+    g.view.parentWidget().setSizes([600, 1000])
+    qtbot.waitUntil(lambda: g.view.viewport().width() > 344, timeout=3000)  # the column fits 320 px
+    g.thumb_size.setValue(320)
+    assert g.view.iconSize().width() == 320 > small
     qtbot.waitUntil(lambda: g.model.items[0].key is not None and g.loader.get(g.model.items[0].key) is not None,
                     timeout=10_000)
-    assert g.loader.get(g.model.items[0].key).width() == 400
+    assert g.loader.get(g.model.items[0].key).width() == 320
+
+
+def test_large_thumbnails_fit_a_narrow_column_and_keep_the_current_pair(qtbot, make_window, workspace_path):
+    """#41 item 6: the largest size in a narrow list column is drawn as wide as the column, not past its edge;
+    re-fitting keeps the pair the reviewer is on."""
+    w, g, ids = _review_tab(qtbot, make_window, workspace_path)
+    g.view.setCurrentIndex(g.proxy.index(1, 0))
+    current = g.view.currentIndex().data(PairIdRole)
+    split = g.view.parentWidget()
+    split.setSizes([260, max(200, split.width() - 260)])
+    g.thumb_size.setValue(480)
+    qtbot.waitUntil(lambda: g.view.iconSize().width() <= g.view.viewport().width(), timeout=3000)
+    assert g.view.iconSize().width() < 480
+    assert g.view.currentIndex().data(PairIdRole) == current
+    split.setSizes([split.width() - 200, 200])  # a wide column takes the size asked for
+    qtbot.waitUntil(lambda: g.view.iconSize().width() == 480 or g.view.viewport().width() < 504, timeout=3000)
