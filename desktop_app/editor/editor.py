@@ -138,13 +138,7 @@ class LabelEditor(QWidget):
             self.only_over_box.addItem(f"{c.id} {c.name}", c.id)
         self.only_over_box.currentIndexChanged.connect(self._set_only_over)
         tb.addWidget(self.only_over_box)
-        tb.addSeparator()
-        tb.addWidget(QLabel(" opacity "))
-        self.opacity_slider = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100, value=60)
-        self.opacity_slider.setFixedWidth(90)
-        self.opacity_slider.valueChanged.connect(self._set_opacity)
-        tb.addWidget(self.opacity_slider)
-        # edit and file actions on a row of their own: Save and Export never fall behind the overflow »
+        # edit, file and view actions on a row of their own: Save and Export never fall behind the overflow »
         tb = self.actions_toolbar = QToolBar()
         self.undo_action = QAction("Undo", self, shortcut=QKeySequence.StandardKey.Undo)
         self.redo_action = QAction("Redo", self)
@@ -180,6 +174,13 @@ class LabelEditor(QWidget):
         self.export_action.setToolTip("Write the latest revisions as a Cityscapes-layout dataset")
         self.export_action.triggered.connect(self._export_dialog)
         tb.addAction(self.export_action)
+        # the view's opacity on this second row: on the first one it fell behind the overflow » at 1366x768
+        tb.addSeparator()
+        tb.addWidget(QLabel(" opacity "))
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100, value=60)
+        self.opacity_slider.setFixedWidth(90)
+        self.opacity_slider.valueChanged.connect(self._set_opacity)
+        tb.addWidget(self.opacity_slider)
 
     # -- opening ------------------------------------------------------------------------------
     def open_sample(self, ds: DatasetReader, ref: SampleRef) -> None:

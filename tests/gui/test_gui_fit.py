@@ -16,6 +16,8 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QScrollArea,
     QSlider,
+    QToolBar,
+    QToolButton,
     QWidget,
 )
 
@@ -59,6 +61,16 @@ def cut_off(window, tab: QWidget) -> list[str]:
     return out
 
 
+def overflowing_toolbars(tab: QWidget) -> list[str]:
+    """Toolbars whose last items hide behind the overflow button (hidden controls pass cut_off's test)."""
+    out = []
+    for tb in tab.findChildren(QToolBar):
+        ext = tb.findChild(QToolButton, "qt_toolbar_ext_button")
+        if tb.isVisibleTo(tab) and ext is not None and ext.isVisibleTo(tab):
+            out.append(f"toolbar {[a.text() for a in tb.actions()]} overflows")
+    return out
+
+
 @pytest.mark.parametrize("size", [(1366, 768), (1920, 1080)])
 def test_every_control_of_each_tab_is_on_screen_and_its_main_actions_enabled(qtbot, make_window, workspace_path,
                                                                              tiny_dataset, size):
@@ -74,6 +86,7 @@ def test_every_control_of_each_tab_is_on_screen_and_its_main_actions_enabled(qtb
         qtbot.wait(50)
         tab = w.tabs.currentWidget()
         assert cut_off(w, tab) == [], w.tabs.tabText(i)
+        assert overflowing_toolbars(tab) == [], w.tabs.tabText(i)
     g = w.gallery
     assert all(b.isEnabled() for b in (g.accept_button, g.reject_button, g.accept_all, g.reject_all))
     training = w.tabs.widget(w._tab_with("start_run")).inner
