@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 from segbalance.core.datasets import SampleRef
 from segbalance.core.jobs import pairs as pair_service
 from segbalance.core.workspace import DB_NAME
-from segbalance.desktop_app import engine
+from segbalance.desktop_app import core_calls
 from segbalance.desktop_app.settings import Settings
 from segbalance.desktop_app.state import AppState
 from segbalance.desktop_app.theme import app_icon
@@ -485,7 +485,7 @@ class MainWindow(QMainWindow):
         ws = self.state.workspace
         if ws is None or (self._db_poll and not self._db_poll.done.is_set()):
             return
-        w = create_worker(engine.running_jobs, ws)
+        w = create_worker(core_calls.running_jobs, ws)
         w.returned.connect(self._db_jobs_polled)
         self._db_poll = w.start()  # not through state.run: polling is not a job the user started
 
@@ -563,7 +563,7 @@ class MainWindow(QMainWindow):
     def export_to(self, out: str | Path, include: tuple[str, ...] = DEFAULT_INCLUDE):
         """Export the dataset plus the pairs with the chosen statuses in the background; returns the worker."""
         s = self.state
-        w = create_worker(engine.export_dataset, s.workspace, s.dataset, out, tuple(include))
+        w = create_worker(core_calls.export_dataset, s.workspace, s.dataset, out, tuple(include))
 
         def done(man: dict) -> None:
             self.status.showMessage(f"Exported {man['originals']} original + {man['generated']} generated "

@@ -19,7 +19,7 @@ from segbalance.core.datasets.stats import DatasetStats, dataset_stats
 from segbalance.core.errors import SegbalanceError, WorkspaceError
 from segbalance.core.planning.summaries import split_stats
 from segbalance.core.workspace import Workspace
-from segbalance.desktop_app import engine
+from segbalance.desktop_app import core_calls
 from segbalance.desktop_app.settings import Settings
 from segbalance.desktop_app.workers import Worker, create_worker, error_text
 from segbalance.desktop_app.workspace_memory import WorkspaceMemory
@@ -359,7 +359,7 @@ class AppState(QObject):
         if path is None or not path.is_file():
             return
         try:
-            plan = engine.load_plan(path, ds)
+            plan = core_calls.load_plan(path, ds)
         except SegbalanceError as exc:
             self.log.emit(f"last plan not restored: {exc}")
             return

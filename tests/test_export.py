@@ -233,7 +233,7 @@ def test_cancelled_generate_counts_agree(tmp_path, sample_dataset):
     """Issue 15 minor: after a cancel the job's done, its message and the pair rows say the same number."""
     from sqlalchemy import func, select
 
-    from segbalance.core.jobs.records import job_info
+    from segbalance.core.jobs.job_rows import job_info
     from segbalance.db import models as m
 
     root, ws = sample_dataset, tmp_path / "ws"

@@ -25,8 +25,8 @@ from segbalance.core.datasets.stats import dataset_stats, pixel_counts
 from segbalance.core.errors import Cancelled, SegbalanceError
 from segbalance.core.io import read_label_png, read_png
 from segbalance.core.jobs.generate import run_generate
+from segbalance.core.jobs.job_rows import job_info, request_cancel
 from segbalance.core.jobs.pairs import list_pairs
-from segbalance.core.jobs.records import job_info, request_cancel
 from segbalance.core.planning.balance import plan_balance
 from segbalance.core.recombine import build_layer_bank
 from segbalance.core.workspace import Workspace

@@ -15,7 +15,7 @@ from segbalance.core.jobs import decisions, pairs
 from segbalance.core.planning.balance import Plan
 from segbalance.core.workspace import Workspace
 from segbalance.db import models as m
-from segbalance.desktop_app import engine
+from segbalance.desktop_app import core_calls
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def test_the_cli_plan_and_the_app_summary_give_the_same_counts(sample_dataset, t
     assert main(argv) == 0
     cli = capsys.readouterr().out
     ds = open_dataset(sample_dataset)
-    app = engine.plan_summary(Plan.load(out), ds.label_set).splitlines()
+    app = core_calls.plan_summary(Plan.load(out), ds.label_set).splitlines()
     assert app[1].removeprefix("by strategy: ") in cli.split("strategies: ")[1].splitlines()[0]
     assert f"adding: {app[2].removeprefix('adding: ')}" in cli
 

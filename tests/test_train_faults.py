@@ -70,7 +70,7 @@ def _dead_pid() -> int:
 
 # -- one runtime: status words, job rows, cancellation ---------------------------------------------------
 def test_status_vocabulary_is_single_sourced():
-    from segbalance.core.jobs import records as jobs
+    from segbalance.core.jobs import job_rows as jobs
     from segbalance.core.runs import records as runs
 
     assert not hasattr(jobs, "STATUSES")  # one definition: core.runs.records
@@ -91,7 +91,7 @@ def test_status_vocabulary_is_single_sourced():
 
 
 def test_gan_and_seg_runs_are_jobs_with_the_same_status_words(small_ds, tmp_path, capsys):
-    from segbalance.core.jobs.records import list_jobs, request_cancel
+    from segbalance.core.jobs.job_rows import list_jobs, request_cancel
     from segbalance.core.render.gan_train import make_config, train_gan
     from segbalance.core.workspace import Workspace
 

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from segbalance.core.errors import SegbalanceError
-    from segbalance.core.jobs.records import job_info, list_jobs, request_cancel
+    from segbalance.core.jobs.job_rows import job_info, list_jobs, request_cancel
     from segbalance.core.workspace import Workspace
 
     with Workspace(args.workspace, create=False) as ws:

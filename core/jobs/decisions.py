@@ -18,8 +18,8 @@ from pathlib import Path
 from sqlalchemy import delete, func, select
 
 from segbalance.core.errors import SegbalanceError
+from segbalance.core.jobs.job_rows import _db_call
 from segbalance.core.jobs.pairs import FAILED, REVIEW_STATUSES
-from segbalance.core.jobs.records import _db_call
 from segbalance.db import models as m
 
 __all__ = ["Decision", "DecisionHistory", "PairNote", "decide", "undo_decision", "pair_notes", "gate_summary"]

@@ -28,7 +28,7 @@ from segbalance.core.datasets.cityscapes import IMAGE_SUFFIX, INSTANCE_SUFFIX, L
 from segbalance.core.datasets.stats import pixel_counts
 from segbalance.core.errors import Cancelled, DataError, SegbalanceError
 from segbalance.core.io import PNG_MAP_CV2, PNG_PHOTO_CV2, encode_png
-from segbalance.core.jobs.records import JobContext, _db_call, _pid_alive, db_error
+from segbalance.core.jobs.job_rows import JobContext, _db_call, _pid_alive, db_error
 from segbalance.core.ranks import Rank, torchrun_rank
 from segbalance.db import models as m
 from segbalance.db.base import utcnow

@@ -10,7 +10,7 @@ from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QGridLayout, QGroupBox, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from segbalance.core.runs.queries import Series
-from segbalance.desktop_app import engine
+from segbalance.desktop_app import core_calls
 from segbalance.desktop_app.widgets.thumbnails import rgb_to_qimage
 from segbalance.desktop_app.workers import Worker, create_worker, error_text
 
@@ -104,7 +104,7 @@ class GanRunView(QWidget):
         if not (self.out_dir and self.dataset) or (self.worker is not None and not self.worker.done.is_set()):
             return None
         self.samples_note.setText("rendering…")
-        w = create_worker(engine.gan_samples, self.out_dir, self.dataset, N_SAMPLES)
+        w = create_worker(core_calls.gan_samples, self.out_dir, self.dataset, N_SAMPLES)
         w.returned.connect(self._show_samples)
         w.errored.connect(lambda exc: self.samples_note.setText(error_text(exc)))
         self.worker = w.start()

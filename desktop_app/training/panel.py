@@ -57,9 +57,9 @@ from segbalance.core.seg import BACKBONES
 from segbalance.core.workspace import Workspace
 from segbalance.desktop_app.training.compare import RunCompare
 from segbalance.desktop_app.training.curves import RunCurves
-from segbalance.desktop_app.training.follow import RunFollower
 from segbalance.desktop_app.training.gan_view import GanRunView
 from segbalance.desktop_app.training.process import STOPPED_EXIT_CODE, TrainProcess
+from segbalance.desktop_app.training.run_follower import RunFollower
 
 # Defaults sized for a small CPU machine: a run over the sample data finishes in minutes, not hours
 CPU_DEFAULTS = {"backbone": "resnet18", "iters": 200, "batch": 4, "crop": "128x256", "eval": 100}

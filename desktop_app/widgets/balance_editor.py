@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from segbalance.core.recombine import STRATEGIES
-from segbalance.desktop_app import engine
+from segbalance.desktop_app import core_calls
 from segbalance.desktop_app.state import AppState
 from segbalance.desktop_app.widgets.histogram import class_rows
 from segbalance.desktop_app.widgets.image_viewer import color_icon
@@ -148,7 +148,7 @@ class BalanceEditor(QWidget):
         self.cancel_button.clicked.connect(self.cancel)
         state.statsChanged.connect(lambda _s: self.refresh())
         state.planChanged.connect(self._plan_changed)
-        self.preset_box.addItems(engine.preset_names())
+        self.preset_box.addItems(core_calls.preset_names())
         self.refresh()
 
     # -- table ----------------------------------------------------------------------
@@ -236,7 +236,7 @@ class BalanceEditor(QWidget):
     def _preset_changed(self, name: str) -> None:
         if not name:
             return
-        default = engine.preset_default(name)
+        default = core_calls.preset_default(name)
         if name == "raise-rare":
             self.preset_param.setSuffix(" % share")
             self.preset_param.setValue(100 * default)
@@ -256,7 +256,7 @@ class BalanceEditor(QWidget):
         locked = self.locked()
         shares = self.current_shares()
         try:
-            target = engine.preset_target(name, param, shares, [c for c in shares if c not in locked])
+            target = core_calls.preset_target(name, param, shares, [c for c in shares if c not in locked])
         except Exception as exc:  # noqa: BLE001 - a bad parameter is the user's to fix, shown inline
             self.summary.setText(f"Preset: {error_text(exc)}")
             return
@@ -295,7 +295,7 @@ class BalanceEditor(QWidget):
             return None
         if s.dataset is None or s.workspace is None or s.train_stats() is None:
             return None
-        w = create_worker(engine.make_plan, s.dataset, s.workspace, s.train_stats(), target, self.budget.value(),
+        w = create_worker(core_calls.make_plan, s.dataset, s.workspace, s.train_stats(), target, self.budget.value(),
                           self.strategy_mix(), self.seed.value())
         w.progress.connect(self._progress)
         w.returned.connect(self._planned)
@@ -337,7 +337,7 @@ class BalanceEditor(QWidget):
             self.summary.setToolTip("")
             return
         ls = self.state.dataset.label_set if self.state.dataset is not None else None
-        text = engine.plan_summary(plan, ls) if ls is not None else f"{len(plan.recipes)} recipes"
+        text = core_calls.plan_summary(plan, ls) if ls is not None else f"{len(plan.recipes)} recipes"
         skipped = getattr(plan, "skipped", None)
         if skipped:
             text += f"\nskipped (no layers to paste): {', '.join(skipped)}"

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segbalance.desktop_app import engine
+from segbalance.desktop_app import core_calls
 from segbalance.desktop_app.state import format_eta
 from segbalance.desktop_app.workers import Worker, create_worker, error_text
 
@@ -70,7 +70,7 @@ class GanTrainDialog(QDialog):
 
     def measure(self) -> Worker:
         """Time a few steps off the UI thread; the estimate follows the iteration count from then on."""
-        w = create_worker(engine.gan_seconds_per_iteration, self.device)
+        w = create_worker(core_calls.gan_seconds_per_iteration, self.device)
         w.returned.connect(self.set_seconds_per_iteration)
         w.errored.connect(lambda exc: self.estimate.setText(f"could not time a step: {error_text(exc)}"))
         self.worker = w.start()

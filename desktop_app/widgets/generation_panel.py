@@ -27,10 +27,10 @@ from segbalance.core.render.registry import GeneratorMismatch
 from segbalance.core.runs.follow import kept_on_stop
 from segbalance.core.runs.live import end_orphan_run
 from segbalance.core.runs.records import CANCELLED, DONE, FAILED
-from segbalance.desktop_app import engine
+from segbalance.desktop_app import core_calls
 from segbalance.desktop_app.state import AppState, RateMeter, format_eta
-from segbalance.desktop_app.training.follow import RunFollower
 from segbalance.desktop_app.training.process import TrainProcess
+from segbalance.desktop_app.training.run_follower import RunFollower
 from segbalance.desktop_app.widgets.gan_dialog import GanTrainDialog
 from segbalance.desktop_app.workers import Worker, create_worker, error_text
 from segbalance.desktop_app.workspace_memory import workspace_checkpoints
@@ -65,7 +65,7 @@ class GenerationPanel(QWidget):
         load_plan = QPushButton("Load plan…")
         load_plan.clicked.connect(self._load_plan_dialog)
         self.renderer = QComboBox()
-        self.renderer.addItems(engine.renderer_names(state.dataset))
+        self.renderer.addItems(core_calls.renderer_names(state.dataset))
         self.renderer.setToolTip("copypaste: original pixels of each pasted layer; pix2pixhd: a trained generator; "
                                  "procedural: the sample-data painter (for the built-in sample dataset)")
         self.checkpoint = QLineEdit()
@@ -146,7 +146,7 @@ class GenerationPanel(QWidget):
         keep = self.renderer.currentText()
         self.renderer.blockSignals(True)
         self.renderer.clear()
-        self.renderer.addItems(engine.renderer_names(ds))
+        self.renderer.addItems(core_calls.renderer_names(ds))
         self.renderer.setCurrentIndex(max(0, self.renderer.findText(keep)))
         self.renderer.blockSignals(False)
         self._update_enabled()
@@ -242,7 +242,7 @@ class GenerationPanel(QWidget):
             self.error_label.setText("pix2pixhd needs a generator checkpoint (choose one, or train the tiny GAN)")
             return None
         self.gate = self.min_quality.value() if self.use_quality.isChecked() else None
-        w = create_worker(engine.run_generation, s.workspace, s.dataset, s.plan_path, renderer, checkpoint=ckpt,
+        w = create_worker(core_calls.run_generation, s.workspace, s.dataset, s.plan_path, renderer, checkpoint=ckpt,
                           device=self.device.currentText(), min_quality=self.gate,
                           log=lambda text: s.log.emit(f"generate: {text}"))  # emitted from the worker: queued
         w.progress.connect(self._progress)

@@ -1,4 +1,4 @@
-"""Generation panel user stories against the engine adapter (desktop_app.engine): progress to 100 %,
+"""Generation panel user stories against the engine adapter (desktop_app.core_calls): progress to 100 %,
 pairs reaching the gallery, a job failing mid-way, cancelling. The real copypaste job is in
 test_gui_pipeline.py."""
 
@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from segbalance.core.errors import Cancelled, DataError
 from segbalance.core.io import write_png
 from segbalance.db import models as m
-from segbalance.desktop_app import engine
+from segbalance.desktop_app import core_calls
 
 
 def fake_generation(n: int, fail_at: int | None = None, delay: float = 0.01):
@@ -68,7 +68,7 @@ def pair_count(win) -> int:
 
 
 def test_job_runs_to_100_percent_and_gallery_shows_the_pairs(qtbot, gen_window, monkeypatch):
-    monkeypatch.setattr(engine, "run_generation", fake_generation(12))
+    monkeypatch.setattr(core_calls, "run_generation", fake_generation(12))
     g = gen_window.generation
     assert g.start_button.isEnabled() and "plan.json" in g.plan_label.text()
     with qtbot.waitSignal(g.jobFinished, timeout=20_000) as done:
@@ -84,7 +84,7 @@ def test_job_runs_to_100_percent_and_gallery_shows_the_pairs(qtbot, gen_window, 
 
 
 def test_job_failing_midway_shows_the_error_and_keeps_the_pairs(qtbot, gen_window, monkeypatch):
-    monkeypatch.setattr(engine, "run_generation", fake_generation(10, fail_at=4))
+    monkeypatch.setattr(core_calls, "run_generation", fake_generation(10, fail_at=4))
     g = gen_window.generation
     with qtbot.waitSignal(g.jobFinished, timeout=20_000) as done:
         g.start()
@@ -97,7 +97,7 @@ def test_job_failing_midway_shows_the_error_and_keeps_the_pairs(qtbot, gen_windo
 
 
 def test_cancel_stops_a_running_generation(qtbot, gen_window, monkeypatch):
-    monkeypatch.setattr(engine, "run_generation", fake_generation(10_000, delay=0.005))
+    monkeypatch.setattr(core_calls, "run_generation", fake_generation(10_000, delay=0.005))
     g = gen_window.generation
     g.start()
     qtbot.waitUntil(lambda: g.progress.value() > 0, timeout=10_000)
@@ -167,7 +167,7 @@ def gan_run_status(window) -> list[str]:
 
 def test_train_tiny_gan_asks_iterations_with_their_time_and_follows_the_run_through_its_job_row(
         qtbot, loaded_window, tmp_path, monkeypatch):
-    monkeypatch.setattr(engine, "gan_seconds_per_iteration", lambda device="auto", steps=2: 6.0)
+    monkeypatch.setattr(core_calls, "gan_seconds_per_iteration", lambda device="auto", steps=2: 6.0)
     monkeypatch.setenv("FAKE_GAN_STEP_S", "0.05")
     g = fake_train_gan(loaded_window, tmp_path)
     seen: list[tuple[int, int]] = []
@@ -216,7 +216,7 @@ def test_a_gated_job_ends_with_what_the_gate_did(qtbot, gen_window, monkeypatch)
         assert min_quality == pytest.approx(0.3)
         return GenerateResult(job_id=7, total=50, done=50, new=50, rejected=50)
 
-    monkeypatch.setattr(engine, "run_generation", gated)
+    monkeypatch.setattr(core_calls, "run_generation", gated)
     g = gen_window.generation
     g.use_quality.setChecked(True)
     with qtbot.waitSignal(g.jobFinished, timeout=20_000):
@@ -235,7 +235,7 @@ def test_a_generator_trained_on_another_label_set_is_refused_in_one_line(qtbot, 
         check_generator_fits(ds, checkpoint)  # what the engine's generate does before it renders
         raise AssertionError("rendered with a mismatched generator")
 
-    monkeypatch.setattr(engine, "run_generation", run)
+    monkeypatch.setattr(core_calls, "run_generation", run)
     g = gen_window.generation
     assert "procedural" not in [g.renderer.itemText(i) for i in range(g.renderer.count())]  # not the sample data
     g.renderer.setCurrentText("pix2pixhd")

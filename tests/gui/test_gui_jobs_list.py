@@ -6,14 +6,14 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
-from segbalance.desktop_app import engine
+from segbalance.desktop_app import core_calls
 from tests.gui.test_gui_generation import fake_train_gan
 
 
 def _gan_window(qtbot, loaded_window, tmp_path, monkeypatch):
     """The real window with train-gan replaced by a stand-in that keeps its rows like train-gan (progress on
     its Job row, SIGTERM: checkpoint saved, run ended "cancelled"); the dialog's timing is made instant."""
-    monkeypatch.setattr(engine, "gan_seconds_per_iteration", lambda device="auto", steps=2: 2.0)
+    monkeypatch.setattr(core_calls, "gan_seconds_per_iteration", lambda device="auto", steps=2: 2.0)
     monkeypatch.setenv("FAKE_GAN_STEP_S", "0.05")
     fake_train_gan(loaded_window, tmp_path)
     return loaded_window

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from segbalance.core.workspace import Workspace
 from segbalance.db import models as m
-from segbalance.desktop_app import engine
+from segbalance.desktop_app import core_calls
 from tests.gui.conftest import wait_for_stats
 from tests.gui.test_gui_generation import fake_generation, fake_train_gan
 
@@ -86,7 +86,7 @@ def test_quit_during_segmentation_training_waits_and_the_run_ends_cancelled_not_
 
 def test_quit_during_generation_keeps_the_pairs_written(qtbot, make_window, workspace_path, tiny_dataset,
                                                         tmp_path, monkeypatch):
-    monkeypatch.setattr(engine, "run_generation", fake_generation(100_000, delay=0.01))
+    monkeypatch.setattr(core_calls, "run_generation", fake_generation(100_000, delay=0.01))
     w = make_window(workspace_path)
     w.add_dataset(tiny_dataset)
     wait_for_stats(qtbot, w)

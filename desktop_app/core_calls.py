@@ -96,7 +96,7 @@ def run_generation(workspace: Workspace, ds: Dataset, plan_path: str | Path, ren
 
 def running_jobs(workspace: Workspace) -> list[dict]:
     """Jobs of the workspace DB whose status is running (whoever started them)."""
-    from segbalance.core.jobs.records import job_info, list_jobs
+    from segbalance.core.jobs.job_rows import job_info, list_jobs
 
     return [job_info(workspace, j["id"]) for j in list_jobs(workspace) if j["status"] == RUNNING]
 
