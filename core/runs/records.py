@@ -6,14 +6,17 @@ Torch-free on purpose: `segbalance jobs` and the desktop app import it without l
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from segbalance.core.errors import SegbalanceError
+from segbalance.core.errors import Cancelled, SegbalanceError
 from segbalance.core.processes import process_alive, sweep_temp_files
 
 # One vocabulary for Job.status and TrainingRun.status. "interrupted": the row says running but the process
@@ -130,6 +133,16 @@ def _pid_file_lock(fd: int) -> str | None:  # pragma: no cover - only where fcnt
 
 
 # -- the rows of one training run ----------------------------------------------------------------------
+@dataclass
+class RunEnd:
+    """How a run ended, for RunRecord.lifetime: the body sets status/result/message on its way out; an exception
+    sets them itself."""
+
+    status: str = FAILED
+    result: dict | None = None
+    message: str | None = None
+
+
 class RunRecord:
     """TrainingRun + Job rows of a training run, written by rank 0 only: metric points buffered and written
     with the job's progress in one transaction, notes as JobLog lines, cancellation read from the job row
@@ -247,13 +260,33 @@ class RunRecord:
             if message:
                 s.add(m.JobLog(job_id=self.job_id, level="error" if status == FAILED else "info", text=message))
 
-    def finish_quietly(self, status: str, message: str | None) -> None:
-        """finish() on an error path: never hide the original error behind a DB one."""
+    @contextlib.contextmanager
+    def lifetime(self, end: RunEnd | None = None) -> Iterator[RunEnd]:
+        """The one way a training run opens and ends its rows (train-seg and train-gan alike): open() now, and
+        finish() exactly once however the body leaves: as it set the yielded RunEnd; "cancelled" on Cancelled or
+        Ctrl+C; "failed" with the error's one line on any other error, whose DB write never hides that error."""
+        end = end if end is not None else RunEnd()
+        self.open()
         try:
-            self.finish(status, None, message)
-        except Exception as exc:  # noqa: BLE001
+            yield end
+        except (Cancelled, KeyboardInterrupt) as exc:
+            end.status = CANCELLED
+            end.message = end.message or ("interrupted" if isinstance(exc, KeyboardInterrupt) else "cancelled")
+            self._finish_quietly(end)
+            raise
+        except BaseException as exc:
+            end.status = FAILED
+            end.message = str(exc) if isinstance(exc, SegbalanceError) else f"{type(exc).__name__}: {exc}"
+            self._finish_quietly(end)
+            raise
+        self.finish(end.status, end.result, end.message)
+
+    def _finish_quietly(self, end: RunEnd) -> None:
+        try:
+            self.finish(end.status, end.result, end.message)
+        except Exception as exc:  # noqa: BLE001 - never hide the original error behind a DB one
             print(f"warning: could not record the run's end: {exc}", file=sys.stderr)
 
 
 __all__ = ["QUEUED", "RUNNING", "DONE", "CANCELLED", "FAILED", "INTERRUPTED", "STATUSES", "ACTIVE", "FINISHED",
-           "shown_status", "RunFolder", "RunRecord"]
+           "shown_status", "RunFolder", "RunRecord", "RunEnd"]

@@ -33,7 +33,7 @@ from segbalance.core.errors import Cancelled, DataError, SegbalanceError
 from segbalance.core.io import atomic_write_json, atomic_write_npy, image_size
 from segbalance.core.jobs.pairs import EXPORTABLE_STATUSES, REVIEWED_EXPORT
 from segbalance.core.ranks import Rank
-from segbalance.core.runs.records import NOISY_METRIC, RunFolder, RunRecord
+from segbalance.core.runs.records import FAILED, NOISY_METRIC, RunEnd, RunFolder, RunRecord
 from segbalance.core.runs.runtime import (
     Precision,
     any_rank,
@@ -449,121 +449,157 @@ def _run(cfg: SegTrainConfig, resume_ck: dict | None, ds: Dataset, items: list, 
          areas: np.ndarray, model_cfg: PSPNetConfig, dev: torch.device, amp: str, ddp: Rank, workspace,
          notes: list[str], progress: Callable[[int, int], None] | None,
          cancel: Callable[[], bool] | None, precision: Precision | None = None) -> dict:
-    """The training script proper: rows, loader, model, optimizer, loop, final evaluation, checkpoint."""
-    out = Path(cfg.out_dir)
-    ckpt_path = out / CHECKPOINT_NAME
-    ls = ds.label_set
-    class_names = sd.train_class_names(ls)
-    start = int(resume_ck["iteration"]) if resume_ck is not None else 0
-    emit = _emitter(cfg, ddp.master)
-    log = RunRecord(workspace, "seg", out, name=cfg.name or out.resolve().name, config=run_config(cfg, precision),
-                    total=cfg.iters, master=ddp.master and workspace is not None,
-                    resume_from=start if resume_ck is not None else None,
-                    echo=lambda text: emit("note", message=text))
-    stop = _StopFlag().__enter__()  # SIGTERM/SIGINT stop at the next iteration boundary
+    """The training script proper, in its phases: build, restore, loop, finish."""
+    run = _SegRun(cfg, resume_ck, ds, items, model_cfg, dev, amp, ddp, workspace, precision)
+    if ddp.master:
+        atomic_write_json(run.out / "config.json", cfg.to_dict())
+    with _StopFlag() as stop:  # SIGTERM/SIGINT stop at the next iteration boundary
+        run.stop_requested = lambda: stop.requested or bool(cancel and cancel()) or run.log.cancel_requested()
+        end = RunEnd()
+        try:
+            with run.log.lifetime(end):
+                for text in notes:
+                    run.log.note(text)
+                run.build(counts, areas)
+                run.restore()
+                status = run.loop(progress)
+                run.finish(status, end)
+        except BaseException:
+            if end.status == FAILED:
+                run.emit("failed", message=end.message)
+            raise
+        finally:
+            run.close_loader()
+    run.emit(end.status, **{k: v for k, v in end.result.items() if k != "notes"})
+    return end.result
 
-    def should_stop() -> bool:
-        return stop.requested or bool(cancel and cancel()) or log.cancel_requested()
 
-    status, message, batches = "failed", None, None
-    try:
-        if ddp.master:
-            atomic_write_json(out / "config.json", cfg.to_dict())
-        log.open()
-        for text in notes:
-            log.note(text)
+class _SegRun:
+    """One training run's state, filled phase by phase (the phases share the model, optimizer and loader)."""
 
-        # data
-        trainset = sd.SegTrainSet(items, ls, cfg.crop, cfg.scale, cfg.augment, n_real=len(ds.samples(cfg.split)))
-        filt = NoisyPixelFilter(ls.num_train_classes, cfg.noisy_factor) if cfg.noisy_factor > 0 else None
-        if filt is not None and trainset.n_real == len(items):
-            log.note("--noisy-filter: no generated pairs in this run, so no pixel is ignored")
-        sampler = sd.StreamSampler(len(items), cfg.batch // ddp.world, cfg.iters, seed=cfg.seed, start_step=start,
-                                   rank=ddp.rank, world=ddp.world, mode=cfg.sampler,
+    def __init__(self, cfg: SegTrainConfig, resume_ck: dict | None, ds: Dataset, items: list,
+                 model_cfg: PSPNetConfig, dev: torch.device, amp: str, ddp: Rank, workspace,
+                 precision: Precision | None) -> None:
+        self.cfg, self.resume_ck, self.ds, self.items = cfg, resume_ck, ds, items
+        self.model_cfg, self.dev, self.amp, self.ddp = model_cfg, dev, amp, ddp
+        self.out = Path(cfg.out_dir)
+        self.ckpt_path = self.out / CHECKPOINT_NAME
+        self.ls = ds.label_set
+        self.class_names = sd.train_class_names(self.ls)
+        self.start = int(resume_ck["iteration"]) if resume_ck is not None else 0
+        self.emit = _emitter(cfg, ddp.master)
+        self.log = RunRecord(workspace, "seg", self.out, name=cfg.name or self.out.resolve().name,
+                             config=run_config(cfg, precision), total=cfg.iters,
+                             master=ddp.master and workspace is not None,
+                             resume_from=self.start if resume_ck is not None else None,
+                             echo=lambda text: self.emit("note", message=text))
+        self.stop_requested: Callable[[], bool] = lambda: False
+        self.batches = None
+        self.last_metrics: dict | None = None
+        self.it = self.good_iter = self.start
+        self.stats = {"train_time": 0.0, "data_wait": 0.0, "compute_time": 0.0, "first_batch": None}
+
+    # -- build: data, model, optimizer --------------------------------------------------------------
+    def build(self, counts: np.ndarray, areas: np.ndarray) -> None:
+        cfg, ddp, dev, ls, items = self.cfg, self.ddp, self.dev, self.ls, self.items
+        trainset = sd.SegTrainSet(items, ls, cfg.crop, cfg.scale, cfg.augment, n_real=len(self.ds.samples(cfg.split)))
+        self.filt = NoisyPixelFilter(ls.num_train_classes, cfg.noisy_factor) if cfg.noisy_factor > 0 else None
+        if self.filt is not None and trainset.n_real == len(items):
+            self.log.note("--noisy-filter: no generated pairs in this run, so no pixel is ignored")
+        sampler = sd.StreamSampler(len(items), cfg.batch // ddp.world, cfg.iters, seed=cfg.seed,
+                                   start_step=self.start, rank=ddp.rank, world=ddp.world, mode=cfg.sampler,
                                    class_counts=counts, areas=areas)
-        loader = sd.make_loader(trainset, sampler, cfg.workers, pin_memory=dev.type == "cuda")
+        self.loader = sd.make_loader(trainset, sampler, cfg.workers, pin_memory=dev.type == "cuda")
 
-        # model
-        model = PSPNet(model_cfg)
-        if resume_ck is not None:
-            load_state_checked(model, resume_ck["model"], ckpt_path, f"PSPNet {model_cfg.backbone} with "
-                               f"{model_cfg.num_classes} classes in its config")
+        model = PSPNet(self.model_cfg)
+        if self.resume_ck is not None:
+            load_state_checked(model, self.resume_ck["model"], self.ckpt_path,
+                               f"PSPNet {self.model_cfg.backbone} with {self.model_cfg.num_classes} classes in "
+                               "its config")
         elif cfg.pretrained:
             info = load_backbone_weights(model, cfg.pretrained)
             stem = "deep 3x3 stem" if model.config.deep_stem else "plain 7x7 stem"
-            log.note(f"backbone weights: {info['loaded']} tensors from {cfg.pretrained} ({stem})")
+            self.log.note(f"backbone weights: {info['loaded']} tensors from {cfg.pretrained} ({stem})")
         else:
-            log.note("no backbone weights given (--pretrained): training from scratch; expect a much lower "
-                     "mIoU than ImageNet-initialised PSPNet")
-        model.to(dev, memory_format=memory_format(amp))
+            self.log.note("no backbone weights given (--pretrained): training from scratch; expect a much lower "
+                          "mIoU than ImageNet-initialised PSPNet")
+        model.to(dev, memory_format=memory_format(self.amp))
         if ddp.enabled and dev.type == "cuda":
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        raw = model
+        self.raw = model
         if ddp.enabled:
             model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda"
                                                               else None)
+        self.model = model
 
-        # optimizer and schedule
-        optimizer = _optimizer(raw, cfg)
-        scheduler = torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=cfg.iters, power=cfg.power)
-        scaler = torch.amp.GradScaler(dev.type, enabled=amp == "fp16")
-        last_metrics: dict | None = None
-        if resume_ck is not None:
-            optimizer.load_state_dict(resume_ck["optimizer"])
-            scheduler.load_state_dict(resume_ck["scheduler"])
-            if resume_ck.get("scaler"):
-                scaler.load_state_dict(resume_ck["scaler"])
-            set_rng_state(resume_ck["rng"])
-            last_metrics = resume_ck.get("metrics")
-            if filt is not None and resume_ck.get("noisy_filter"):
-                filt.load_state_dict(resume_ck["noisy_filter"])
-            log.note(f"resumed at iteration {start} of {cfg.iters}")
-        emit("start", run_id=log.run_id, iteration=start, iters=cfg.iters, device=str(dev), amp=amp,
-             world_size=ddp.world, backbone=cfg.backbone, images=len(items))
+        self.optimizer = _optimizer(self.raw, cfg)
+        self.scheduler = torch.optim.lr_scheduler.PolynomialLR(self.optimizer, total_iters=cfg.iters,
+                                                               power=cfg.power)
+        self.scaler = torch.amp.GradScaler(dev.type, enabled=self.amp == "fp16")
 
-        def checkpoint(iteration: int) -> None:
-            if ddp.master:
-                save_checkpoint(ckpt_path, {
-                    "format": CHECKPOINT_FORMAT, "model": raw.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict() if scaler.is_enabled() else None, "rng": rng_state(),
-                    "iteration": iteration, "config": cfg.to_dict(), "model_config": raw.config.to_dict(),
-                    "label_set": ls.to_dict(), "metrics": last_metrics,
-                    "noisy_filter": filt.state_dict() if filt is not None else None,
-                })
+    # -- restore: the checkpoint of a resumed run ---------------------------------------------------
+    def restore(self) -> None:
+        ck = self.resume_ck
+        if ck is not None:
+            self.optimizer.load_state_dict(ck["optimizer"])
+            self.scheduler.load_state_dict(ck["scheduler"])
+            if ck.get("scaler"):
+                self.scaler.load_state_dict(ck["scaler"])
+            set_rng_state(ck["rng"])
+            self.last_metrics = ck.get("metrics")
+            if self.filt is not None and ck.get("noisy_filter"):
+                self.filt.load_state_dict(ck["noisy_filter"])
+            self.log.note(f"resumed at iteration {self.start} of {self.cfg.iters}")
+        self.emit("start", run_id=self.log.run_id, iteration=self.start, iters=self.cfg.iters, device=str(self.dev),
+                  amp=self.amp, world_size=self.ddp.world, backbone=self.cfg.backbone, images=len(self.items))
 
-        def validate(iteration: int, max_images: int | None) -> dict | None:
-            if not ddp.master:
-                return None
-            final_pass = max_images is None
-            res = evaluate(raw, ds, cfg.val_split, mode=cfg.eval_mode, crop=cfg.crop, device=dev, amp=amp,
-                           label_set=ls, max_images=max_images, per_image=final_pass,
-                           cancel=None if ddp.enabled else should_stop)  # DDP ranks wait in a barrier
-            res.pop("confusion", None)
-            if final_pass:  # what a bootstrap over val images resamples, so no second pass is needed
-                atomic_write_npy(out / VAL_COUNTS_NAME, res.pop("image_counts"))
-            log.metric(iteration, "val_miou", res["miou"], {"per_class": res["per_class"],
-                                                           "pixel_acc": res["pixel_acc"]})
-            emit("val", iteration=iteration, miou=res["miou"], pixel_acc=res["pixel_acc"],
-                 per_class=res["per_class"])
-            return res
+    def checkpoint(self, iteration: int) -> None:
+        if self.ddp.master:
+            save_checkpoint(self.ckpt_path, {
+                "format": CHECKPOINT_FORMAT, "model": self.raw.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None, "rng": rng_state(),
+                "iteration": iteration, "config": self.cfg.to_dict(), "model_config": self.raw.config.to_dict(),
+                "label_set": self.ls.to_dict(), "metrics": self.last_metrics,
+                "noisy_filter": self.filt.state_dict() if self.filt is not None else None,
+            })
 
-        # loop
+    def validate(self, iteration: int, max_images: int | None) -> dict | None:
+        if not self.ddp.master:
+            return None
+        cfg = self.cfg
+        final_pass = max_images is None
+        res = evaluate(self.raw, self.ds, cfg.val_split, mode=cfg.eval_mode, crop=cfg.crop, device=self.dev,
+                       amp=self.amp, label_set=self.ls, max_images=max_images, per_image=final_pass,
+                       cancel=None if self.ddp.enabled else self.stop_requested)  # DDP ranks wait in a barrier
+        res.pop("confusion", None)
+        if final_pass:  # what a bootstrap over val images resamples, so no second pass is needed
+            atomic_write_npy(self.out / VAL_COUNTS_NAME, res.pop("image_counts"))
+        self.log.metric(iteration, "val_miou", res["miou"], {"per_class": res["per_class"],
+                                                            "pixel_acc": res["pixel_acc"]})
+        self.emit("val", iteration=iteration, miou=res["miou"], pixel_acc=res["pixel_acc"],
+                  per_class=res["per_class"])
+        return res
+
+    # -- loop: "done" when every iteration ran, "cancelled" when a stop was asked for ---------------------
+    def loop(self, progress: Callable[[int, int], None] | None) -> str:
+        cfg, ddp, dev, model, amp, filt = self.cfg, self.ddp, self.dev, self.model, self.amp, self.filt
         ckpt_every = cfg.ckpt_interval or cfg.eval_interval or 100
-        it = good_iter = start
+        it = self.start
         loss_sum, loss_n, t_log = 0.0, 0, time.perf_counter()
         t_start = time.perf_counter()
         data_wait = compute_time = 0.0  # model step time vs everything else the loop does
         first_batch: float | None = None
+        status = "done"
         model.train()
-        batches = iter(loader)
+        self.batches = iter(self.loader)
         while it < cfg.iters:
-            if any_rank(ddp, should_stop()):
+            if any_rank(ddp, self.stop_requested()):
                 status = "cancelled"
                 break
             t0 = time.perf_counter()
             try:
-                images, labels, real = next(batches)
+                images, labels, real = next(self.batches)
             except SegbalanceError as exc:
                 raise _user_line(exc) from None
             data_wait += time.perf_counter() - t0
@@ -586,100 +622,96 @@ def _run(cfg: SegTrainConfig, resume_ck: dict | None, ds: Dataset, items: list, 
             if any_rank(ddp, not math.isfinite(loss_val)):  # a NaN on one rank stops all of them
                 raise TrainingDiverged(
                     f"loss became {loss_val} at iteration {it + 1}; stopped. Last good checkpoint kept: "
-                    f"{ckpt_path} (iteration {good_iter})" if good_iter > 0 or resume_ck is not None
+                    f"{self.ckpt_path} (iteration {self.good_iter})"
+                    if self.good_iter > 0 or self.resume_ck is not None
                     else f"loss became {loss_val} at iteration {it + 1}; stopped (no checkpoint yet)")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
             compute_time += time.perf_counter() - t_c
             it += 1
+            self.it = it
             loss_sum += loss_val
             loss_n += 1
             if it % cfg.log_interval == 0 or it == cfg.iters:
                 now = time.perf_counter()
                 rate = loss_n * cfg.batch / max(now - t_log, 1e-9)
-                lr = optimizer.param_groups[0]["lr"]
-                log.metric(it, "loss", loss_sum / loss_n)
-                log.metric(it, "lr", lr)
+                lr = self.optimizer.param_groups[0]["lr"]
+                self.log.metric(it, "loss", loss_sum / loss_n)
+                self.log.metric(it, "lr", lr)
                 if filt is not None:
-                    log.metric(it, NOISY_METRIC, *_ignored_point(filt, class_names))
-                emit("train", iteration=it, loss=loss_sum / loss_n, lr=lr, img_per_s=round(rate, 2))
-                log.flush(it, rate / cfg.batch)
+                    self.log.metric(it, NOISY_METRIC, *_ignored_point(filt, self.class_names))
+                self.emit("train", iteration=it, loss=loss_sum / loss_n, lr=lr, img_per_s=round(rate, 2))
+                self.log.flush(it, rate / cfg.batch)
                 loss_sum, loss_n, t_log = 0.0, 0, now
             if cfg.eval_interval and it % cfg.eval_interval == 0 and it < cfg.iters:
                 try:
-                    last_metrics = validate(it, cfg.max_val_images) or last_metrics
+                    self.last_metrics = self.validate(it, cfg.max_val_images) or self.last_metrics
                 except Cancelled:  # stop requested mid-evaluation: the weights are still a clean state
                     status = "cancelled"
                     break
-                log.flush(it)
+                self.log.flush(it)
                 t_log = time.perf_counter()
             if it % ckpt_every == 0 and it < cfg.iters:
-                checkpoint(it)
-                good_iter = it
+                self.checkpoint(it)
+                self.good_iter = it
             if ddp.enabled and (cfg.eval_interval and it % cfg.eval_interval == 0):
                 torch.distributed.barrier()
             if progress:
                 progress(it, cfg.iters)
-        _close_loader(batches)
-        batches = None
-        train_time = time.perf_counter() - t_start
+        self.close_loader()
+        self.stats = {"train_time": time.perf_counter() - t_start, "data_wait": data_wait,
+                      "compute_time": compute_time, "first_batch": first_batch}
+        return status
 
-        # final evaluation and checkpoint
+    # -- finish: final evaluation, checkpoint, result -----------------------------------------------
+    def finish(self, status: str, end: RunEnd) -> None:
+        cfg, it, ddp = self.cfg, self.it, self.ddp
         final = None
         if status != "cancelled":
-            checkpoint(it)
+            self.checkpoint(it)
             try:
-                final = validate(it, None)
+                final = self.validate(it, None)
             except Cancelled:
                 status = "cancelled"
         if status == "cancelled":
-            checkpoint(it)
-            message = f"stopped at iteration {it} of {cfg.iters}; checkpoint kept: {ckpt_path}"
-            log.note(message)
-            result = {"status": "cancelled", "iteration": it, "checkpoint": str(ckpt_path),
-                      **({"miou": last_metrics.get("miou"), "per_class": last_metrics.get("per_class")}
-                         if last_metrics else {})}
+            self.checkpoint(it)
+            message = f"stopped at iteration {it} of {cfg.iters}; checkpoint kept: {self.ckpt_path}"
+            self.log.note(message)
+            lm = self.last_metrics
+            result = {"status": "cancelled", "iteration": it, "checkpoint": str(self.ckpt_path),
+                      **({"miou": lm.get("miou"), "per_class": lm.get("per_class")} if lm else {})}
         else:
-            status = "done"
+            message = None
             if ddp.master:
-                last_metrics = final
-                checkpoint(it)
+                self.last_metrics = final
+                self.checkpoint(it)
+            st = self.stats
             result = {
-                "status": "done", "iteration": it, **(final or {}), "checkpoint": str(ckpt_path),
-                "train_time_s": round(train_time, 3),
-                "img_per_s": round((it - start) * cfg.batch / max(train_time, 1e-9), 3),
-                "data_wait_s": round(data_wait, 3), "step_time_s": round(compute_time, 3),
-                "first_batch_s": round(first_batch or 0.0, 3), "world_size": ddp.world, "notes": log.notes,
+                "status": "done", "iteration": it, **(final or {}), "checkpoint": str(self.ckpt_path),
+                "train_time_s": round(st["train_time"], 3),
+                "img_per_s": round((it - self.start) * cfg.batch / max(st["train_time"], 1e-9), 3),
+                "data_wait_s": round(st["data_wait"], 3), "step_time_s": round(st["compute_time"], 3),
+                "first_batch_s": round(st["first_batch"] or 0.0, 3), "world_size": ddp.world,
+                "notes": self.log.notes,
             }
-            if filt is not None:
-                overall, extra = _ignored_point(filt, class_names)
+            if self.filt is not None:
+                overall, extra = _ignored_point(self.filt, self.class_names)
                 result["noisy_filter"] = {"factor": cfg.noisy_factor, "ignored": overall, **extra}
         if ddp.master:
-            atomic_write_json(out / "result.json", result)
-        log.flush(it)
-        log.finish(status, result, message if status != "done" else None)
-        emit(status, **{k: v for k, v in result.items() if k != "notes"})
-        return result
-    except BaseException as exc:
-        if status != "cancelled":
-            msg = str(exc) if isinstance(exc, SegbalanceError) else f"{type(exc).__name__}: {exc}"
-            log.finish_quietly("failed", msg)
-            emit("failed", message=msg)
-        raise
-    finally:
-        _close_loader(batches)
-        stop.__exit__()
+            atomic_write_json(self.out / "result.json", result)
+        self.log.flush(it)
+        end.status, end.result, end.message = status, result, message
 
-
-def _close_loader(batches: object) -> None:
-    """Stop the data workers now: an error's traceback keeps the iterator alive until exit, where
-    multiprocessing would wait for the workers to be joined."""
-    shutdown = getattr(batches, "_shutdown_workers", None)
-    if shutdown is not None:
-        shutdown()
+    def close_loader(self) -> None:
+        """Stop the data workers now: an error's traceback keeps the iterator alive until exit, where
+        multiprocessing would wait for the workers to be joined."""
+        shutdown = getattr(self.batches, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
+        self.batches = None
 
 
 __all__ = ["SegTrainConfig", "TrainingDiverged", "train_seg", "segmentation_loss", "setup_ddp",
