@@ -44,7 +44,7 @@ from segbalance.core.render.pix2pixhd_nets import (
     build_generator,
     init_weights,
 )
-from segbalance.core.runs.records import RunFolder, RunRecord
+from segbalance.core.runs.records import DONE, RunFolder, RunRecord
 from segbalance.core.runs.runtime import (
     Precision,
     any_rank,
@@ -435,120 +435,156 @@ def train_gan(dataset: str | Path | Dataset, workspace, out_dir: str | Path, con
 def _run(ds: Dataset, src: PairSource, cfg: GANTrainConfig, amp: str, ckpt: dict | None, ckpt_path: Path,
          out_dir: Path, device: torch.device, ddp: Rank, ws, progress, cancel, log,
          precision: Precision | None = None) -> GANTrainResult:
-    """The training script proper: models, optimizers, rows, loop, final checkpoint."""
-    arch = cfg.arch
-    n_iters = total_iters(cfg, src.iters_per_epoch)
+    """The training script proper, in its phases: build, restore, loop, finish."""
+    run = _GanRun(ds, src, cfg, amp, ckpt, ckpt_path, out_dir, device, ddp)
+    run.build()
+    run.restore()
+    run.record = RunRecord(ws, "gan", out_dir, name=f"pix2pixHD {cfg.preset} {out_dir.name}",
+                           config={**run_config(cfg, precision), "dataset": str(ds.root)},
+                           total=run.n_iters, master=ddp.master and ws is not None,
+                           resume_from=run.start if ckpt is not None else None)
+    with run.record.lifetime() as end:
+        if precision is not None:
+            run.record.note(precision.line())
+        try:
+            run.loop(progress, cancel, log)
+            run.finish()
+            end.status = DONE
+        except KeyboardInterrupt:
+            end.message = f"interrupted at iteration {run.it} of {run.n_iters}"
+            raise
+        except Cancelled:
+            end.message = f"cancelled at iteration {run.it} of {run.n_iters}; checkpoint kept"
+            raise
+        finally:
+            end.result = {"iteration": run.it, "last_losses": dict(run.history[-1])} if run.history else None
+    return GANTrainResult(run.n_iters, ckpt_path, out_dir / "latest_net_G.pth", run.record.run_id, run.history,
+                          precision.line() if precision is not None else "")
 
-    # models (the same seed on every rank gives identical initial weights; DDP also broadcasts rank 0's)
-    G, D, E = build_generator(arch), build_discriminator(arch), build_encoder(arch)
-    for net in (G, D, E):
-        if net is not None:
-            init_weights(net)
-            net.to(device)
-    vgg_loss = None
-    vgg_path = vgg_weights_path(cfg.vgg_weights)
-    if vgg_path is not None:
-        vgg_loss = VGGLoss(load_vgg19(vgg_path)).to(device)
-    elif ddp.master:
-        warnings.warn(f"VGG19 perceptual loss is off: pass --vgg-weights FILE or set {VGG_ENV} to a torchvision "
-                      "vgg19 state dict (features.N.weight) to turn it on", stacklevel=3)
 
-    # optimizers and schedules
-    g_params = list(G.parameters()) + (list(E.parameters()) if E is not None else [])
-    opt_G = torch.optim.Adam(g_params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-    lr_d = cfg.lr if cfg.lr_d is None else cfg.lr_d
-    opt_D = torch.optim.Adam(D.parameters(), lr=lr_d, betas=(cfg.beta1, cfg.beta2))
-    sched_G = torch.optim.lr_scheduler.LambdaLR(opt_G, lambda it: lr_factor(it, n_iters, cfg.decay_start))
-    sched_D = torch.optim.lr_scheduler.LambdaLR(opt_D, lambda it: lr_factor(it, n_iters, cfg.decay_start))
-    scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
+class _GanRun:
+    """One GAN run's state, filled phase by phase (the phases share the networks and optimizers)."""
 
-    start = 0
-    if ckpt is not None:
-        load_state_checked(G, ckpt["G"], ckpt_path, "generator")
-        load_state_checked(D, ckpt["D"], ckpt_path, "discriminator")
-        if E is not None:
-            load_state_checked(E, ckpt["E"], ckpt_path, "encoder")
-        opt_G.load_state_dict(ckpt["opt_G"])
-        opt_D.load_state_dict(ckpt["opt_D"])
-        sched_G.load_state_dict(ckpt["sched_G"])
-        sched_D.load_state_dict(ckpt["sched_D"])
-        scaler.load_state_dict(ckpt["scaler"])
-        start = int(ckpt["iteration"])
-        set_rng_state(ckpt.get("rng", {}))
-    # the weight average of G (and of E, whose features G was trained on and which the clusters come from)
-    G_ema = E_ema = None
-    if cfg.ema is not None:
-        G_ema = copy.deepcopy(G).requires_grad_(False)
-        E_ema = copy.deepcopy(E).requires_grad_(False) if E is not None else None
-        if ckpt is not None and ckpt.get("G_ema") is not None:
-            load_state_checked(G_ema, ckpt["G_ema"], ckpt_path, "generator average")
-            if E_ema is not None:
-                load_state_checked(E_ema, ckpt["E_ema"], ckpt_path, "encoder average")
+    def __init__(self, ds: Dataset, src: PairSource, cfg: GANTrainConfig, amp: str, ckpt: dict | None,
+                 ckpt_path: Path, out_dir: Path, device: torch.device, ddp: Rank) -> None:
+        self.ds, self.src, self.cfg, self.amp, self.ckpt, self.ckpt_path = ds, src, cfg, amp, ckpt, ckpt_path
+        self.out_dir, self.device, self.ddp = out_dir, device, ddp
+        self.arch = cfg.arch
+        self.n_iters = total_iters(cfg, src.iters_per_epoch)
+        self.start = self.it = 0
+        self.history: list[dict] = []
+        self.record: RunRecord | None = None
 
-    if ddp.enabled:
-        from torch.nn.parallel import DistributedDataParallel as DDP
+    # -- build: networks, perceptual loss, optimizers, schedules --------------------------------------
+    def build(self) -> None:
+        cfg, arch, device, ddp = self.cfg, self.arch, self.device, self.ddp
+        # the same seed on every rank gives identical initial weights; DDP also broadcasts rank 0's
+        G, D, E = build_generator(arch), build_discriminator(arch), build_encoder(arch)
+        for net in (G, D, E):
+            if net is not None:
+                init_weights(net)
+                net.to(device)
+        self.vgg_loss = None
+        vgg_path = vgg_weights_path(cfg.vgg_weights)
+        if vgg_path is not None:
+            self.vgg_loss = VGGLoss(load_vgg19(vgg_path)).to(device)
+        elif ddp.master:
+            warnings.warn(f"VGG19 perceptual loss is off: pass --vgg-weights FILE or set {VGG_ENV} to a "
+                          "torchvision vgg19 state dict (features.N.weight) to turn it on", stacklevel=4)
+        g_params = list(G.parameters()) + (list(E.parameters()) if E is not None else [])
+        self.opt_G = torch.optim.Adam(g_params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+        lr_d = cfg.lr if cfg.lr_d is None else cfg.lr_d
+        self.opt_D = torch.optim.Adam(D.parameters(), lr=lr_d, betas=(cfg.beta1, cfg.beta2))
+        n = self.n_iters
+        self.sched_G = torch.optim.lr_scheduler.LambdaLR(self.opt_G, lambda it: lr_factor(it, n, cfg.decay_start))
+        self.sched_D = torch.optim.lr_scheduler.LambdaLR(self.opt_D, lambda it: lr_factor(it, n, cfg.decay_start))
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp == "fp16")
+        self.G, self.D, self.E = G, D, E
 
-        ids = [device.index] if device.type == "cuda" else None
-        G = DDP(G, device_ids=ids)
-        D = DDP(D, device_ids=ids)
-        if E is not None:
-            E = DDP(E, device_ids=ids)
-    G_raw, D_raw, E_raw = _unwrap(G), _unwrap(D), (_unwrap(E) if E is not None else None)
+    # -- restore: the checkpoint of a resumed run, the weight averages, DDP wrapping ------------------
+    def restore(self) -> None:
+        ckpt, path, cfg = self.ckpt, self.ckpt_path, self.cfg
+        G, D, E = self.G, self.D, self.E
+        if ckpt is not None:
+            load_state_checked(G, ckpt["G"], path, "generator")
+            load_state_checked(D, ckpt["D"], path, "discriminator")
+            if E is not None:
+                load_state_checked(E, ckpt["E"], path, "encoder")
+            self.opt_G.load_state_dict(ckpt["opt_G"])
+            self.opt_D.load_state_dict(ckpt["opt_D"])
+            self.sched_G.load_state_dict(ckpt["sched_G"])
+            self.sched_D.load_state_dict(ckpt["sched_D"])
+            self.scaler.load_state_dict(ckpt["scaler"])
+            self.start = self.it = int(ckpt["iteration"])
+            set_rng_state(ckpt.get("rng", {}))
+        # the weight average of G (and of E, whose features G was trained on and which the clusters come from)
+        self.G_ema = self.E_ema = None
+        if cfg.ema is not None:
+            self.G_ema = copy.deepcopy(G).requires_grad_(False)
+            self.E_ema = copy.deepcopy(E).requires_grad_(False) if E is not None else None
+            if ckpt is not None and ckpt.get("G_ema") is not None:
+                load_state_checked(self.G_ema, ckpt["G_ema"], path, "generator average")
+                if self.E_ema is not None:
+                    load_state_checked(self.E_ema, ckpt["E_ema"], path, "encoder average")
+        if self.ddp.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
 
-    record = RunRecord(ws, "gan", out_dir, name=f"pix2pixHD {cfg.preset} {out_dir.name}",
-                       config={**run_config(cfg, precision), "dataset": str(ds.root)},
-                       total=n_iters, master=ddp.master and ws is not None,
-                       resume_from=start if ckpt is not None else None)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.G = DDP(G, device_ids=ids)
+            self.D = DDP(D, device_ids=ids)
+            if E is not None:
+                self.E = DDP(E, device_ids=ids)
+        self.G_raw, self.D_raw = _unwrap(self.G), _unwrap(self.D)
+        self.E_raw = _unwrap(self.E) if self.E is not None else None
 
-    def save(iteration: int, clusters: dict | None = None) -> None:
-        if not ddp.master:
+    def save(self, iteration: int, clusters: dict | None = None) -> None:
+        if not self.ddp.master:
             return
-        save_checkpoint(ckpt_path, {
+        G_ema, E_ema, G_raw, D_raw, E_raw = self.G_ema, self.E_ema, self.G_raw, self.D_raw, self.E_raw
+        save_checkpoint(self.ckpt_path, {
             "G": G_raw.state_dict(), "G_ema": G_ema.state_dict() if G_ema is not None else None,
             "D": D_raw.state_dict(), "E": E_raw.state_dict() if E_raw else None,
             "E_ema": E_ema.state_dict() if E_ema is not None else None,
-            "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
-            "sched_G": sched_G.state_dict(), "sched_D": sched_D.state_dict(), "scaler": scaler.state_dict(),
-            "iteration": iteration, "config": cfg.to_dict(), "label_set": ds.label_set.to_dict(),
-            "dataset": {"path": str(ds.root), "fingerprint": ds.fingerprint()},
+            "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
+            "sched_G": self.sched_G.state_dict(), "sched_D": self.sched_D.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "iteration": iteration, "config": self.cfg.to_dict(), "label_set": self.ds.label_set.to_dict(),
+            "dataset": {"path": str(self.ds.root), "fingerprint": self.ds.fingerprint()},
             "rng": rng_state(), "feature_clusters": clusters, "format": "segbalance-pix2pixhd-v1",
         })
         # plain state dicts, drop-in for the official latest_net_G.pth / latest_net_D.pth; G is the weights
         # that render (the average when there is one), in the same layout
-        save_checkpoint(out_dir / "latest_net_G.pth", (G_ema if G_ema is not None else G_raw).state_dict())
-        save_checkpoint(out_dir / "latest_net_D.pth", D_raw.state_dict())
+        save_checkpoint(self.out_dir / "latest_net_G.pth", (G_ema if G_ema is not None else G_raw).state_dict())
+        save_checkpoint(self.out_dir / "latest_net_D.pth", D_raw.state_dict())
         if E_raw is not None:
-            save_checkpoint(out_dir / "latest_net_E.pth", (E_ema if E_ema is not None else E_raw).state_dict())
+            save_checkpoint(self.out_dir / "latest_net_E.pth", (E_ema if E_ema is not None else E_raw).state_dict())
 
-    # loop
-    history: list[dict] = []
-    window: dict[str, list[float]] = {}
-    status, message = "failed", None
-    it = start
-    last_save = t_start = time.monotonic()
-    try:
-        record.open()
-        if precision is not None:
-            record.note(precision.line())
-        G.train()
-        D.train()
+    # -- loop: every iteration, or Cancelled (after a checkpoint) when a stop was asked for ------------
+    def loop(self, progress, cancel, log) -> None:
+        cfg, arch, src, device, ddp, record = self.cfg, self.arch, self.src, self.device, self.ddp, self.record
+        n_iters, start = self.n_iters, self.start
+        window: dict[str, list[float]] = {}
+        last_save = t_start = time.monotonic()
+        self.G.train()
+        self.D.train()
         for it in range(start, n_iters):
+            self.it = it
             if any_rank(ddp, bool(cancel is not None and cancel()) or record.cancel_requested()):
-                save(it)
-                status, message = "cancelled", f"cancelled at iteration {it} of {n_iters}; checkpoint kept"
+                self.save(it)
                 raise Cancelled()
             noise = src.noise(it, arch.noise_nc, device) if arch.noise_nc else None
-            losses = train_step(G, D, E, D_raw, src.get_batch(it, device), arch, cfg, opt_G, opt_D, scaler,
-                                vgg_loss, device, amp, noise=noise, d_aug=src.d_augment(it, cfg.d_augment))
-            sched_G.step()
-            sched_D.step()
-            if G_ema is not None:
+            losses = train_step(self.G, self.D, self.E, self.D_raw, src.get_batch(it, device), arch, cfg, self.opt_G,
+                                self.opt_D, self.scaler, self.vgg_loss, device, self.amp, noise=noise,
+                                d_aug=src.d_augment(it, cfg.d_augment))
+            self.sched_G.step()
+            self.sched_D.step()
+            if self.G_ema is not None:
                 w = ema_decay(it, cfg.ema, cfg.ema_warmup)
-                ema_update(G_ema, G_raw, w)
-                if E_ema is not None:
-                    ema_update(E_ema, E_raw, w)
-            losses["lr"] = opt_G.param_groups[0]["lr"]
-            history.append(losses)
+                ema_update(self.G_ema, self.G_raw, w)
+                if self.E_ema is not None:
+                    ema_update(self.E_ema, self.E_raw, w)
+            losses["lr"] = self.opt_G.param_groups[0]["lr"]
+            self.history.append(losses)
             for k, v in losses.items():
                 window.setdefault(k, []).append(v)
             done = it + 1
@@ -564,33 +600,19 @@ def _run(ds: Dataset, src: PairSource, cfg: GANTrainConfig, amp: str, ckpt: dict
                 progress(done, n_iters)
             due = cfg.save_every_s and time.monotonic() - last_save >= cfg.save_every_s
             if (done % cfg.save_every == 0 or due) and done != n_iters:
-                save(done)
+                self.save(done)
                 last_save = time.monotonic()
-        it = n_iters
+        self.it = n_iters
+
+    # -- finish: the encoder's feature clusters and the final checkpoint ------------------------------
+    def finish(self) -> None:
         clusters = None
-        if E_raw is not None and ddp.master:
-            clusters = feature_clusters(E_ema if E_ema is not None else E_raw, src, arch.label_nc,
-                                        cfg.kmeans_clusters, device, cfg.seed)
-        save(n_iters, clusters)
-        status = "done"
-        if ddp.enabled:
+        if self.E_raw is not None and self.ddp.master:
+            clusters = feature_clusters(self.E_ema if self.E_ema is not None else self.E_raw, self.src,
+                                        self.arch.label_nc, self.cfg.kmeans_clusters, self.device, self.cfg.seed)
+        self.save(self.n_iters, clusters)
+        if self.ddp.enabled:
             torch.distributed.barrier()  # the other ranks wait for rank 0's final checkpoint
-    except KeyboardInterrupt:
-        status, message = "cancelled", f"interrupted at iteration {it} of {n_iters}"
-        raise
-    except Cancelled:
-        raise
-    except BaseException as exc:
-        message = str(exc) if isinstance(exc, SegbalanceError) else f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
-        result = {"iteration": it, "last_losses": dict(history[-1])} if history else None
-        try:
-            record.finish(status, result, message)
-        except Exception as db_exc:  # noqa: BLE001 - never hide the original error behind a DB one
-            warnings.warn(f"could not record the run's end: {db_exc}", stacklevel=2)
-    return GANTrainResult(n_iters, ckpt_path, out_dir / "latest_net_G.pth", record.run_id, history,
-                          precision.line() if precision is not None else "")
 
 
 def train_step(G: nn.Module, D: nn.Module, E: nn.Module | None, D_raw: nn.Module,
