@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from segbalance.core.jobs.generate import PNG_MAP, PNG_PHOTO
+from segbalance.core.jobs.pair_writer import PNG_MAP, PNG_PHOTO
 
 
 def test_fast_png_settings_stay_lossless():

@@ -285,7 +285,7 @@ def test_rows_are_committed_only_after_their_files_are_flushed(setup, monkeypatc
     and a flush that fails leaves neither rows nor files, with a one-line error and exit code 2."""
     root, ws, plan = setup
     import segbalance.core.io
-    import segbalance.core.jobs.generate as gen
+    import segbalance.core.jobs.pair_writer as gen
 
     real_sync, real_db_call = segbalance.core.io.sync_filesystem, gen._db_call
     flushed: set[str] = set()

@@ -3,35 +3,30 @@ commit the GeneratedPair row (only after its files exist).
 
 Resumable: the same command finds its job again by a key over its inputs, removes orphan files, marks rows
 whose files vanished as failed and redoes exactly the recipes without a good row. Under torchrun the ranks
-split one plan's render batches and write into the same job.
+split one plan's render batches and write into the same job. The job is driven by one GenerateRequest; the
+pairs' files and rows are made durable by core.jobs.pair_writer.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
-import queue
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from segbalance.core.datasets.cityscapes import IMAGE_SUFFIX, INSTANCE_SUFFIX, LABEL_SUFFIX
-from segbalance.core.datasets.stats import pixel_counts
 from segbalance.core.errors import Cancelled, DataError, SegbalanceError
-from segbalance.core.io import PNG_MAP_CV2, PNG_PHOTO_CV2, encode_png
 from segbalance.core.jobs.job_rows import JobContext, _db_call, _pid_alive, db_error
+from segbalance.core.jobs.pair_writer import PairWriter, commit_pairs, store_pair
 from segbalance.core.ranks import Rank, torchrun_rank
 from segbalance.db import models as m
-from segbalance.db.base import utcnow
 
 Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
@@ -48,53 +43,6 @@ class GenerateResult:
     failed: list[tuple[int, str]] = field(default_factory=list)  # (recipe index, why)
     pairs_dir: Path | None = None
     resumed: bool = False
-
-
-def pair_stem(job_id: int, index: int) -> str:
-    """Cityscapes-style stem: the job is the 'city', the recipe index the sequence number."""
-    return f"job{job_id}_{index:06d}_000019"
-
-
-# The lossless settings generate writes with (io.encode_png; these are OpenCV's, used without isal)
-PNG_PHOTO = PNG_PHOTO_CV2
-PNG_MAP = PNG_MAP_CV2
-
-
-def _encode_png(arr: np.ndarray, path: Path, rgb: bool = False) -> bytes:
-    try:
-        return encode_png(arr, photo=rgb)
-    except ValueError as exc:
-        raise DataError(f"cannot encode PNG ({exc})", path) from None
-
-
-def _write_pair(files: list[tuple[Path, bytes]], durable: bool = True) -> None:
-    """Write every file of a pair atomically; on any failure remove the ones already written.
-
-    durable=False leaves the fsync to _commit_pairs (one syncfs per batch before its rows commit).
-    """
-    from segbalance.core.io import atomic_write_bytes
-
-    written: list[Path] = []
-    try:
-        for path, data in files:
-            atomic_write_bytes(path, data, durable=durable)
-            written.append(path)
-    except OSError as exc:
-        for p in written:
-            p.unlink(missing_ok=True)
-        if exc.errno == errno.ENOSPC:
-            raise SegbalanceError("disk full: the partial pair was removed; free space and re-run the same "
-                                  "command to resume", exc.filename or files[0][0].parent) from None
-        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-            raise SegbalanceError(f"cannot write pairs ({exc.strerror})", exc.filename or files[0][0].parent) \
-                from None
-        raise
-
-
-def _sha(data: bytes) -> str:
-    from segbalance.core.io import bytes_sha256
-
-    return bytes_sha256(data)
 
 
 def generate_key(plan, fingerprint: str, renderer: str, checkpoint_sha: str | None, blend: str,
@@ -193,21 +141,40 @@ def run_generate(workspace, dataset, plan, renderer: str = "copypaste", *, check
     runs this with the same arguments: they share one job and split its recipes (see Rank.owns); rank 0
     owns the job row and returns the totals.
     """
+    req = GenerateRequest(workspace, dataset, plan, renderer, checkpoint=checkpoint, device=device, blend=blend,
+                          min_quality=min_quality, seed=seed, batch_size=batch_size, plan_source=plan_source,
+                          seg_checkpoint=seg_checkpoint, amp=amp)
     # a process group over gloo, which coordinates CPU and GPU ranks alike
     shard = torchrun_rank("gloo")
     try:
-        return _run_generate(workspace, dataset, plan, renderer, checkpoint, rank_device(device, shard), blend,
-                             min_quality, seed, batch_size, plan_source, seg_checkpoint, progress, cancel, log,
-                             shard, amp)
+        return _run_generate(replace(req, device=rank_device(device, shard)), shard, progress, cancel, log)
     except OperationalError as exc:  # a DB step outside the job loop (registering the dataset, the bank)
         raise db_error(exc) from None
     finally:
         shard.close()
 
 
-def _run_generate(workspace, dataset, plan, renderer, checkpoint, device, blend, min_quality, seed, batch_size,
-                  plan_source, seg_checkpoint, progress, cancel, log, shard: Rank, amp: str = "auto"
-                  ) -> GenerateResult:
+@dataclass(frozen=True)
+class GenerateRequest:
+    """What a generate job is asked to do: the inputs its key is made of, and how to run it here."""
+
+    workspace: object  # a Workspace or its folder
+    dataset: object  # a Dataset or its folder
+    plan: object  # a Plan or its file
+    renderer: str = "copypaste"
+    checkpoint: str | None = None  # the generator's, for a GAN renderer
+    device: str = "auto"
+    blend: str = "feather"
+    min_quality: float | None = None  # the quality gate's threshold; None: no gate
+    seed: int | None = None
+    batch_size: int | None = None
+    plan_source: str | Path = "plan"  # how errors name the plan when it is given as an object
+    seg_checkpoint: str | None = None  # the gate's segmentation model (the newest finished run if None)
+    amp: str = "auto"
+
+
+def _run_generate(req: GenerateRequest, shard: Rank, progress: Progress | None, cancel: CancelCheck | None,
+                  log: LogFn | None) -> GenerateResult:
     from segbalance.core.datasets import Dataset, open_dataset
     from segbalance.core.planning.balance import Plan
     from segbalance.core.recombine import build_layer_bank
@@ -215,6 +182,9 @@ def _run_generate(workspace, dataset, plan, renderer, checkpoint, device, blend,
     from segbalance.core.render.registry import load_renderer
     from segbalance.core.workspace import Workspace
 
+    workspace, dataset, plan, plan_source = req.workspace, req.dataset, req.plan, req.plan_source
+    renderer, checkpoint, device, blend, amp = req.renderer, req.checkpoint, req.device, req.blend, req.amp
+    min_quality, seed, batch_size, seg_checkpoint = req.min_quality, req.seed, req.batch_size, req.seg_checkpoint
     own_ws = not hasattr(workspace, "session")
     if not shard.master:
         shard.barrier()  # rank 0 creates (or migrates) the workspace; two creators would race on the schema
@@ -333,7 +303,7 @@ def _generate(ws, ds, plan, bank, rend, scorer, ctx: JobContext, job_id: int, re
     names = {c.id: c.name for c in ds.label_set.classes if 0 <= c.id <= 255}
     delay = float(os.environ.get("SEGBALANCE_JOB_DELAY", "0") or 0)  # testing aid: slow each pair down
     done0 = len(good)
-    writer = _PairWriter(partial(_commit_pairs, ws))
+    writer = PairWriter(partial(commit_pairs, ws))
     last_count, shown = 0.0, done0
     try:
         pos = 0
@@ -375,7 +345,7 @@ def _generate(ws, ds, plan, bank, rend, scorer, ctx: JobContext, job_id: int, re
                 if delay:
                     time.sleep(delay)
                 status = "rejected" if quality is not None and quality < min_quality else "pending"
-                writer.put(partial(_store_pair, ws, job_id, i, plan.recipes[i], item, img, pairs_dir, pairs_rel, rend,
+                writer.put(partial(store_pair, ws, job_id, i, plan.recipes[i], item, img, pairs_dir, pairs_rel, rend,
                                    seed, quality, status, names, rows.get(i)), status == "rejected")
                 if shard.enabled and shard.master:
                     now = time.monotonic()
@@ -420,123 +390,7 @@ def _generate(ws, ds, plan, bank, rend, scorer, ctx: JobContext, job_id: int, re
     return res
 
 
-class _PairWriter:
-    """Encodes and writes pairs on worker threads and commits their rows in batches, overlapping rendering.
-
-    Workers only encode and write files (cv2 releases the GIL); one committer thread flushes the files of
-    whatever pairs are complete (one syncfs) and inserts their rows in one transaction per BATCH pairs or
-    GATHER_S seconds, whichever comes first, so the fsyncs, the ORM's Python work and the DB's fsync are paid
-    per batch, not per pair, and contend less with the rendering thread for the GIL. A row is still committed
-    only after its files are on disk. The first error stops further writes and is raised in the caller's thread
-    at its next put() or at close(). A killed process loses only pairs without a row (their files are orphans
-    removed on resume).
-    """
-
-    BATCH = 16
-    # gather a batch of rows per transaction: committing at each pair's notify held the GIL per pair for
-    # longer than the batch does (figures: docs/benchmarks.md, "generate's writer")
-    GATHER_S = 0.25
-
-    @staticmethod
-    def default_threads() -> int:
-        """One core is the renderer's: writers beyond the other cores only take CPU from it. On 2 cores one
-        writer beat four in a sweep of run_generate on bench_generate's data (docs/benchmarks.md)."""
-        try:
-            cores = len(os.sched_getaffinity(0))
-        except AttributeError:  # not on Linux
-            cores = os.cpu_count() or 1
-        return max(1, min(4, cores - 1))
-
-    def __init__(self, commit: Callable[[list], None] | None = None, threads: int | None = None,
-                 depth: int = 8) -> None:
-        threads = threads or self.default_threads()
-        self._q: queue.Queue = queue.Queue(maxsize=depth)
-        self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
-        self._pending: list[tuple[object, bool]] = []
-        self._closing = False
-        self._commit = commit
-        self.error: BaseException | None = None
-        self.committed = 0
-        self.rejected = 0
-        self._threads = [threading.Thread(target=self._run, name=f"pair-writer-{k}", daemon=True)
-                         for k in range(threads)]
-        self._committer = threading.Thread(target=self._commit_loop, name="pair-committer", daemon=True)
-        for t in self._threads:
-            t.start()
-        self._committer.start()
-
-    def _fail(self, exc: BaseException) -> None:
-        with self._lock:
-            if self.error is None:
-                self.error = exc
-
-    def _run(self) -> None:
-        while True:
-            item = self._q.get()
-            if item is None:
-                return
-            task, rejected = item
-            if self.error is not None:
-                continue
-            try:
-                record = task()
-            except BaseException as exc:  # handed to the caller's thread
-                self._fail(exc)
-                continue
-            with self._cond:
-                self._pending.append((record, rejected))
-                self._cond.notify()
-
-    def _commit_loop(self) -> None:
-        while True:
-            with self._cond:
-                while not self._pending and not self._closing:
-                    self._cond.wait(0.2)
-                if not self._pending and self._closing:
-                    return
-                # let more pairs complete: every pair notifies, so wait out the deadline, not the first notify
-                deadline = time.monotonic() + self.GATHER_S
-                while len(self._pending) < self.BATCH and not self._closing:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    self._cond.wait(left)
-                batch, self._pending = self._pending, []
-            try:
-                if self._commit is not None:
-                    self._commit([r for r, _ in batch])
-                with self._lock:
-                    self.committed += len(batch)
-                    self.rejected += sum(rej for _, rej in batch)
-            except BaseException as exc:
-                self._fail(exc)
-
-    def _raise(self) -> None:
-        with self._lock:
-            err, self.error = self.error, None
-        if err is not None:
-            raise err
-
-    def put(self, task: Callable[[], object], rejected: bool = False) -> None:
-        self._raise()
-        self._q.put((task, rejected))
-
-    def close(self) -> None:
-        alive = [t for t in self._threads if t.is_alive()]
-        for _ in alive:
-            self._q.put(None)
-        for t in alive:
-            t.join()
-        with self._cond:
-            self._closing = True
-            self._cond.notify_all()
-        if self._committer.is_alive():
-            self._committer.join()
-        self._raise()
-
-
-def _settle(writer: _PairWriter, res: GenerateResult, done0: int, quiet: bool = False) -> None:
+def _settle(writer: PairWriter, res: GenerateResult, done0: int, quiet: bool = False) -> None:
     """Let queued pairs finish (they are complete) and count them; a writer error is raised unless quiet."""
     try:
         writer.close()
@@ -549,77 +403,3 @@ def _settle(writer: _PairWriter, res: GenerateResult, done0: int, quiet: bool = 
         res.rejected = writer.rejected
 
 
-def _store_pair(ws, job_id: int, i: int, recipe, item, img: np.ndarray, pairs_dir: Path, pairs_rel: Path, rend,
-                seed, quality, status: str, names: dict[int, str], old) -> _Written:
-    """Encode and write one pair's files; the row is committed by the writer's committer (_commit_pairs)."""
-    from segbalance.core.recombine.write import instance_png
-
-    stem = pair_stem(job_id, i)
-    img_p, lab_p, inst_p = (pairs_dir / (stem + sfx) for sfx in (IMAGE_SUFFIX, LABEL_SUFFIX, INSTANCE_SUFFIX))
-    if img.shape[:2] != item.label.shape:
-        raise DataError(f"renderer returned {img.shape[1]}x{img.shape[0]} for a "
-                        f"{item.label.shape[1]}x{item.label.shape[0]} map")
-    blobs = [(img_p, _encode_png(img, img_p, rgb=True)), (lab_p, _encode_png(item.label, lab_p)),
-             (inst_p, _encode_png(instance_png(item.instance), inst_p))]
-    # a new pair's files are flushed with its batch (no row claims them before); one that replaces a committed
-    # row's files is flushed at once, since that row already points at them
-    _write_pair(blobs, durable=old is not None)
-    counts = pixel_counts(item.label)  # cv2.calcHist: releases the GIL, which np.bincount holds
-    values = dict(
-        recipe=recipe.to_dict(), strategy=recipe.strategy, source_samples=recipe.sources(),
-        classes_added=[names.get(c, str(c)) for c in recipe.classes_added()],
-        image_path=str(pairs_rel / img_p.name), label_path=str(pairs_rel / lab_p.name),
-        instance_path=str(pairs_rel / inst_p.name),
-        image_sha256=_sha(blobs[0][1]), label_sha256=_sha(blobs[1][1]), instance_sha256=_sha(blobs[2][1]),
-        renderer=rend.name, checkpoint_sha256=rend.checkpoint_sha256,
-        seed=int(seed) if seed is not None else int(recipe.seed),
-        pixel_counts={names.get(int(k), str(int(k))): int(counts[k]) for k in np.flatnonzero(counts)},
-        quality=quality, status=status, created_at=utcnow())
-
-    return _Written(job_id, i, values, old.id if old is not None else None, [p for p, _ in blobs])
-
-
-@dataclass
-class _Written:
-    """A pair whose files are on disk and whose row is not committed yet."""
-
-    job_id: int
-    index: int
-    values: dict
-    old_id: int | None
-    files: list[Path]
-
-
-def _commit_pairs(ws, written: list[_Written]) -> None:
-    """Insert (or, for a redone recipe, update) the rows of pairs whose files exist, in one transaction.
-
-    The files are flushed first, with one syncfs for the batch instead of three fsyncs per pair: a row is
-    committed only once its files would survive a power cut.
-    """
-    from segbalance.core.io import sync_filesystem
-
-    def go() -> None:
-        with ws.session() as s, s.begin():
-            new = []
-            for w in written:
-                row = s.get(m.GeneratedPair, w.old_id) if w.old_id is not None else None
-                if row is None:
-                    new.append(dict(job_id=w.job_id, recipe_index=w.index, **w.values))
-                else:
-                    for k, v in w.values.items():
-                        setattr(row, k, v)
-            if new:  # one executemany: ORM objects cost GIL-held Python per pair (docs/benchmarks.md)
-                s.execute(insert(m.GeneratedPair), new)
-    try:
-        if written:
-            try:
-                sync_filesystem(written[0].files[0].parent, [f for w in written for f in w.files])
-            except OSError as exc:  # EIO from writeback: these pairs' files may be damaged, so they get no row
-                raise SegbalanceError(f"cannot flush pairs to disk ({exc.strerror}); re-run the same command to "
-                                      "resume", written[0].files[0].parent) from None
-        _db_call(go)
-    except BaseException:
-        for w in written:  # no row, no files: those pairs are redone on resume
-            for p in w.files:
-                p.unlink(missing_ok=True)
-        raise
