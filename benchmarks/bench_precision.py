@@ -10,7 +10,7 @@ The reference models are not part of segbalance: pass local checkouts (they are 
 copied). A row whose checkout is missing is skipped with a message.
 
     python benchmarks/bench_precision.py [--semseg DIR] [--pix2pixhd DIR] [--reps 3] [--models psp18,psp50,g512]
-                                         [--no-compile] [--threads 2]
+                                         [--no-compile] [--threads 2] [--precisions fp32,bf16]
 """
 
 from __future__ import annotations
@@ -81,13 +81,27 @@ def interleaved(arms: dict[str, Step], reps: int) -> dict[str, list[float]]:
     return times
 
 
+def paired_ratio(base: list[float], arm: list[float], n_boot: int = 4000) -> tuple[float, float, float]:
+    """Geometric mean over rounds of base / arm, with a 95% bootstrap interval over the rounds: each round times
+    every arm back to back, so pairing by round cancels most of a busy machine's drift."""
+    r = np.log(np.asarray(base) / np.asarray(arm))
+    rng = np.random.default_rng(0)
+    boot = r[rng.integers(0, len(r), (n_boot, len(r)))].mean(1)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return float(np.exp(r.mean())), float(np.exp(lo)), float(np.exp(hi))
+
+
 def report(title: str, times: dict[str, list[float]], base: str) -> None:
     med = {k: float(np.median(v)) for k, v in times.items()}
     print(f"  {title}  (medians of {len(next(iter(times.values())))} interleaved reps; ratio = {base} / arm, "
-          f">1 is faster)")
+          f">1 is faster; paired = geometric mean of the per-round ratios [95% bootstrap over rounds])")
     for k, v in med.items():
         spread = f"[{min(times[k]):.3f}..{max(times[k]):.3f}]"
-        print(f"    {k:<30} {v:8.3f} s  {spread:<20} x{med[base] / v:5.2f}")
+        paired = ""
+        if k != base and len(times[k]) > 1:
+            g, lo, hi = paired_ratio(times[base], times[k])
+            paired = f"  paired x{g:5.2f} [{lo:.2f}, {hi:.2f}]"
+        print(f"    {k:<30} {v:8.3f} s  {spread:<20} x{med[base] / v:5.2f}{paired}")
     print(flush=True)
 
 
@@ -142,7 +156,7 @@ def semseg_step(root: Path, x: torch.Tensor, y: torch.Tensor) -> Step | None:
 
 
 def bench_pspnet(backbone: str, batch: int, hw: tuple[int, int], reps: int, compile_: bool,
-                 semseg: Path | None) -> None:
+                 semseg: Path | None, precisions: tuple[str, ...] = ("fp32", "bf16")) -> None:
     torch.manual_seed(0)
     x = torch.randn(batch, 3, *hw)
     y = torch.randint(0, 19, (batch, *hw))
@@ -156,9 +170,10 @@ def bench_pspnet(backbone: str, batch: int, hw: tuple[int, int], reps: int, comp
             print(f"  (no hszhao/semseg checkout at {semseg}: reference row skipped)")
     arms["fp32"] = our_step(backbone, "off", False, x, y)
     arms["fp32 channels-last"] = our_step(backbone, "off", True, x, y)
-    arms["bf16"] = our_step(backbone, "bf16", False, x, y)
-    arms["bf16 channels-last"] = our_step(backbone, "bf16", True, x, y)
-    if compile_:
+    if "bf16" in precisions:
+        arms["bf16"] = our_step(backbone, "bf16", False, x, y)
+        arms["bf16 channels-last"] = our_step(backbone, "bf16", True, x, y)
+    if compile_ and "bf16" in precisions:
         arms["bf16 channels-last compiled"] = our_step(backbone, "bf16", True, x, y, compiled=True)
     print(f"{label}:")
     report(label, interleaved(arms, reps), "semseg fp32 (reference)" if "semseg fp32 (reference)" in arms else "fp32")
@@ -232,6 +247,8 @@ def main() -> None:
     ap.add_argument("--models", default="psp18,psp50,g512", help="comma list of psp18, psp50, g512")
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile arms (slow warm-up)")
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument("--precisions", default="fp32,bf16",
+                    help="PSPNet arms to time: fp32,bf16 or fp32 (more rounds for the fp32 comparison)")
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                     help="wall seconds, or process CPU seconds (with --threads 1: the work per step, the steadier "
                          "figure on a machine other processes share)")
@@ -246,10 +263,11 @@ def main() -> None:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if args.semseg is None and "psp50" in models:
         print("  (no --semseg DIR: the hszhao/semseg reference row is skipped)")
+    precisions = tuple(p.strip() for p in args.precisions.split(",") if p.strip())
     if "psp18" in models:
-        bench_pspnet("resnet18", 8, (96, 192), args.reps, not args.no_compile, None)
+        bench_pspnet("resnet18", 8, (96, 192), args.reps, not args.no_compile, None, precisions)
     if "psp50" in models:
-        bench_pspnet("resnet50", 2, (257, 513), args.reps, False, args.semseg)
+        bench_pspnet("resnet50", 2, (257, 513), args.reps, False, args.semseg, precisions)
     if "g512" in models:
         if args.pix2pixhd is None:
             print("  (no --pix2pixhd DIR: the official-G reference row is skipped)")
