@@ -90,6 +90,54 @@ def test_status_vocabulary_is_single_sourced():
         assert '"finished"' not in src and '"stopped"' not in src
 
 
+def test_one_way_to_end_a_run_lifetime_records_each_ending_once(tmp_path, capsys):
+    """#42 item 3: train-seg and train-gan open and end their rows through RunRecord.lifetime: as the body set
+    them, "cancelled" on Cancelled or Ctrl+C, "failed" with the error's line; a DB error while ending never hides
+    the run's own error."""
+    from segbalance.core.errors import Cancelled, SegbalanceError
+    from segbalance.core.runs.records import RunEnd, RunRecord
+
+    ended: list[tuple] = []
+
+    class Rec(RunRecord):
+        def open(self):
+            return self
+
+        def finish(self, status, result=None, message=None):
+            ended.append((status, result, message))
+
+    def rec():
+        r = Rec(None, "seg", tmp_path, name="x", config={}, total=1)
+        r.ws, r.run_id = object(), 1
+        return r
+
+    with rec().lifetime() as end:
+        end.status, end.result = "done", {"miou": 0.5}
+    with pytest.raises(Cancelled), rec().lifetime() as end:
+        end.message = "cancelled at iteration 3 of 9; checkpoint kept"
+        raise Cancelled()
+    with pytest.raises(KeyboardInterrupt), rec().lifetime():
+        raise KeyboardInterrupt()
+    with pytest.raises(SegbalanceError), rec().lifetime():
+        raise SegbalanceError("loss became nan at iteration 4")
+    with pytest.raises(ZeroDivisionError), rec().lifetime():
+        raise ZeroDivisionError("division by zero")
+    assert ended == [("done", {"miou": 0.5}, None),
+                     ("cancelled", None, "cancelled at iteration 3 of 9; checkpoint kept"),
+                     ("cancelled", None, "interrupted"),
+                     ("failed", None, "loss became nan at iteration 4"),
+                     ("failed", None, "ZeroDivisionError: division by zero")]
+
+    class Broken(Rec):
+        def finish(self, status, result=None, message=None):
+            raise OSError("database is locked")
+
+    broken = Broken(None, "seg", tmp_path, name="x", config={}, total=1)
+    with pytest.raises(SegbalanceError, match="the run's own error"), broken.lifetime(RunEnd()):
+        raise SegbalanceError("the run's own error")
+    assert "could not record the run's end: database is locked" in capsys.readouterr().err
+
+
 def test_gan_and_seg_runs_are_jobs_with_the_same_status_words(small_ds, tmp_path, capsys):
     from segbalance.core.jobs.job_rows import list_jobs, request_cancel
     from segbalance.core.render.gan_train import make_config, train_gan
