@@ -71,6 +71,9 @@ def test_live_render_appears_after_a_stroke_with_a_tiny_checkpoint(tiny_gan, tmp
 
     ed.set_class(ds.label_set.class_named("car").id)
     ed.size_spin.setValue(9)
+    ed.activateWindow()
+    ed.canvas.setFocus()  # a click that only gives the canvas focus paints nothing (#41): this one has it
+    qtbot.waitUntil(ed.canvas.hasFocus, timeout=5000)
     _click(ed.canvas, 4 * 20, 4 * 16)  # a dab at map pixel (20, 16)
     assert ed.edit.label[16, 20] == ds.label_set.class_named("car").id
     qtbot.waitUntil(lambda: pane.renders_done > first and pane.is_current(), timeout=30000)
