@@ -151,8 +151,10 @@ def resolve_amp(amp: str, device: torch.device) -> str:
 
 
 # Memory layout per concrete precision, for every network we train or run (benchmarks/bench_precision.py,
-# docs/benchmarks.md): under bf16/fp16 channels-last was faster for PSPNet-18/50 and the pix2pixHD generator on
-# both CPUs measured; fp32 stays contiguous, channels-last was slower there on an fp32-only CPU.
+# docs/benchmarks.md): under bf16 channels-last was faster for PSPNet-18/50 on both CPUs measured; the generator,
+# which always rendered bf16 channels-last, keeps it although it measured slower on the Sapphire Rapids (changing
+# it would change every bf16 render). fp16 (CUDA) is unmeasured. fp32 stays contiguous: channels-last was slower
+# there on an fp32-only CPU.
 CHANNELS_LAST = {"bf16": True, "fp16": True, "off": False}
 
 
