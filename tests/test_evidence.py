@@ -297,7 +297,7 @@ def test_a_stored_plan_for_another_budget_is_refused_not_reused(tmp_path):
 
 def test_a_rare_class_neither_arm_learns_is_said_so_not_called_within_noise():
     """0 against 0 in every run is no evidence that an arm does nothing for a class: the table says what happened."""
-    from segbalance.core.experiments.report import head_to_head, markdown_table, summarize
+    from segbalance.core.experiments.report import head_to_head, head_to_head_table, markdown_table, summarize
 
     def run(miou, wall, car):
         return {"miou": miou, "per_class": {"road": 0.9, "wall": wall, "car": car}}
@@ -315,3 +315,4 @@ def test_a_rare_class_neither_arm_learns_is_said_so_not_called_within_noise():
     assert "neither" not in car_row
     cmp = head_to_head(results, ["road", "wall", "car"], None)
     assert cmp[0]["class_evidence"]["wall"]["neither_learns"] is True
+    assert "[test images]" in head_to_head_table(cmp, ["wall", "car"], "test")  # the split the table is on

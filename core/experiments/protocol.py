@@ -597,7 +597,8 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, *, say: Say = print, 
         rows = summarize(results, names, counts, resolv, extras, n_boot=cfg.n_boot)
         rare = [c for c in ctx.cache["rare"] if c in names]
         comparisons = head_to_head(results, names, counts, resolv, n_boot=cfg.n_boot)
-        table = markdown_table(rows, rare, resolv, cfg.eval_split) + head_to_head_table(comparisons, rare)
+        table = (markdown_table(rows, rare, resolv, cfg.eval_split)
+                 + head_to_head_table(comparisons, rare, cfg.eval_split))
         elapsed = time.time() - t0
         where = "the built-in sample dataset" if not cfg.dataset else str(Path(cfg.dataset).resolve())
         if cfg.resize:

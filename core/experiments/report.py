@@ -132,12 +132,12 @@ def head_to_head(results: dict[str, list[dict]], class_names: list[str], counts:
     return out
 
 
-def head_to_head_table(comparisons: list[dict], rare: list[str]) -> str:
+def head_to_head_table(comparisons: list[dict], rare: list[str], split: str = "val") -> str:
     """Markdown: each head-to-head comparison's Δ mIoU and rare-class Δ IoU with intervals and words."""
     if not comparisons:
         return ""
     resolved = [c for c in rare if not comparisons[0]["class_evidence"][c].get("unresolved")]
-    head = ["arm − reference", "what differs", "Δ mIoU [seeds] [val images]"] + [f"{c} Δ IoU" for c in resolved]
+    head = ["arm − reference", "what differs", f"Δ mIoU [seeds] [{split} images]"] + [f"{c} Δ IoU" for c in resolved]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for cmp in comparisons:
         def cell(ev: dict, nd: int) -> str:
