@@ -185,6 +185,22 @@ def test_sigkill_then_resume_gives_exactly_the_plan(setup):
     _check_rows(ws, res.job_id, 6)
 
 
+def test_a_finished_job_run_again_is_left_as_it_was(setup):
+    """The experiment re-runs every generate on resume: a finished job keeps its finish time and log."""
+    root, ws, plan = setup
+    res = run_generate(ws, root, plan, "copypaste")
+    with Workspace(ws) as w, w.session() as s:
+        before = s.get(m.Job, res.job_id)
+        finished, n_log = before.finished_at, len(job_info(w, res.job_id)["log"])
+    again = run_generate(ws, root, plan, "copypaste")
+    assert (again.job_id, again.resumed, again.done, again.new) == (res.job_id, True, 6, 0)
+    with Workspace(ws) as w, w.session() as s:
+        job = s.get(m.Job, res.job_id)
+        assert (job.status, job.finished_at) == ("done", finished)
+        assert len(job_info(w, res.job_id)["log"]) == n_log
+    _check_rows(ws, res.job_id, 6)
+
+
 def test_orphans_removed_and_lost_files_redone(setup):
     root, ws, plan = setup
     res = run_generate(ws, root, plan, "copypaste")

@@ -120,6 +120,11 @@ def rank_device(device: str, shard: Rank) -> str:
     return "cpu" if device == "auto" else device
 
 
+def _job_status(ws, job_id: int) -> str | None:
+    with ws.session() as s:
+        return s.scalar(select(m.Job.status).where(m.Job.id == job_id))
+
+
 def _good_count(ws, job_id: int) -> int:
     from sqlalchemy import func
 
@@ -290,6 +295,9 @@ def _generate(ws, ds, plan, bank, rend, scorer, ctx: JobContext, job_id: int, re
     if not shard.master:
         rows = _rows(ws, job_id)
     good = {i for i, r in rows.items() if r.status != "failed"}
+    if resumed and len(good) == n and _job_status(ws, job_id) == "done":
+        # nothing to do: the finished job's row (finish time, log) keeps saying when its pairs were made
+        return GenerateResult(job_id, n, n, 0, pairs_dir=pairs_dir, resumed=True)
     todo = [i for i in range(n) if i not in good and shard.owns(i, rend.batch_size)]
     ctx.start(n, len(good))
     if shard.enabled:
