@@ -512,6 +512,39 @@ def test_recombine_stopped_midway_leaves_nothing_behind(base: Path, tmp_path: Pa
         assert list((tmp_path / "mine").iterdir()) == []
 
 
+def test_recombine_stopped_right_after_a_rename_or_before_it_leaves_nothing(base: Path, tmp_path: Path,
+                                                                          monkeypatch) -> None:
+    """A signal can land between a map's atomic rename and the bookkeeping after it, or between the temp file's
+    creation and its own clean-up: neither the map nor the temp file may outlive the stop."""
+    import segbalance.core.recombine.write as write
+    from segbalance.core.datasets import open_dataset
+    from segbalance.core.planning.balance import Plan
+    from segbalance.core.processes import temp_prefix
+    from segbalance.core.recombine import build_layer_bank
+    from segbalance.core.workspace import Workspace
+
+    plan = Plan.load(base / "plan.json")
+    ds = open_dataset(base / "ds")
+    real = write.write_png
+
+    def after_rename(path, arr, **kw):
+        real(path, arr, **kw)
+        if len(list(path.parent.glob("*.png"))) == 3:
+            raise KeyboardInterrupt  # the map is in place, the writer has not returned
+
+    def before_cleanup(path, arr, **kw):
+        (path.parent / (temp_prefix(path) + "x.tmp")).write_bytes(b"half")  # a temp its writer never removed
+        raise KeyboardInterrupt
+
+    with Workspace(base / "ws") as ws:
+        bank = build_layer_bank(ds, ws, split=plan.split)
+        for fake, out in ((after_rename, tmp_path / "a"), (before_cleanup, tmp_path / "b")):
+            monkeypatch.setattr(write, "write_png", fake)
+            with pytest.raises(KeyboardInterrupt):
+                write.recombine_recipes(plan.recipes, ds, bank, out)
+            assert not out.exists(), sorted(p.name for p in out.iterdir())
+
+
 def test_debug_is_accepted_after_the_subcommand(base: Path, tmp_path: Path) -> None:
     from segbalance.core.errors import WorkspaceError
 

@@ -12,6 +12,7 @@ from segbalance.core.datasets import Dataset
 from segbalance.core.datasets.cityscapes import INSTANCE_SUFFIX, LABEL_SUFFIX
 from segbalance.core.errors import Cancelled, DataError
 from segbalance.core.io import write_png
+from segbalance.core.processes import temp_prefix
 from segbalance.core.recombine.compose import MAX_LAYER_SCALE, MissingSourceError, Recipe, _checked_row, apply_recipe
 from segbalance.core.recombine.layers import LayerBank
 
@@ -79,8 +80,8 @@ def recombine_recipes(recipes: list[Recipe], ds: Dataset, bank: LayerBank, out: 
                 stem = map_stem(i, prefix)
                 for path, arr in ((out / (stem + LABEL_SUFFIX), label), (out / (stem + INSTANCE_SUFFIX),
                                                                          instance_png(inst))):
+                    written.append(path)  # before the write: a signal may land between its rename and our next line
                     write_png(path, arr)
-                    written.append(path)
                 res.written.append(i)
             if progress:
                 progress(i + 1, n)
@@ -88,6 +89,8 @@ def recombine_recipes(recipes: list[Recipe], ds: Dataset, bank: LayerBank, out: 
         # a run that stops early leaves nothing behind: not its maps, not the folder it made
         for path in written:
             path.unlink(missing_ok=True)
+            for tmp in path.parent.glob(temp_prefix(path) + "*.tmp"):  # ours, if the signal beat its own clean-up
+                tmp.unlink(missing_ok=True)
         _remove_if_empty(out, created)
         raise
     if not res.written:
