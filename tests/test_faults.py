@@ -543,6 +543,13 @@ def test_recombine_stopped_right_after_a_rename_or_before_it_leaves_nothing(base
             with pytest.raises(KeyboardInterrupt):
                 write.recombine_recipes(plan.recipes, ds, bank, out)
             assert not out.exists(), sorted(p.name for p in out.iterdir())
+        # an earlier run's map that this run had not yet replaced is not this run's to remove
+        kept = tmp_path / "c" / (write.map_stem(0) + write.LABEL_SUFFIX)
+        kept.parent.mkdir()
+        kept.write_bytes(b"an earlier run's map")
+        with pytest.raises(KeyboardInterrupt):
+            write.recombine_recipes(plan.recipes, ds, bank, kept.parent)
+        assert sorted(p.name for p in kept.parent.iterdir()) == [kept.name]
 
 
 def test_debug_is_accepted_after_the_subcommand(base: Path, tmp_path: Path) -> None:

@@ -67,6 +67,7 @@ def recombine_recipes(recipes: list[Recipe], ds: Dataset, bank: LayerBank, out: 
     out.mkdir(parents=True, exist_ok=True)
     res = RecombineResult()
     written: list[Path] = []
+    inflight: Path | None = None
     n = len(recipes)
     try:
         for i, r in enumerate(recipes):
@@ -80,8 +81,13 @@ def recombine_recipes(recipes: list[Recipe], ds: Dataset, bank: LayerBank, out: 
                 stem = map_stem(i, prefix)
                 for path, arr in ((out / (stem + LABEL_SUFFIX), label), (out / (stem + INSTANCE_SUFFIX),
                                                                          instance_png(inst))):
-                    written.append(path)  # before the write: a signal may land between its rename and our next line
+                    inflight = path
+                    fresh = not path.exists()  # a map already there (an earlier run's) is only ours once replaced
+                    if fresh:
+                        written.append(path)  # before the write: a signal may land between its rename and the next line
                     write_png(path, arr)
+                    if not fresh:
+                        written.append(path)
                 res.written.append(i)
             if progress:
                 progress(i + 1, n)
@@ -89,7 +95,8 @@ def recombine_recipes(recipes: list[Recipe], ds: Dataset, bank: LayerBank, out: 
         # a run that stops early leaves nothing behind: not its maps, not the folder it made
         for path in written:
             path.unlink(missing_ok=True)
-            for tmp in path.parent.glob(temp_prefix(path) + "*.tmp"):  # ours, if the signal beat its own clean-up
+        if inflight is not None:  # its temp file is ours (our pid in the name), if the signal beat its clean-up
+            for tmp in inflight.parent.glob(temp_prefix(inflight) + "*.tmp"):
                 tmp.unlink(missing_ok=True)
         _remove_if_empty(out, created)
         raise
